@@ -1,0 +1,50 @@
+package batchenrich
+
+import "context"
+
+// Checkpoint is the durable progress of one run.
+type Checkpoint struct {
+	// RunKey names the run (the seed job's execution_id).
+	RunKey string
+	// Batch is the number of the last committed batch; 0 if none.
+	Batch int
+	// Cursor is the Source position after that batch.
+	Cursor Cursor
+	// Done is set once the run has finished: the Source was exhausted or
+	// the batch cap reached. A run whose checkpoint is Done does nothing.
+	Done bool
+}
+
+// CheckpointStore keeps checkpoints.
+//
+// Load returns the checkpoint saved under runKey, or a zero Checkpoint
+// (Batch 0) with that RunKey if there is none. Save replaces it.
+type CheckpointStore interface {
+	Load(ctx context.Context, runKey string) (Checkpoint, error)
+	Save(ctx context.Context, cp Checkpoint) error
+}
+
+// CheckpointSink is an optional ability of a Sink: writing a batch and
+// saving its checkpoint in the same transaction, so that a crash at any
+// instant leaves both or neither.
+//
+// WriteCheckpointed returns an error wrapping ErrCheckpointUnsupported,
+// having written nothing, when it cannot share a transaction with store
+// (another kind of store, or another database); the Runner then calls Write
+// and store.Save one after the other.
+type CheckpointSink[T, R any] interface {
+	Sink[T, R]
+	WriteCheckpointed(ctx context.Context, b Batch[T, R], store CheckpointStore, cp Checkpoint) error
+}
+
+// Locker is an optional ability of a CheckpointStore: making sure that one
+// runner at a time works on a run key, across processes and machines.
+//
+// TryLock takes the lock on key if it is free and returns ok=true with a
+// function that releases it. If another holder has it, TryLock returns
+// ok=false and a nil error at once. A lock must be freed by the store when
+// its holder dies (a PostgreSQL session advisory lock, a lease that
+// expires), so that another runner can take over.
+type Locker interface {
+	TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error)
+}

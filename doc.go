@@ -1,0 +1,66 @@
+// Package batchenrich runs bounded, ordered, batched enrichment: it reads a
+// Source in fixed-size batches, enriches every item of a batch concurrently
+// (typically one HTTP call per item), and writes each batch to a Sink with
+// its batch number — batch after batch, in strict order, up to a cap.
+//
+// # Composition
+//
+// A Runner composes three small interfaces, each with a Func adapter:
+//
+//   - Source[T] reads the items of one window after a Cursor. Because the
+//     next window is asked for with the previous window's Cursor, a Source
+//     can page by key instead of OFFSET.
+//   - Enricher[T, R] turns one item into one result, or an error.
+//   - Sink[T, R] writes one Batch: its number and a Result per item, in
+//     Source order.
+//
+// Package sqlbatch provides a Source, Sink and CheckpointStore for
+// PostgreSQL and SQLite; package httpenrich an Enricher making one retried
+// HTTP call per item; package batchenrichtest fakes for unit tests.
+//
+// # Guarantees
+//
+// Batch numbers start at 1. Batch n+1 is enriched only after the Sink has
+// returned from writing batch n; the Source may be read one window ahead
+// (see Options.NoPrefetch). Within a batch at most Options.Concurrency
+// enrichments are in flight, and results reach the Sink in Source order
+// whatever order they finish in. A run ends after a short or empty window,
+// or after Options.MaxBatches batches, so it handles
+// min(available, BatchSize × MaxBatches) items.
+//
+// Run returns only after every goroutine it started has exited. When its
+// context ends, no new enrichment starts, in-flight ones see the cancelled
+// context, the current batch is not written, and Run returns the context's
+// error (wrapped; test it with errors.Is).
+//
+// # Failures
+//
+// A failed item is data, not a crash: by default (RecordFailures) it reaches
+// the Sink as a Result whose Err is an *ItemError naming its batch, index
+// and key, so the Sink can store it as an invalid row. FailBatch instead
+// stops the run at the first failed item, and Options.MaxBatchFailures stops
+// it when one batch has too many; in both cases that batch is not written.
+// A Source or Sink error stops the run with a *BatchError naming the batch
+// and stage. A panic in user code becomes a *PanicError inside an
+// *ItemError (Enricher) or *BatchError (Source, Sink). Transient and
+// Permanent classify errors; Classify reads the class back.
+//
+// # Durable runs
+//
+// With Options.Checkpoints and Options.RunKey, the Runner records after
+// each batch the batch number and the Source cursor. Run again with the same
+// key and it resumes after the last committed batch: committed batches are
+// neither read nor enriched again, and numbering continues. When the Sink
+// is a CheckpointSink sharing a transaction with the store, a batch and its
+// checkpoint commit together, so a crash at any instant leaves both or
+// neither; otherwise a crash between the two rewrites one batch
+// (at-least-once), which an idempotent Sink absorbs. When the store is a
+// Locker, one runner at a time works on a key; Options.LockWait chooses
+// between waiting for it and failing with ErrRunLocked.
+//
+// # Observing a run
+//
+// Run returns a Report with per-batch and total counts and durations.
+// Options.Events receives progress events without ever blocking the run,
+// and Options.Logger receives log records; both are off by default.
+package batchenrich

@@ -1,0 +1,163 @@
+package batchenrich
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults used for zero-valued Options fields.
+const (
+	// DefaultBatchSize is the number of items per batch.
+	DefaultBatchSize = 100
+	// DefaultConcurrency is the number of enrichments in flight at most.
+	DefaultConcurrency = 25
+	// DefaultLockRetryInterval is how often a waiting runner retries a
+	// lock held by another runner (Options.LockWait).
+	DefaultLockRetryInterval = 500 * time.Millisecond
+)
+
+// Upper bounds that Options are checked against.
+const (
+	// MaxBatchSize bounds Options.BatchSize.
+	MaxBatchSize = 1 << 20
+	// MaxConcurrency bounds Options.Concurrency.
+	MaxConcurrency = 1 << 16
+)
+
+// FailurePolicy says what a failed item does to its batch.
+type FailurePolicy int
+
+const (
+	// RecordFailures, the default, hands failed items to the Sink as
+	// Results with Err set, and counts them. Options.MaxBatchFailures can
+	// still stop the run when one batch has too many.
+	RecordFailures FailurePolicy = iota
+
+	// FailBatch stops the run at the first failed item: the remaining
+	// enrichments of the batch are cancelled, the batch is not written,
+	// and Run returns a *BatchError wrapping ErrTooManyFailures and the
+	// *ItemError.
+	FailBatch
+)
+
+func (p FailurePolicy) String() string {
+	switch p {
+	case RecordFailures:
+		return "RecordFailures"
+	case FailBatch:
+		return "FailBatch"
+	default:
+		return "FailurePolicy(invalid)"
+	}
+}
+
+// Options configure a Runner. The zero value is valid and means the
+// defaults; New validates every field and reports the first bad one as an
+// *OptionError.
+type Options struct {
+	// BatchSize is the number of items per batch (one Source window).
+	// Zero means DefaultBatchSize.
+	BatchSize int
+
+	// MaxBatches caps the number of batches of a run: it stops after that
+	// many even if the Source has more, so a run handles at most
+	// BatchSize × MaxBatches items. Zero means no cap. A resumed run
+	// counts the batches its earlier attempts committed.
+	MaxBatches int
+
+	// Concurrency is the number of enrichments in flight at most, within
+	// a batch. Zero means DefaultConcurrency.
+	Concurrency int
+
+	// FailurePolicy says what a failed item does. The zero value is
+	// RecordFailures.
+	FailurePolicy FailurePolicy
+
+	// MaxBatchFailures, when positive, stops the run when one batch has
+	// more failed items than this: that batch is not written and Run
+	// returns a *BatchError wrapping ErrTooManyFailures. Zero means no
+	// limit. Only used with RecordFailures.
+	MaxBatchFailures int
+
+	// NoPrefetch disables reading window n+1 from the Source while batch n
+	// is being enriched. Prefetching never starts the next batch's
+	// enrichment early: batch n+1 is enriched only after the Sink has
+	// returned from writing batch n.
+	NoPrefetch bool
+
+	// Checkpoints, when set, makes runs durable: the Runner records the
+	// last committed batch and Source cursor under RunKey, and a run with
+	// a RunKey that has a checkpoint resumes after it. If the Sink is a
+	// CheckpointSink that can share a transaction with this store, each
+	// batch and its checkpoint commit together (exactly-once batches);
+	// otherwise the checkpoint is saved after the write (at-least-once:
+	// a crash in between rewrites that batch, which an idempotent Sink
+	// absorbs). If the store is also a Locker, Run holds its lock on
+	// RunKey for the whole run.
+	Checkpoints CheckpointStore
+
+	// RunKey names the run in the checkpoint store and lock. Required
+	// when Checkpoints is set.
+	RunKey string
+
+	// LockWait makes Run wait for a lock on RunKey held by another runner
+	// (then resume from its checkpoint, often finding the run done)
+	// instead of returning ErrRunLocked.
+	LockWait bool
+
+	// LockRetryInterval is how often a waiting Run retries the lock. Zero
+	// means DefaultLockRetryInterval.
+	LockRetryInterval time.Duration
+
+	// Logger receives the run's log records. Nil means silent.
+	Logger *slog.Logger
+
+	// Events, when set, receives progress events. Sends never block the
+	// run: an event that does not fit in the channel's buffer is dropped
+	// and counted in Report.EventsDropped. Give it a buffer.
+	Events chan<- Event
+}
+
+// withDefaults validates o and returns it with defaults filled in.
+func (o Options) withDefaults() (Options, error) {
+	bad := func(field, reason string) (Options, error) {
+		return o, &OptionError{Field: field, Reason: reason}
+	}
+	switch {
+	case o.BatchSize < 0:
+		return bad("BatchSize", "must not be negative")
+	case o.BatchSize > MaxBatchSize:
+		return bad("BatchSize", "must be at most MaxBatchSize")
+	case o.MaxBatches < 0:
+		return bad("MaxBatches", "must not be negative (0 means no cap)")
+	case o.Concurrency < 0:
+		return bad("Concurrency", "must not be negative")
+	case o.Concurrency > MaxConcurrency:
+		return bad("Concurrency", "must be at most MaxConcurrency")
+	case o.FailurePolicy != RecordFailures && o.FailurePolicy != FailBatch:
+		return bad("FailurePolicy", "unknown policy")
+	case o.MaxBatchFailures < 0:
+		return bad("MaxBatchFailures", "must not be negative (0 means no limit)")
+	case o.MaxBatchFailures > 0 && o.FailurePolicy != RecordFailures:
+		return bad("MaxBatchFailures", "only applies to RecordFailures")
+	case o.Checkpoints != nil && o.RunKey == "":
+		return bad("RunKey", "required when Checkpoints is set")
+	case o.Checkpoints == nil && o.RunKey != "":
+		return bad("RunKey", "set without Checkpoints")
+	case o.LockRetryInterval < 0:
+		return bad("LockRetryInterval", "must not be negative")
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.LockRetryInterval == 0 {
+		o.LockRetryInterval = DefaultLockRetryInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}

@@ -1,0 +1,95 @@
+package batchenrich
+
+import "time"
+
+// Report describes a run: what it did per batch and in total. Run returns it
+// even when it fails, covering the batches done until then.
+type Report struct {
+	// Batches has one entry per batch this run processed (written or
+	// failed), in order. Batches skipped on resume are not listed.
+	Batches []BatchReport
+
+	// BatchesRun counts batches written by this run.
+	BatchesRun int
+	// BatchesSkipped counts batches a resumed run found already committed.
+	BatchesSkipped int
+	// AlreadyDone is set when the run's checkpoint said it had finished,
+	// so Run did nothing.
+	AlreadyDone bool
+	// Atomic is set when batches and checkpoints were committed in one
+	// transaction (a CheckpointSink sharing the CheckpointStore).
+	Atomic bool
+
+	// Totals over Batches.
+	Read, Enriched, Failed, Written int
+
+	// EventsDropped counts progress events that did not fit in
+	// Options.Events.
+	EventsDropped int
+
+	Started  time.Time
+	Duration time.Duration
+}
+
+// BatchReport describes one batch.
+type BatchReport struct {
+	Number   int // batch number, from 1
+	Read     int // items read from the Source
+	Enriched int // items enriched without error
+	Failed   int // items whose enrichment failed
+	Written  int // items handed to a Sink write that succeeded
+
+	ReadDuration   time.Duration // time in Source.Read (0 if prefetched in the shadow of the previous batch)
+	EnrichDuration time.Duration // from the first enrichment started to the last finished
+	WriteDuration  time.Duration // time in the Sink (and checkpoint) write
+}
+
+func (r *Report) add(b BatchReport) {
+	r.Batches = append(r.Batches, b)
+	r.Read += b.Read
+	r.Enriched += b.Enriched
+	r.Failed += b.Failed
+	r.Written += b.Written
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The kinds of events.
+const (
+	// EventBatchStarted: a batch was read and its enrichment starts.
+	EventBatchStarted EventKind = iota + 1
+	// EventItemFailed: one item's enrichment failed (Err, Index, Key set).
+	EventItemFailed
+	// EventBatchWritten: a batch was written (Stats set).
+	EventBatchWritten
+	// EventRunResumed: the run resumed after batch Batch of an earlier one.
+	EventRunResumed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventBatchStarted:
+		return "batch-started"
+	case EventItemFailed:
+		return "item-failed"
+	case EventBatchWritten:
+		return "batch-written"
+	case EventRunResumed:
+		return "run-resumed"
+	default:
+		return "event(invalid)"
+	}
+}
+
+// Event is a progress notice sent to Options.Events.
+type Event struct {
+	Kind  EventKind
+	Batch int         // batch number
+	Items int         // items in the batch (EventBatchStarted)
+	Index int         // item index in the batch (EventItemFailed)
+	Key   string      // item key if it implements Keyer (EventItemFailed)
+	Err   error       // the *ItemError (EventItemFailed)
+	Stats BatchReport // the batch's figures (EventBatchWritten)
+	Time  time.Time
+}

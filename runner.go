@@ -1,0 +1,384 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Runner enriches the items of a Source in bounded, strictly ordered batches
+// and writes them to a Sink. Create one with New; a Runner may be Run any
+// number of times, though not concurrently with itself for the same RunKey
+// unless its CheckpointStore is a Locker.
+type Runner[T, R any] struct {
+	src  Source[T]
+	enr  Enricher[T, R]
+	sink Sink[T, R]
+	opts Options
+}
+
+// New returns a Runner that reads from src, enriches with enr and writes to
+// sink, configured by opts. It returns an *OptionError (wrapping
+// ErrInvalidOptions) naming the first invalid field or nil argument.
+func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Runner[T, R], error) {
+	switch {
+	case src == nil:
+		return nil, &OptionError{Field: "src", Reason: "nil Source"}
+	case enr == nil:
+		return nil, &OptionError{Field: "enr", Reason: "nil Enricher"}
+	case sink == nil:
+		return nil, &OptionError{Field: "sink", Reason: "nil Sink"}
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Runner[T, R]{src: src, enr: enr, sink: sink, opts: o}, nil
+}
+
+// Options returns the Runner's options with defaults filled in.
+func (r *Runner[T, R]) Options() Options { return r.opts }
+
+// window is one Source read.
+type window[T any] struct {
+	items []T
+	next  Cursor
+	dur   time.Duration
+	err   error
+}
+
+// run holds the state of one call to Run.
+type run[T, R any] struct {
+	*Runner[T, R]
+	rep     Report
+	dropped atomic.Int64
+	atomic  bool // still committing batches with their checkpoint in one transaction
+}
+
+// Run processes the Source batch after batch until it is exhausted, the
+// batch cap is reached, an error stops it, or ctx ends.
+//
+// Batch n+1 is enriched only after the Sink has returned from writing batch
+// n; within a batch at most Options.Concurrency enrichments are in flight,
+// and the Sink receives the results in Source order. Run returns only after
+// every goroutine it started has exited.
+//
+// When ctx ends, no new enrichment starts, in-flight ones see the cancelled
+// context, the current batch is not written, and Run returns an error for
+// which errors.Is(err, ctx.Err()) holds. Other failures are reported as a
+// *BatchError naming the batch and stage, or an *ItemError when an
+// Enricher panicked. The Report covers the batches handled until then.
+func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
+	st := &run[T, R]{Runner: r}
+	st.rep.Started = time.Now()
+	defer func() {
+		st.rep.Duration = time.Since(st.rep.Started)
+		st.rep.EventsDropped = int(st.dropped.Load())
+		rep = st.rep
+	}()
+	if err := ctx.Err(); err != nil {
+		return st.rep, err
+	}
+	if r.opts.Checkpoints != nil {
+		unlock, err := st.lock(ctx)
+		if err != nil {
+			return st.rep, err
+		}
+		if unlock != nil {
+			defer func() {
+				if uerr := unlock(); uerr != nil {
+					err = errors.Join(err, fmt.Errorf("batchenrich: unlock run %q: %w", r.opts.RunKey, uerr))
+				}
+			}()
+		}
+	}
+	return st.rep, st.loop(ctx)
+}
+
+// lock takes the run key's lock if the store is a Locker, waiting for it if
+// Options.LockWait is set.
+func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
+	l, ok := st.opts.Checkpoints.(Locker)
+	if !ok {
+		return nil, nil
+	}
+	key := st.opts.RunKey
+	for {
+		unlock, ok, err := l.TryLock(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("batchenrich: lock run %q: %w", key, err)
+		}
+		if ok {
+			return unlock, nil
+		}
+		if !st.opts.LockWait {
+			return nil, fmt.Errorf("batchenrich: run %q: %w", key, ErrRunLocked)
+		}
+		st.opts.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
+		t := time.NewTimer(st.opts.LockRetryInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("batchenrich: waiting for lock on run %q: %w", key, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (st *run[T, R]) loop(ctx context.Context) (err error) {
+	o := st.opts
+	log := o.Logger
+	cp := Checkpoint{RunKey: o.RunKey}
+	if o.Checkpoints != nil {
+		st.atomic = true
+		if err := st.guard(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
+			return &BatchError{Batch: 1, Stage: StageCheckpoint, Err: err}
+		}
+		cp.RunKey = o.RunKey
+		if cp.Done {
+			st.rep.AlreadyDone = true
+			st.rep.BatchesSkipped = cp.Batch
+			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.RunKey, "batches", cp.Batch)
+			return nil
+		}
+		if cp.Batch > 0 {
+			st.rep.BatchesSkipped = cp.Batch
+			st.emit(Event{Kind: EventRunResumed, Batch: cp.Batch})
+			log.InfoContext(ctx, "batchenrich: resuming run", "run_key", o.RunKey, "after_batch", cp.Batch)
+		}
+	}
+
+	// Reads run in bg, so that window n+1 can be read while batch n is
+	// enriched and written. rctx ends them when Run returns early; Run
+	// waits for them before returning.
+	var bg errgroup.Group
+	rctx, cancel := context.WithCancel(ctx)
+	defer bg.Wait()
+	defer cancel()
+
+	n, cursor := cp.Batch, cp.Cursor
+	var pending <-chan window[T]
+	for {
+		if o.MaxBatches > 0 && n >= o.MaxBatches {
+			return st.finish(ctx, n, cursor)
+		}
+		num := n + 1
+		if pending == nil {
+			pending = st.read(rctx, &bg, cursor)
+		}
+		var w window[T]
+		select {
+		case w = <-pending:
+		case <-ctx.Done():
+			return &BatchError{Batch: num, Stage: StageRead, Err: ctx.Err()}
+		}
+		pending = nil
+		if w.err != nil {
+			if ctx.Err() != nil {
+				w.err = ctx.Err()
+			}
+			return &BatchError{Batch: num, Stage: StageRead, Err: w.err}
+		}
+		if len(w.items) > o.BatchSize {
+			return &BatchError{Batch: num, Stage: StageRead, Err: fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize)}
+		}
+		if len(w.items) == 0 {
+			return st.finish(ctx, n, cursor)
+		}
+		last := len(w.items) < o.BatchSize || (o.MaxBatches > 0 && num >= o.MaxBatches)
+		if !last && !o.NoPrefetch {
+			pending = st.read(rctx, &bg, w.next)
+		}
+
+		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: w.dur}
+		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
+		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
+		results, err := st.enrich(ctx, num, w.items, &br)
+		if err != nil {
+			st.rep.add(br)
+			return err
+		}
+		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
+		if err := st.write(ctx, b, last, &br); err != nil {
+			st.rep.add(br)
+			return err
+		}
+		st.rep.add(br)
+		st.rep.BatchesRun++
+		st.emit(Event{Kind: EventBatchWritten, Batch: num, Stats: br})
+		log.InfoContext(ctx, "batchenrich: batch written", "batch", num, "items", br.Written, "failed", br.Failed,
+			"enrich", br.EnrichDuration, "write", br.WriteDuration)
+		n, cursor = num, w.next
+		if last {
+			st.rep.Atomic = st.atomic && o.Checkpoints != nil
+			return nil
+		}
+	}
+}
+
+// finish marks the run done in the checkpoint store, when it was not
+// already marked by the last batch's write.
+func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
+	st.rep.Atomic = st.atomic && st.opts.Checkpoints != nil && st.rep.BatchesRun > 0
+	if st.opts.Checkpoints == nil {
+		return nil
+	}
+	cp := Checkpoint{RunKey: st.opts.RunKey, Batch: n, Cursor: cursor, Done: true}
+	if err := st.guard(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
+		return &BatchError{Batch: n, Stage: StageCheckpoint, Err: err}
+	}
+	return nil
+}
+
+// read starts reading the window after cursor in bg and returns where its
+// result will arrive.
+func (st *run[T, R]) read(ctx context.Context, bg *errgroup.Group, after Cursor) <-chan window[T] {
+	ch := make(chan window[T], 1)
+	bg.Go(func() error {
+		var w window[T]
+		start := time.Now()
+		w.err = st.guard(func() (e error) {
+			w.items, w.next, e = st.src.Read(ctx, after, st.opts.BatchSize)
+			return e
+		})
+		w.dur = time.Since(start)
+		ch <- w // buffered: never blocks
+		return nil
+	})
+	return ch
+}
+
+// enrich runs the Enricher over items, at most Concurrency at a time, and
+// returns their results in input order.
+func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchReport) ([]Result[T, R], error) {
+	o := st.opts
+	start := time.Now()
+	defer func() { br.EnrichDuration = time.Since(start) }()
+
+	results := make([]Result[T, R], len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	var failed atomic.Int64
+	for i := range items {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			item := items[i]
+			res := &results[i]
+			res.Index, res.Item = i, item
+			var v R
+			err := st.guard(func() (e error) { v, e = st.enr.Enrich(gctx, item); return })
+			if err == nil {
+				res.Value = v
+				return nil
+			}
+			ie := &ItemError{Batch: num, Index: i, Key: keyOf(item), Err: err}
+			res.Err = ie
+			var pe *PanicError
+			if errors.As(err, &pe) {
+				return ie
+			}
+			if gctx.Err() != nil {
+				// Cancelled: by the caller, or by a failure elsewhere
+				// in the batch; either way the batch is abandoned.
+				return nil
+			}
+			nf := failed.Add(1)
+			st.emit(Event{Kind: EventItemFailed, Batch: num, Index: i, Key: ie.Key, Err: ie})
+			o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
+			switch {
+			case o.FailurePolicy == FailBatch:
+				return fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
+			case o.MaxBatchFailures > 0 && nf > int64(o.MaxBatchFailures):
+				return fmt.Errorf("%w: more than %d (latest: %w)", ErrTooManyFailures, o.MaxBatchFailures, ie)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, &BatchError{Batch: num, Stage: StageEnrich, Err: cerr}
+	}
+	if err != nil {
+		var ie *ItemError
+		if errors.As(err, &ie) && !errors.Is(err, ErrTooManyFailures) {
+			return nil, ie // a panic: the error names the item
+		}
+		br.Failed = int(failed.Load())
+		return nil, &BatchError{Batch: num, Stage: StageEnrich, Err: err}
+	}
+	br.Failed = int(failed.Load())
+	br.Enriched = len(items) - br.Failed
+	return results, nil
+}
+
+// write hands the batch to the Sink, together with its checkpoint when the
+// run is durable.
+func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], last bool, br *BatchReport) error {
+	o := st.opts
+	start := time.Now()
+	defer func() { br.WriteDuration = time.Since(start) }()
+	fail := func(stage Stage, err error) error {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
+		return &BatchError{Batch: b.Number, Stage: stage, Err: err}
+	}
+	if o.Checkpoints == nil {
+		if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
+			return fail(StageWrite, err)
+		}
+		br.Written = len(b.Results)
+		return nil
+	}
+	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: last}
+	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
+		err := st.guard(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
+		if err == nil {
+			br.Written = len(b.Results)
+			return nil
+		}
+		if !errors.Is(err, ErrCheckpointUnsupported) {
+			return fail(StageWrite, err)
+		}
+		o.Logger.InfoContext(ctx, "batchenrich: sink cannot share the checkpoint transaction; at-least-once", "error", err)
+	}
+	st.atomic = false
+	if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
+		return fail(StageWrite, err)
+	}
+	br.Written = len(b.Results)
+	if err := st.guard(func() error { return o.Checkpoints.Save(ctx, cp) }); err != nil {
+		return fail(StageCheckpoint, err)
+	}
+	return nil
+}
+
+// emit sends ev to Options.Events without blocking.
+func (st *run[T, R]) emit(ev Event) {
+	if st.opts.Events == nil {
+		return
+	}
+	ev.Time = time.Now()
+	select {
+	case st.opts.Events <- ev:
+	default:
+		st.dropped.Add(1)
+	}
+}
+
+// guard calls f, turning a panic into a *PanicError.
+func (st *run[T, R]) guard(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
