@@ -526,9 +526,18 @@ func TestInvalidOptions(t *testing.T) {
 		field string
 		new   func() error
 	}{
-		{"src", func() error { _, err := batchenrich.New[item, int](nil, f.enr, f.sink, batchenrich.Options{}); return err }},
-		{"enr", func() error { _, err := batchenrich.New[item, int](f.src, nil, f.sink, batchenrich.Options{}); return err }},
-		{"sink", func() error { _, err := batchenrich.New[item, int](f.src, f.enr, nil, batchenrich.Options{}); return err }},
+		{"src", func() error {
+			_, err := batchenrich.New[item, int](nil, f.enr, f.sink, batchenrich.Options{})
+			return err
+		}},
+		{"enr", func() error {
+			_, err := batchenrich.New[item, int](f.src, nil, f.sink, batchenrich.Options{})
+			return err
+		}},
+		{"sink", func() error {
+			_, err := batchenrich.New[item, int](f.src, f.enr, nil, batchenrich.Options{})
+			return err
+		}},
 	} {
 		var oe *batchenrich.OptionError
 		if err := tc.new(); !errors.As(err, &oe) || oe.Field != tc.field {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"    // registers "postgres" for tests
+	_ "github.com/lib/pq"  // registers "postgres" for tests
 	_ "modernc.org/sqlite" // registers "sqlite" for tests
 )
 
