@@ -1,0 +1,384 @@
+// Command enrichbench runs the seed job with several contenders, alternating,
+// against a local httpbin-compatible API and PostgreSQL, verifies every run's
+// output, and prints medians and ratios.
+//
+// Scenarios (issue 7):
+//
+//	latency  2000 rows, 20 batches of 100, concurrency 100, 20 ms per request;
+//	         reports the run time against the floor (batches × latency).
+//	cpu      20,000 rows, batches of 1000, no latency, concurrency 64;
+//	         reports rows/s and ratios between contenders.
+//	memory   10,000 then 100,000 rows, batches of 1000, concurrency 64, no
+//	         latency; reports each contender's peak RSS and its growth.
+//	custom   whatever -rows, -batch-size, -max-batches, -concurrency and
+//	         -latency say.
+//
+// Every scenario reports the HTTP connections the API accepted per run.
+// Each run happens in a child process (the same binary) unless -isolate=false,
+// so that runs share no pool, heap or GC state; the child times the contender
+// call alone (seeding and verification are outside it).
+//
+//	go run ./cmd/enrichbench -scenario cpu -rounds 5
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/batchenrich/batchenrich/bench/internal/contenders"
+	"github.com/batchenrich/batchenrich/bench/internal/harness"
+	"github.com/batchenrich/batchenrich/bench/internal/profileapi"
+)
+
+// scenario is one setting of the job.
+type scenario struct {
+	cfg     harness.Config
+	latency time.Duration
+}
+
+var scenarios = map[string]scenario{
+	"latency": {harness.Config{Rows: 2000, BatchSize: 100, MaxBatches: 20, Concurrency: 100}, 20 * time.Millisecond},
+	"cpu":     {harness.Config{Rows: 20000, BatchSize: 1000, MaxBatches: 0, Concurrency: 64}, 0},
+	"memory":  {harness.Config{Rows: 10000, BatchSize: 1000, MaxBatches: 0, Concurrency: 64}, 0},
+	"custom":  {harness.Config{Rows: 2000, BatchSize: 100, MaxBatches: 20, Concurrency: 25}, 0},
+}
+
+type flags struct {
+	scenario    string
+	rounds      int
+	contenders  string
+	rows        int
+	batchSize   int
+	maxBatches  int
+	concurrency int
+	latency     time.Duration
+	memoryRows  string
+	databaseURL string
+	targetURL   string
+	server      string
+	isolate     bool
+	timeout     time.Duration
+	jsonOut     string
+	cpuProfile  string
+}
+
+func main() {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(child(spec))
+	}
+	var f flags
+	flag.StringVar(&f.scenario, "scenario", "latency", "latency, cpu, memory or custom")
+	flag.IntVar(&f.rounds, "rounds", 3, "runs of each contender (alternating)")
+	flag.StringVar(&f.contenders, "contenders", "naive,strong,batchenrich", "comma-separated contenders")
+	flag.IntVar(&f.rows, "rows", 0, "source rows (overrides the scenario)")
+	flag.IntVar(&f.batchSize, "batch-size", 0, "rows per batch (overrides the scenario)")
+	flag.IntVar(&f.maxBatches, "max-batches", -1, "batch cap, 0 for none (overrides the scenario)")
+	flag.IntVar(&f.concurrency, "concurrency", 0, "profile calls in flight (overrides the scenario)")
+	flag.DurationVar(&f.latency, "latency", -1, "added latency per request (overrides the scenario)")
+	flag.StringVar(&f.memoryRows, "memory-rows", "10000,100000", "row counts compared by the memory scenario")
+	flag.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL URL (default $BATCHENRICH_BENCH_DATABASE_URL or "+harness.DefaultDatabaseURL+")")
+	flag.StringVar(&f.targetURL, "target-url", "", "external httpbin-compatible API (default: one started on loopback; -latency and connection counts then do not apply)")
+	flag.StringVar(&f.server, "server", "httpbin", "local API: httpbin (go-httpbin's handler) or echo (minimal /anything)")
+	flag.BoolVar(&f.isolate, "isolate", true, "run each contender run in a child process")
+	flag.DurationVar(&f.timeout, "timeout", 10*time.Minute, "limit per run")
+	flag.StringVar(&f.jsonOut, "json", "", "also write every run as JSON to this file")
+	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of each contender run (child process only) to this file prefix: <prefix>.<contender>.<rows>.<round>.pprof")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, f)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "enrichbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, f flags) (err error) {
+	sc, ok := scenarios[f.scenario]
+	if !ok {
+		return fmt.Errorf("unknown -scenario %q (want latency, cpu, memory or custom)", f.scenario)
+	}
+	if f.rounds < 1 || f.rounds > 100 {
+		return fmt.Errorf("-rounds %d out of range 1..100", f.rounds)
+	}
+	cfg := sc.cfg
+	if f.rows > 0 {
+		cfg.Rows = f.rows
+	}
+	if f.batchSize > 0 {
+		cfg.BatchSize = f.batchSize
+	}
+	if f.maxBatches >= 0 {
+		cfg.MaxBatches = f.maxBatches
+	}
+	if f.concurrency > 0 {
+		cfg.Concurrency = f.concurrency
+	}
+	latency := sc.latency
+	if f.latency >= 0 {
+		latency = f.latency
+	}
+	var names []string
+	for n := range strings.SplitSeq(f.contenders, ",") {
+		n = strings.TrimSpace(n)
+		if _, ok := contenders.Lookup(n); !ok {
+			return fmt.Errorf("unknown contender %q", n)
+		}
+		names = append(names, n)
+	}
+	rowCounts := []int{cfg.Rows}
+	if f.scenario == "memory" {
+		f.isolate = true
+		rowCounts = nil
+		for s := range strings.SplitSeq(f.memoryRows, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-memory-rows: bad count %q", s)
+			}
+			rowCounts = append(rowCounts, n)
+		}
+	}
+
+	dbURL := f.databaseURL
+	if dbURL == "" {
+		dbURL = os.Getenv("BATCHENRICH_BENCH_DATABASE_URL")
+	}
+	if dbURL == "" {
+		dbURL = harness.DefaultDatabaseURL
+	}
+	db, err := harness.OpenDB(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		err = errors.Join(err, db.Close(cctx))
+	}()
+	cfg.DatabaseURL = db.URL
+
+	var srv *profileapi.Server
+	cfg.TargetURL = f.targetURL
+	if cfg.TargetURL == "" {
+		srv, err = profileapi.Start(profileapi.Kind(f.server), latency)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, srv.Close()) }()
+		cfg.TargetURL = srv.URL
+	}
+
+	fmt.Printf("scenario %s: rows %v, batch size %d, max batches %d, concurrency %d, latency %v, server %s, rounds %d, isolate %v\n",
+		f.scenario, rowCounts, cfg.BatchSize, cfg.MaxBatches, cfg.Concurrency, latency, serverName(f), f.rounds, f.isolate)
+	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s, load average %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), loadavg())
+
+	results := map[int]map[string][]harness.Result{}
+	var all []harness.Result
+	skipped := map[string]string{}
+	for _, rows := range rowCounts {
+		results[rows] = map[string][]harness.Result{}
+		c := cfg
+		c.Rows = rows
+		for round := range f.rounds {
+			for i := range names {
+				name := names[(i+round)%len(names)] // rotate the order each round
+				if _, ok := skipped[name]; ok {
+					continue
+				}
+				r, err := runOnce(ctx, f, db, srv, name, c, round)
+				if errors.Is(err, harness.ErrNotWired) {
+					skipped[name] = "not wired yet (see internal/contenders/library.go)"
+					fmt.Fprintf(os.Stderr, "  %-12s not wired: skipped\n", name)
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("%s, %d rows, round %d: %w", name, rows, round+1, err)
+				}
+				fmt.Fprintf(os.Stderr, "  %-12s rows %6d round %d: %8.1f ms %8.0f rows/s conns %4d rss %6d KB\n",
+					name, rows, round+1, ms(r.Elapsed), r.RowsPerSecond(), r.Conns, r.PeakRSSKB)
+				results[rows][name] = append(results[rows][name], r)
+				all = append(all, r)
+			}
+		}
+	}
+	fmt.Printf("load average after: %s\n\n", loadavg())
+
+	if f.scenario == "memory" {
+		printMemory(names, rowCounts, results)
+	} else {
+		printThroughput(f.scenario, names, results[cfg.Rows], cfg, latency, srv != nil)
+	}
+	for _, n := range names {
+		if why, ok := skipped[n]; ok {
+			fmt.Printf("%s: %s; no figure\n", n, why)
+		}
+	}
+	if f.jsonOut != "" {
+		b, err := json.MarshalIndent(all, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runOnce seeds, runs one contender once and verifies its output.
+func runOnce(ctx context.Context, f flags, db *harness.DB, srv *profileapi.Server, name string, cfg harness.Config, round int) (harness.Result, error) {
+	cfg.ExecutionID = harness.NewExecutionID()
+	r := harness.Result{Contender: name, Round: round + 1, Rows: cfg.Expected()}
+	if err := db.Reset(ctx, cfg.ExecutionID, cfg.Rows); err != nil {
+		return r, err
+	}
+	if srv != nil {
+		srv.Reset()
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	var out childResult
+	var err error
+	if f.isolate {
+		prof := ""
+		if f.cpuProfile != "" {
+			prof = fmt.Sprintf("%s.%s.%d.%d.pprof", f.cpuProfile, name, cfg.Rows, round+1)
+		}
+		out, err = runChild(rctx, name, cfg, prof)
+	} else {
+		out, err = runInProcess(rctx, name, cfg)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.Elapsed, r.Stats, r.PeakRSSKB = time.Duration(out.ElapsedNS), out.Stats, out.PeakRSSKB
+	if srv != nil {
+		r.Conns, r.Requests = srv.Counters()
+		if r.Requests < int64(r.Rows) {
+			return r, fmt.Errorf("the API served %d requests for %d rows", r.Requests, r.Rows)
+		}
+	}
+	if err := db.Verify(ctx, cfg); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func printThroughput(scen string, names []string, byName map[string][]harness.Result, cfg harness.Config, latency time.Duration, counted bool) {
+	sums := map[string]harness.Summary{}
+	for _, n := range names {
+		if rs := byName[n]; len(rs) > 0 {
+			sums[n] = harness.Summarize(n, rs)
+		}
+	}
+	// floor: batches strictly one after the other, each needing
+	// ceil(batch/concurrency) waves of one latency.
+	waves := (cfg.BatchSize + cfg.Concurrency - 1) / cfg.Concurrency
+	floor := time.Duration(cfg.Batches()*waves) * latency
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "contender\truns\tmedian ms\tmin ms\tmax ms\trows/s\t"
+	if floor > 0 {
+		head += "÷ floor\t"
+	}
+	head += "× naive\t× strong\t"
+	if counted {
+		head += "conns/run\tmax conns\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, n := range names {
+		s, ok := sums[n]
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("%s\t%d\t%.1f\t%.1f\t%.1f\t%.0f\t", n, s.Runs, ms(s.Median), ms(s.Min), ms(s.Max), s.RowsPerSec)
+		if floor > 0 {
+			line += fmt.Sprintf("%.2f\t", float64(s.Median)/float64(floor))
+		}
+		line += ratio(s, sums["naive"]) + "\t" + ratio(s, sums["strong"]) + "\t"
+		if counted {
+			line += fmt.Sprintf("%d\t%d\t", s.Conns, s.MaxConns)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	if floor > 0 {
+		fmt.Printf("floor (%s): %d batches × %d wave(s) × %v = %v; times are the whole contender call\n", scen, cfg.Batches(), waves, latency, floor)
+	}
+	fmt.Println("× naive / × strong: median rows/s divided by that contender's median rows/s")
+}
+
+func printMemory(names []string, rowCounts []int, results map[int]map[string][]harness.Result) {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "contender\t"
+	for _, n := range rowCounts {
+		head += fmt.Sprintf("RSS@%d KB\trows/s@%d\t", n, n)
+	}
+	head += fmt.Sprintf("RSS %d÷%d\t", rowCounts[len(rowCounts)-1], rowCounts[0])
+	fmt.Fprintln(tw, head)
+	for _, name := range names {
+		line := name + "\t"
+		var first, last int64
+		for i, n := range rowCounts {
+			rs := results[n][name]
+			if len(rs) == 0 {
+				line += "-\t-\t"
+				continue
+			}
+			s := harness.Summarize(name, rs)
+			line += fmt.Sprintf("%d\t%.0f\t", s.PeakRSSKB, s.RowsPerSec)
+			if i == 0 {
+				first = s.PeakRSSKB
+			}
+			last = s.PeakRSSKB
+		}
+		if first > 0 {
+			line += fmt.Sprintf("%.2f\t", float64(last)/float64(first))
+		} else {
+			line += "-\t"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Println("RSS: median peak resident set (VmHWM) of the child process running the contender")
+}
+
+func ratio(s, ref harness.Summary) string {
+	if ref.Runs == 0 || ref.RowsPerSec == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", s.RowsPerSec/ref.RowsPerSec)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func serverName(f flags) string {
+	if f.targetURL != "" {
+		return f.targetURL
+	}
+	return f.server
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	fs := strings.Fields(string(b))
+	if len(fs) < 3 {
+		return "?"
+	}
+	return strings.Join(fs[:3], " ")
+}

@@ -1,0 +1,35 @@
+// Package contenders holds the implementations of the seed job that the
+// harness compares: two hand-written baselines and the library.
+package contenders
+
+import "github.com/batchenrich/batchenrich/bench/internal/harness"
+
+// All returns every contender slot, in display order.
+func All() []harness.Named {
+	return []harness.Named{
+		{Name: "naive", Run: Naive},
+		{Name: "strong", Run: Strong},
+		{Name: "batchenrich", Run: Library},
+	}
+}
+
+// Lookup returns the contender called name.
+func Lookup(name string) (harness.Contender, bool) {
+	for _, c := range All() {
+		if c.Name == name {
+			return c.Run, true
+		}
+	}
+	return nil, false
+}
+
+// upsertColumns is the SET list both baselines use on conflict.
+const upsertColumns = `traveler_name = EXCLUDED.traveler_name,
+	normalized_name = EXCLUDED.normalized_name,
+	profile_status = EXCLUDED.profile_status,
+	profile_hash = EXCLUDED.profile_hash,
+	profile_payload = EXCLUDED.profile_payload,
+	is_valid = EXCLUDED.is_valid,
+	validation_error = EXCLUDED.validation_error,
+	batch_number = EXCLUDED.batch_number,
+	processed_at = NOW()`

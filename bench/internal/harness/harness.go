@@ -1,0 +1,84 @@
+// Package harness runs contenders of the seed job against the same database
+// and profile API and checks that each did the whole job.
+//
+// A contender is any implementation of the job (a baseline, or the library)
+// behind one function, Contender. The harness prepares a throw-away schema,
+// seeds the source rows before each run, times nothing but the contender
+// call, and verifies the stored rows afterwards.
+package harness
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Config is what a contender is asked to do. The source table holds Rows
+// travelers for ExecutionID; the contender must enrich and store the first
+// min(Rows, BatchSize×MaxBatches) of them (by traveler_id), with the batch
+// number of the BatchSize window each came from.
+type Config struct {
+	Rows        int    `json:"rows"`
+	BatchSize   int    `json:"batch_size"`
+	MaxBatches  int    `json:"max_batches"` // 0: no cap
+	Concurrency int    `json:"concurrency"`
+	TargetURL   string `json:"target_url"`   // httpbin-compatible base URL
+	DatabaseURL string `json:"database_url"` // lib/pq URL with search_path set
+	ExecutionID string `json:"execution_id"`
+}
+
+// Expected is the number of rows a run of c must store.
+func (c Config) Expected() int {
+	if c.MaxBatches > 0 && c.BatchSize*c.MaxBatches < c.Rows {
+		return c.BatchSize * c.MaxBatches
+	}
+	return c.Rows
+}
+
+// Batches is the number of windows a run of c covers.
+func (c Config) Batches() int {
+	return (c.Expected() + c.BatchSize - 1) / c.BatchSize
+}
+
+// Stats is what a contender reports about its own run. The harness measures
+// time and checks the rows itself; these figures are for display.
+type Stats struct {
+	Written int `json:"written"` // rows the contender says it stored
+	Batches int `json:"batches"` // batches (windows) it processed
+}
+
+// Contender performs the job described by cfg once and returns when every
+// row is stored. It must open and close its own resources (database pool,
+// HTTP transport) so that runs do not share state.
+type Contender func(ctx context.Context, cfg Config) (Stats, error)
+
+// ErrNotWired is returned by a contender slot whose implementation does not
+// exist yet. The harness reports it and skips the contender; it never
+// produces a figure.
+var ErrNotWired = errors.New("contender not wired")
+
+// Named is a contender with its name.
+type Named struct {
+	Name string
+	Run  Contender
+}
+
+// Result is one timed run of a contender, as the harness saw it.
+type Result struct {
+	Contender string        `json:"contender"`
+	Round     int           `json:"round"`
+	Rows      int           `json:"rows"` // expected rows (verified)
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	Conns     int64         `json:"conns"`    // HTTP connections the profile API accepted
+	Requests  int64         `json:"requests"` // HTTP requests it served
+	PeakRSSKB int64         `json:"peak_rss_kb,omitempty"`
+	Stats     Stats         `json:"stats"`
+}
+
+// RowsPerSecond is the run's throughput.
+func (r Result) RowsPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Rows) / r.Elapsed.Seconds()
+}
