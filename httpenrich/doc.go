@@ -1,0 +1,55 @@
+// Package httpenrich provides the default batchenrich.Enricher: one HTTP
+// request per item, sent through go-retryablehttp with a tuned connection
+// pool, per-attempt timeouts, capped retries, bounded reads, an optional
+// rate limit, and a validation step that turns each JSON response into the
+// item's result or an item error.
+//
+// # Requests
+//
+// Config.URL is a template such as "https://api.example.com/users/{id}";
+// Config.Request returns, per item, the path parameters (escaped as one
+// path segment each), query parameters, headers and an optional JSON body.
+// The response body is read up to Config.MaxBodyBytes and decoded from JSON
+// into the type B (json.RawMessage keeps it raw), then Config.Validate turns
+// the item and the Response into the result R, or rejects it.
+//
+// # Connections
+//
+// Without a Config.Client, the Enricher builds an *http.Transport sized by
+// Config.Pool: DefaultMaxConnections connections per host,
+// DefaultMaxKeepAliveConnections kept idle for DefaultKeepAliveExpiry,
+// HTTP/2 over TLS. Size it to the Runner's concurrency with
+// Pool.ForConcurrency, so that a run reuses its connections from batch to
+// batch instead of reopening them, or read it from the environment with
+// PoolFromEnv. Close the Enricher to close its idle connections.
+//
+// With a Config.Client, its transport and settings are used and the client
+// itself is never modified; see Config.Client for exactly what is taken.
+//
+// # Retries
+//
+// Every attempt gets Config.AttemptTimeout, covering the response headers
+// and the whole body. A failed attempt is retried, up to
+// Config.MaxAttempts, when Config.CheckRetry says so (DefaultCheckRetry:
+// transport errors, timeouts, 408, 429 and 5xx, not other 4xx), after the
+// wait Config.Backoff computes (DefaultBackoff: exponential with jitter,
+// honouring Retry-After), never longer than Config.RetryWaitMax. Retries
+// stop as soon as the item's context ends. Config.RateLimit caps the
+// requests per second of the whole run, retries included.
+//
+// # Failures
+//
+// A failed item gets an *Error with the last status, the number of
+// attempts and a short Reason, marked batchenrich.Transient or
+// batchenrich.Permanent so that batchenrich.Classify works:
+//
+//	var he *httpenrich.Error
+//	if errors.As(res.Err, &he) {
+//		fmt.Println(he.Status, he.Reason) // 503 unexpected status
+//	}
+//
+// # Logging
+//
+// go-retryablehttp's records go to Config.Logger (see LeveledLogger); the
+// Enricher is silent by default.
+package httpenrich

@@ -1,0 +1,349 @@
+package httpenrich
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/httpx"
+	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
+)
+
+// Response is what Validate receives: the final response of an item's
+// request, its body read and decoded.
+type Response[B any] struct {
+	// Status is the HTTP status code.
+	Status int
+	// Header is the response header.
+	Header http.Header
+	// Body is the body decoded from JSON; the zero value when the body is
+	// empty.
+	Body B
+	// Raw is the body as received.
+	Raw []byte
+	// Attempts is the number of requests sent, retries included.
+	Attempts int
+}
+
+// Enricher is a batchenrich.Enricher[T, R] that makes one HTTP request per
+// item, with retries, and turns the JSON response into the item's result.
+// It is safe for concurrent use. Create one with New; Close it when done
+// to release its idle connections.
+type Enricher[T, B, R any] struct {
+	tmpl     *httpx.Template
+	method   string
+	header   http.Header
+	request  func(T) (Params, error)
+	validate func(T, *Response[B]) (R, error)
+	accept   func(int) bool
+	maxBody  int64
+	client   *retryablehttp.Client
+	owned    *http.Transport // the transport New built, nil if the caller's
+}
+
+var _ batchenrich.Enricher[int, json.RawMessage] = (*Enricher[int, json.RawMessage, json.RawMessage])(nil)
+
+// errGaveUp marks a request whose attempts ran out on a retryable status.
+var errGaveUp = errors.New("retries exhausted")
+
+// New returns an Enricher configured by cfg. It returns a
+// *batchenrich.OptionError (wrapping batchenrich.ErrInvalidOptions) naming
+// the first invalid field. It never modifies cfg.Client.
+func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
+	s, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := httpx.ParseTemplate(cfg.URL)
+	if err != nil {
+		return nil, optErr("URL", err.Error())
+	}
+	if cfg.Request == nil && len(tmpl.Names()) > 0 {
+		return nil, optErr("Request", "required when URL has parameters")
+	}
+	validate := cfg.Validate
+	if validate == nil {
+		if reflect.TypeFor[B]() != reflect.TypeFor[R]() {
+			return nil, optErr("Validate", "required unless the response and result types are the same")
+		}
+		validate = func(_ T, r *Response[B]) (R, error) { return any(r.Body).(R), nil }
+	}
+
+	e := &Enricher[T, B, R]{
+		tmpl:     tmpl,
+		method:   s.method,
+		header:   cfg.Header.Clone(),
+		request:  cfg.Request,
+		validate: validate,
+		accept:   s.accept,
+		maxBody:  s.maxBody,
+	}
+	if e.header == nil {
+		e.header = http.Header{}
+	}
+
+	var limiter *rate.Limiter
+	if cfg.RateLimit > 0 {
+		limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), s.rateBurst)
+	}
+	hc := &http.Client{}
+	var base http.RoundTripper
+	if s.ownTransport {
+		t, err := NewTransport(cfg.Pool)
+		if err != nil {
+			return nil, err
+		}
+		e.owned, base = t, t
+	} else {
+		src := cfg.Client.HTTPClient
+		base = src.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		hc.CheckRedirect, hc.Jar, hc.Timeout = src.CheckRedirect, src.Jar, src.Timeout
+	}
+	hc.Transport = &httpx.Transport{Base: base, Timeout: s.timeout, Limiter: limiter}
+
+	check, backoff, waitMax := s.checkRetry, s.backoff, s.waitMax
+	c := &retryablehttp.Client{
+		HTTPClient:   hc,
+		Logger:       s.logger,
+		RetryWaitMin: s.waitMin,
+		RetryWaitMax: s.waitMax,
+		RetryMax:     s.attempts - 1,
+		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			st := httpx.StateFrom(ctx)
+			if st != nil && st.Abort != nil {
+				return false, st.Abort
+			}
+			retry, cerr := check(ctx, resp, err)
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				retry = false
+				if cerr == nil {
+					cerr = ctxErr
+				}
+			}
+			if st != nil {
+				st.Retry = retry
+			}
+			return retry, cerr
+		},
+		Backoff: func(min, max time.Duration, n int, resp *http.Response) time.Duration {
+			return clamp(backoff(min, max, n, resp), 0, waitMax)
+		},
+		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
+			if err == nil {
+				err = errGaveUp
+			}
+			return resp, err
+		},
+	}
+	if cl := cfg.Client; cl != nil {
+		c.RequestLogHook, c.ResponseLogHook, c.PrepareRetry = cl.RequestLogHook, cl.ResponseLogHook, cl.PrepareRetry
+	}
+	e.client = c
+	return e, nil
+}
+
+// Enrich sends item's request, with retries, and returns Validate's result
+// for the final response. Every failure is an *Error, wrapped by
+// batchenrich.Transient or batchenrich.Permanent according to its Reason
+// (ReasonCanceled is not wrapped); retrieve it with errors.As.
+func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
+	var zero R
+	fail := func(he *Error, class batchenrich.Class) (R, error) {
+		switch class {
+		case batchenrich.ClassTransient:
+			return zero, batchenrich.Transient(he)
+		case batchenrich.ClassPermanent:
+			return zero, batchenrich.Permanent(he)
+		}
+		return zero, he
+	}
+
+	st := &httpx.State{}
+	req, err := e.newRequest(httpx.WithState(ctx, st), item)
+	if err != nil {
+		return fail(&Error{Method: e.method, URL: e.tmpl.String(), Reason: ReasonRequest, Err: err}, batchenrich.ClassPermanent)
+	}
+
+	// The body is read inside the attempt, under its timeout, so that a
+	// slow or broken body is retried like any other failed attempt.
+	var (
+		handled  bool
+		status   int
+		header   http.Header
+		raw      []byte
+		tooLarge bool
+	)
+	req.SetResponseHandler(func(resp *http.Response) error {
+		defer resp.Body.Close()
+		var rerr error
+		raw, tooLarge, rerr = httpx.ReadLimited(resp.Body, e.maxBody)
+		if rerr != nil && !tooLarge {
+			handled = false
+			return rerr
+		}
+		handled, status, header = true, resp.StatusCode, resp.Header
+		return nil
+	})
+
+	resp, err := e.client.Do(req)
+	if resp != nil && !handled {
+		drain(resp.Body)
+	}
+	he := &Error{Method: e.method, URL: req.URL.Redacted(), Status: st.Status, Attempts: st.Attempts}
+	if err != nil || !handled {
+		if err == nil {
+			err = errors.New("no response")
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			he.Reason, he.Err = ReasonCanceled, cerr
+			return fail(he, batchenrich.Unclassified)
+		}
+		if st.Abort != nil {
+			he.Reason, he.Err = ReasonRateLimit, st.Abort
+			return fail(he, batchenrich.ClassTransient)
+		}
+		if errors.Is(err, errGaveUp) {
+			he.Reason = ReasonStatus
+			return fail(he, batchenrich.ClassTransient)
+		}
+		he.Err = err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			he.Err = ue.Err // its message repeats the URL, query included
+		}
+		if isTimeout(err) {
+			he.Reason = ReasonTimeout
+			return fail(he, batchenrich.ClassTransient)
+		}
+		he.Reason = ReasonTransport
+		if st.Retry {
+			return fail(he, batchenrich.ClassTransient)
+		}
+		return fail(he, batchenrich.ClassPermanent)
+	}
+
+	he.Status = status
+	switch {
+	case tooLarge:
+		he.Reason, he.Err = ReasonTooLarge, fmt.Errorf("more than %d bytes", e.maxBody)
+		return fail(he, batchenrich.ClassPermanent)
+	case !e.accept(status):
+		he.Reason = ReasonStatus
+		return fail(he, batchenrich.ClassPermanent)
+	}
+	r := &Response[B]{Status: status, Header: header, Raw: raw, Attempts: st.Attempts}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &r.Body); err != nil {
+			he.Reason, he.Err = ReasonMalformed, err
+			return fail(he, batchenrich.ClassPermanent)
+		}
+	}
+	v, err := e.validate(item, r)
+	if err != nil {
+		he.Reason, he.Err = ReasonInvalid, err
+		class := batchenrich.Classify(err)
+		if class == batchenrich.Unclassified {
+			class = batchenrich.ClassPermanent
+		}
+		return fail(he, class)
+	}
+	return v, nil
+}
+
+// newRequest builds item's request.
+func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryablehttp.Request, error) {
+	var p Params
+	if e.request != nil {
+		var err error
+		if p, err = e.request(item); err != nil {
+			return nil, err
+		}
+	}
+	u, err := e.tmpl.Expand(p.Path)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Query) > 0 {
+		sep := "?"
+		if e.tmpl.HasQuery() {
+			sep = "&"
+		}
+		u += sep + httpx.EncodeQuery(p.Query)
+	}
+	var body any // a nil interface: no body
+	if p.Body != nil {
+		b, err := json.Marshal(p.Body)
+		if err != nil {
+			return nil, fmt.Errorf("encode body: %w", err)
+		}
+		body = b
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, e.method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	h := e.header.Clone()
+	for k, vs := range p.Header {
+		if !isToken(k) {
+			return nil, fmt.Errorf("invalid header name %q", k)
+		}
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				return nil, fmt.Errorf("invalid value for header %s", k)
+			}
+		}
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json")
+	}
+	if body != nil && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	req.Header = h
+	return req, nil
+}
+
+// CloseIdleConnections closes the idle connections of the transport New
+// built. It does nothing when the transport is the caller's (Config.Client).
+// The Enricher stays usable.
+func (e *Enricher[T, B, R]) CloseIdleConnections() {
+	if e.owned != nil {
+		e.owned.CloseIdleConnections()
+	}
+}
+
+// Close calls CloseIdleConnections and returns nil. Call it when the
+// Enricher is no longer used, so that no idle connection outlives it.
+func (e *Enricher[T, B, R]) Close() error {
+	e.CloseIdleConnections()
+	return nil
+}
+
+// drain discards what is left of a body, up to a bound, so that its
+// connection can be reused, and closes it.
+func drain(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	_ = body.Close()
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

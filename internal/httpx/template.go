@@ -1,0 +1,179 @@
+// Package httpx is the machinery behind package httpenrich: URL templates,
+// Retry-After parsing, and the per-attempt transport.
+package httpx
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Template is a parsed URL template: an absolute http or https URL in which
+// {name} stands for a parameter. A parameter in the path is escaped as one
+// path segment (url.PathEscape, so "/" cannot add segments and "." or ".."
+// cannot climb); a parameter in the query is escaped as a query value.
+// Parameters in the scheme, host or fragment are not allowed.
+type Template struct {
+	raw   string
+	parts []part
+	names []string
+}
+
+type part struct {
+	lit   string // literal text, when name is ""
+	name  string
+	query bool // the parameter is in the query
+}
+
+// ParseTemplate parses s. Its errors say what is wrong without the
+// "httpenrich:" prefix; the caller names the field.
+func ParseTemplate(s string) (*Template, error) {
+	if s == "" {
+		return nil, errors.New("must not be empty")
+	}
+	if strings.Contains(s, "#") {
+		return nil, errors.New("must not contain a fragment (#)")
+	}
+	sep := strings.Index(s, "://")
+	if sep < 0 {
+		return nil, errors.New("must be an absolute http or https URL")
+	}
+	pathStart := len(s)
+	if i := strings.IndexAny(s[sep+3:], "/?"); i >= 0 {
+		pathStart = sep + 3 + i
+	}
+	t := &Template{raw: s}
+	seen := map[string]bool{}
+	inQuery := false
+	lit := strings.Builder{}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '?':
+			inQuery = true
+			lit.WriteByte(c)
+		case '}':
+			return nil, fmt.Errorf("unmatched '}' at offset %d", i)
+		case '{':
+			end := strings.IndexByte(s[i+1:], '}')
+			if end < 0 {
+				return nil, fmt.Errorf("unclosed '{' at offset %d", i)
+			}
+			name := s[i+1 : i+1+end]
+			if name == "" {
+				return nil, fmt.Errorf("empty parameter name at offset %d", i)
+			}
+			for j := 0; j < len(name); j++ {
+				if !isNameByte(name[j]) {
+					return nil, fmt.Errorf("parameter name %q: only letters, digits, '_', '-' and '.' are allowed", name)
+				}
+			}
+			if i < pathStart {
+				return nil, fmt.Errorf("parameter {%s} in the scheme or host is not supported", name)
+			}
+			if lit.Len() > 0 {
+				t.parts = append(t.parts, part{lit: lit.String()})
+				lit.Reset()
+			}
+			t.parts = append(t.parts, part{name: name, query: inQuery})
+			if !seen[name] {
+				seen[name] = true
+				t.names = append(t.names, name)
+			}
+			i += end + 1
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	if lit.Len() > 0 {
+		t.parts = append(t.parts, part{lit: lit.String()})
+	}
+	// Check the shape with every parameter set to a harmless value.
+	sample := map[string]string{}
+	for _, n := range t.names {
+		sample[n] = "x"
+	}
+	u, err := t.expand(sample)
+	if err != nil {
+		return nil, err
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid URL: %v", err)
+	}
+	if pu.Scheme != "http" && pu.Scheme != "https" {
+		return nil, fmt.Errorf("scheme %q: must be http or https", pu.Scheme)
+	}
+	if pu.Host == "" {
+		return nil, errors.New("must have a host")
+	}
+	if pu.Opaque != "" {
+		return nil, errors.New("must be an absolute http or https URL")
+	}
+	return t, nil
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+}
+
+// String returns the template as parsed.
+func (t *Template) String() string { return t.raw }
+
+// Names returns the parameter names, in order of first appearance.
+func (t *Template) Names() []string { return append([]string(nil), t.names...) }
+
+// HasQuery reports whether the template has a query part.
+func (t *Template) HasQuery() bool { return strings.Contains(t.raw, "?") }
+
+// Expand returns the URL with every parameter replaced by its escaped value
+// from params. A missing parameter, or an empty one in the path, is an
+// error; params not in the template are ignored.
+func (t *Template) Expand(params map[string]string) (string, error) {
+	return t.expand(params)
+}
+
+func (t *Template) expand(params map[string]string) (string, error) {
+	var b strings.Builder
+	b.Grow(len(t.raw) + 16)
+	for _, p := range t.parts {
+		if p.name == "" {
+			b.WriteString(p.lit)
+			continue
+		}
+		v, ok := params[p.name]
+		if !ok {
+			return "", fmt.Errorf("missing parameter {%s}", p.name)
+		}
+		if p.query {
+			b.WriteString(EscapeQuery(v))
+			continue
+		}
+		switch v {
+		case "":
+			return "", fmt.Errorf("empty path parameter {%s}", p.name)
+		case ".":
+			b.WriteString("%2E")
+		case "..":
+			b.WriteString("%2E%2E")
+		default:
+			b.WriteString(url.PathEscape(v))
+		}
+	}
+	return b.String(), nil
+}
+
+// EscapeQuery escapes s for a query key or value, with spaces as %20 rather
+// than '+', which every server decodes alike.
+func EscapeQuery(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+// EncodeQuery encodes v like url.Values.Encode (sorted by key), with spaces
+// as %20.
+func EncodeQuery(v url.Values) string {
+	// url.Values.Encode escapes a literal '+' as %2B, so every '+' left
+	// is a space.
+	return strings.ReplaceAll(v.Encode(), "+", "%20")
+}
