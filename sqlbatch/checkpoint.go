@@ -1,0 +1,403 @@
+package sqlbatch
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/sqldialect"
+)
+
+// Defaults of CheckpointConfig.
+const (
+	// DefaultCheckpointTable is the table a CheckpointStore uses when
+	// CheckpointConfig.Table is empty.
+	DefaultCheckpointTable = "batchenrich_checkpoints"
+
+	// DefaultLeaseTTL is how long a SQLite run lock outlives its holder's
+	// last heartbeat.
+	DefaultLeaseTTL = 30 * time.Second
+
+	// MinLeaseTTL bounds CheckpointConfig.LeaseTTL from below.
+	MinLeaseTTL = 100 * time.Millisecond
+
+	// unlockTimeout bounds the release of a lock, which runs without the
+	// run's (possibly cancelled) context.
+	unlockTimeout = 10 * time.Second
+)
+
+// CheckpointConfig configures a CheckpointStore. The zero value is valid.
+type CheckpointConfig struct {
+	// Table is the checkpoint table, optionally "schema.table". Empty
+	// means DefaultCheckpointTable. CreateTable creates it.
+	Table string
+
+	// LeaseTTL is, on SQLite, how long a run lock stays taken after its
+	// holder stopped renewing it (the holder renews it every LeaseTTL/3
+	// while it runs). A runner that dies leaves the run locked for up to
+	// this long. Zero means DefaultLeaseTTL. Unused on PostgreSQL, whose
+	// locks end with the holder's session.
+	LeaseTTL time.Duration
+}
+
+// CheckpointStore keeps batchenrich checkpoints in a table, one row per
+// run key: the last committed batch, the Source cursor after it, whether
+// the run is done, and when the row was updated. It implements
+// batchenrich.CheckpointStore and batchenrich.Locker, and a Sink on the
+// same *sqlx.DB commits a batch and its checkpoint in one transaction.
+//
+// # Run locks
+//
+// On PostgreSQL, TryLock takes a session advisory lock
+// (pg_try_advisory_lock on a 64-bit hash of the table and run key) on a
+// connection it sets aside for the run; unlock releases it and returns the
+// connection to the pool. If the process dies, the server ends the session
+// and frees the lock at once. The store needs one connection per lock held
+// on top of those the run uses: do not cap the pool at one connection.
+//
+// On SQLite, which has no session locks, TryLock writes a lease into the
+// run's row (an owner token and an expiry, LeaseTTL ahead) and renews it
+// in the background; unlock clears it. A runner that dies holds the run
+// until the lease expires. Leases rely on every runner seeing the same
+// database file and roughly the same clock: processes on one machine, not
+// a database file shared over a network file system (which SQLite does
+// not support for locking anyway).
+//
+// On both, Save refuses to write, with ErrLockLost, once the lock it
+// holds for the key is gone (the lock's connection dropped, or the lease
+// expired and another runner took it), so a runner that lost its lock
+// cannot commit over the one that took over.
+type CheckpointStore struct {
+	db    *sqlx.DB
+	d     sqldialect.Dialect
+	name  string // as configured
+	table string // quoted
+	ttl   time.Duration
+
+	qLoad, qSave, qSaveFenced, qLease, qRenew, qRelease string
+
+	mu   sync.Mutex
+	held map[string]*heldLock
+}
+
+// heldLock is a run lock this store holds.
+type heldLock struct {
+	// PostgreSQL
+	conn *sql.Conn
+	pid  int64
+	key  int64
+	// SQLite
+	token string
+	stop  context.CancelFunc
+	bg    errgroup.Group
+
+	lost atomic.Bool
+	once sync.Once
+}
+
+// NewCheckpointStore returns a CheckpointStore on db. It validates cfg and
+// returns a *ConfigError naming the first bad field. It does not touch the
+// database; call CreateTable once to create the table.
+func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, error) {
+	d, err := dialectOf(db)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.Table
+	if name == "" {
+		name = DefaultCheckpointTable
+	}
+	table, err := quoteTable(d, "Table", name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.LeaseTTL < 0:
+		return nil, configErr("LeaseTTL", "must not be negative", nil)
+	case cfg.LeaseTTL > 0 && cfg.LeaseTTL < MinLeaseTTL:
+		return nil, configErr("LeaseTTL", "must be at least MinLeaseTTL", nil)
+	}
+	ttl := cfg.LeaseTTL
+	if ttl == 0 {
+		ttl = DefaultLeaseTTL
+	}
+	s := &CheckpointStore{db: db, d: d, name: name, table: table, ttl: ttl, held: map[string]*heldLock{}}
+	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at`
+	s.qLoad = d.Rebind(`SELECT batch, "cursor", done FROM ` + table + ` WHERE run_key = ?`)
+	s.qSave = d.Rebind(upsert)
+	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
+	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
+		VALUES (?, 0, '', ?, ?, ?, ?)
+		ON CONFLICT (run_key) DO UPDATE SET lock_owner = excluded.lock_owner, lock_expires_at = excluded.lock_expires_at
+		WHERE cp.lock_owner IS NULL OR cp.lock_expires_at < ?`)
+	s.qRenew = d.Rebind(`UPDATE ` + table + ` SET lock_expires_at = ? WHERE run_key = ? AND lock_owner = ?`)
+	s.qRelease = d.Rebind(`UPDATE ` + table + ` SET lock_owner = NULL, lock_expires_at = NULL WHERE run_key = ? AND lock_owner = ?`)
+	return s, nil
+}
+
+// CreateTable creates the checkpoint table if it does not exist.
+func (s *CheckpointStore) CreateTable(ctx context.Context) error {
+	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
+		run_key ` + s.d.TypeText() + ` PRIMARY KEY,
+		batch ` + s.d.TypeBigInt() + ` NOT NULL,
+		"cursor" ` + s.d.TypeText() + ` NOT NULL,
+		done ` + s.d.TypeBool() + ` NOT NULL,
+		updated_at ` + s.d.TypeTimestamp() + ` NOT NULL,
+		lock_owner ` + s.d.TypeText() + `,
+		lock_expires_at ` + s.d.TypeBigInt() + `
+	)`
+	if _, err := s.db.ExecContext(ctx, q); err != nil {
+		// Two processes creating the table at once: one of them gets a
+		// unique violation on PostgreSQL's catalog. Fine if it exists now.
+		if _, err2 := s.db.ExecContext(ctx, `SELECT 1 FROM `+s.table+` WHERE 1 = 0`); err2 == nil {
+			return nil
+		}
+		return fmt.Errorf("sqlbatch: create checkpoint table %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// Load implements batchenrich.CheckpointStore: it returns the checkpoint
+// saved under runKey, or a zero Checkpoint with that RunKey.
+func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.Checkpoint, error) {
+	cp := batchenrich.Checkpoint{RunKey: runKey}
+	var (
+		batch  int64
+		cursor string
+		done   bool
+	)
+	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return cp, nil
+	case err != nil:
+		return cp, fmt.Errorf("sqlbatch: load checkpoint %q from %s: %w", runKey, s.name, err)
+	}
+	cp.Batch, cp.Cursor, cp.Done = int(batch), batchenrich.Cursor(cursor), done
+	return cp, nil
+}
+
+// Save implements batchenrich.CheckpointStore: it replaces the checkpoint
+// of cp.RunKey. It returns an error wrapping ErrLockLost, saving nothing,
+// if this store took the run's lock and no longer holds it.
+func (s *CheckpointStore) Save(ctx context.Context, cp batchenrich.Checkpoint) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: %w", cp.RunKey, err)
+	}
+	if err := s.SaveTx(ctx, tx, cp); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: commit: %w", cp.RunKey, err)
+	}
+	return nil
+}
+
+// SaveTx is Save within tx, which the caller commits. Use it to commit a
+// checkpoint with work of your own; Sink.WriteCheckpointed uses it.
+func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenrich.Checkpoint) error {
+	if tx == nil {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: nil transaction", cp.RunKey)
+	}
+	if cp.Batch < 0 {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: negative batch %d", cp.RunKey, cp.Batch)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("sqlbatch: save checkpoint %q to %s: %w", cp.RunKey, s.name, err)
+	}
+	s.mu.Lock()
+	h := s.held[cp.RunKey]
+	s.mu.Unlock()
+	if h != nil && h.lost.Load() {
+		return fail(ErrLockLost)
+	}
+	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC()}
+	if h == nil {
+		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	if s.d.Kind == sqldialect.PostgreSQL {
+		// The advisory lock belongs to the session of h.conn: check,
+		// in this transaction, that the session still holds it.
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND pid = $1 AND classid = $2::bigint::oid AND objid = $3::bigint::oid AND objsubid = 1`,
+			h.pid, int64(uint32(uint64(h.key)>>32)), int64(uint32(h.key))).Scan(&n)
+		if err != nil {
+			return fail(err)
+		}
+		if n == 0 {
+			h.lost.Store(true)
+			return fail(ErrLockLost)
+		}
+		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	res, err := tx.ExecContext(ctx, s.qSaveFenced, append(args, h.token)...)
+	if err != nil {
+		return fail(err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		h.lost.Store(true)
+		return fail(ErrLockLost)
+	}
+	return nil
+}
+
+// TryLock implements batchenrich.Locker: it takes the lock on runKey if
+// it is free and returns ok=true with a function releasing it, or
+// ok=false at once if another holder has it. See CheckpointStore for how
+// locks work on each database. Calling the release function again
+// returns nil and does nothing.
+func (s *CheckpointStore) TryLock(ctx context.Context, runKey string) (unlock func() error, ok bool, err error) {
+	if s.d.Kind == sqldialect.PostgreSQL {
+		return s.tryAdvisoryLock(ctx, runKey)
+	}
+	return s.tryLease(ctx, runKey)
+}
+
+func (s *CheckpointStore) register(runKey string, h *heldLock) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.held[runKey]; dup {
+		return false
+	}
+	s.held[runKey] = h
+	return true
+}
+
+func (s *CheckpointStore) forget(runKey string, h *heldLock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[runKey] == h {
+		delete(s.held, runKey)
+	}
+}
+
+func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (func() error, bool, error) {
+	key := sqldialect.LockKey("batchenrich:" + s.name + ":" + runKey)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+	}
+	h := &heldLock{conn: conn, key: key}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&got, &h.pid); err != nil {
+		discard(conn)
+		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+	}
+	if !got {
+		conn.Close()
+		return nil, false, nil
+	}
+	if !s.register(runKey, h) {
+		// Unreachable while the lock above was free; be safe anyway.
+		discard(conn)
+		return nil, false, nil
+	}
+	return func() error {
+		var err error
+		h.once.Do(func() {
+			defer s.forget(runKey, h)
+			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+			defer cancel()
+			var released bool
+			if err = conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil {
+				// The session may still hold the lock: end it, which
+				// frees the lock, rather than pool it.
+				discard(conn)
+				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, err)
+				return
+			}
+			conn.Close()
+			if !released {
+				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, ErrLockLost)
+			}
+		})
+		return err
+	}, true, nil
+}
+
+// discard closes conn and keeps database/sql from reusing its session.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
+}
+
+func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() error, bool, error) {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	token := hex.EncodeToString(b[:])
+	now := time.Now()
+	res, err := s.db.ExecContext(ctx, s.qLease, runKey, false, now.UTC(), token, now.Add(s.ttl).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return nil, false, nil
+	}
+	h := &heldLock{token: token}
+	if !s.register(runKey, h) {
+		return nil, false, nil
+	}
+	hctx, stop := context.WithCancel(context.Background())
+	h.stop = stop
+	h.bg.Go(func() error {
+		s.heartbeat(hctx, runKey, h)
+		return nil
+	})
+	return func() error {
+		var err error
+		h.once.Do(func() {
+			defer s.forget(runKey, h)
+			h.stop()
+			_ = h.bg.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+			defer cancel()
+			if _, e := s.db.ExecContext(ctx, s.qRelease, runKey, token); e != nil {
+				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, e)
+			}
+		})
+		return err
+	}, true, nil
+}
+
+// heartbeat renews the lease of h every ttl/3 until ctx ends or the lease
+// is found taken by another runner.
+func (s *CheckpointStore) heartbeat(ctx context.Context, runKey string, h *heldLock) {
+	t := time.NewTicker(s.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res, err := s.db.ExecContext(ctx, s.qRenew, time.Now().Add(s.ttl).UnixMilli(), runKey, h.token)
+		if err != nil {
+			continue // busy or cancelled: retry at the next tick; Save checks ownership
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			h.lost.Store(true)
+			return
+		}
+	}
+}

@@ -1,0 +1,74 @@
+// Package sqlbatch connects batchenrich to SQL databases: a Source reading
+// a table or query in windows of a stable key order, a Sink writing each
+// batch in one transaction as a bulk upsert, and a CheckpointStore that
+// makes runs durable and gives one runner at a time each run key.
+//
+// It supports PostgreSQL (github.com/lib/pq) and SQLite
+// (modernc.org/sqlite, pure Go, or mattn/go-sqlite3). Everything takes a
+// *sqlx.DB that you open; the dialect is told by its driver name
+// ("postgres", "sqlite", "sqlite3"). The package registers no driver:
+// import the one you use.
+//
+// # Source
+//
+// NewSource reads rows into your struct through its sqlx `db` tags. By
+// default it pages by key — WHERE (k1, k2) > (last1, last2) ORDER BY k1,
+// k2 LIMIT n — so the 1000th window costs what the first does; its Cursor
+// is the last key read, as a JSON array, and survives a restart.
+// PageByOffset pages with OFFSET instead. Filters are bound parameters.
+//
+// # Sink
+//
+// NewSink writes every result of a batch in one transaction: one
+// multi-row INSERT … ON CONFLICT (key) DO UPDATE per chunk of rows (as
+// many rows as the database's parameter limit allows, so usually one
+// statement per batch). Writing a batch again leaves the same rows. A
+// RowFunc maps each result to a row; failed results go through it too (to
+// be stored as invalid rows) or to a FailureTable, and are never dropped.
+// The batch number goes into the column you name. JSON wraps Go values for
+// json/jsonb columns. WriteTx writes within your own transaction. Any error
+// — a constraint, a dropped connection, a cancelled context — rolls the
+// whole batch back and names it.
+//
+// # Durable runs
+//
+// Set batchenrich.Options.Checkpoints to a CheckpointStore on the same
+// *sqlx.DB as the Sink and each batch commits with its checkpoint in one
+// transaction (exactly-once batches; Report.Atomic says so). With a store
+// on another database, or another kind of store, the Runner saves the
+// checkpoint after the write (at-least-once, absorbed by the Sink's
+// upsert). The store is also a batchenrich.Locker: a PostgreSQL session
+// advisory lock, or a lease with heartbeat on SQLite; see CheckpointStore.
+//
+// # Names and values
+//
+// Table and column names are checked (not empty, at most 63 bytes, no
+// control or invisible format characters) and always double-quoted, so
+// any other name — with spaces, quotes, semicolons or non-ASCII letters —
+// is read as exactly that name and never as SQL. Being quoted, names are
+// case-sensitive: give them as stored (PostgreSQL folds unquoted names to
+// lower case when it creates them). "schema.table" names a table in a
+// schema. Values are always bound parameters.
+//
+// # SQLite
+//
+// The Runner reads the next window while the Sink writes the current
+// batch, on two connections. SQLite allows that only in WAL mode, and a
+// writer waiting for another needs a busy timeout rather than an
+// immediate SQLITE_BUSY. Open SQLite with both, and with immediate write
+// transactions, e.g. with modernc.org/sqlite:
+//
+//	file:app.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate
+//
+// SQLite needs version 3.24 or later (upserts); row-value comparisons need
+// 3.15. One statement carries at most 32,766 parameters there, so rows are
+// chunked accordingly.
+//
+// # PostgreSQL
+//
+// A CheckpointStore holding a run lock keeps one connection out of the
+// pool for the run; leave room for it (SetMaxOpenConns of at least 3: the
+// lock, the Sink's transaction, and the Source's prefetch). A statement
+// carries at most 65,535 parameters, so a batch of 1000 rows of up to 65
+// columns is one statement.
+package sqlbatch

@@ -1,0 +1,399 @@
+package sqlbatch
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/sqldialect"
+)
+
+// RowFunc maps one result to the values of one row, in the order of the
+// target's Columns. It sees failed results too (r.Err != nil), and must
+// return a row for them: a Sink never drops a result.
+type RowFunc[T, R any] func(r batchenrich.Result[T, R]) ([]any, error)
+
+// SinkConfig configures a Sink. Names of tables and columns are quoted, so
+// give them exactly as stored. Values are always bound parameters (or
+// COPY data), never SQL text.
+//
+// Values may be anything the driver accepts: integers, floats, strings,
+// []byte, bool, time.Time, nil for NULL, and driver.Valuer
+// implementations such as JSON, sql.NullString or a UUID type.
+type SinkConfig[T, R any] struct {
+	// Table is the table to write, optionally "schema.table". Required.
+	Table string
+
+	// Key lists the columns identifying a row, which must carry a
+	// primary key or unique index: writing a row whose key exists
+	// updates it (INSERT … ON CONFLICT (Key) DO UPDATE). This is what
+	// makes a rewritten batch leave the same rows. Required; each must
+	// be in Columns.
+	Key []string
+
+	// Columns lists the columns Row fills, in order. Required. Do not
+	// list BatchColumn.
+	Columns []string
+
+	// Row maps a result to the values of Columns. Required. Unless
+	// Failures is set it also maps failed results, which it can store
+	// as invalid rows, e.g. is_valid = false and validation_error =
+	// r.Err.Error().
+	Row RowFunc[T, R]
+
+	// BatchColumn, if set, names a column that receives the batch number
+	// of each row.
+	BatchColumn string
+
+	// Failures, if set, sends failed results to another table instead
+	// of Row and Table.
+	Failures *FailureTable[T, R]
+}
+
+// FailureTable is where a Sink stores failed results when they do not go
+// to the main table. Its fields mean what they do in SinkConfig; Row sees
+// only results with a non-nil Err.
+//
+// When a batch is rewritten (after a crash, without exactly-once
+// checkpoints) and an item that failed the first time now succeeds, its
+// old failure row stays: remove it yourself if that matters, for example
+// in WriteTx's transaction.
+type FailureTable[T, R any] struct {
+	Table       string
+	Key         []string
+	Columns     []string
+	Row         RowFunc[T, R]
+	BatchColumn string
+}
+
+// Sink is a batchenrich.Sink and batchenrich.CheckpointSink writing each
+// batch to SQL tables in one transaction, in bulk, as an upsert on a key.
+// It is safe for concurrent use.
+type Sink[T, R any] struct {
+	db       *sqlx.DB
+	d        sqldialect.Dialect
+	main     *target[T, R]
+	failures *target[T, R]
+
+	// pg is the bulk strategy on PostgreSQL; tests and benchmarks change
+	// it to compare.
+	pg pgStrategy
+	// pgBulk, if set, replaces the PostgreSQL strategy (benchmarks).
+	pgBulk func(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) error
+	// chunkRows, if positive, caps the rows per statement (tests).
+	chunkRows int
+	// afterStatement, if set, runs after each statement of a write
+	// (tests use it to break the connection mid-batch).
+	afterStatement func(ctx context.Context, tx *sqlx.Tx) error
+}
+
+// target is one table a Sink writes.
+type target[T, R any] struct {
+	name     string   // as configured, for messages
+	table    string   // quoted
+	cols     []string // quoted; the batch column last, if any
+	ncol     int      // columns Row fills
+	keyIdx   []int    // positions of the key columns in cols
+	key      []string // quoted key columns
+	conflict string   // " ON CONFLICT …" clause
+	row      RowFunc[T, R]
+	batchCol bool
+
+	mu      sync.Mutex
+	pgTypes []string // column types, for the unnest strategy
+}
+
+// NewSink returns a Sink writing to db as cfg says. It validates cfg and
+// returns a *ConfigError naming the first bad field. It does not touch the
+// database: a missing table or unique index shows at the first write.
+func NewSink[T, R any](db *sqlx.DB, cfg SinkConfig[T, R]) (*Sink[T, R], error) {
+	d, err := dialectOf(db)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink[T, R]{db: db, d: d, pg: defaultPGStrategy}
+	if s.main, err = newTarget(d, "", cfg.Table, cfg.Key, cfg.Columns, cfg.Row, cfg.BatchColumn); err != nil {
+		return nil, err
+	}
+	if f := cfg.Failures; f != nil {
+		if s.failures, err = newTarget(d, "Failures.", f.Table, f.Key, f.Columns, f.Row, f.BatchColumn); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols []string, row RowFunc[T, R], batchCol string) (*target[T, R], error) {
+	t := &target[T, R]{name: table, row: row, ncol: len(cols)}
+	var err error
+	if t.table, err = quoteTable(d, prefix+"Table", table); err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 {
+		return nil, configErr(prefix+"Columns", "required", nil)
+	}
+	all := slices.Clone(cols)
+	if batchCol != "" {
+		if slices.Contains(cols, batchCol) {
+			return nil, configErr(prefix+"BatchColumn", fmt.Sprintf("%q is also in Columns; list it only as BatchColumn", batchCol), nil)
+		}
+		all = append(all, batchCol)
+		t.batchCol = true
+	}
+	if t.cols, err = quoteCols(d, prefix+"Columns", all); err != nil {
+		var ce *ConfigError
+		if batchCol != "" && errors.As(err, &ce) && ce.Field == fmt.Sprintf("%sColumns[%d]", prefix, len(cols)) {
+			ce.Field = prefix + "BatchColumn"
+		}
+		return nil, err
+	}
+	if len(key) == 0 {
+		return nil, configErr(prefix+"Key", "required: the columns of a unique index, for idempotent upserts", nil)
+	}
+	if t.key, err = quoteCols(d, prefix+"Key", key); err != nil {
+		return nil, err
+	}
+	for i, k := range key {
+		j := slices.Index(cols, k)
+		if j < 0 {
+			return nil, configErr(fmt.Sprintf("%sKey[%d]", prefix, i), fmt.Sprintf("column %q is not in Columns", k), nil)
+		}
+		t.keyIdx = append(t.keyIdx, j)
+	}
+	if row == nil {
+		return nil, configErr(prefix+"Row", "required", nil)
+	}
+	if len(t.cols) > d.MaxParams() {
+		return nil, configErr(prefix+"Columns", "too many columns", nil)
+	}
+	t.conflict = d.OnConflict(t.cols, t.key)
+	return t, nil
+}
+
+// Write implements batchenrich.Sink: it writes every result of b in one
+// transaction, which it commits, or rolls back on any error (a dropped
+// connection included), leaving nothing of the batch. The error names the
+// batch.
+func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error {
+	return s.inTx(ctx, b.Number, func(tx *sqlx.Tx) error { return s.WriteTx(ctx, tx, b) })
+}
+
+// WriteTx writes every result of b within tx, which the caller commits or
+// rolls back. Use it to add work of your own to the batch's transaction.
+// tx must belong to the Sink's database.
+func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R]) error {
+	if tx == nil {
+		return fmt.Errorf("sqlbatch: batch %d: nil transaction", b.Number)
+	}
+	main, fail, err := s.rows(b)
+	if err != nil {
+		return err
+	}
+	if err := s.writeRows(ctx, tx, s.main, main); err != nil {
+		return fmt.Errorf("sqlbatch: batch %d: write %s: %w", b.Number, s.main.name, err)
+	}
+	if s.failures != nil {
+		if err := s.writeRows(ctx, tx, s.failures, fail); err != nil {
+			return fmt.Errorf("sqlbatch: batch %d: write %s: %w", b.Number, s.failures.name, err)
+		}
+	}
+	return nil
+}
+
+// WriteCheckpointed implements batchenrich.CheckpointSink: when store is a
+// *CheckpointStore on the Sink's *sqlx.DB, it writes b and saves cp in one
+// transaction, so that both or neither commit. For any other store it
+// returns an error wrapping batchenrich.ErrCheckpointUnsupported, having
+// written nothing.
+func (s *Sink[T, R]) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[T, R], store batchenrich.CheckpointStore, cp batchenrich.Checkpoint) error {
+	cs, ok := store.(*CheckpointStore)
+	switch {
+	case !ok:
+		return fmt.Errorf("sqlbatch: batch %d: checkpoint store %T: %w", b.Number, store, batchenrich.ErrCheckpointUnsupported)
+	case cs == nil || cs.db != s.db:
+		return fmt.Errorf("sqlbatch: batch %d: checkpoint store on another *sqlx.DB: %w", b.Number, batchenrich.ErrCheckpointUnsupported)
+	}
+	return s.inTx(ctx, b.Number, func(tx *sqlx.Tx) error {
+		if err := s.WriteTx(ctx, tx, b); err != nil {
+			return err
+		}
+		if err := cs.SaveTx(ctx, tx, cp); err != nil {
+			return fmt.Errorf("sqlbatch: batch %d: %w", b.Number, err)
+		}
+		return nil
+	})
+}
+
+// inTx runs f in a new transaction and commits it.
+func (s *Sink[T, R]) inTx(ctx context.Context, batch int, f func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlbatch: batch %d: begin: %w", batch, err)
+	}
+	if err := f(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, context.DeadlineExceeded) && !isTxDone(rerr) {
+			err = errors.Join(err, fmt.Errorf("sqlbatch: batch %d: rollback: %w", batch, rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlbatch: batch %d: commit: %w", batch, err)
+	}
+	return nil
+}
+
+// rows maps the results of b to rows of the main and failures tables.
+func (s *Sink[T, R]) rows(b batchenrich.Batch[T, R]) (main, fail [][]any, err error) {
+	main = make([][]any, 0, len(b.Results))
+	for i := range b.Results {
+		r := &b.Results[i]
+		t := s.main
+		if r.Err != nil && s.failures != nil {
+			t = s.failures
+		}
+		row, err := t.rowOf(b.Number, r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlbatch: batch %d: item %d: %w", b.Number, i, err)
+		}
+		if t == s.main {
+			main = append(main, row)
+		} else {
+			fail = append(fail, row)
+		}
+	}
+	return main, fail, nil
+}
+
+// rowOf calls the target's RowFunc and appends the batch number.
+func (t *target[T, R]) rowOf(batch int, r *batchenrich.Result[T, R]) ([]any, error) {
+	vals, err := t.row(*r)
+	if err != nil {
+		return nil, fmt.Errorf("row for %s: %w", t.name, err)
+	}
+	if len(vals) != t.ncol {
+		return nil, fmt.Errorf("row for %s: %d values for %d columns", t.name, len(vals), t.ncol)
+	}
+	if !t.batchCol {
+		return vals, nil
+	}
+	row := make([]any, len(vals)+1)
+	copy(row, vals)
+	row[len(vals)] = int64(batch)
+	return row, nil
+}
+
+// writeRows upserts rows into t, after removing rows whose key repeats a
+// later row's (the later one wins, as if written one after the other;
+// PostgreSQL refuses to update one row twice in a statement).
+func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	rows, err := dedupe(rows, t.keyIdx)
+	if err != nil {
+		return err
+	}
+	if s.d.Kind == sqldialect.PostgreSQL {
+		if s.pgBulk != nil {
+			return s.pgBulk(ctx, tx, t, rows)
+		}
+		if s.pg == pgCopy {
+			return s.writeCopy(ctx, tx, t, rows)
+		}
+	}
+	return s.writeValues(ctx, tx, t, rows)
+}
+
+// writeValues runs multi-row INSERT … VALUES … ON CONFLICT statements,
+// as many rows each as the parameter limit allows.
+func (s *Sink[T, R]) writeValues(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) error {
+	ncol := len(t.cols)
+	per := s.d.MaxParams() / ncol
+	if s.chunkRows > 0 {
+		per = min(per, s.chunkRows)
+	}
+	var full string // the statement for a full chunk, built once
+	args := make([]any, 0, min(len(rows), per)*ncol)
+	for start := 0; start < len(rows); start += per {
+		chunk := rows[start:min(start+per, len(rows))]
+		args = args[:0]
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		var q string
+		if len(chunk) == per && full != "" {
+			q = full
+		} else {
+			q = s.d.Rebind(s.d.Upsert(t.table, t.cols, t.key, len(chunk)))
+			if len(chunk) == per {
+				full = q
+			}
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+		if err := s.hook(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink[T, R]) hook(ctx context.Context, tx *sqlx.Tx) error {
+	if s.afterStatement == nil {
+		return nil
+	}
+	return s.afterStatement(ctx, tx)
+}
+
+// dedupe keeps the last row of each key.
+func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
+	if len(rows) < 2 {
+		return rows, nil
+	}
+	last := make(map[string]int, len(rows))
+	var sb strings.Builder
+	for i, r := range rows {
+		sb.Reset()
+		for _, k := range keyIdx {
+			v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
+			if err != nil {
+				return nil, fmt.Errorf("key column value %T: %w", r[k], err)
+			}
+			switch v := v.(type) {
+			case nil:
+				sb.WriteString("n")
+			case string:
+				sb.WriteString("s" + strconv.Itoa(len(v)) + ":" + v)
+			case []byte:
+				sb.WriteString("b" + strconv.Itoa(len(v)) + ":" + string(v))
+			default:
+				s := fmt.Sprintf("%T:%v", v, v)
+				sb.WriteString("v" + strconv.Itoa(len(s)) + ":" + s)
+			}
+		}
+		last[sb.String()] = i
+	}
+	if len(last) == len(rows) {
+		return rows, nil
+	}
+	keep := make([]bool, len(rows))
+	for _, i := range last {
+		keep[i] = true
+	}
+	out := make([][]any, 0, len(last))
+	for i, r := range rows {
+		if keep[i] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
