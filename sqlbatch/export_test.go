@@ -9,7 +9,9 @@ import (
 // Test hooks.
 
 // SetAfterStatement makes s call f after each statement of a write.
-func (s *Sink[T, R]) SetAfterStatement(f func(ctx context.Context, tx *sqlx.Tx) error) { s.afterStatement = f }
+func (s *Sink[T, R]) SetAfterStatement(f func(ctx context.Context, tx *sqlx.Tx) error) {
+	s.afterStatement = f
+}
 
 // SetChunkRows caps the rows per statement.
 func (s *Sink[T, R]) SetChunkRows(n int) { s.chunkRows = n }

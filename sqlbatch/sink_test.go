@@ -155,9 +155,11 @@ func TestSinkRowErrorsWriteNothing(t *testing.T) {
 		ctx := context.Background()
 		bad := errors.New("cannot map")
 		for name, row := range map[string]sqlbatch.RowFunc[Traveler, Enriched]{
-			"error":      func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return nil, bad },
-			"short row":  func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return []any{1}, nil },
-			"bad values": func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return []any{"e1", r.Item.TravelerID, nil, true, "x", "not a time"}, nil },
+			"error":     func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return nil, bad },
+			"short row": func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return []any{1}, nil },
+			"bad values": func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+				return []any{"e1", r.Item.TravelerID, nil, true, "x", "not a time"}, nil
+			},
 		} {
 			s, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
 				Table: "traveler_batch_results", Key: []string{"execution_id", "traveler_id"},
