@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+	"github.com/jmoiron/sqlx"
+)
+
+// Profile is the enrichment of one traveler: the fixture's transform of the
+// profile API's answer.
+type Profile struct {
+	NormalizedName  string
+	Status          int
+	Hash            string
+	Payload         json.RawMessage
+	ValidationError string // empty when the echo matched
+}
+
+// transform is the fixture's validate/transform step.
+func transform(t Traveler, status int, payload json.RawMessage) Profile {
+	norm := normalizeName(t.TravelerName)
+	var compact bytes.Buffer
+	if json.Compact(&compact, payload) == nil {
+		payload = compact.Bytes()
+	}
+	return Profile{
+		NormalizedName:  norm,
+		Status:          status,
+		Hash:            profileHash(t.TravelerID, norm),
+		Payload:         payload,
+		ValidationError: validateEcho(payload, t.TravelerID),
+	}
+}
+
+// resultColumns are the columns of traveler_batch_results the Sink fills;
+// batch_number is filled by the Sink itself.
+var resultColumns = []string{
+	"execution_id", "traveler_id", "traveler_name", "normalized_name",
+	"profile_status", "profile_hash", "profile_payload", "is_valid",
+	"validation_error", "processed_at",
+}
+
+// resultRow maps a result to a row of traveler_batch_results. A failed
+// enrichment (HTTP error after the retries, timeout, non-JSON body) is
+// stored as an invalid row with the reason: never dropped.
+func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
+	t := r.Item
+	// ISO 8601 text: TIMESTAMPTZ in PostgreSQL parses it, and SQLite's
+	// date functions read it.
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
+	if r.Err != nil {
+		norm := normalizeName(t.TravelerName)
+		status, reason, detail := 0, "error", r.Err.Error()
+		var he *httpenrich.Error
+		if errors.As(r.Err, &he) {
+			status, reason = he.Status, string(he.Reason)
+		}
+		payload, err := json.Marshal(map[string]any{
+			"error": reason, "detail": detail, "status": status,
+			"class": batchenrich.Classify(r.Err).String(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
+			profileHash(t.TravelerID, norm), string(payload), false, reason + ": " + detail, now}, nil
+	}
+	p := r.Value
+	var verr any // NULL when valid
+	if p.ValidationError != "" {
+		verr = p.ValidationError
+	}
+	return []any{t.ExecutionID, t.TravelerID, t.TravelerName, p.NormalizedName, p.Status,
+		p.Hash, string(p.Payload), p.ValidationError == "", verr, now}, nil
+}
+
+// job is the seed fixture's pipeline, built on batchenrich's defaults.
+type job struct {
+	source *sqlbatch.Source[Traveler]
+	enr    *httpenrich.Enricher[Traveler, json.RawMessage, Profile]
+	sink   *sqlbatch.Sink[Traveler, Profile]
+	store  *sqlbatch.CheckpointStore
+}
+
+// newJob wires the Source, Enricher, Sink and checkpoint store for cfg.
+func newJob(db *sqlx.DB, cfg config) (*job, error) {
+	src, err := sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
+		Table:   "traveler_batch_source",
+		Columns: []string{"execution_id", "traveler_id", "traveler_name"},
+		Key:     []string{"traveler_id"},
+		Filter:  map[string]any{"execution_id": cfg.executionID},
+	})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := httpenrich.PoolFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	enr, err := httpenrich.New(httpenrich.Config[Traveler, json.RawMessage, Profile]{
+		URL: cfg.profileURL,
+		Request: func(t Traveler) (httpenrich.Params, error) {
+			return httpenrich.Params{Query: url.Values{
+				"traveler_id":   {strconv.FormatInt(t.TravelerID, 10)},
+				"traveler_name": {t.TravelerName},
+			}}, nil
+		},
+		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
+			return transform(t, resp.Status, resp.Body), nil
+		},
+		Pool:           pool.ForConcurrency(cfg.concurrency),
+		AttemptTimeout: cfg.httpTimeout,
+		MaxAttempts:    cfg.httpRetries + 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
+		Table:       "traveler_batch_results",
+		Key:         []string{"execution_id", "traveler_id"},
+		Columns:     resultColumns,
+		Row:         resultRow,
+		BatchColumn: "batch_number",
+	})
+	if err != nil {
+		enr.Close()
+		return nil, err
+	}
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		enr.Close()
+		return nil, err
+	}
+	return &job{source: src, enr: enr, sink: sink, store: store}, nil
+}
+
+// options are the Runner's options for cfg.
+func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.Options {
+	return batchenrich.Options{
+		BatchSize:   cfg.batchSize,
+		MaxBatches:  cfg.maxBatches,
+		Concurrency: cfg.concurrency,
+		Checkpoints: j.store,
+		RunKey:      cfg.executionID,
+		Events:      events,
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Data is the final validation, computed from the database.
+type Data struct {
+	SourceRows          int `json:"source_rows"`
+	ExpectedRows        int `json:"expected_rows"`
+	StoredRows          int `json:"stored_rows"`
+	MissingRows         int `json:"missing_rows"`
+	SuccessfulHTTPCalls int `json:"successful_http_calls"`
+	ValidRows           int `json:"valid_rows"`
+	InvalidRows         int `json:"invalid_rows"`
+	MaxBatchNumber      int `json:"max_batch_number"`
+}
+
+// OK reports whether every expected row was stored: the run's exit status.
+func (d Data) OK() bool { return d.MissingRows == 0 && d.StoredRows == d.ExpectedRows }
+
+// Summary is the program's final report (-json prints it as is).
+type Summary struct {
+	Status      string     `json:"status"`
+	ExecutionID string     `json:"execution_id"`
+	Configured  Configured `json:"configured"`
+	Data        Data       `json:"data"`
+	Execution   Execution  `json:"execution"`
+}
+
+// Configured echoes the run's shape.
+type Configured struct {
+	BatchSize   int `json:"batch_size"`
+	MaxBatches  int `json:"max_batches"`
+	Concurrency int `json:"concurrency"`
+}
+
+// Execution describes what this invocation did.
+type Execution struct {
+	BatchesRun     int   `json:"batches_run"`
+	BatchesSkipped int   `json:"batches_skipped"`
+	DurationMS     int64 `json:"duration_ms"` // enrichment phase only
+}
+
+// validate computes the final validation of executionID from the database.
+func validate(ctx context.Context, db *sqlx.DB, executionID string, batchSize, maxBatches int) (Data, error) {
+	var d Data
+	if err := db.GetContext(ctx, &d.SourceRows, db.Rebind(
+		`SELECT count(*) FROM traveler_batch_source WHERE execution_id = ?`), executionID); err != nil {
+		return d, fmt.Errorf("validate: %w", err)
+	}
+	d.ExpectedRows = min(d.SourceRows, batchSize*maxBatches)
+	var agg struct {
+		Stored  int `db:"stored"`
+		OK200   int `db:"ok200"`
+		Valid   int `db:"valid"`
+		MaxBtch int `db:"max_batch"`
+	}
+	if err := db.GetContext(ctx, &agg, db.Rebind(`
+		SELECT count(*) AS stored,
+		       COALESCE(SUM(CASE WHEN profile_status = 200 THEN 1 ELSE 0 END), 0) AS ok200,
+		       COALESCE(SUM(CASE WHEN is_valid THEN 1 ELSE 0 END), 0) AS valid,
+		       COALESCE(MAX(batch_number), 0) AS max_batch
+		FROM traveler_batch_results WHERE execution_id = ?`), executionID); err != nil {
+		return d, fmt.Errorf("validate: %w", err)
+	}
+	d.StoredRows, d.SuccessfulHTTPCalls, d.ValidRows, d.MaxBatchNumber = agg.Stored, agg.OK200, agg.Valid, agg.MaxBtch
+	d.InvalidRows = d.StoredRows - d.ValidRows
+	// Expected rows are the first ExpectedRows source rows in traveler_id
+	// order; missing are those of them without a result row.
+	if err := db.GetContext(ctx, &d.MissingRows, db.Rebind(`
+		SELECT count(*) FROM (
+			SELECT traveler_id FROM traveler_batch_source
+			WHERE execution_id = ? ORDER BY traveler_id LIMIT ?) s
+		WHERE NOT EXISTS (
+			SELECT 1 FROM traveler_batch_results r
+			WHERE r.execution_id = ? AND r.traveler_id = s.traveler_id)`),
+		executionID, d.ExpectedRows, executionID); err != nil {
+		return d, fmt.Errorf("validate: %w", err)
+	}
+	return d, nil
+}
+
+// printJSON writes s as one JSON object.
+func printJSON(w io.Writer, s Summary) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(s)
+}
+
+// printTable writes s as a readable table.
+func printTable(w io.Writer, s Summary) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	rows := []struct {
+		k string
+		v any
+	}{
+		{"status", s.Status},
+		{"execution_id", s.ExecutionID},
+		{"batch_size × max_batches", fmt.Sprintf("%d × %d", s.Configured.BatchSize, s.Configured.MaxBatches)},
+		{"concurrency", s.Configured.Concurrency},
+		{"source_rows", s.Data.SourceRows},
+		{"expected_rows", s.Data.ExpectedRows},
+		{"stored_rows", s.Data.StoredRows},
+		{"missing_rows", s.Data.MissingRows},
+		{"successful_http_calls", s.Data.SuccessfulHTTPCalls},
+		{"valid_rows", s.Data.ValidRows},
+		{"invalid_rows", s.Data.InvalidRows},
+		{"max_batch_number", s.Data.MaxBatchNumber},
+		{"batches_run", s.Execution.BatchesRun},
+		{"batches_skipped", s.Execution.BatchesSkipped},
+		{"duration_ms", s.Execution.DurationMS},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v)
+	}
+	return tw.Flush()
+}
