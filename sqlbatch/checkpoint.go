@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +61,8 @@ type CheckpointConfig struct {
 // # Run locks
 //
 // On PostgreSQL, TryLock takes a session advisory lock
-// (pg_try_advisory_lock on a 64-bit hash of the table and run key) on a
+// (pg_try_advisory_lock on a 64-bit hash of the table's oid and the run
+// key) on a
 // connection it sets aside for the run; unlock releases it and returns the
 // connection to the pool. If the process dies, the server ends the session
 // and frees the lock at once. The store needs one connection per lock held
@@ -293,11 +295,19 @@ func (s *CheckpointStore) forget(runKey string, h *heldLock) {
 }
 
 func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (func() error, bool, error) {
-	key := sqldialect.LockKey("batchenrich:" + s.name + ":" + runKey)
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
 	}
+	// Advisory locks are per database, not per schema: key the lock by
+	// the checkpoint table's oid, so that runs with the same key in other
+	// schemas (or other tables) do not exclude each other.
+	var oid int64
+	if err := conn.QueryRowContext(ctx, `SELECT $1::regclass::oid::bigint`, s.table).Scan(&oid); err != nil {
+		discard(conn)
+		return nil, false, fmt.Errorf("sqlbatch: lock run %q: checkpoint table %s (call CreateTable first): %w", runKey, s.name, err)
+	}
+	key := sqldialect.LockKey("batchenrich:" + strconv.FormatInt(oid, 10) + ":" + runKey)
 	h := &heldLock{conn: conn, key: key}
 	var got bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&got, &h.pid); err != nil {

@@ -21,3 +21,13 @@ func (s *Sink[T, R]) UseCopy() { s.pg = pgCopy }
 
 // UseValues makes s use multi-row VALUES on PostgreSQL.
 func (s *Sink[T, R]) UseValues() { s.pg = pgValues }
+
+// LockPID returns the backend pid holding the PostgreSQL lock on runKey.
+func (s *CheckpointStore) LockPID(runKey string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.held[runKey]; h != nil {
+		return h.pid
+	}
+	return 0
+}
