@@ -74,12 +74,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	}
 
-	db, err := openDB(ctx, cfg)
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
-	defer db.Close()
-
 	if cfg.profileURL == "" {
 		api, err := startEmbeddedAPI()
 		if err != nil {
@@ -90,6 +84,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	} else if err := dialAPI(ctx, cfg.profileURL); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	defer db.Close()
 	if !cfg.json {
 		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\n", cfg.dbDesc, cfg.profileURL, cfg.executionID)
 	}
