@@ -27,7 +27,9 @@ type RowFunc[T, R any] func(r batchenrich.Result[T, R]) ([]any, error)
 //
 // Values may be anything the driver accepts: integers, floats, strings,
 // []byte, bool, time.Time, nil for NULL, and driver.Valuer
-// implementations such as JSON, sql.NullString or a UUID type.
+// implementations such as JSON, sql.NullString or a UUID type. On
+// PostgreSQL rows travel by COPY, where a []byte value is bytea data: give
+// text and JSON columns strings (or JSON), not []byte.
 type SinkConfig[T, R any] struct {
 	// Table is the table to write, optionally "schema.table". Required.
 	Table string
