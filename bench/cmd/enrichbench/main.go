@@ -206,8 +206,8 @@ func run(ctx context.Context, f flags) (err error) {
 				if err != nil {
 					return fmt.Errorf("%s, %d rows, round %d: %w", name, rows, round+1, err)
 				}
-				fmt.Fprintf(os.Stderr, "  %-12s rows %6d round %d: %8.1f ms %8.0f rows/s conns %4d rss %6d KB\n",
-					name, rows, round+1, ms(r.Elapsed), r.RowsPerSecond(), r.Conns, r.PeakRSSKB)
+				fmt.Fprintf(os.Stderr, "  %-12s rows %6d round %d: %8.1f ms %8.0f rows/s conns %4d rss %6d KB %s\n",
+					name, rows, round+1, ms(r.Elapsed), r.RowsPerSecond(), r.Conns, r.PeakRSSKB, r.Stats.Detail)
 				results[rows][name] = append(results[rows][name], r)
 				all = append(all, r)
 			}

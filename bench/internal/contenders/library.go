@@ -2,19 +2,143 @@ package contenders
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/bench/internal/harness"
+	"github.com/batchenrich/batchenrich/bench/internal/job"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+	"github.com/jmoiron/sqlx"
 )
 
-// Library is the slot for batchenrich itself: the Runner driving the
-// sqlbatch Source and Sink (PostgreSQL) and the httpenrich Enricher.
-//
-// TODO(issue 7): wire it once packages
-// github.com/batchenrich/batchenrich/sqlbatch and .../httpenrich exist:
-// keyset Source over traveler_batch_source, an Enricher calling
-// job.ProfileURL and job.Transform, a Sink upserting into
-// traveler_batch_results, Options{BatchSize, MaxBatches, Concurrency}.
-// Until then it reports harness.ErrNotWired and the harness skips it.
-func Library(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
-	return harness.Stats{}, harness.ErrNotWired
+// libTraveler is a source row as sqlbatch.Source reads it.
+type libTraveler struct {
+	ID   int64  `db:"traveler_id"`
+	Name string `db:"traveler_name"`
 }
+
+// libColumns are the result columns the Sink fills, batch_number aside.
+var libColumns = []string{
+	"execution_id", "traveler_id", "traveler_name", "normalized_name", "profile_status",
+	"profile_hash", "profile_payload", "is_valid", "validation_error",
+}
+
+// Library is batchenrich itself, as a user would write the job with it: the
+// Runner with a keyset sqlbatch.Source, an httpenrich.Enricher (pool sized
+// to the concurrency, default retries) and a sqlbatch.Sink upserting each
+// batch in one transaction together with its checkpoint
+// (sqlbatch.CheckpointStore, run key = execution id). Batches are strictly
+// ordered; the next window is prefetched.
+func Library(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
+	var st harness.Stats
+	db, err := sqlx.Open("postgres", cfg.DatabaseURL)
+	if err != nil {
+		return st, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(4) // run lock, sink transaction, prefetch, spare
+	db.SetMaxIdleConns(4)
+
+	src, err := sqlbatch.NewSource[libTraveler](db, sqlbatch.SourceConfig{
+		Table:   "traveler_batch_source",
+		Key:     []string{"traveler_id"},
+		Filter:  map[string]any{"execution_id": cfg.ExecutionID},
+		Columns: []string{"traveler_id", "traveler_name"},
+	})
+	if err != nil {
+		return st, err
+	}
+
+	enr, err := httpenrich.New(httpenrich.Config[libTraveler, job.Echo, job.Row]{
+		URL: strings.TrimSuffix(cfg.TargetURL, "/") + "/anything",
+		Request: func(t libTraveler) (httpenrich.Params, error) {
+			return httpenrich.Params{Query: url.Values{
+				"traveler_id":   {strconv.FormatInt(t.ID, 10)},
+				"traveler_name": {t.Name},
+			}}, nil
+		},
+		Validate: func(t libTraveler, resp *httpenrich.Response[job.Echo]) (job.Row, error) {
+			return job.FromEcho(job.Traveler(t), 0, resp.Status, resp.Raw, &resp.Body), nil
+		},
+		Pool: httpenrich.Pool{}.ForConcurrency(cfg.Concurrency),
+	})
+	if err != nil {
+		return st, err
+	}
+	defer enr.Close()
+
+	sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[libTraveler, job.Row]{
+		Table:       "traveler_batch_results",
+		Key:         []string{"execution_id", "traveler_id"},
+		Columns:     libColumns,
+		BatchColumn: "batch_number",
+		Row: func(r batchenrich.Result[libTraveler, job.Row]) ([]any, error) {
+			row := r.Value
+			if r.Err != nil { // stored as an invalid row, never dropped
+				row = libFailedRow(r.Item, r.Err)
+			}
+			var verr any
+			if row.ValidationError != "" {
+				verr = row.ValidationError
+			}
+			return []any{cfg.ExecutionID, row.TravelerID, row.TravelerName, row.NormalizedName, row.ProfileStatus,
+				row.ProfileHash, string(row.ProfilePayload), row.IsValid, verr}, nil
+		},
+	})
+	if err != nil {
+		return st, err
+	}
+
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		return st, err
+	}
+	if err := store.CreateTable(ctx); err != nil {
+		return st, err
+	}
+
+	r, err := batchenrich.New(src, enr, sink, batchenrich.Options{
+		BatchSize:   cfg.BatchSize,
+		MaxBatches:  cfg.MaxBatches,
+		Concurrency: cfg.Concurrency,
+		Checkpoints: store,
+		RunKey:      cfg.ExecutionID,
+	})
+	if err != nil {
+		return st, err
+	}
+	rep, err := r.Run(ctx)
+	st.Written, st.Batches, st.Phase = rep.Written, rep.BatchesRun, rep.Duration
+	var read, enrich, write time.Duration
+	for _, b := range rep.Batches {
+		read, enrich, write = read+b.ReadDuration, enrich+b.EnrichDuration, write+b.WriteDuration
+	}
+	st.Detail = fmt.Sprintf("Run %.1f ms: enrich %.1f, write %.1f, read %.1f (sums over batches; reads mostly prefetched)",
+		ms(rep.Duration), ms(enrich), ms(write), ms(read))
+	if err != nil {
+		return st, fmt.Errorf("batchenrich: %w", err)
+	}
+	return st, nil
+}
+
+// libFailedRow is the invalid row stored for an item whose request failed.
+func libFailedRow(t libTraveler, err error) job.Row {
+	row := job.FromEcho(job.Traveler(t), 0, 0, nil, nil)
+	var he *httpenrich.Error
+	reason := err.Error()
+	if errors.As(err, &he) {
+		row.ProfileStatus, reason = he.Status, string(he.Reason)
+	}
+	row.IsValid, row.ValidationError = false, reason
+	row.ProfilePayload, _ = json.Marshal(map[string]any{"error": err.Error()})
+	return row
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -45,6 +45,12 @@ func (c Config) Batches() int {
 type Stats struct {
 	Written int `json:"written"` // rows the contender says it stored
 	Batches int `json:"batches"` // batches (windows) it processed
+
+	// Phase, if set, is the contender's own timing of its processing
+	// phase, without one-off setup (opening pools, creating tables).
+	Phase time.Duration `json:"phase_ns,omitempty"`
+	// Detail is a free-form breakdown for display.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Contender performs the job described by cfg once and returns when every

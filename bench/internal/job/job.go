@@ -83,9 +83,27 @@ func Hash(id int64, normalized string) string {
 	return hex.EncodeToString(sum[:10])
 }
 
+// Echo is the part of an httpbin /anything response the job reads.
+type Echo struct {
+	Args map[string]json.RawMessage `json:"args"`
+}
+
 // Transform builds the result row of t from the profile response (HTTP
 // status and body) for batch number batch.
 func Transform(t Traveler, batch, status int, body []byte) Row {
+	var e Echo
+	if err := json.Unmarshal(body, &e); err != nil {
+		r := FromEcho(t, batch, status, nil, nil)
+		r.IsValid = false
+		r.ValidationError = "response is not JSON"
+		r.ProfilePayload, _ = json.Marshal(map[string]any{"error": "response is not JSON", "status": status})
+		return r
+	}
+	return FromEcho(t, batch, status, body, &e)
+}
+
+// FromEcho is Transform for a body already decoded into e.
+func FromEcho(t Traveler, batch, status int, body []byte, e *Echo) Row {
 	norm := Normalize(t.Name)
 	r := Row{
 		TravelerID:     t.ID,
@@ -97,16 +115,10 @@ func Transform(t Traveler, batch, status int, body []byte) Row {
 		IsValid:        true,
 		BatchNumber:    batch,
 	}
-	var resp struct {
-		Args map[string]json.RawMessage `json:"args"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
-		r.IsValid = false
-		r.ValidationError = "response is not JSON"
-		r.ProfilePayload, _ = json.Marshal(map[string]any{"error": "response is not JSON", "status": status})
+	if e == nil {
 		return r
 	}
-	got, ok := echoedArg(resp.Args["traveler_id"])
+	got, ok := echoedArg(e.Args["traveler_id"])
 	switch {
 	case !ok:
 		r.IsValid, r.ValidationError = false, "missing traveler_id in response args"

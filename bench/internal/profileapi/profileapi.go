@@ -4,7 +4,6 @@
 package profileapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,11 +88,11 @@ func (s *Server) Reset() {
 	s.requests.Store(0)
 }
 
-// Close stops the server and waits for it.
+// Close stops the server at once, closing every connection (a graceful
+// Shutdown would wait up to 5 s for connections a client dialed but never
+// used), and waits for it.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
+	err := s.srv.Close()
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
