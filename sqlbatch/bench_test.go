@@ -42,6 +42,8 @@ func BenchmarkSink(b *testing.B) {
 					b.Run(fmt.Sprintf("rows=%d/%s", size, mode), func(b *testing.B) {
 						s := resultsSink(b, db)
 						switch mode {
+						case "values":
+							s.UseValues()
 						case "copy":
 							s.UseCopy()
 						case "unnest":

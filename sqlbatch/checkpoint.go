@@ -267,8 +267,9 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 // TryLock implements batchenrich.Locker: it takes the lock on runKey if
 // it is free and returns ok=true with a function releasing it, or
 // ok=false at once if another holder has it. See CheckpointStore for how
-// locks work on each database. Calling the release function again
-// returns nil and does nothing.
+// locks work on each database. Always call the release function: on
+// SQLite it also stops the lease's renewal. Calling it again returns nil
+// and does nothing.
 func (s *CheckpointStore) TryLock(ctx context.Context, runKey string) (unlock func() error, ok bool, err error) {
 	if s.d.Kind == sqldialect.PostgreSQL {
 		return s.tryAdvisoryLock(ctx, runKey)

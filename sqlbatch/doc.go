@@ -19,11 +19,12 @@
 //
 // # Sink
 //
-// NewSink writes every result of a batch in one transaction, in bulk: on
-// PostgreSQL it COPYs the rows into a temporary staging table and upserts
-// them with one INSERT … SELECT … ON CONFLICT (key) DO UPDATE (the fastest
-// of the ways measured; see the benchmarks); on SQLite it runs multi-row
-// INSERT … ON CONFLICT statements, chunked under the parameter limit.
+// NewSink writes every result of a batch in one transaction, in bulk, as
+// multi-row INSERT … ON CONFLICT (key) DO UPDATE statements chunked under
+// the parameter limit; on PostgreSQL, a larger batch (2,000 values or
+// more) is instead COPYed into a temporary staging table and upserted with
+// one INSERT … SELECT … ON CONFLICT, which measured 2.5–4× faster at 1000
+// rows (see BenchmarkSink).
 // Writing a batch again leaves the same rows. A
 // RowFunc maps each result to a row; failed results go through it too (to
 // be stored as invalid rows) or to a FailureTable, and are never dropped.

@@ -28,8 +28,8 @@ type RowFunc[T, R any] func(r batchenrich.Result[T, R]) ([]any, error)
 // Values may be anything the driver accepts: integers, floats, strings,
 // []byte, bool, time.Time, nil for NULL, and driver.Valuer
 // implementations such as JSON, sql.NullString or a UUID type. On
-// PostgreSQL rows travel by COPY, where a []byte value is bytea data: give
-// text and JSON columns strings (or JSON), not []byte.
+// PostgreSQL large batches travel by COPY, where a []byte value is bytea
+// data: give text and JSON columns strings (or JSON), not []byte.
 type SinkConfig[T, R any] struct {
 	// Table is the table to write, optionally "schema.table". Required.
 	Table string
@@ -211,7 +211,8 @@ func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Bat
 }
 
 // WriteCheckpointed implements batchenrich.CheckpointSink: when store is a
-// *CheckpointStore on the Sink's *sqlx.DB, it writes b and saves cp in one
+// *CheckpointStore on the Sink's database (the same *sql.DB pool), it
+// writes b and saves cp in one
 // transaction, so that both or neither commit. For any other store it
 // returns an error wrapping batchenrich.ErrCheckpointUnsupported, having
 // written nothing.
@@ -220,7 +221,7 @@ func (s *Sink[T, R]) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[
 	switch {
 	case !ok:
 		return fmt.Errorf("sqlbatch: batch %d: checkpoint store %T: %w", b.Number, store, batchenrich.ErrCheckpointUnsupported)
-	case cs == nil || cs.db != s.db:
+	case cs == nil || cs.db.DB != s.db.DB:
 		return fmt.Errorf("sqlbatch: batch %d: checkpoint store on another *sqlx.DB: %w", b.Number, batchenrich.ErrCheckpointUnsupported)
 	}
 	return s.inTx(ctx, b.Number, func(tx *sqlx.Tx) error {
@@ -307,7 +308,7 @@ func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R]
 		if s.pgBulk != nil {
 			return s.pgBulk(ctx, tx, t, rows)
 		}
-		if s.pg == pgCopy {
+		if s.pg == pgCopy || (s.pg == pgAuto && len(rows)*len(t.cols) >= copyMinParams) {
 			return s.writeCopy(ctx, tx, t, rows)
 		}
 	}
