@@ -42,9 +42,8 @@ const maxKeepAliveExpiry = 24 * time.Hour
 //
 // Go's default transport keeps only 2 idle connections per host, so a run
 // with 25 requests in flight would close and reopen connections all the
-// time. A Pool keeps MaxKeepAliveConnections idle connections to the host:
-// as long as that is at least the Runner's concurrency (see
-// ForConcurrency), a whole run opens no more connections than its
+// time. A Pool keeps MaxKeepAliveConnections idle connections to the host.
+// Sized with ForConcurrency, a whole run opens no more connections than its
 // concurrency, unless the server closes them.
 type Pool struct {
 	// MaxConnections bounds the connections to one host, in use or idle;
@@ -62,13 +61,20 @@ type Pool struct {
 	DisableHTTP2 bool
 }
 
-// ForConcurrency returns p with its defaults filled in and MaxConnections
-// and MaxKeepAliveConnections raised to at least n, the number of requests
-// the Runner keeps in flight (batchenrich.Options.Concurrency), so that
-// connections are reused from batch to batch rather than reopened.
+// ForConcurrency returns p sized for a Runner with n enrichments in flight
+// (batchenrich.Options.Concurrency): defaults filled in, MaxConnections set
+// to n and MaxKeepAliveConnections raised to at least n. A run then opens at
+// most n connections, reused from batch to batch, unless the server closes
+// them. Capping MaxConnections matters as much as keeping n idle: without
+// the cap, net/http dials a new connection for a request that finds none
+// idle even while another request is about to release one, and the
+// extra connections pile up. A non-positive n returns p with its defaults.
 func (p Pool) ForConcurrency(n int) Pool {
 	p = p.withDefaults()
-	p.MaxConnections = max(p.MaxConnections, n)
+	if n <= 0 {
+		return p
+	}
+	p.MaxConnections = n
 	p.MaxKeepAliveConnections = max(p.MaxKeepAliveConnections, n)
 	return p
 }
