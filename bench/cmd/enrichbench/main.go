@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -289,9 +290,18 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 	floor := time.Duration(cfg.Batches()*waves) * latency
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	phases := false
+	for _, rs := range byName {
+		for _, r := range rs {
+			phases = phases || r.Stats.Phase > 0
+		}
+	}
 	head := "contender\truns\tmedian ms\tmin ms\tmax ms\trows/s\t"
 	if floor > 0 {
 		head += "÷ floor\t"
+		if phases {
+			head += "phase ÷ floor\t"
+		}
 	}
 	head += "× naive\t× strong\t"
 	if counted {
@@ -306,6 +316,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 		line := fmt.Sprintf("%s\t%d\t%.1f\t%.1f\t%.1f\t%.0f\t", n, s.Runs, ms(s.Median), ms(s.Min), ms(s.Max), s.RowsPerSec)
 		if floor > 0 {
 			line += fmt.Sprintf("%.2f\t", float64(s.Median)/float64(floor))
+			if phases {
+				line += phaseRatio(byName[n], floor) + "\t"
+			}
 		}
 		line += ratio(s, sums["naive"]) + "\t" + ratio(s, sums["strong"]) + "\t"
 		if counted {
@@ -316,6 +329,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 	tw.Flush()
 	if floor > 0 {
 		fmt.Printf("floor (%s): %d batches × %d wave(s) × %v = %v; times are the whole contender call\n", scen, cfg.Batches(), waves, latency, floor)
+		if phases {
+			fmt.Println("phase ÷ floor: median of the contender's own processing phase (e.g. batchenrich's Report.Duration, without opening pools and creating tables) ÷ floor")
+		}
 	}
 	fmt.Println("× naive / × strong: median rows/s divided by that contender's median rows/s")
 }
@@ -353,6 +369,21 @@ func printMemory(names []string, rowCounts []int, results map[int]map[string][]h
 	}
 	tw.Flush()
 	fmt.Println("RSS: median peak resident set (VmHWM) of the child process running the contender")
+}
+
+// phaseRatio is the median Stats.Phase of rs divided by floor, or "-".
+func phaseRatio(rs []harness.Result, floor time.Duration) string {
+	var ps []time.Duration
+	for _, r := range rs {
+		if r.Stats.Phase > 0 {
+			ps = append(ps, r.Stats.Phase)
+		}
+	}
+	if len(ps) == 0 {
+		return "-"
+	}
+	slices.Sort(ps)
+	return fmt.Sprintf("%.2f", float64(ps[len(ps)/2])/float64(floor))
 }
 
 func ratio(s, ref harness.Summary) string {
