@@ -123,7 +123,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
 		{"Thursday, 02-Jan-25 03:05:05 GMT", time.Minute, true}, // RFC 850
-		{"Thu Jan  2 03:06:05 2025", 2 * time.Minute, true},    // ANSI C
+		{"Thu Jan  2 03:06:05 2025", 2 * time.Minute, true},     // ANSI C
 		{"tomorrow", 0, false},
 	} {
 		got, ok := ParseRetryAfter(tt.v, now)
