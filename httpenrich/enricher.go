@@ -37,7 +37,9 @@ type Response[B any] struct {
 
 // Enricher is a batchenrich.Enricher[T, R] that makes one HTTP request per
 // item, with retries, and turns the JSON response into the item's result.
-// It is safe for concurrent use. Create one with New; Close it when done
+// T is the item type, B the type the response body is decoded into
+// (json.RawMessage to keep it raw), R the result type. It is safe for
+// concurrent use. Create one with New; Close it when done
 // to release its idle connections.
 type Enricher[T, B, R any] struct {
 	tmpl     *httpx.Template

@@ -54,7 +54,8 @@ const (
 //	}
 type Error struct {
 	Method string
-	// URL is the request URL, with any password redacted.
+	// URL is the request URL, with any password redacted (the template
+	// when the request could not be built).
 	URL string
 	// Status is the status of the last response received, or 0 if the
 	// last attempt got none.
