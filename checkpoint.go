@@ -10,8 +10,10 @@ type Checkpoint struct {
 	Batch int
 	// Cursor is the Source position after that batch.
 	Cursor Cursor
-	// Done is set once the run has finished: the Source was exhausted or
-	// the batch cap reached. A run whose checkpoint is Done does nothing.
+	// Done is set once the Source was exhausted (a short or empty
+	// window). A run whose checkpoint is Done does nothing. Reaching
+	// Options.MaxBatches does not set it: a run with the same cap then has
+	// nothing to do, but one with a larger cap (or none) goes on.
 	Done bool
 }
 

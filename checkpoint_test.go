@@ -54,15 +54,33 @@ func TestResumeAfterSinkFailure(t *testing.T) {
 		t.Fatalf("first event = %+v", ev)
 	}
 	cp, _ = store.Load(context.Background(), "run-1")
-	if cp.Batch != 8 || !cp.Done {
-		t.Fatalf("final checkpoint = %+v", cp)
+	if cp.Batch != 8 || cp.Done {
+		t.Fatalf("checkpoint at the cap = %+v", cp)
 	}
 
-	// A finished run does nothing.
+	// At the cap, the same cap has nothing left to do.
 	callsBefore = f.enr.Calls()
 	rep, err = f.run(t, context.Background(), durable(store, "run-1"))
-	if err != nil || !rep.AlreadyDone || rep.BatchesRun != 0 || f.enr.Calls() != callsBefore {
+	if err != nil || !rep.AlreadyDone || rep.BatchesRun != 0 || f.enr.Calls() != callsBefore || len(f.src.Reads()) != 10 {
 		t.Fatalf("rerun: %+v, %v", rep, err)
+	}
+	// Without the cap, it goes on to the end of the Source.
+	o = durable(store, "run-1")
+	o.MaxBatches = 0
+	rep, err = f.run(t, context.Background(), o)
+	if err != nil || rep.AlreadyDone || rep.BatchesSkipped != 8 || rep.BatchesRun != 2 || f.enr.Calls()-callsBefore != 200 {
+		t.Fatalf("uncapped: %+v, %v", rep, err)
+	}
+	f.checkWritten(t, 0, 1000, 100, 1)
+	cp, _ = store.Load(context.Background(), "run-1")
+	if cp.Batch != 10 || !cp.Done || cp.Cursor != "1000" {
+		t.Fatalf("final checkpoint = %+v", cp)
+	}
+	// A finished run does nothing, whatever the cap.
+	callsBefore = f.enr.Calls()
+	rep, err = f.run(t, context.Background(), o)
+	if err != nil || !rep.AlreadyDone || rep.BatchesRun != 0 || f.enr.Calls() != callsBefore {
+		t.Fatalf("rerun after done: %+v, %v", rep, err)
 	}
 	// Another key starts from the beginning.
 	g := newFixture(150)

@@ -62,7 +62,8 @@ type Options struct {
 	// MaxBatches caps the number of batches of a run: it stops after that
 	// many even if the Source has more, so a run handles at most
 	// BatchSize × MaxBatches items. Zero means no cap. A resumed run
-	// counts the batches its earlier attempts committed.
+	// counts the batches its earlier attempts committed, and a durable run
+	// that stopped at the cap goes on when run again with a larger one.
 	MaxBatches int
 
 	// Concurrency is the number of enrichments in flight at most, within

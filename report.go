@@ -13,8 +13,9 @@ type Report struct {
 	BatchesRun int
 	// BatchesSkipped counts batches a resumed run found already committed.
 	BatchesSkipped int
-	// AlreadyDone is set when the run's checkpoint said it had finished,
-	// so Run did nothing.
+	// AlreadyDone is set when a durable run had nothing left to do: its
+	// checkpoint said the Source was exhausted, or the batches committed
+	// earlier already reached Options.MaxBatches. Run then did nothing.
 	AlreadyDone bool
 	// Atomic is set when batches and checkpoints were committed in one
 	// transaction (a CheckpointSink sharing the CheckpointStore).

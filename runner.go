@@ -165,7 +165,11 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	var pending <-chan window[T]
 	for {
 		if o.MaxBatches > 0 && n >= o.MaxBatches {
-			return st.finish(ctx, n, cursor)
+			// The cap was reached by the batches of an earlier run: nothing
+			// is left to do under this cap. The checkpoint stays open, so a
+			// run with a larger cap goes on from here.
+			st.rep.AlreadyDone = true
+			return nil
 		}
 		num := n + 1
 		if pending == nil {
@@ -190,7 +194,8 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		if len(w.items) == 0 {
 			return st.finish(ctx, n, cursor)
 		}
-		last := len(w.items) < o.BatchSize || (o.MaxBatches > 0 && num >= o.MaxBatches)
+		exhausted := len(w.items) < o.BatchSize
+		last := exhausted || (o.MaxBatches > 0 && num >= o.MaxBatches)
 		if !last && !o.NoPrefetch {
 			pending = st.read(rctx, &bg, w.next)
 		}
@@ -204,7 +209,7 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return err
 		}
 		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
-		if err := st.write(ctx, b, last, &br); err != nil {
+		if err := st.write(ctx, b, exhausted, &br); err != nil {
 			st.rep.add(br)
 			return err
 		}
@@ -221,8 +226,8 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	}
 }
 
-// finish marks the run done in the checkpoint store, when it was not
-// already marked by the last batch's write.
+// finish marks the run done in the checkpoint store after an empty window
+// (a short window's write marks it itself).
 func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
 	st.rep.Atomic = st.atomic && st.opts.Checkpoints != nil && st.rep.BatchesRun > 0
 	if st.opts.Checkpoints == nil {
@@ -319,8 +324,9 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 }
 
 // write hands the batch to the Sink, together with its checkpoint when the
-// run is durable.
-func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], last bool, br *BatchReport) error {
+// run is durable; done marks the checkpoint finished (the Source is
+// exhausted).
+func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *BatchReport) error {
 	o := st.opts
 	start := time.Now()
 	defer func() { br.WriteDuration = time.Since(start) }()
@@ -337,7 +343,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], last bool, br *Ba
 		br.Written = len(b.Results)
 		return nil
 	}
-	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: last}
+	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: done}
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
 		err := st.guard(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
 		if err == nil {

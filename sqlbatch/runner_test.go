@@ -139,25 +139,25 @@ func TestRunnerResumes(t *testing.T) {
 	})
 }
 
-// A run capped by MaxBatches is finished: its checkpoint is Done, and
-// running it again does nothing.
-func TestRunnerCapFinishesRun(t *testing.T) {
+// A run capped by MaxBatches stops there: running it again with the same
+// cap does nothing, and with a larger cap (here none) it goes on to the end.
+func TestRunnerCapThenContinue(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createSource(t, db, 95)
 		createResults(t, k, db)
 		store := checkpointStore(t, db)
-		for i, want := range []int{3, 0} {
+		for i, tc := range []struct{ cap, ran, rows int }{{3, 3, 30}, {3, 0, 30}, {0, 7, 95}, {0, 0, 95}} {
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrich.EnricherFunc[Traveler, Enriched](enrich), resultsSink(t, db),
-				batchenrich.Options{BatchSize: 10, MaxBatches: 3, Checkpoints: store, RunKey: "e1"})
+				batchenrich.Options{BatchSize: 10, MaxBatches: tc.cap, Checkpoints: store, RunKey: "e1"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			rep, err := r.Run(context.Background())
-			if err != nil || rep.BatchesRun != want || rep.AlreadyDone != (i == 1) {
+			if err != nil || rep.BatchesRun != tc.ran || rep.AlreadyDone != (tc.ran == 0) {
 				t.Fatalf("run %d: ran %d, done %v, %v", i+1, rep.BatchesRun, rep.AlreadyDone, err)
 			}
+			checkRows(t, db, tc.rows, 10)
 		}
-		checkRows(t, db, 30, 10)
 	})
 }
 
