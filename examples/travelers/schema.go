@@ -8,14 +8,17 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// sourceDDL is the fixture's source table, the same on both databases.
+const sourceDDL = `CREATE TABLE IF NOT EXISTS traveler_batch_source (
+	execution_id TEXT NOT NULL,
+	traveler_id INTEGER NOT NULL,
+	traveler_name TEXT NOT NULL,
+	PRIMARY KEY (execution_id, traveler_id))`
+
 // The fixture's tables, in each database's nearest types.
 var schemas = map[string][]string{
 	"postgres": {
-		`CREATE TABLE IF NOT EXISTS traveler_batch_source (
-			execution_id TEXT NOT NULL,
-			traveler_id INTEGER NOT NULL,
-			traveler_name TEXT NOT NULL,
-			PRIMARY KEY (execution_id, traveler_id))`,
+		sourceDDL,
 		`CREATE TABLE IF NOT EXISTS traveler_batch_results (
 			execution_id TEXT NOT NULL,
 			traveler_id INTEGER NOT NULL,
@@ -31,11 +34,7 @@ var schemas = map[string][]string{
 			PRIMARY KEY (execution_id, traveler_id))`,
 	},
 	"sqlite": {
-		`CREATE TABLE IF NOT EXISTS traveler_batch_source (
-			execution_id TEXT NOT NULL,
-			traveler_id INTEGER NOT NULL,
-			traveler_name TEXT NOT NULL,
-			PRIMARY KEY (execution_id, traveler_id))`,
+		sourceDDL,
 		`CREATE TABLE IF NOT EXISTS traveler_batch_results (
 			execution_id TEXT NOT NULL,
 			traveler_id INTEGER NOT NULL,
