@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,7 @@ type CheckpointStore struct {
 	table string // quoted
 	ttl   time.Duration
 
-	qLoad, qSave, qSaveFenced, qLease, qRenew, qRelease string
+	qLoad, qSave, qSaveFenced, qSaveLocked, qLease, qRenew, qRelease string
 
 	mu   sync.Mutex
 	held map[string]*heldLock
@@ -140,6 +141,16 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, er
 	s.qLoad = d.Rebind(`SELECT batch, "cursor", done FROM ` + table + ` WHERE run_key = ?`)
 	s.qSave = d.Rebind(upsert)
 	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
+	if d.Kind == sqldialect.PostgreSQL {
+		// Save under a session advisory lock: the upsert and the check
+		// that the lock's session still holds the lock, in one statement
+		// (one round trip). It writes no row when the lock is gone.
+		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at)
+		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz
+		WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND pid = $6 AND classid = $7::bigint::oid AND objid = $8::bigint::oid AND objsubid = 1)
+		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at`
+	}
 	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
 		VALUES (?, 0, '', ?, ?, ?, ?)
 		ON CONFLICT (run_key) DO UPDATE SET lock_owner = excluded.lock_owner, lock_expires_at = excluded.lock_expires_at
@@ -234,26 +245,15 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 		}
 		return nil
 	}
+	q := s.qSaveFenced
 	if s.d.Kind == sqldialect.PostgreSQL {
-		// The advisory lock belongs to the session of h.conn: check,
-		// in this transaction, that the session still holds it.
-		var n int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $1 AND classid = $2::bigint::oid AND objid = $3::bigint::oid AND objsubid = 1`,
-			h.pid, int64(uint32(uint64(h.key)>>32)), int64(uint32(h.key))).Scan(&n)
-		if err != nil {
-			return fail(err)
-		}
-		if n == 0 {
-			h.lost.Store(true)
-			return fail(ErrLockLost)
-		}
-		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
-			return fail(err)
-		}
-		return nil
+		// The advisory lock belongs to the session of h.conn: save only
+		// if, in this transaction, that session still holds it.
+		q, args = s.qSaveLocked, append(args, h.pid, int64(uint32(uint64(h.key)>>32)), int64(uint32(h.key)))
+	} else {
+		args = append(args, h.token)
 	}
-	res, err := tx.ExecContext(ctx, s.qSaveFenced, append(args, h.token)...)
+	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fail(err)
 	}
@@ -359,6 +359,12 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 	token := hex.EncodeToString(b[:])
 	now := time.Now()
 	res, err := s.db.ExecContext(ctx, s.qLease, runKey, false, now.UTC(), token, now.Add(s.ttl).UnixMilli(), now.UnixMilli())
+	if sqliteBusy(err) && ctx.Err() == nil {
+		// Another runner holds SQLite's write lock past the busy
+		// timeout (a long write, or a frozen process): the run is
+		// taken for now, which a waiting Runner retries.
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
 	}
@@ -411,4 +417,22 @@ func (s *CheckpointStore) heartbeat(ctx context.Context, runKey string, h *heldL
 			return
 		}
 	}
+}
+
+// sqliteBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED,
+// from modernc.org/sqlite (a Code method) or another driver (the message),
+// without importing a driver.
+func sqliteBusy(err error) bool {
+	if err == nil {
+		return false
+	}
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "database table is locked")
 }

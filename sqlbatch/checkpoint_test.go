@@ -3,6 +3,8 @@ package sqlbatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -99,5 +101,45 @@ func TestCheckpointConfigErrors(t *testing.T) {
 	}
 	if err := s.Save(ctx, batchenrich.Checkpoint{RunKey: "k", Batch: -1}); err == nil {
 		t.Fatal("negative batch saved")
+	}
+}
+
+// On SQLite, a runner holding the database's write lock past the busy
+// timeout makes TryLock answer "taken" (so a waiting Runner retries), not
+// fail the run.
+func TestCheckpointTryLockSQLiteBusy(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	open := func(busyMS int) *sqlx.DB {
+		db, err := sqlx.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_txlock=immediate", path, busyMS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	holder, db := open(10000), open(50)
+	store := checkpointStore(t, db)
+	ctx := context.Background()
+	tx, err := holder.BeginTxx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hold (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok, err := store.TryLock(ctx, "busy-run")
+	if err != nil || ok || unlock != nil {
+		t.Fatalf("TryLock while the database is write-locked = %v, %v; want taken, no error", ok, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok, err = store.TryLock(ctx, "busy-run")
+	if err != nil || !ok {
+		t.Fatalf("TryLock after the write lock ended = %v, %v", ok, err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
 	}
 }
