@@ -17,8 +17,9 @@ type Report struct {
 	// checkpoint said the Source was exhausted, or the batches committed
 	// earlier already reached Options.MaxBatches. Run then did nothing.
 	AlreadyDone bool
-	// Atomic is set when batches and checkpoints were committed in one
-	// transaction (a CheckpointSink sharing the CheckpointStore).
+	// Atomic is set when this run wrote batches and committed each with
+	// its checkpoint in one transaction (a CheckpointSink sharing the
+	// CheckpointStore).
 	Atomic bool
 
 	// Totals over Batches.

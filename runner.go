@@ -79,6 +79,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	defer func() {
 		st.rep.Duration = time.Since(st.rep.Started)
 		st.rep.EventsDropped = int(st.dropped.Load())
+		st.rep.Atomic = st.atomic && st.rep.BatchesRun > 0
 		rep = st.rep
 	}()
 	if err := ctx.Err(); err != nil {
@@ -220,7 +221,6 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			"enrich", br.EnrichDuration, "write", br.WriteDuration)
 		n, cursor = num, w.next
 		if last {
-			st.rep.Atomic = st.atomic && o.Checkpoints != nil
 			return nil
 		}
 	}
@@ -229,7 +229,6 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 // finish marks the run done in the checkpoint store after an empty window
 // (a short window's write marks it itself).
 func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
-	st.rep.Atomic = st.atomic && st.opts.Checkpoints != nil && st.rep.BatchesRun > 0
 	if st.opts.Checkpoints == nil {
 		return nil
 	}
