@@ -12,21 +12,46 @@ import (
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
-// benchBatch makes batch num of size results with fresh keys.
-func benchBatch(num, size int) batchenrich.Batch[Traveler, Enriched] {
+// benchBatch makes batch num of size results with fresh keys. With wide,
+// each payload is about 700 bytes of JSON, the size of an httpbin
+// /anything answer; else about 30.
+func benchBatch(num, size int, wide bool) batchenrich.Batch[Traveler, Enriched] {
 	b := batchenrich.Batch[Traveler, Enriched]{Number: num, Results: make([]batchenrich.Result[Traveler, Enriched], size)}
 	for i := range b.Results {
 		id := int64(num*size + i)
+		tags := map[string]string{"k": "v"}
+		if wide {
+			tags = wideTags(id)
+		}
 		b.Results[i] = batchenrich.Result[Traveler, Enriched]{Index: i,
 			Item:  Traveler{ExecutionID: "bench", TravelerID: id, Name: "t"},
-			Value: Enriched{Score: i, Tags: map[string]string{"k": "v"}}}
+			Value: Enriched{Score: i, Tags: tags}}
 	}
 	return b
 }
 
+// wideTags is about 700 bytes of JSON, shaped like the headers and args
+// of an httpbin /anything answer.
+func wideTags(id int64) map[string]string {
+	return map[string]string{
+		"Accept":          "application/json",
+		"Accept-Encoding": "gzip",
+		"Host":            "127.0.0.1:41234",
+		"User-Agent":      "Go-http-client/1.1",
+		"X-Request-Id":    fmt.Sprintf("%032x", id),
+		"method":          "GET",
+		"origin":          "127.0.0.1",
+		"traveler_id":     fmt.Sprint(id),
+		"traveler_name":   fmt.Sprintf("Traveler %d", id),
+		"url":             fmt.Sprintf("http://127.0.0.1:41234/anything?traveler_id=%d&traveler_name=Traveler%%20%d", id, id),
+		"comment":         "an echoed profile as the job stores it, padded to a realistic width: lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua; ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.",
+	}
+}
+
 // BenchmarkSink writes batches of fresh rows, with each strategy, and
 // compares them with a raw COPY of the same rows into the same table
-// (no upsert, no conflict handling): the floor.
+// (no upsert, no conflict handling): the floor. payload=small rows carry
+// about 30 bytes of JSON, payload=wide about 700 (an httpbin answer).
 func BenchmarkSink(b *testing.B) {
 	for _, k := range testdb.Kinds {
 		b.Run(string(k), func(b *testing.B) {
@@ -37,35 +62,37 @@ func BenchmarkSink(b *testing.B) {
 				modes = append(modes, "copy", "unnest", "rawcopy")
 			}
 			num := 0
-			for _, size := range []int{100, 1000} {
-				for _, mode := range modes {
-					b.Run(fmt.Sprintf("rows=%d/%s", size, mode), func(b *testing.B) {
-						s := resultsSink(b, db)
-						switch mode {
-						case "values":
-							s.UseValues()
-						case "copy":
-							s.UseCopy()
-						case "unnest":
-							s.UseUnnest()
-						}
-						ctx := context.Background()
-						b.ReportAllocs()
-						for b.Loop() {
-							num++
-							batch := benchBatch(num, size)
-							var err error
-							if mode == "rawcopy" {
-								err = rawCopy(ctx, db, batch)
-							} else {
-								err = s.Write(ctx, batch)
+			for _, payload := range []string{"small", "wide"} {
+				for _, size := range []int{50, 100, 300, 1000} {
+					for _, mode := range modes {
+						b.Run(fmt.Sprintf("payload=%s/rows=%d/%s", payload, size, mode), func(b *testing.B) {
+							s := resultsSink(b, db)
+							switch mode {
+							case "values":
+								s.UseValues()
+							case "copy":
+								s.UseCopy()
+							case "unnest":
+								s.UseUnnest()
 							}
-							if err != nil {
-								b.Fatal(err)
+							ctx := context.Background()
+							b.ReportAllocs()
+							for b.Loop() {
+								num++
+								batch := benchBatch(num, size, payload == "wide")
+								var err error
+								if mode == "rawcopy" {
+									err = rawCopy(ctx, db, batch)
+								} else {
+									err = s.Write(ctx, batch)
+								}
+								if err != nil {
+									b.Fatal(err)
+								}
 							}
-						}
-						b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "rows/s")
-					})
+							b.ReportMetric(float64(size*b.N)/b.Elapsed().Seconds(), "rows/s")
+						})
+					}
 				}
 			}
 		})

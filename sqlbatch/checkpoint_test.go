@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -30,7 +31,23 @@ func TestCheckpointLockLost(t *testing.T) {
 		}
 		// The holder dies.
 		if k == testdb.PostgreSQL {
-			mustExec(t, db, `SELECT pg_terminate_backend($1)`, a.LockPID("e1"))
+			pid := a.LockPID("e1")
+			mustExec(t, db, `SELECT pg_terminate_backend($1)`, pid)
+			// pg_terminate_backend only signals the backend: wait
+			// until it is gone, and its lock with it.
+			for i := 0; ; i++ {
+				var n int
+				if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid); err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+				if i == 1000 {
+					t.Fatalf("backend %d still alive after pg_terminate_backend", pid)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		} else {
 			mustExec(t, db, `UPDATE batchenrich_checkpoints SET lock_expires_at = 0 WHERE run_key = 'e1'`)
 		}

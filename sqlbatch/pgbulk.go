@@ -14,27 +14,34 @@ import (
 // Three ways were measured with BenchmarkSink (PostgreSQL 15 on a shared
 // 2-core host, 7 columns including a jsonb one, fresh keys, lib/pq; time
 // per batch, range of 3 runs of
-// go test -run '^$' -bench 'Sink/postgres' -benchmem -count 3):
+// go test -run '^$' -bench 'Sink/postgres' -benchmem -count 3; payload is
+// the size of the jsonb value: small about 30 bytes, wide about 700, the
+// size of an httpbin answer):
 //
-//		                                   100 rows/batch   1000 rows/batch
-//		multi-row VALUES … ON CONFLICT        5.9–7.9 ms       67–106 ms
-//		COPY to temp table + INSERT…SELECT    7.9–9.8 ms       21–27 ms
-//		unnest($1::type[], …) ON CONFLICT     7.9–10.3 ms      35–38 ms
-//		raw COPY into the table (the floor)   2.7–4.8 ms       11–14 ms
+//	                                 payload   50 rows    100 rows   300 rows   1000 rows
+//	VALUES … ON CONFLICT             small     8.6–9.0    3.5–5.7    13–17      52–100 ms
+//	                                 wide      4.9–8.1    12–13      27–31      104–116 ms
+//	COPY to temp table + INSERT…SELECT small   4.4–5.0    4.4–4.8    6.3–7.5    25–39 ms
+//	                                 wide      4.9–6.2    5.7–9.0    9.8–16     32–39 ms
+//	unnest($1::type[], …)            wide      6.9–8.8    8.3        23         91 ms
+//	raw COPY (the floor)             wide      3.0–3.5    3.7        5.8–9.7    19–24 ms
 //
-//	  - pgValues: one INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE per
-//	    chunk of at most 65,535 parameters: one round trip, but its cost
-//	    grows faster than linearly with the parameters of a statement, as
-//	    PostgreSQL parses, types and plans every one of them.
-//	  - pgCopy: CREATE TEMP TABLE … ON COMMIT DROP AS SELECT cols FROM
-//	    target WITH NO DATA, COPY the rows into it (lib/pq's COPY FROM
-//	    STDIN, the cheapest encoding there is), then one INSERT … SELECT …
-//	    ON CONFLICT DO UPDATE from it: four round trips and a temporary
-//	    table per transaction, a fixed cost that pays off on larger batches.
-//	  - unnest: one array parameter per column. Never the fastest, and it
-//	    needs every column's type from the catalog and a round trip of every
-//	    value through an array literal, which breaks for array and bytea
-//	    columns. It lives only in the benchmarks (export_test.go).
+// (load average 3–4 while measuring: the ranges are wide, the order is
+// not).
+//
+//   - pgValues: one INSERT … VALUES (…), (…) ON CONFLICT DO UPDATE per
+//     chunk of at most 65,535 parameters: one round trip, but its cost
+//     grows faster than linearly with the parameters of a statement, as
+//     PostgreSQL parses, types and plans every one of them.
+//   - pgCopy: CREATE TEMP TABLE … ON COMMIT DROP AS SELECT cols FROM
+//     target WITH NO DATA, COPY the rows into it (lib/pq's COPY FROM
+//     STDIN, the cheapest encoding there is), then one INSERT … SELECT …
+//     ON CONFLICT DO UPDATE from it: four round trips and a temporary
+//     table per transaction, a fixed cost that pays off on larger batches.
+//   - unnest: one array parameter per column. Never the fastest, and it
+//     needs every column's type from the catalog and a round trip of every
+//     value through an array literal, which breaks for array and bytea
+//     columns. It lives only in the benchmarks (export_test.go).
 //
 // See defaultPGStrategy for the choice.
 type pgStrategy int
@@ -46,18 +53,19 @@ const (
 )
 
 // defaultPGStrategy picks, per batch, the faster of the two measured
-// winners: multi-row VALUES for a batch of at most copyMinParams values
-// (about 1.3× faster than COPY at 100 rows × 7 columns), COPY staging
-// above it (2.5–4× faster than VALUES and 1.4–1.7× faster than unnest at
-// 1000 rows, within about 2× of a raw COPY that handles no conflicts). The
-// crossover was not pinned down between 100 and 1000 rows; copyMinParams
-// sits between the two measured points. SQLite has no COPY and always uses
-// multi-row VALUES, chunked under its 32,766-parameter limit.
+// winners: multi-row VALUES for a batch of fewer than copyMinParams values
+// (rows × columns), COPY staging from there on. With payloads of realistic
+// width (an HTTP answer of ~700 bytes per row) COPY staging is faster from
+// about 50 rows on (1.4× at 100 rows, 3× at 1000, within about 1.6× of a
+// raw COPY that handles no conflicts); with tiny rows the two are even
+// around 100 rows and COPY wins from 300 on. copyMinParams sits at that
+// crossover for a table of 5 to 10 columns. SQLite has no COPY and always
+// uses multi-row VALUES, chunked under its 32,766-parameter limit.
 const defaultPGStrategy = pgAuto
 
 // copyMinParams is the number of values (rows × columns) from which
 // pgAuto uses COPY.
-const copyMinParams = 2000
+const copyMinParams = 500
 
 var stageSeq atomic.Uint64
 
