@@ -93,6 +93,9 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	if e.header == nil {
 		e.header = http.Header{}
 	}
+	if e.header.Get("Accept") == "" {
+		e.header.Set("Accept", "application/json")
+	}
 
 	var limiter *rate.Limiter
 	if cfg.RateLimit > 0 {
@@ -191,7 +194,7 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	req.SetResponseHandler(func(resp *http.Response) error {
 		defer resp.Body.Close()
 		var rerr error
-		raw, tooLarge, rerr = httpx.ReadLimited(resp.Body, e.maxBody)
+		raw, tooLarge, rerr = httpx.ReadLimitedSize(resp.Body, e.maxBody, resp.ContentLength)
 		if rerr != nil && !tooLarge {
 			handled = false
 			return rerr
@@ -204,8 +207,12 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	if resp != nil && !handled {
 		drain(resp.Body)
 	}
-	he := &Error{Method: e.method, URL: req.URL.Redacted(), Status: st.Status, Attempts: st.Attempts}
+	// The *Error is built only for a failure: Redacted copies the URL.
+	newErr := func() *Error {
+		return &Error{Method: e.method, URL: req.URL.Redacted(), Status: st.Status, Attempts: st.Attempts}
+	}
 	if err != nil || !handled {
+		he := newErr()
 		if err == nil {
 			err = errors.New("no response")
 		}
@@ -237,25 +244,28 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		return fail(he, batchenrich.ClassPermanent)
 	}
 
-	he.Status = status
 	switch {
 	case tooLarge:
-		he.Reason, he.Err = ReasonTooLarge, fmt.Errorf("more than %d bytes", e.maxBody)
+		he := newErr()
+		he.Status, he.Reason, he.Err = status, ReasonTooLarge, fmt.Errorf("more than %d bytes", e.maxBody)
 		return fail(he, batchenrich.ClassPermanent)
 	case !e.accept(status):
-		he.Reason = ReasonStatus
+		he := newErr()
+		he.Status, he.Reason = status, ReasonStatus
 		return fail(he, batchenrich.ClassPermanent)
 	}
 	r := &Response[B]{Status: status, Header: header, Raw: raw, Attempts: st.Attempts}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := json.Unmarshal(raw, &r.Body); err != nil {
-			he.Reason, he.Err = ReasonMalformed, err
+			he := newErr()
+			he.Status, he.Reason, he.Err = status, ReasonMalformed, err
 			return fail(he, batchenrich.ClassPermanent)
 		}
 	}
 	v, err := e.validate(item, r)
 	if err != nil {
-		he.Reason, he.Err = ReasonInvalid, err
+		he := newErr()
+		he.Status, he.Reason, he.Err = status, ReasonInvalid, err
 		class := batchenrich.Classify(err)
 		if class == batchenrich.Unclassified {
 			class = batchenrich.ClassPermanent
@@ -309,7 +319,8 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryableh
 		}
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	if h.Get("Accept") == "" {
+	if len(p.Header) > 0 && h.Get("Accept") == "" {
+		// Params.Header emptied the Accept set by New.
 		h.Set("Accept", "application/json")
 	}
 	if body != nil && h.Get("Content-Type") == "" {

@@ -1,11 +1,13 @@
 package httpx
 
 import (
+	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 
@@ -171,6 +173,17 @@ func TestReadLimited(t *testing.T) {
 		if err != nil || large != tt.large || (!large && string(b) != tt.body) || (large && b != nil) {
 			t.Errorf("ReadLimited(%q, %d) = %q, %v, %v", tt.body, tt.limit, b, large, err)
 		}
+		// An announced size, right or wrong, changes nothing but the
+		// buffering.
+		for _, size := range []int64{-1, 0, 1, int64(len(tt.body)), int64(len(tt.body)) + 5, tt.limit + 1} {
+			b, large, err := ReadLimitedSize(iotest.OneByteReader(strings.NewReader(tt.body)), tt.limit, size)
+			if err != nil || large != tt.large || (!large && string(b) != tt.body) || (large && b != nil) {
+				t.Errorf("ReadLimitedSize(%q, %d, %d) = %q, %v, %v", tt.body, tt.limit, size, b, large, err)
+			}
+		}
+	}
+	if _, _, err := ReadLimitedSize(iotest.ErrReader(io.ErrUnexpectedEOF), 10, 3); err != io.ErrUnexpectedEOF {
+		t.Errorf("ReadLimitedSize of a failing reader: %v", err)
 	}
 }
 

@@ -133,9 +133,40 @@ func (b *cancelBody) Close() error {
 // ReadLimited reads r to its end, or to limit+1 bytes. tooLarge reports a
 // body longer than limit; the bytes read so far are then dropped.
 func ReadLimited(r io.Reader, limit int64) (b []byte, tooLarge bool, err error) {
-	b, err = io.ReadAll(io.LimitReader(r, limit+1))
+	return ReadLimitedSize(r, limit, -1)
+}
+
+// ReadLimitedSize is ReadLimited for a body announcing size bytes (a
+// response's ContentLength, -1 when unknown): a size within limit is read
+// into one buffer of that size, grown only if the body is longer.
+func ReadLimitedSize(r io.Reader, limit, size int64) (b []byte, tooLarge bool, err error) {
+	lr := io.LimitReader(r, limit+1)
+	if size < 0 || size > limit || size > maxPresize {
+		b, err = io.ReadAll(lr)
+	} else {
+		// One byte more than announced, so that reaching EOF needs no
+		// growth.
+		b = make([]byte, 0, size+1)
+		for {
+			n, rerr := lr.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)] // grow: the body is longer than announced
+			}
+		}
+	}
 	if int64(len(b)) > limit {
 		return nil, true, err
 	}
 	return b, false, err
 }
+
+// maxPresize bounds the buffer ReadLimitedSize allocates up front on the
+// word of a Content-Length header.
+const maxPresize = 1 << 20
