@@ -81,7 +81,7 @@ func main() {
 	var f flags
 	flag.StringVar(&f.scenario, "scenario", "latency", "latency, cpu, memory or custom")
 	flag.IntVar(&f.rounds, "rounds", 3, "runs of each contender (alternating)")
-	flag.StringVar(&f.contenders, "contenders", "naive,strong,batchenrich", "comma-separated contenders")
+	flag.StringVar(&f.contenders, "contenders", "naive,strong,batchenrich,http-waves", "comma-separated contenders (http-waves: the requests alone, a measure of the machine)")
 	flag.IntVar(&f.rows, "rows", 0, "source rows (overrides the scenario)")
 	flag.IntVar(&f.batchSize, "batch-size", 0, "rows per batch (overrides the scenario)")
 	flag.IntVar(&f.maxBatches, "max-batches", -1, "batch cap, 0 for none (overrides the scenario)")
@@ -271,6 +271,12 @@ func runOnce(ctx context.Context, f flags, db *harness.DB, srv *profileapi.Serve
 			return r, fmt.Errorf("the API served %d requests for %d rows", r.Requests, r.Rows)
 		}
 	}
+	if contenders.IsProbe(name) {
+		if r.Stats.Written != r.Rows {
+			return r, fmt.Errorf("probe checked %d responses for %d rows", r.Stats.Written, r.Rows)
+		}
+		return r, nil
+	}
 	if err := db.Verify(ctx, cfg); err != nil {
 		return r, err
 	}
@@ -303,6 +309,10 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 			head += "phase ÷ floor\t"
 		}
 	}
+	_, limit := sums["http-waves"]
+	if limit {
+		head += "÷ http-waves\t"
+	}
 	head += "× naive\t× strong\t"
 	if counted {
 		head += "conns/run\tmax conns\t"
@@ -320,6 +330,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 				line += phaseRatio(byName[n], floor) + "\t"
 			}
 		}
+		if limit {
+			line += fmt.Sprintf("%.2f\t", float64(s.Median)/float64(sums["http-waves"].Median))
+		}
 		line += ratio(s, sums["naive"]) + "\t" + ratio(s, sums["strong"]) + "\t"
 		if counted {
 			line += fmt.Sprintf("%d\t%d\t", s.Conns, s.MaxConns)
@@ -332,6 +345,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 		if phases {
 			fmt.Println("phase ÷ floor: median of the contender's own processing phase (e.g. batchenrich's Report.Duration, without opening pools and creating tables) ÷ floor")
 		}
+	}
+	if limit {
+		fmt.Println("÷ http-waves: median time ÷ http-waves' median: the requests alone, in strict waves of one batch, no database (the physical limit of this machine)")
 	}
 	fmt.Println("× naive / × strong: median rows/s divided by that contender's median rows/s")
 }

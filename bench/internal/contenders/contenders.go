@@ -10,7 +10,19 @@ func All() []harness.Named {
 		{Name: "naive", Run: Naive},
 		{Name: "strong", Run: Strong},
 		{Name: "batchenrich", Run: Library},
+		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
+}
+
+// IsProbe reports whether the contender called name is a probe of the
+// machine that stores nothing (see harness.Named.Probe).
+func IsProbe(name string) bool {
+	for _, c := range All() {
+		if c.Name == name {
+			return c.Probe
+		}
+	}
+	return false
 }
 
 // Lookup returns the contender called name.

@@ -67,6 +67,11 @@ var ErrNotWired = errors.New("contender not wired")
 type Named struct {
 	Name string
 	Run  Contender
+	// Probe marks a measure of the machine rather than an implementation
+	// of the job: it stores nothing, so the harness verifies the requests
+	// the API served and the rows the probe reports (Stats.Written, its
+	// count of checked responses) instead of the results table.
+	Probe bool
 }
 
 // Result is one timed run of a contender, as the harness saw it.
