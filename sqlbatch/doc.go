@@ -23,9 +23,9 @@
 // multi-row INSERT … ON CONFLICT (key) DO UPDATE statements chunked under
 // the parameter limit; on PostgreSQL, a batch of 500 values (rows ×
 // columns) or more is instead COPYed into a temporary staging table and
-// upserted with one INSERT … SELECT … ON CONFLICT, which measured 1.4×
-// faster at 100 rows of ~700-byte JSON payloads and 3× at 1000 (see
-// BenchmarkSink).
+// upserted with one INSERT … SELECT … ON CONFLICT, which measured 2–3×
+// faster from 300 rows of ~700-byte JSON payloads on, and even around 100
+// (see BenchmarkSink).
 // Writing a batch again leaves the same rows. A
 // RowFunc maps each result to a row; failed results go through it too (to
 // be stored as invalid rows) or to a FailureTable, and are never dropped.

@@ -54,13 +54,14 @@ const (
 
 // defaultPGStrategy picks, per batch, the faster of the two measured
 // winners: multi-row VALUES for a batch of fewer than copyMinParams values
-// (rows × columns), COPY staging from there on. With payloads of realistic
-// width (an HTTP answer of ~700 bytes per row) COPY staging is faster from
-// about 50 rows on (1.4× at 100 rows, 3× at 1000, within about 1.6× of a
-// raw COPY that handles no conflicts); with tiny rows the two are even
-// around 100 rows and COPY wins from 300 on. copyMinParams sits at that
-// crossover for a table of 5 to 10 columns. SQLite has no COPY and always
-// uses multi-row VALUES, chunked under its 32,766-parameter limit.
+// (rows × columns), COPY staging from there on. Around 50 to 100 rows the
+// two are even within this host's noise (a later run of 5 at 100 wide rows:
+// VALUES 7.4–9.8 ms, COPY 7.8–8.7 ms); from 300 rows on COPY staging wins
+// clearly (2–3× at 300 wide rows, 3× at 1000, within about 1.4× of a raw
+// COPY that handles no conflicts). copyMinParams puts the switch at 50–100
+// rows for a table of 5 to 10 columns, where neither loses much. SQLite
+// has no COPY and always uses multi-row VALUES, chunked under its
+// 32,766-parameter limit.
 const defaultPGStrategy = pgAuto
 
 // copyMinParams is the number of values (rows × columns) from which
