@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/batchenrich/batchenrich/internal/testdb"
 )
 
@@ -23,6 +25,16 @@ const (
 func batchesOf(n, size int) int { return (n + size - 1) / size }
 
 // childFor is the configuration of a child on the database at dsn.
+// childSetup gives a test a fresh database of kind k with the job's tables
+// seeded, and the configuration of a child working on it, logging its
+// enrichments to a file of the test's own.
+func childSetup(t *testing.T, k testdb.Kind) (*sqlx.DB, childConfig) {
+	t.Helper()
+	db, dsn := dbFor(t, k)
+	createTables(t, db, nItems)
+	return db, childFor(k, dsn, filepath.Join(t.TempDir(), "enrichments.log"))
+}
+
 func childFor(k testdb.Kind, dsn, log string) childConfig {
 	return childConfig{
 		Kind: k, DSN: dsn, Log: log,

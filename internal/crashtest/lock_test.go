@@ -2,7 +2,6 @@ package crashtest
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +20,7 @@ func TestTwoRunnersTogether(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			db, dsn := dbFor(t, k)
-			createTables(t, db, nItems)
-			log := filepath.Join(t.TempDir(), "enrichments.log")
-			cfg := childFor(k, dsn, log)
+			db, cfg := childSetup(t, k)
 			cfg.LockWait, cfg.Delay = true, 5*time.Millisecond
 			cfg.LeaseTTL = 0 // the default: the holder releases the lease when done
 			a := startChild(t, "child A", cfg)
@@ -43,7 +39,7 @@ func TestTwoRunnersTogether(t *testing.T) {
 					worker.BatchesRun, worker.BatchesSkipped, idle.BatchesRun, idle.BatchesSkipped, idle.Read, total, total)
 			}
 			writers := checkCommitted(t, db, nItems, batchSize, total, true)
-			checkEnrichedOnce(t, enrichments(t, log, batchSize), nItems, batchSize, 0)
+			checkEnrichedOnce(t, enrichments(t, cfg.Log, batchSize), nItems, batchSize, 0)
 			t.Logf("FINDING %s, two runners started together: one ran %d batches, the other reported AlreadyDone (it waited for the lock: %v); %d writer(s), every item enriched once",
 				k, worker.BatchesRun, strings.Contains(idleProc.stderr.String(), lockWaiting), len(distinct(writers)))
 		})
@@ -66,10 +62,7 @@ func TestSecondRunnerLocked(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			db, dsn := dbFor(t, k)
-			createTables(t, db, nItems)
-			log := filepath.Join(t.TempDir(), "enrichments.log")
-			cfg := childFor(k, dsn, log)
+			db, cfg := childSetup(t, k)
 			cfg.LeaseTTL = 0 // the default; nobody dies here
 			hcfg := cfg
 			hcfg.PauseAt, hcfg.PauseBatch = pauseEnrich, 2
@@ -94,7 +87,7 @@ func TestSecondRunnerLocked(t *testing.T) {
 				t.Fatalf("holder ran %d; waiter done %v, ran %d", hrep.BatchesRun, wrep.AlreadyDone, wrep.BatchesRun)
 			}
 			checkCommitted(t, db, nItems, batchSize, total, true)
-			checkEnrichedOnce(t, enrichments(t, log, batchSize), nItems, batchSize, 0)
+			checkEnrichedOnce(t, enrichments(t, cfg.Log, batchSize), nItems, batchSize, 0)
 			t.Logf("FINDING %s, run locked: the no-wait runner exited with ErrRunLocked, the waiting one found the run done; every item enriched once", k)
 		})
 	}
@@ -107,10 +100,7 @@ func TestLockFreedWhenHolderDies(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			db, dsn := dbFor(t, k)
-			createTables(t, db, nItems)
-			log := filepath.Join(t.TempDir(), "enrichments.log")
-			cfg := childFor(k, dsn, log) // LeaseTTL 500ms
+			db, cfg := childSetup(t, k) // LeaseTTL 500ms
 			hcfg := cfg
 			hcfg.PauseAt, hcfg.PauseBatch = pauseEnrich, 2
 			holder := startChild(t, "holder", hcfg)
@@ -150,7 +140,7 @@ func TestLockFreedWhenHolderDies(t *testing.T) {
 				t.Fatalf("next runner: skipped %d, ran %d; want 1, %d", rep.BatchesSkipped, rep.BatchesRun, total-1)
 			}
 			checkCommitted(t, db, nItems, batchSize, total, true)
-			twice := checkEnrichedOnce(t, enrichments(t, log, batchSize), nItems, batchSize, 2)
+			twice := checkEnrichedOnce(t, enrichments(t, cfg.Log, batchSize), nItems, batchSize, 2)
 			t.Logf("FINDING %s, lock holder killed: lock free after %s (%d tries), next runner (no wait) resumed after batch 1; enriched twice: %v",
 				k, freedAfter.Round(time.Millisecond), tries, twice)
 		})

@@ -3,7 +3,6 @@
 package crashtest
 
 import (
-	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -23,10 +22,7 @@ func TestStalledHolder(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			db, dsn := dbFor(t, k)
-			createTables(t, db, nItems)
-			log := filepath.Join(t.TempDir(), "enrichments.log")
-			cfg := childFor(k, dsn, log) // SQLite lease: 500ms
+			db, cfg := childSetup(t, k) // SQLite lease: 500ms
 			hcfg := cfg
 			hcfg.PauseAt, hcfg.PauseBatch = pauseEnrich, 2
 			holder := startChild(t, "holder", hcfg)
@@ -48,7 +44,7 @@ func TestStalledHolder(t *testing.T) {
 					t.Fatalf("holder ran %d batches, want %d", rep.BatchesRun, total)
 				}
 				checkCommitted(t, db, nItems, batchSize, total, true)
-				checkEnrichedOnce(t, enrichments(t, log, batchSize), nItems, batchSize, 0)
+				checkEnrichedOnce(t, enrichments(t, cfg.Log, batchSize), nItems, batchSize, 0)
 				t.Logf("FINDING %s, holder stopped (SIGSTOP): it kept the lock, another runner got ErrRunLocked; holder finished after SIGCONT, every item once", k)
 				return
 			}
@@ -77,7 +73,7 @@ func TestStalledHolder(t *testing.T) {
 					t.Errorf("batch %d written by %s, want %s", b, writers[b], want)
 				}
 			}
-			twice := checkEnrichedOnce(t, enrichments(t, log, batchSize), nItems, batchSize, 2)
+			twice := checkEnrichedOnce(t, enrichments(t, cfg.Log, batchSize), nItems, batchSize, 2)
 			t.Logf("FINDING %s, holder stopped (SIGSTOP) past its lease: another runner took over and finished; the woken holder's batch-2 commit was refused with ErrLockLost; enriched twice: %v", k, twice)
 		})
 	}
