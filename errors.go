@@ -41,6 +41,7 @@ type OptionError struct {
 	Reason string // what is wrong with it
 }
 
+// Error names the field and what is wrong with it.
 func (e *OptionError) Error() string {
 	return "batchenrich: invalid option " + e.Field + ": " + e.Reason
 }
@@ -69,6 +70,7 @@ type BatchError struct {
 	Err   error // the cause
 }
 
+// Error names the batch, the stage and the cause.
 func (e *BatchError) Error() string {
 	return "batchenrich: batch " + strconv.Itoa(e.Batch) + ": " + string(e.Stage) + ": " + e.Err.Error()
 }
@@ -85,6 +87,7 @@ type ItemError struct {
 	Err   error  // the cause, as returned by the Enricher
 }
 
+// Error names the batch, the item (index and key) and the cause.
 func (e *ItemError) Error() string {
 	s := "batchenrich: batch " + strconv.Itoa(e.Batch) + " item " + strconv.Itoa(e.Index)
 	if e.Key != "" {
@@ -116,6 +119,7 @@ type PanicError struct {
 	Stack []byte // the goroutine's stack at the panic
 }
 
+// Error gives the value passed to panic.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Class says whether retrying an operation that failed may succeed.
@@ -131,6 +135,7 @@ const (
 	ClassPermanent
 )
 
+// String returns "transient", "permanent" or "unclassified".
 func (c Class) String() string {
 	switch c {
 	case ClassTransient:

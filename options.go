@@ -40,6 +40,7 @@ const (
 	FailBatch
 )
 
+// String returns the policy's name.
 func (p FailurePolicy) String() string {
 	switch p {
 	case RecordFailures:

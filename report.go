@@ -69,6 +69,7 @@ const (
 	EventRunResumed
 )
 
+// String returns the kind's name, e.g. "batch-written".
 func (k EventKind) String() string {
 	switch k {
 	case EventBatchStarted:

@@ -32,6 +32,7 @@ type ConfigError struct {
 	Err    error  // the underlying cause, or nil
 }
 
+// Error names the field, what is wrong with it, and the cause if any.
 func (e *ConfigError) Error() string {
 	s := "sqlbatch: invalid config " + e.Field + ": " + e.Reason
 	if e.Err != nil {

@@ -22,6 +22,7 @@ const (
 	SQLite
 )
 
+// String returns the dialect's name.
 func (k Kind) String() string {
 	switch k {
 	case PostgreSQL:
