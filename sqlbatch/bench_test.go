@@ -59,7 +59,7 @@ func BenchmarkSink(b *testing.B) {
 			createResults(b, k, db)
 			modes := []string{"values"}
 			if k == testdb.PostgreSQL {
-				modes = append(modes, "copy", "unnest", "rawcopy")
+				modes = append(modes, "copy", "unnest", "auto", "upsert-only", "rawcopy")
 			}
 			num := 0
 			for _, payload := range []string{"small", "wide"} {
@@ -74,6 +74,8 @@ func BenchmarkSink(b *testing.B) {
 								s.UseCopy()
 							case "unnest":
 								s.UseUnnest()
+							case "upsert-only":
+								s.UseUpsertOnly()
 							}
 							ctx := context.Background()
 							b.ReportAllocs()

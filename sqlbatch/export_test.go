@@ -88,3 +88,9 @@ func (s *Sink[T, R]) UseUnnest() {
 		return err
 	}
 }
+
+// UseUpsertOnly makes s skip the optimistic direct COPY on PostgreSQL.
+func (s *Sink[T, R]) UseUpsertOnly() { s.pg = pgUpsertOnly }
+
+// Conflicted reports whether s has met an existing key in a direct COPY.
+func (s *Sink[T, R]) Conflicted() bool { return s.conflicted.Load() }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 
@@ -28,8 +29,8 @@ type RowFunc[T, R any] func(r batchenrich.Result[T, R]) ([]any, error)
 // Values may be anything the driver accepts: integers, floats, strings,
 // []byte, bool, time.Time, nil for NULL, and driver.Valuer
 // implementations such as JSON, sql.NullString or a UUID type. On
-// PostgreSQL large batches travel by COPY, where a []byte value is bytea
-// data: give text and JSON columns strings (or JSON), not []byte.
+// PostgreSQL rows travel by COPY, where a []byte value is bytea data: give
+// text and JSON columns strings (or JSON), not []byte.
 type SinkConfig[T, R any] struct {
 	// Table is the table to write, optionally "schema.table". Required.
 	Table string
@@ -95,6 +96,9 @@ type Sink[T, R any] struct {
 	// afterStatement, if set, runs after each statement of a write
 	// (tests use it to break the connection mid-batch).
 	afterStatement func(ctx context.Context, tx *sqlx.Tx) error
+	// conflicted is set once an optimistic direct COPY met an existing
+	// key; the Sink then goes straight to the upsert (see writeDirect).
+	conflicted atomic.Bool
 }
 
 // target is one table a Sink writes.
@@ -308,7 +312,13 @@ func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R]
 		if s.pgBulk != nil {
 			return s.pgBulk(ctx, tx, t, rows)
 		}
-		if s.pg == pgCopy || (s.pg == pgAuto && len(rows)*len(t.cols) >= copyMinParams) {
+		if s.pg == pgAuto && !s.conflicted.Load() {
+			done, err := s.writeDirect(ctx, tx, t, rows)
+			if done || err != nil {
+				return err
+			}
+		}
+		if s.pg == pgCopy || ((s.pg == pgAuto || s.pg == pgUpsertOnly) && len(rows)*len(t.cols) >= copyMinParams) {
 			return s.writeCopy(ctx, tx, t, rows)
 		}
 	}

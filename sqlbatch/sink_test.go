@@ -39,15 +39,16 @@ func ids(from, to int64) []int64 {
 // pgModes runs f with each PostgreSQL bulk strategy (SQLite has one).
 func pgModes(k testdb.Kind) []string {
 	if k == testdb.PostgreSQL {
-		return []string{"values", "copy"}
+		return []string{"values", "copy", "auto"} // auto: direct COPY first
 	}
 	return []string{"values"}
 }
 
 func setMode(s *sqlbatch.Sink[Traveler, Enriched], mode string) {
-	if mode == "copy" {
+	switch mode {
+	case "copy":
 		s.UseCopy()
-	} else {
+	case "values":
 		s.UseValues()
 	}
 }
@@ -63,9 +64,14 @@ func TestSinkWritesIdempotently(t *testing.T) {
 				setMode(s, mode)
 				s.SetChunkRows(7) // several statements per batch
 				b := batchOf(1, "e1", ids(1, 25)...)
-				for range 2 {
+				for i := range 2 {
 					if err := s.Write(ctx, b); err != nil {
 						t.Fatal(err)
+					}
+					// The rewrite meets existing keys: the direct COPY
+					// gives way to the upsert.
+					if mode == "auto" && s.Conflicted() != (i == 1) {
+						t.Fatalf("write %d: conflicted = %v", i+1, s.Conflicted())
 					}
 				}
 				rows := readResults(t, db)
