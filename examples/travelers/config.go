@@ -47,7 +47,7 @@ const defaultSQLiteFile = "travelers.db"
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("travelers", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // a bad flag is one line, from the caller
 	fs.StringVar(&c.dsn, "dsn", "", "database: postgres://… for PostgreSQL, or a SQLite file path (default $DATABASE_URL, else ./"+defaultSQLiteFile+")")
 	fs.StringVar(&c.profileURL, "profile-url", "", "httpbin-compatible profile API URL, e.g. https://httpbin.org/anything (default: one started in-process on loopback)")
 	fs.IntVar(&c.seedRows, "seed-rows", 2000, "source rows to seed")
@@ -60,6 +60,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "Usage: go run ./examples/travelers [flags]")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
 		return c, err
 	}
 	if fs.NArg() > 0 {

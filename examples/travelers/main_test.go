@@ -247,6 +247,8 @@ func TestBadInputFailsFastWithOneLine(t *testing.T) {
 		{"profile URL scheme", []string{"-profile-url", "file:///etc/passwd"}, "-profile-url"},
 		{"unreachable API", []string{"-dsn", "DIR/x.db", "-profile-url", "http://127.0.0.1:1/anything"}, "profile API"},
 		{"batch size", []string{"-batch-size", "0"}, "-batch-size"},
+		{"batch size not a number", []string{"-batch-size", "x"}, "-batch-size"},
+		{"unknown flag", []string{"-batchsize", "10"}, "-batchsize"},
 		{"sqlite in a missing directory", []string{"-dsn", "/nonexistent/dir/x.db"}, "cannot be reached"},
 	}
 	for _, tt := range tests {
