@@ -2,7 +2,13 @@
 // harness compares: two hand-written baselines and the library.
 package contenders
 
-import "github.com/batchenrich/batchenrich/bench/internal/harness"
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/batchenrich/batchenrich/bench/internal/harness"
+)
 
 // All returns every contender slot, in display order.
 func All() []harness.Named {
@@ -45,3 +51,17 @@ const upsertColumns = `traveler_name = EXCLUDED.traveler_name,
 	validation_error = EXCLUDED.validation_error,
 	batch_number = EXCLUDED.batch_number,
 	processed_at = NOW()`
+
+// tunedClient is the keep-alive HTTP client an expert writes for one host
+// and concurrency in-flight requests: as many idle connections kept as may
+// be busy, and no more opened.
+func tunedClient(concurrency int) (*http.Client, *http.Transport) {
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        concurrency,
+		MaxIdleConnsPerHost: concurrency,
+		MaxConnsPerHost:     concurrency,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, tr
+}

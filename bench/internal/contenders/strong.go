@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -41,15 +40,8 @@ func Strong(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	db.SetMaxOpenConns(strongWriters + 1)
 	db.SetMaxIdleConns(strongWriters + 1)
 
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        cfg.Concurrency,
-		MaxIdleConnsPerHost: cfg.Concurrency,
-		MaxConnsPerHost:     cfg.Concurrency,
-		IdleConnTimeout:     90 * time.Second,
-	}
+	client, tr := tunedClient(cfg.Concurrency)
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 
 	type item struct {
 		t     job.Traveler
