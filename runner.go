@@ -131,7 +131,7 @@ func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
 	}
 }
 
-func (st *run[T, R]) loop(ctx context.Context) (err error) {
+func (st *run[T, R]) loop(ctx context.Context) error {
 	o := st.opts
 	log := o.Logger
 	cp := Checkpoint{RunKey: o.RunKey}
@@ -141,14 +141,13 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return &BatchError{Batch: 1, Stage: StageCheckpoint, Err: err}
 		}
 		cp.RunKey = o.RunKey
+		st.rep.BatchesSkipped = cp.Batch
 		if cp.Done {
 			st.rep.AlreadyDone = true
-			st.rep.BatchesSkipped = cp.Batch
 			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.RunKey, "batches", cp.Batch)
 			return nil
 		}
 		if cp.Batch > 0 {
-			st.rep.BatchesSkipped = cp.Batch
 			st.emit(Event{Kind: EventRunResumed, Batch: cp.Batch})
 			log.InfoContext(ctx, "batchenrich: resuming run", "run_key", o.RunKey, "after_batch", cp.Batch)
 		}
@@ -163,15 +162,15 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	defer cancel()
 
 	n, cursor := cp.Batch, cp.Cursor
+	if o.MaxBatches > 0 && n >= o.MaxBatches {
+		// The cap was reached by the batches of an earlier run: nothing is
+		// left to do under this cap. The checkpoint stays open, so a run
+		// with a larger cap goes on from here.
+		st.rep.AlreadyDone = true
+		return nil
+	}
 	var pending <-chan window[T]
 	for {
-		if o.MaxBatches > 0 && n >= o.MaxBatches {
-			// The cap was reached by the batches of an earlier run: nothing
-			// is left to do under this cap. The checkpoint stays open, so a
-			// run with a larger cap goes on from here.
-			st.rep.AlreadyDone = true
-			return nil
-		}
 		num := n + 1
 		if pending == nil {
 			pending = st.read(rctx, &bg, cursor)
@@ -205,16 +204,14 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
 		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
 		results, err := st.enrich(ctx, num, w.items, &br)
-		if err != nil {
-			st.rep.add(br)
-			return err
-		}
-		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
-		if err := st.write(ctx, b, exhausted, &br); err != nil {
-			st.rep.add(br)
-			return err
+		if err == nil {
+			b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
+			err = st.write(ctx, b, exhausted, &br)
 		}
 		st.rep.add(br)
+		if err != nil {
+			return err
+		}
 		st.rep.BatchesRun++
 		st.emit(Event{Kind: EventBatchWritten, Batch: num, Stats: br})
 		log.InfoContext(ctx, "batchenrich: batch written", "batch", num, "items", br.Written, "failed", br.Failed,
