@@ -3,11 +3,13 @@
 package contenders
 
 import (
+	"database/sql"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/batchenrich/batchenrich/bench/internal/harness"
+	"github.com/batchenrich/batchenrich/bench/internal/job"
 )
 
 // All returns every contender slot, in display order.
@@ -64,4 +66,19 @@ func tunedClient(concurrency int) (*http.Client, *http.Transport) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, tr
+}
+
+// scanTravelers reads the (traveler_id, traveler_name) rows of one window
+// and closes rs.
+func scanTravelers(rs *sql.Rows, sizeHint int) ([]job.Traveler, error) {
+	defer rs.Close()
+	ts := make([]job.Traveler, 0, sizeHint)
+	for rs.Next() {
+		var t job.Traveler
+		if err := rs.Scan(&t.ID, &t.Name); err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, rs.Err()
 }

@@ -84,14 +84,5 @@ WHERE execution_id = $1 ORDER BY traveler_id OFFSET $2 LIMIT $3`, cfg.ExecutionI
 	if err != nil {
 		return nil, fmt.Errorf("naive: read window at %d: %w", offset, err)
 	}
-	defer rs.Close()
-	var ts []job.Traveler
-	for rs.Next() {
-		var t job.Traveler
-		if err := rs.Scan(&t.ID, &t.Name); err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, rs.Err()
+	return scanTravelers(rs, cfg.BatchSize)
 }

@@ -105,16 +105,7 @@ WHERE execution_id = $1 AND traveler_id > $2 ORDER BY traveler_id LIMIT $3`, cfg
 	if err != nil {
 		return nil, fmt.Errorf("read window after %d: %w", after, err)
 	}
-	defer rs.Close()
-	ts := make([]job.Traveler, 0, cfg.BatchSize)
-	for rs.Next() {
-		var t job.Traveler
-		if err := rs.Scan(&t.ID, &t.Name); err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, rs.Err()
+	return scanTravelers(rs, cfg.BatchSize)
 }
 
 // upsertUnnest stores rows with one INSERT … SELECT FROM unnest(arrays).
