@@ -63,4 +63,13 @@
 // Run returns a Report with per-batch and total counts and durations.
 // Options.Events receives progress events without ever blocking the run,
 // and Options.Logger receives log records; both are off by default.
+//
+// Options.Tracer takes a Tracer, the hook for tracing and metrics: it is
+// told when the run, each batch and each item start and end, with their
+// outcome, and each start returns the context the next level runs in, so
+// spans nest run → batch → item and the Enricher's own calls (an HTTP
+// client span) nest under the item. A StageTracer also sees Source reads
+// and Sink writes. Tracer documents what runs in which goroutine; a
+// panicking Tracer stops the run with an error, like any user code. No
+// Tracer costs nothing.
 package batchenrich

@@ -118,6 +118,11 @@ type Options struct {
 	// run: an event that does not fit in the channel's buffer is dropped
 	// and counted in Report.EventsDropped. Give it a buffer.
 	Events chan<- Event
+
+	// Tracer, when set, observes the run, its batches and its items, for
+	// tracing and metrics (see Tracer for what runs where). Nil costs
+	// nothing.
+	Tracer Tracer
 }
 
 // withDefaults validates o and returns it with defaults filled in.

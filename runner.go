@@ -58,6 +58,7 @@ type run[T, R any] struct {
 	rep     Report
 	dropped atomic.Int64
 	atomic  bool // still committing batches with their checkpoint in one transaction
+	tracing      // Options.Tracer, nil when unset
 }
 
 // Run processes the Source batch after batch until it is exhausted, the
@@ -76,6 +77,13 @@ type run[T, R any] struct {
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now()
+	if r.opts.Tracer != nil {
+		var terr error
+		if ctx, terr = st.traceRunStart(ctx); terr != nil {
+			return st.rep, terr
+		}
+		defer func() { err = st.traceRunEnd(ctx, rep, err) }() // after rep is set below
+	}
 	defer func() {
 		st.rep.Duration = time.Since(st.rep.Started)
 		st.rep.EventsDropped = int(st.dropped.Load())
@@ -173,7 +181,7 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 	for {
 		num := n + 1
 		if pending == nil {
-			pending = st.read(rctx, &bg, cursor)
+			pending = st.read(rctx, &bg, num, cursor)
 		}
 		var w window[T]
 		select {
@@ -197,19 +205,23 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 		exhausted := len(w.items) < o.BatchSize
 		last := exhausted || (o.MaxBatches > 0 && num >= o.MaxBatches)
 		if !last && !o.NoPrefetch {
-			pending = st.read(rctx, &bg, w.next)
+			pending = st.read(rctx, &bg, num+1, w.next)
 		}
 
 		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: w.dur}
 		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
 		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
-		results, err := st.enrich(ctx, num, w.items, &br)
+		bctx, err := st.traceBatchStart(ctx, num, len(w.items))
+		var results []Result[T, R]
+		if err == nil {
+			results, err = st.enrich(bctx, num, w.items, &br)
+		}
 		if err == nil {
 			b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
-			err = st.write(ctx, b, exhausted, &br)
+			err = st.writeBatch(bctx, b, exhausted, &br)
 		}
 		st.rep.add(br)
-		if err != nil {
+		if err = st.traceBatchEnd(bctx, br, err); err != nil {
 			return err
 		}
 		st.rep.BatchesRun++
@@ -236,17 +248,14 @@ func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
 	return nil
 }
 
-// read starts reading the window after cursor in bg and returns where its
-// result will arrive.
-func (st *run[T, R]) read(ctx context.Context, bg *errgroup.Group, after Cursor) <-chan window[T] {
+// read starts reading the window of batch num, after cursor, in bg and
+// returns where its result will arrive.
+func (st *run[T, R]) read(ctx context.Context, bg *errgroup.Group, num int, after Cursor) <-chan window[T] {
 	ch := make(chan window[T], 1)
 	bg.Go(func() error {
 		var w window[T]
 		start := time.Now()
-		w.err = st.guard(func() (e error) {
-			w.items, w.next, e = st.src.Read(ctx, after, st.opts.BatchSize)
-			return e
-		})
+		w.items, w.next, w.err = st.readSource(ctx, num, after)
 		w.dur = time.Since(start)
 		ch <- w // buffered: never blocks
 		return nil
@@ -264,37 +273,40 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 	results := make([]Result[T, R], len(items))
 	g, gctx := errgroup.WithContext(ctx)
 	var failed atomic.Int64
-	one := func(i int) error {
+	one := func(ictx context.Context, i int) (Outcome, error) {
 		item := items[i]
 		res := &results[i]
 		res.Index, res.Item = i, item
 		var v R
-		err := st.guard(func() (e error) { v, e = st.enr.Enrich(gctx, item); return })
+		err := st.guard(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
 		if err == nil {
 			res.Value = v
-			return nil
+			return OutcomeEnriched, nil
 		}
 		ie := &ItemError{Batch: num, Index: i, Key: keyOf(item), Err: err}
 		res.Err = ie
 		var pe *PanicError
 		if errors.As(err, &pe) {
-			return ie
+			return OutcomePanicked, ie
 		}
 		if gctx.Err() != nil {
 			// Cancelled: by the caller, or by a failure elsewhere
 			// in the batch; either way the batch is abandoned.
-			return nil
+			return OutcomeCanceled, nil
 		}
 		nf := failed.Add(1)
 		st.emit(Event{Kind: EventItemFailed, Batch: num, Index: i, Key: ie.Key, Err: ie})
 		o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
 		switch {
 		case o.FailurePolicy == FailBatch:
-			return fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
+			return OutcomeFailed, fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
 		case o.MaxBatchFailures > 0 && nf > int64(o.MaxBatchFailures):
-			return fmt.Errorf("%w: more than %d (latest: %w)", ErrTooManyFailures, o.MaxBatchFailures, ie)
+			return OutcomeFailed, fmt.Errorf("%w: more than %d (latest: %w)", ErrTooManyFailures, o.MaxBatchFailures, ie)
 		}
-		return nil
+		return OutcomeFailed, nil
+	}
+	if st.tracer != nil {
+		one = st.traceItems(num, results, items, one)
 	}
 	// Concurrency workers take the items in input order. Reusing a
 	// goroutine from item to item, rather than starting one per item,
@@ -308,7 +320,7 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 				if i >= len(items) {
 					return nil
 				}
-				if err := one(i); err != nil {
+				if _, err := one(gctx, i); err != nil {
 					return err
 				}
 			}

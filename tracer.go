@@ -1,0 +1,337 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Tracer observes a run as it goes: its start and end, each batch's, and
+// each item's. Set one in Options.Tracer.
+//
+// Each Start method returns the context that the matching part of the run
+// continues with: the run's context is the parent of every batch's, a
+// batch's the parent of its items', and an item's is the one its Enricher
+// receives. That is what lets a span started in TraceRunStart be the parent
+// of the batch spans, and an HTTP client span be the child of the item's.
+// A Start method must return ctx or a context derived from it (nil means
+// ctx); the Runner's cancellation reaches the run only through it.
+//
+// Extra abilities are separate interfaces found on the Tracer by type
+// assertion: StageTracer.
+//
+// # What runs where
+//
+// Every method is called synchronously, so a Tracer must be fast and safe
+// for concurrent use:
+//
+//   - TraceRunStart and TraceRunEnd run in the goroutine that called Run:
+//     the start first of all, before the run's lock is taken; the end last
+//     of all, after every goroutine the run started has exited.
+//   - TraceBatchStart and TraceBatchEnd run in the goroutine that called
+//     Run: the start after the batch's window was read, before its first
+//     enrichment; the end after the Sink (and checkpoint) write returned,
+//     or after the batch failed. Batch n's end comes before batch n+1's
+//     start.
+//   - TraceItemStart and TraceItemEnd run in the goroutine that enriches
+//     the item, inside one of the Options.Concurrency slots, so up to
+//     Concurrency of them run at once. The end is called whatever the
+//     Enricher did, panic included. Items never started (their batch was
+//     abandoned first) get neither call.
+//
+// A slow Tracer slows the run and, in the item methods, holds a
+// concurrency slot; it cannot reorder batches, lift a bound, or keep Run
+// from returning once the Tracer returns. A panic in a Tracer method is an
+// error like one in any user code, and stops the run: in TraceItemStart or
+// TraceItemEnd it is a *PanicError in the *ItemError that Run returns; in
+// TraceBatchStart or TraceBatchEnd it is a *PanicError in a *BatchError at
+// StageTrace (a batch whose end panicked was already written); in
+// TraceRunStart it is returned before anything else is done; in TraceRunEnd
+// it is joined to Run's error.
+//
+// No Tracer set costs nothing: a nil check per item, no allocation.
+type Tracer interface {
+	// TraceRunStart is called when Run starts.
+	TraceRunStart(ctx context.Context, data TraceRunStartData) context.Context
+	// TraceRunEnd is called when Run returns, with what it returns.
+	TraceRunEnd(ctx context.Context, data TraceRunEndData)
+	// TraceBatchStart is called when a batch starts to be enriched.
+	TraceBatchStart(ctx context.Context, data TraceBatchStartData) context.Context
+	// TraceBatchEnd is called when a batch was written or failed.
+	TraceBatchEnd(ctx context.Context, data TraceBatchEndData)
+	// TraceItemStart is called just before an item is enriched.
+	TraceItemStart(ctx context.Context, data TraceItemStartData) context.Context
+	// TraceItemEnd is called when the item's enrichment returned.
+	TraceItemEnd(ctx context.Context, data TraceItemEndData)
+}
+
+// StageTracer is a Tracer that also observes Source reads and Sink writes.
+//
+// A read (StageRead) runs in the Runner's reading goroutine, possibly
+// while the previous batch is enriched (Options.NoPrefetch), so its
+// context is the run's, not a batch's. A write (StageWrite, the Sink write
+// together with its checkpoint) runs in the goroutine that called Run, in
+// the batch's context. A panic in either method stops the run: for a read
+// the *BatchError is at StageRead, its cause naming the method; for a
+// write at StageTrace.
+type StageTracer interface {
+	// TraceStageStart is called before the Source read or Sink write.
+	TraceStageStart(ctx context.Context, data TraceStageStartData) context.Context
+	// TraceStageEnd is called when it returned.
+	TraceStageEnd(ctx context.Context, data TraceStageEndData)
+}
+
+// StageTrace is the Stage of a *BatchError caused by a panic in a Tracer's
+// batch or stage methods.
+const StageTrace Stage = "trace"
+
+// TraceRunStartData is passed to Tracer.TraceRunStart.
+type TraceRunStartData struct {
+	RunKey      string // Options.RunKey, "" for a run without checkpoints
+	BatchSize   int    // Options.BatchSize, defaults filled in
+	MaxBatches  int    // Options.MaxBatches: the batches planned; 0 for no cap
+	Concurrency int    // Options.Concurrency, defaults filled in
+}
+
+// TraceRunEndData is passed to Tracer.TraceRunEnd.
+type TraceRunEndData struct {
+	Report Report // as Run returns it; read-only
+	Err    error  // Run's error (before a panic in TraceRunEnd is joined to it)
+}
+
+// TraceBatchStartData is passed to Tracer.TraceBatchStart.
+type TraceBatchStartData struct {
+	// Batch is the batch number, from 1; a resumed run continues the
+	// numbering, so Batch-1 batches of the run are done when it starts.
+	Batch int
+	// Items is the number of items in the batch.
+	Items int
+}
+
+// TraceBatchEndData is passed to Tracer.TraceBatchEnd.
+type TraceBatchEndData struct {
+	Batch int         // the batch number
+	Stats BatchReport // the batch's counts and durations
+	Err   error       // nil if the batch was written, else what Run returns
+	Class Class       // Classify(Err)
+}
+
+// TraceItemStartData is passed to Tracer.TraceItemStart.
+type TraceItemStartData struct {
+	Batch int    // the batch number
+	Index int    // the item's position in the batch, from 0
+	Key   string // the item's key if it implements Keyer, else ""
+}
+
+// TraceItemEndData is passed to Tracer.TraceItemEnd.
+type TraceItemEndData struct {
+	Batch   int     // the batch number
+	Index   int     // the item's position in the batch, from 0
+	Key     string  // the item's key if it implements Keyer, else ""
+	Outcome Outcome // what became of the item
+	Err     error   // the *ItemError stored in the item's Result; nil when enriched
+	Class   Class   // Classify(Err)
+}
+
+// TraceStageStartData is passed to StageTracer.TraceStageStart.
+type TraceStageStartData struct {
+	Stage Stage // StageRead or StageWrite
+	Batch int   // the batch being read or written
+	Items int   // the items handed to the Sink (StageWrite); 0 for a read
+}
+
+// TraceStageEndData is passed to StageTracer.TraceStageEnd.
+type TraceStageEndData struct {
+	Stage Stage // StageRead or StageWrite
+	Batch int   // the batch read or written
+	Items int   // the items read (StageRead) or written (StageWrite, 0 on error)
+	Err   error // the Source's or Sink's error, nil on success
+}
+
+// Outcome says what became of one item.
+type Outcome int
+
+// The outcomes of an item.
+const (
+	// OutcomeEnriched: the Enricher returned a result.
+	OutcomeEnriched Outcome = iota + 1
+	// OutcomeFailed: the Enricher returned an error, counted in
+	// BatchReport.Failed.
+	OutcomeFailed
+	// OutcomeCanceled: the Enricher returned an error after the batch's
+	// context ended (the run was cancelled or another item stopped the
+	// batch); not counted as failed.
+	OutcomeCanceled
+	// OutcomePanicked: the Enricher (or the Tracer) panicked; the run
+	// stops.
+	OutcomePanicked
+)
+
+// String returns "enriched", "failed", "canceled" or "panicked".
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeEnriched:
+		return "enriched"
+	case OutcomeFailed:
+		return "failed"
+	case OutcomeCanceled:
+		return "canceled"
+	case OutcomePanicked:
+		return "panicked"
+	default:
+		return "outcome(invalid)"
+	}
+}
+
+// tracing is the run's Tracer and its abilities, nil when unset.
+type tracing struct {
+	tracer Tracer
+	stages StageTracer
+}
+
+func newTracing(t Tracer) tracing {
+	s, _ := t.(StageTracer)
+	return tracing{tracer: t, stages: s}
+}
+
+// hookPanic turns the *PanicError of a Tracer method into an error naming
+// the method.
+func hookPanic(method string, err error) error {
+	return fmt.Errorf("%s: %w", method, err)
+}
+
+// traceRunStart calls TraceRunStart. The Runner calls it only with a Tracer.
+func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error) {
+	st.tracing = newTracing(st.opts.Tracer)
+	o := st.opts
+	data := TraceRunStartData{RunKey: o.RunKey, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency}
+	tctx := ctx
+	if err := st.guard(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
+		return ctx, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunStart", err))
+	}
+	return orCtx(tctx, ctx), nil
+}
+
+// traceRunEnd calls TraceRunEnd and returns Run's error, with the hook's
+// panic joined to it.
+func (st *run[T, R]) traceRunEnd(ctx context.Context, rep Report, err error) error {
+	data := TraceRunEndData{Report: rep, Err: err}
+	if perr := st.guard(func() error { st.tracer.TraceRunEnd(ctx, data); return nil }); perr != nil {
+		return errors.Join(err, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunEnd", perr)))
+	}
+	return err
+}
+
+// traceBatchStart calls TraceBatchStart if there is a Tracer.
+func (st *run[T, R]) traceBatchStart(ctx context.Context, num, n int) (context.Context, error) {
+	if st.tracer == nil {
+		return ctx, nil
+	}
+	tctx := ctx
+	data := TraceBatchStartData{Batch: num, Items: n}
+	if err := st.guard(func() error { tctx = st.tracer.TraceBatchStart(ctx, data); return nil }); err != nil {
+		return ctx, &BatchError{Batch: num, Stage: StageTrace, Err: hookPanic("TraceBatchStart", err)}
+	}
+	return orCtx(tctx, ctx), nil
+}
+
+// traceBatchEnd calls TraceBatchEnd if there is a Tracer, and returns the
+// batch's error, or the hook's panic.
+func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err error) error {
+	if st.tracer == nil {
+		return err
+	}
+	data := TraceBatchEndData{Batch: br.Number, Stats: br, Err: err, Class: Classify(err)}
+	if perr := st.guard(func() error { st.tracer.TraceBatchEnd(ctx, data); return nil }); perr != nil {
+		return errors.Join(err, &BatchError{Batch: br.Number, Stage: StageTrace, Err: hookPanic("TraceBatchEnd", perr)})
+	}
+	return err
+}
+
+// traceItems wraps one, the enrichment of one item, with TraceItemStart
+// and TraceItemEnd. The Runner calls it only with a Tracer.
+func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
+	one func(context.Context, int) (Outcome, error)) func(context.Context, int) (Outcome, error) {
+	return func(ctx context.Context, i int) (Outcome, error) {
+		key := keyOf(items[i])
+		fail := func(method string, err error) (Outcome, error) {
+			ie := &ItemError{Batch: num, Index: i, Key: key, Err: hookPanic(method, err)}
+			results[i].Err = ie
+			return OutcomePanicked, ie
+		}
+		ictx := ctx
+		data := TraceItemStartData{Batch: num, Index: i, Key: key}
+		if err := st.guard(func() error { ictx = st.tracer.TraceItemStart(ctx, data); return nil }); err != nil {
+			return fail("TraceItemStart", err)
+		}
+		ictx = orCtx(ictx, ctx)
+		out, err := one(ictx, i)
+		res := &results[i]
+		end := TraceItemEndData{Batch: num, Index: i, Key: key, Outcome: out, Err: res.Err, Class: Classify(res.Err)}
+		if perr := st.guard(func() error { st.tracer.TraceItemEnd(ictx, end); return nil }); perr != nil {
+			return fail("TraceItemEnd", perr)
+		}
+		return out, err
+	}
+}
+
+// readSource reads the window after cursor for batch num, between
+// TraceStageStart and TraceStageEnd with a StageTracer.
+func (st *run[T, R]) readSource(ctx context.Context, num int, after Cursor) (items []T, next Cursor, err error) {
+	if st.stages == nil {
+		err = st.guard(func() (e error) { items, next, e = st.src.Read(ctx, after, st.opts.BatchSize); return })
+		return items, next, err
+	}
+	sctx, err := st.traceStageStart(ctx, StageRead, num, 0)
+	if err != nil {
+		return nil, after, err
+	}
+	err = st.guard(func() (e error) { items, next, e = st.src.Read(sctx, after, st.opts.BatchSize); return })
+	return items, next, st.traceStageEnd(sctx, StageRead, num, len(items), err)
+}
+
+// writeBatch writes b (st.write), between TraceStageStart and
+// TraceStageEnd with a StageTracer.
+func (st *run[T, R]) writeBatch(ctx context.Context, b Batch[T, R], done bool, br *BatchReport) error {
+	if st.stages == nil {
+		return st.write(ctx, b, done, br)
+	}
+	sctx, err := st.traceStageStart(ctx, StageWrite, b.Number, len(b.Results))
+	if err != nil {
+		return &BatchError{Batch: b.Number, Stage: StageTrace, Err: err}
+	}
+	err = st.write(sctx, b, done, br)
+	return st.traceStageEnd(sctx, StageWrite, b.Number, br.Written, err)
+}
+
+func (st *run[T, R]) traceStageStart(ctx context.Context, stage Stage, num, n int) (context.Context, error) {
+	tctx := ctx
+	data := TraceStageStartData{Stage: stage, Batch: num, Items: n}
+	if err := st.guard(func() error { tctx = st.stages.TraceStageStart(ctx, data); return nil }); err != nil {
+		return ctx, hookPanic("TraceStageStart", err)
+	}
+	return orCtx(tctx, ctx), nil
+}
+
+func (st *run[T, R]) traceStageEnd(ctx context.Context, stage Stage, num, n int, err error) error {
+	if err != nil {
+		n = 0
+	}
+	data := TraceStageEndData{Stage: stage, Batch: num, Items: n, Err: err}
+	if perr := st.guard(func() error { st.stages.TraceStageEnd(ctx, data); return nil }); perr != nil {
+		perr = hookPanic("TraceStageEnd", perr)
+		if stage != StageRead {
+			perr = &BatchError{Batch: num, Stage: StageTrace, Err: perr}
+		}
+		return errors.Join(err, perr)
+	}
+	return err
+}
+
+// orCtx returns ctx, or def when a Tracer returned nil.
+func orCtx(ctx, def context.Context) context.Context {
+	if ctx == nil {
+		return def
+	}
+	return ctx
+}
