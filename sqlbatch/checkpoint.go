@@ -160,7 +160,8 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, er
 	return s, nil
 }
 
-// CreateTable creates the checkpoint table if it does not exist.
+// CreateTable creates the checkpoint table if it does not exist, with
+// ExecDDL: several processes may call it at once.
 func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 		run_key ` + s.d.TypeText() + ` PRIMARY KEY,
@@ -171,12 +172,7 @@ func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 		lock_owner ` + s.d.TypeText() + `,
 		lock_expires_at ` + s.d.TypeBigInt() + `
 	)`
-	if _, err := s.db.ExecContext(ctx, q); err != nil {
-		// Two processes creating the table at once: one of them gets a
-		// unique violation on PostgreSQL's catalog. Fine if it exists now.
-		if _, err2 := s.db.ExecContext(ctx, `SELECT 1 FROM `+s.table+` WHERE 1 = 0`); err2 == nil {
-			return nil
-		}
+	if err := ExecDDL(ctx, s.db, q); err != nil {
 		return fmt.Errorf("sqlbatch: create checkpoint table %s: %w", s.name, err)
 	}
 	return nil

@@ -49,6 +49,13 @@
 // upsert). The store is also a batchenrich.Locker: a PostgreSQL session
 // advisory lock, or a lease with heartbeat on SQLite; see CheckpointStore.
 //
+// # Creating tables
+//
+// ExecDDL runs CREATE … IF NOT EXISTS statements in one transaction under
+// a PostgreSQL advisory lock (DDLLockKey), so that processes starting at
+// once on a fresh database do not fail on each other;
+// CheckpointStore.CreateTable uses it. Use it for your own tables too.
+//
 // # Names and values
 //
 // Table and column names are checked (not empty, at most 63 bytes, no

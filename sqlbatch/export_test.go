@@ -94,3 +94,6 @@ func (s *Sink[T, R]) UseUpsertOnly() { s.pg = pgUpsertOnly }
 
 // Conflicted reports whether s has met an existing key in a direct COPY.
 func (s *Sink[T, R]) Conflicted() bool { return s.conflicted.Load() }
+
+// DDLLockKeyName is what DDLLockKey hashes.
+const DDLLockKeyName = "batchenrich:ddl"
