@@ -14,6 +14,13 @@ type Batch[T, R any] struct {
 
 	// Results holds one entry per item, in Source order.
 	Results []Result[T, R]
+
+	// Replay is the number of the replay the batch belongs to (see
+	// Replay), 0 in an ordinary run. A replay numbers its batches from 1
+	// in a sequence of its own, while its items belong to batches of the
+	// run it replays: a Sink that stores each item's batch number keeps
+	// the stored one when Replay is set (sqlbatch.Sink does).
+	Replay int
 }
 
 // Failed reports how many results of the batch carry an error.

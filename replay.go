@@ -1,0 +1,219 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// ReplayScope chooses which of a run's stored failures a replay retries.
+type ReplayScope int
+
+const (
+	// ReplayTransient, the default, retries only failures whose class
+	// was ClassTransient (timeouts, 429 and 5xx answers after the
+	// retries ran out): those that may succeed now.
+	ReplayTransient ReplayScope = iota
+
+	// ReplayAll retries every failure, whatever its class.
+	ReplayAll
+)
+
+// String returns "transient" or "all".
+func (s ReplayScope) String() string {
+	switch s {
+	case ReplayTransient:
+		return "transient"
+	case ReplayAll:
+		return "all"
+	default:
+		return "ReplayScope(invalid)"
+	}
+}
+
+// Includes reports whether a stored failure of class c is retried under s.
+func (s ReplayScope) Includes(c Class) bool {
+	return s == ReplayAll || c == ClassTransient
+}
+
+// ReplayKey returns the run key of replay n (from 1) of the run runKey:
+// runKey + "#replay-" + n. A replay keeps its checkpoint and its lock
+// under this key.
+func ReplayKey(runKey string, n int) string {
+	return runKey + "#replay-" + strconv.Itoa(n)
+}
+
+// Replay re-enriches the items that a durable run stored as failed, and
+// writes the new results over the failed ones: a dead-letter replay.
+// Create one with NewReplay.
+//
+// A replay is a durable run of its own: replay n of the run K keeps its
+// checkpoint and lock under ReplayKey(K, n), so it can be interrupted and
+// resumed like any run. Run finds the replay to work on itself: the first
+// replay of K not yet finished (an interrupted one is resumed), else a new
+// one. While it works, it also holds the lock of K itself, so that two
+// replays of one run, or a replay and the run, never work at once.
+//
+// Which items a replay retries is up to its Source: it reads the items
+// the run stored as failed, in a stable order, those of the chosen
+// ReplayScope only (sqlbatch.NewFailedSource builds one from where a
+// sqlbatch.Sink stored them). Each Batch a replay writes has Replay set
+// to the replay's number, so that a Sink keeps the batch number the items
+// were stored with (see Batch.Replay).
+type Replay[T, R any] struct {
+	failed Source[T]
+	enr    Enricher[T, R]
+	sink   Sink[T, R]
+	opts   Options
+}
+
+// ReplayReport describes a replay. Its Report covers the replay's own
+// batches: Read counts the items this call retried, Enriched those that
+// succeeded this time, Failed those that failed again (and stay stored as
+// failed, with their latest reason).
+type ReplayReport struct {
+	Report
+
+	// RunKey is the replayed run's key (Options.RunKey).
+	RunKey string
+	// Number is the replay's number, from 1; ReplayKey its run key.
+	Number    int
+	ReplayKey string
+	// NothingToReplay is set when the run had no failure in scope to
+	// retry: Run then did nothing, and saved no checkpoint.
+	NothingToReplay bool
+}
+
+// NewReplay returns a Replay of the run opts.RunKey: it reads the run's
+// failed items from failed, enriches them with enr and writes them to
+// sink, configured by opts like a Runner (New). opts.Checkpoints is
+// required, and opts.RunKey names the run to replay, not the replay.
+// opts.MaxBatches caps the batches of one replay: a replay stopped at the
+// cap is resumed by the next Run, which needs a larger cap (or none) to go
+// on. It returns an *OptionError naming the first invalid field or nil
+// argument.
+func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Replay[T, R], error) {
+	if opts.Checkpoints == nil {
+		return nil, &OptionError{Field: "Checkpoints", Reason: "required for a replay, a durable run of its own"}
+	}
+	r, err := New(failed, enr, sink, opts)
+	if err != nil {
+		var oe *OptionError
+		if errors.As(err, &oe) && oe.Field == "src" {
+			oe.Field = "failed"
+		}
+		return nil, err
+	}
+	return &Replay[T, R]{failed: failed, enr: enr, sink: sink, opts: r.Options()}, nil
+}
+
+// Run works on the first unfinished replay of the run, or starts a new
+// one, until every failed item read from the Source was retried, an error
+// stops it, or ctx ends. A run with no failure left to replay is left as
+// it is: Run returns a report with NothingToReplay set and a nil error.
+//
+// It returns an error wrapping ErrRunLocked when the run or another replay
+// of it holds the run's lock and Options.LockWait is false; the other
+// errors are those of Runner.Run.
+func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
+	key := p.opts.RunKey
+	rr.RunKey = key
+	if err := ctx.Err(); err != nil {
+		return rr, err
+	}
+	if l, ok := p.opts.Checkpoints.(Locker); ok {
+		unlock, err := lockKey(ctx, l, key, p.opts)
+		if err != nil {
+			return rr, err
+		}
+		defer func() {
+			if uerr := unlock(); uerr != nil {
+				err = fmt.Errorf("batchenrich: unlock run %q after replay: %w", key, uerr)
+			}
+		}()
+	}
+
+	var g run[T, R] // for its guard
+	rr.Number = 1
+	for ; ; rr.Number++ {
+		rk := ReplayKey(key, rr.Number)
+		var cp Checkpoint
+		if err := g.guard(func() (e error) { cp, e = p.opts.Checkpoints.Load(ctx, rk); return }); err != nil {
+			return rr, fmt.Errorf("batchenrich: replay of run %q: load checkpoint %q: %w", key, rk, err)
+		}
+		if !cp.Done {
+			rr.ReplayKey = rk
+			if cp.Batch == 0 {
+				// Not started yet (or nothing of it committed): is
+				// there anything to replay at all?
+				var items []T
+				if err := g.guard(func() (e error) { items, _, e = p.failed.Read(ctx, "", 1); return }); err != nil {
+					return rr, &BatchError{Batch: 1, Stage: StageRead, Err: err}
+				}
+				if len(items) == 0 {
+					rr.NothingToReplay = true
+					p.opts.Logger.InfoContext(ctx, "batchenrich: nothing to replay", "run_key", key)
+					return rr, nil
+				}
+			}
+			break
+		}
+	}
+
+	opts := p.opts
+	opts.RunKey = rr.ReplayKey
+	r, err := New[T, R](p.failed, p.enr, &replaySink[T, R]{Sink: p.sink, n: rr.Number}, opts)
+	if err != nil {
+		return rr, err
+	}
+	opts.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", key, "replay", rr.Number)
+	rr.Report, err = r.Run(ctx)
+	return rr, err
+}
+
+// lockKey takes the lock on key, waiting for it if o.LockWait is set.
+func lockKey(ctx context.Context, l Locker, key string, o Options) (func() error, error) {
+	for {
+		unlock, ok, err := l.TryLock(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("batchenrich: lock run %q: %w", key, err)
+		}
+		if ok {
+			return unlock, nil
+		}
+		if !o.LockWait {
+			return nil, fmt.Errorf("batchenrich: run %q (or a replay of it) is running: %w", key, ErrRunLocked)
+		}
+		o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
+		t := time.NewTimer(o.LockRetryInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("batchenrich: waiting for lock on run %q: %w", key, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// replaySink marks each batch with the replay's number before handing it
+// to the Sink.
+type replaySink[T, R any] struct {
+	Sink[T, R]
+	n int
+}
+
+func (s *replaySink[T, R]) Write(ctx context.Context, b Batch[T, R]) error {
+	b.Replay = s.n
+	return s.Sink.Write(ctx, b)
+}
+
+func (s *replaySink[T, R]) WriteCheckpointed(ctx context.Context, b Batch[T, R], store CheckpointStore, cp Checkpoint) error {
+	cs, ok := s.Sink.(CheckpointSink[T, R])
+	if !ok {
+		return fmt.Errorf("batchenrich: sink %T: %w", s.Sink, ErrCheckpointUnsupported)
+	}
+	b.Replay = s.n
+	return cs.WriteCheckpointed(ctx, b, store, cp)
+}

@@ -1,0 +1,324 @@
+package batchenrich_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+)
+
+// stored is an in-memory results table for replay tests: item → its row.
+type stored struct {
+	mu   sync.Mutex
+	rows map[item]storedRow
+}
+
+type storedRow struct {
+	batch int               // the batch number the row was stored with
+	class batchenrich.Class // Unclassified when the item succeeded
+	value int               // the enrichment, when it succeeded
+	err   string            // the failure's text
+}
+
+// failedSource reads the items stored as failed within scope, in item
+// order, paging by the last item read (keyset), as sqlbatch's does.
+func (s *stored) failedSource(scope batchenrich.ReplayScope) batchenrich.Source[item] {
+	return batchenrich.SourceFunc[item](func(ctx context.Context, after batchenrich.Cursor, limit int) ([]item, batchenrich.Cursor, error) {
+		last := -1
+		if after != "" {
+			n, err := strconv.Atoi(string(after))
+			if err != nil {
+				return nil, after, err
+			}
+			last = n
+		}
+		s.mu.Lock()
+		var out []item
+		for it, r := range s.rows {
+			if int(it) > last && r.err != "" && scope.Includes(r.class) {
+				out = append(out, it)
+			}
+		}
+		s.mu.Unlock()
+		slices.Sort(out)
+		if len(out) > limit {
+			out = out[:limit]
+		}
+		if len(out) == 0 {
+			return nil, after, nil
+		}
+		return out, batchenrich.Cursor(strconv.Itoa(int(out[len(out)-1]))), nil
+	})
+}
+
+// sink upserts results by item; in a replay it keeps the stored batch
+// number, and checks that a replay batch says which replay it is from.
+func (s *stored) sink(t *testing.T, wantReplay int) batchenrich.Sink[item, int] {
+	return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+		if b.Replay != wantReplay {
+			t.Errorf("batch %d: Replay = %d, want %d", b.Number, b.Replay, wantReplay)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, r := range b.Results {
+			row := storedRow{batch: b.Number, value: r.Value}
+			if b.Replay > 0 {
+				old, ok := s.rows[r.Item]
+				if !ok {
+					return fmt.Errorf("replay of %v, which has no row", r.Item)
+				}
+				row.batch = old.batch
+			}
+			if r.Err != nil {
+				row.class, row.err = batchenrich.Classify(r.Err), r.Err.Error()
+			}
+			s.rows[r.Item] = row
+		}
+		return nil
+	})
+}
+
+func (s *stored) failed(scope batchenrich.ReplayScope) []item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []item
+	for it, r := range s.rows {
+		if r.err != "" && scope.Includes(r.class) {
+			out = append(out, it)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// outage fails every 5th item transiently and every 17th permanently
+// while down is set.
+type outage struct{ down bool }
+
+func (o *outage) enrich(_ context.Context, i item) (int, error) {
+	switch {
+	case o.down && i%17 == 0:
+		return 0, batchenrich.Permanent(errors.New("not found"))
+	case o.down && i%5 == 0:
+		return 0, batchenrich.Transient(errors.New("503"))
+	}
+	return 2 * int(i), nil
+}
+
+// runWithFailures runs 100 items in batches of 10 against the outage and
+// returns the store holding the results.
+func runWithFailures(t *testing.T, cps *batchenrichtest.Checkpoints) (*stored, *outage) {
+	t.Helper()
+	st := &stored{rows: map[item]storedRow{}}
+	o := &outage{down: true}
+	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items(100)), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 0),
+		batchenrich.Options{BatchSize: 10, Concurrency: 4, Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Items 0..99: multiples of 17 (6) are permanent, other multiples of
+	// 5 (20 - 2 shared with 17: 0 and 85) are transient.
+	if rep.Failed != 24 || len(st.failed(batchenrich.ReplayTransient)) != 18 {
+		t.Fatalf("run: %d failed, %d transient", rep.Failed, len(st.failed(batchenrich.ReplayTransient)))
+	}
+	return st, o
+}
+
+func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, o := runWithFailures(t, cps)
+	o.down = false
+	transient := st.failed(batchenrich.ReplayTransient)
+	before := map[item]int{}
+	for it, r := range st.rows {
+		before[it] = r.batch
+	}
+
+	var calls []item
+	var mu sync.Mutex
+	enr := batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) {
+		mu.Lock()
+		calls = append(calls, i)
+		mu.Unlock()
+		return o.enrich(ctx, i)
+	})
+	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
+		batchenrich.Options{BatchSize: 4, Concurrency: 3, Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := p.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(calls)
+	if !slices.Equal(calls, transient) {
+		t.Fatalf("replay enriched %v, want the transient failures %v", calls, transient)
+	}
+	if rr.Number != 1 || rr.ReplayKey != "run#replay-1" || rr.NothingToReplay || rr.Read != 18 || rr.Enriched != 18 || rr.Failed != 0 || rr.BatchesRun != 5 {
+		t.Fatalf("report: %+v", rr)
+	}
+	if got := st.failed(batchenrich.ReplayAll); len(got) != 6 {
+		t.Fatalf("after the replay, failed: %v; want the 6 permanent ones", got)
+	}
+	for it, r := range st.rows {
+		if r.batch != before[it] {
+			t.Fatalf("item %v: batch %d after the replay, was %d", it, r.batch, before[it])
+		}
+	}
+	if cp, _ := cps.Load(context.Background(), "run#replay-1"); !cp.Done {
+		t.Fatalf("replay checkpoint %+v, want done", cp)
+	}
+
+	// Nothing transient is left: a second replay does nothing, and saves
+	// no checkpoint for itself.
+	calls = nil
+	rr, err = p.Run(context.Background())
+	if err != nil || !rr.NothingToReplay || rr.Number != 2 || len(calls) != 0 {
+		t.Fatalf("second replay: %+v, %v, calls %v", rr, err, calls)
+	}
+	if cp, _ := cps.Load(context.Background(), "run#replay-2"); cp.Batch != 0 || cp.Done {
+		t.Fatalf("empty replay saved checkpoint %+v", cp)
+	}
+
+	// With ReplayAll the permanent ones are retried (by replay 2).
+	p, err = batchenrich.NewReplay(st.failedSource(batchenrich.ReplayAll), enr, st.sink(t, 2),
+		batchenrich.Options{BatchSize: 4, Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err = p.Run(context.Background())
+	if err != nil || rr.Number != 2 || rr.Read != 6 || len(calls) != 6 || len(st.failed(batchenrich.ReplayAll)) != 0 {
+		t.Fatalf("replay of all: %+v, %v, calls %v", rr, err, calls)
+	}
+}
+
+func TestReplayResumesAfterInterruption(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, o := runWithFailures(t, cps)
+	o.down = false
+	calls := map[item]int{}
+	var mu sync.Mutex
+	replay := func(ctx context.Context, cancelAt item, cancel func()) (batchenrich.ReplayReport, error) {
+		enr := batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) {
+			mu.Lock()
+			calls[i]++
+			mu.Unlock()
+			if i == cancelAt {
+				cancel()
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			return o.enrich(ctx, i)
+		})
+		p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
+			batchenrich.Options{BatchSize: 4, Concurrency: 1, Checkpoints: cps, RunKey: "run"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Run(ctx)
+	}
+	// Transient failures: 5 10 15 20 | 25 30 35 40 | … ; interrupt the
+	// second batch.
+	ctx, cancel := context.WithCancel(context.Background())
+	rr, err := replay(ctx, 30, cancel)
+	cancel()
+	if !errors.Is(err, context.Canceled) || rr.Number != 1 || rr.BatchesRun != 1 {
+		t.Fatalf("interrupted replay: %+v, %v", rr, err)
+	}
+	rr, err = replay(context.Background(), -1, func() {})
+	if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Read != 14 {
+		t.Fatalf("resumed replay: %+v, %v", rr, err)
+	}
+	if got := st.failed(batchenrich.ReplayTransient); len(got) != 0 {
+		t.Fatalf("still failed: %v", got)
+	}
+	for it, n := range calls {
+		// The interrupted batch's items may have been tried twice; no
+		// other.
+		if n > 1 && (it < 25 || it > 40) {
+			t.Fatalf("item %v enriched %d times", it, n)
+		}
+	}
+}
+
+func TestReplayExcludesTheRunAndOtherReplays(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, _ := runWithFailures(t, cps)
+	unlock, ok, err := cps.TryLock(context.Background(), "run")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	defer unlock()
+	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient),
+		batchenrich.EnricherFunc[item, int](double), st.sink(t, 1),
+		batchenrich.Options{Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(context.Background())
+	if !errors.Is(err, batchenrich.ErrRunLocked) {
+		t.Fatalf("replay of a locked run: %v", err)
+	}
+	if got := err.Error(); got != `batchenrich: run "run" (or a replay of it) is running: batchenrich: run key is locked by another runner` {
+		t.Fatalf("error text: %s", got)
+	}
+}
+
+func TestNewReplayRefusesBadOptions(t *testing.T) {
+	t.Parallel()
+	src := batchenrichtest.NewSliceSource(items(1))
+	enr := batchenrich.EnricherFunc[item, int](double)
+	sink := batchenrichtest.NewSink[item, int]()
+	for _, c := range []struct {
+		opts  batchenrich.Options
+		src   batchenrich.Source[item]
+		field string
+	}{
+		{batchenrich.Options{}, src, "Checkpoints"},
+		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints()}, src, "RunKey"},
+		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k"}, nil, "failed"},
+		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", BatchSize: -1}, src, "BatchSize"},
+	} {
+		_, err := batchenrich.NewReplay(c.src, enr, sink, c.opts)
+		var oe *batchenrich.OptionError
+		if !errors.As(err, &oe) || oe.Field != c.field {
+			t.Errorf("NewReplay(%+v) = %v, want an error naming %s", c.opts, err, c.field)
+		}
+	}
+}
+
+func TestReplayScope(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		s    batchenrich.ReplayScope
+		c    batchenrich.Class
+		want bool
+	}{
+		{batchenrich.ReplayTransient, batchenrich.ClassTransient, true},
+		{batchenrich.ReplayTransient, batchenrich.ClassPermanent, false},
+		{batchenrich.ReplayTransient, batchenrich.Unclassified, false},
+		{batchenrich.ReplayAll, batchenrich.ClassPermanent, true},
+		{batchenrich.ReplayAll, batchenrich.Unclassified, true},
+	} {
+		if got := c.s.Includes(c.c); got != c.want {
+			t.Errorf("%v.Includes(%v) = %v", c.s, c.c, got)
+		}
+	}
+	if batchenrich.ReplayKey("e-1", 3) != "e-1#replay-3" {
+		t.Fatal(batchenrich.ReplayKey("e-1", 3))
+	}
+}
