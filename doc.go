@@ -58,6 +58,16 @@
 // Locker, one runner at a time works on a key; Options.LockWait chooses
 // between waiting for it and failing with ErrRunLocked.
 //
+// # Replays
+//
+// A Replay re-enriches the items a durable run stored as failed (by
+// default only transient failures; ReplayAll for every one) and writes the
+// new results over the failed ones, keeping their batch numbers
+// (Batch.Replay tells the Sink it is a replay). It is a durable run of its
+// own under ReplayKey(runKey, n), resumable like any run, and holds the
+// run's lock while it works, so two replays of a run never work at once.
+// A run with no failure in scope is left alone (ReplayReport.NothingToReplay).
+//
 // # Observing a run
 //
 // Run returns a Report with per-batch and total counts and durations.

@@ -56,6 +56,18 @@
 // once on a fresh database do not fail on each other;
 // CheckpointStore.CreateTable uses it. Use it for your own tables too.
 //
+// # Replays
+//
+// A batchenrich.Replay retries the items a run stored as failed.
+// NewFailedSource reads them back: the run's Source rows whose result row
+// (in the Sink's Table) has a failure class in scope. For that the Sink's
+// RowFunc stores each failure's class in a nullable column of its own
+// (batchenrich.Classify(r.Err).String(), NULL for a success), and
+// optionally its attempts (httpenrich.Error.Attempts) in another. A Sink
+// writes a replay's batches over the failed rows with its upsert, leaving
+// their batch numbers as they were; it refuses them when it stores
+// failures in a separate FailureTable.
+//
 // # Names and values
 //
 // Table and column names are checked (not empty, at most 63 bytes, no

@@ -53,7 +53,8 @@ type SinkConfig[T, R any] struct {
 	Row RowFunc[T, R]
 
 	// BatchColumn, if set, names a column that receives the batch number
-	// of each row.
+	// of each row. A replay's batch (batchenrich.Batch.Replay set) leaves
+	// it as stored: the upsert updates every other column.
 	BatchColumn string
 
 	// Failures, if set, sends failed results to another table instead
@@ -99,6 +100,8 @@ type Sink[T, R any] struct {
 	// conflicted is set once an optimistic direct COPY met an existing
 	// key; the Sink then goes straight to the upsert (see writeDirect).
 	conflicted atomic.Bool
+	// replay, if set, writes the batches of replays (see replay.go).
+	replay *Sink[T, R]
 }
 
 // target is one table a Sink writes.
@@ -133,6 +136,9 @@ func NewSink[T, R any](db *sqlx.DB, cfg SinkConfig[T, R]) (*Sink[T, R], error) {
 		if s.failures, err = newTarget(d, "Failures.", f.Table, f.Key, f.Columns, f.Row, f.BatchColumn); err != nil {
 			return nil, err
 		}
+	}
+	if s.replay, err = s.replaySink(cfg); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -198,6 +204,9 @@ func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error
 func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R]) error {
 	if tx == nil {
 		return fmt.Errorf("sqlbatch: batch %d: nil transaction", b.Number)
+	}
+	if b.Replay > 0 && s.replay != nil {
+		return s.writeReplay(ctx, tx, b)
 	}
 	main, fail, err := s.rows(b)
 	if err != nil {
@@ -345,7 +354,7 @@ func (s *Sink[T, R]) writeValues(ctx context.Context, tx *sqlx.Tx, t *target[T, 
 		if len(chunk) == per && full != "" {
 			q = full
 		} else {
-			q = s.d.Rebind(s.d.Upsert(t.table, t.cols, t.key, len(chunk)))
+			q = s.d.Rebind(s.d.Insert(t.table, t.cols, len(chunk)) + t.conflict)
 			if len(chunk) == per {
 				full = q
 			}

@@ -81,6 +81,14 @@ func (d Dialect) Rebind(query string) string {
 // key are quoted column names; key must be covered by a unique index or
 // primary key. Placeholders are '?': pass the result through Rebind.
 func (d Dialect) Upsert(table string, cols, key []string, rows int) string {
+	return d.Insert(table, cols, rows) + d.OnConflict(cols, key)
+}
+
+// Insert returns an INSERT of rows rows into table (already quoted), with
+// no conflict clause: append one (OnConflict) for an upsert. cols are
+// quoted column names. Placeholders are '?': pass the result through
+// Rebind.
+func (d Dialect) Insert(table string, cols []string, rows int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(table)
@@ -95,7 +103,6 @@ func (d Dialect) Upsert(table string, cols, key []string, rows int) string {
 		}
 		b.WriteString(tuple)
 	}
-	b.WriteString(d.OnConflict(cols, key))
 	return b.String()
 }
 
