@@ -12,6 +12,11 @@ type Batch[T, R any] struct {
 	// item. A checkpoint taken after this batch records Next.
 	After, Next Cursor
 
+	// Partition is the Runner's Options.Partition: the key partition of
+	// a split run this batch belongs to (Number counts within it). The
+	// zero value for an unpartitioned run.
+	Partition Partition
+
 	// Results holds one entry per item, in Source order.
 	Results []Result[T, R]
 

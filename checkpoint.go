@@ -15,6 +15,10 @@ type Checkpoint struct {
 	// Options.MaxBatches does not set it: a run with the same cap then has
 	// nothing to do, but one with a larger cap (or none) goes on.
 	Done bool
+	// Partitions is the number of key partitions the run was split into
+	// (Options.Partition.Count); 0 for an unpartitioned run. A run
+	// recorded with one count refuses to resume with another.
+	Partitions int
 }
 
 // CheckpointStore keeps checkpoints.

@@ -68,6 +68,19 @@
 // run's lock while it works, so two replays of a run never work at once.
 // A run with no failure in scope is left alone (ReplayReport.NothingToReplay).
 //
+// # Partitions
+//
+// A run can be split into P key partitions (Options.Partition), each a
+// run of its own: its own checkpoint and lock under Partition.RunKey, strict
+// batch order and numbering within the partition, resume after a crash.
+// The Sources must split the items (sqlbatch.SourceConfig.Partition does,
+// by a hash of the key). The count is recorded with the checkpoints, and
+// a run recorded with another count is refused before any read
+// (ErrPartitionsChanged). NewPartitioned runs all partitions of a run
+// concurrently in one process, with a bound on the enrichments in flight
+// over all of them (a Limiter); module riverenrich runs them as River jobs
+// over several processes.
+//
 // # Observing a run
 //
 // Run returns a Report with per-batch and total counts and durations.

@@ -99,8 +99,24 @@ type Options struct {
 	Checkpoints CheckpointStore
 
 	// RunKey names the run in the checkpoint store and lock. Required
-	// when Checkpoints is set.
+	// when Checkpoints is set. With a Partition that splits the run, the
+	// Runner keeps its checkpoint and lock under Partition.RunKey(RunKey)
+	// instead, and Runner.Options reports that key.
 	RunKey string
+
+	// Partition, when its Count is above 1, makes this Runner work on one
+	// key partition of a run split into Count: its Source must read that
+	// partition only (sqlbatch.SourceConfig.Partition), its checkpoint and
+	// lock are its own (see Partition.RunKey), batch numbers count within
+	// the partition, and MaxBatches caps the partition's batches. The
+	// count is recorded with the checkpoints: a run recorded with another
+	// count is refused before any read (ErrPartitionsChanged). The zero
+	// value, like Count 1, is an unpartitioned run. RunPartitions runs all
+	// partitions of a run in one process.
+	Partition Partition
+
+	// run is RunKey as given, when Partition derived RunKey from it.
+	run string
 
 	// LockWait makes Run wait for a lock on RunKey held by another runner
 	// (then resume from its checkpoint, often finding the run done)
@@ -153,6 +169,14 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("RunKey", "set without Checkpoints")
 	case o.LockRetryInterval < 0:
 		return bad("LockRetryInterval", "must not be negative")
+	}
+	if err := o.Partition.validate(); err != nil {
+		return o, err
+	}
+	if !o.Partition.Partitioned() {
+		o.Partition = Partition{}
+	} else if o.Checkpoints != nil && o.run == "" {
+		o.run, o.RunKey = o.RunKey, o.Partition.RunKey(o.RunKey)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize

@@ -95,4 +95,7 @@ type Event struct {
 	Err   error       // the *ItemError (EventItemFailed)
 	Stats BatchReport // the batch's figures (EventBatchWritten)
 	Time  time.Time
+	// Partition is the Runner's Options.Partition.Index: which partition
+	// Batch counts in, when the run is split.
+	Partition int
 }

@@ -94,6 +94,9 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		return st.rep, err
 	}
 	if r.opts.Checkpoints != nil {
+		if err := st.claimPartitions(ctx); err != nil {
+			return st.rep, err
+		}
 		unlock, err := st.lock(ctx)
 		if err != nil {
 			return st.rep, err
@@ -149,6 +152,9 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 			return &BatchError{Batch: 1, Stage: StageCheckpoint, Err: err}
 		}
 		cp.RunKey = o.RunKey
+		if err := checkPartitions(o.RunKey, cp, o.Partition.Count); err != nil {
+			return err
+		}
 		st.rep.BatchesSkipped = cp.Batch
 		if cp.Done {
 			st.rep.AlreadyDone = true
@@ -217,7 +223,7 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 			results, err = st.enrich(bctx, num, w.items, &br)
 		}
 		if err == nil {
-			b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results}
+			b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results, Partition: o.Partition}
 			err = st.writeBatch(bctx, b, exhausted, &br)
 		}
 		st.rep.add(br)
@@ -241,7 +247,7 @@ func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
 	if st.opts.Checkpoints == nil {
 		return nil
 	}
-	cp := Checkpoint{RunKey: st.opts.RunKey, Batch: n, Cursor: cursor, Done: true}
+	cp := Checkpoint{RunKey: st.opts.RunKey, Batch: n, Cursor: cursor, Done: true, Partitions: st.opts.Partition.Count}
 	if err := st.guard(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
 		return &BatchError{Batch: n, Stage: StageCheckpoint, Err: err}
 	}
@@ -364,7 +370,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		br.Written = len(b.Results)
 		return nil
 	}
-	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: done}
+	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: done, Partitions: o.Partition.Count}
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
 		err := st.guard(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
 		if err == nil {
@@ -393,6 +399,7 @@ func (st *run[T, R]) emit(ev Event) {
 		return
 	}
 	ev.Time = time.Now()
+	ev.Partition = st.opts.Partition.Index
 	select {
 	case st.opts.Events <- ev:
 	default:

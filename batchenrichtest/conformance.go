@@ -303,7 +303,8 @@ func sameStored(got, want []Stored) error {
 }
 
 // TestCheckpointStore checks that a CheckpointStore keeps its contract:
-// a zero checkpoint for an unknown key, Save then Load round trips, keys
+// a zero checkpoint for an unknown key, Save then Load round trips (every
+// field, Partitions included), keys
 // are independent; and, if it is a batchenrich.Locker, that a lock is
 // exclusive, per key, and free again after unlock. newStore returns a
 // store over fresh, empty storage.
@@ -324,6 +325,8 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 			{RunKey: "run-a", Batch: 1, Cursor: `["e1",10]`},
 			{RunKey: "run-a", Batch: 2, Cursor: `["e1",20]`},
 			{RunKey: "run-a", Batch: 3, Cursor: `["e1",25]`, Done: true},
+			{RunKey: "run-a#p2", Batch: 4, Cursor: `["e1",40]`, Partitions: 8},
+			{RunKey: "run-a#p2", Partitions: 8},
 		} {
 			if err := s.Save(ctx, want); err != nil {
 				t.Fatal(err)

@@ -136,20 +136,20 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, er
 		ttl = DefaultLeaseTTL
 	}
 	s := &CheckpointStore{db: db, d: d, name: name, table: table, ttl: ttl, held: map[string]*heldLock{}}
-	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at`
-	s.qLoad = d.Rebind(`SELECT batch, "cursor", done FROM ` + table + ` WHERE run_key = ?`)
+	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at, partitions = excluded.partitions`
+	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0) FROM ` + table + ` WHERE run_key = ?`)
 	s.qSave = d.Rebind(upsert)
 	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
 	if d.Kind == sqldialect.PostgreSQL {
 		// Save under a session advisory lock: the upsert and the check
 		// that the lock's session still holds the lock, in one statement
 		// (one round trip). It writes no row when the lock is gone.
-		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at)
-		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz
+		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions)
+		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz, $6::integer
 		WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $6 AND classid = $7::bigint::oid AND objid = $8::bigint::oid AND objsubid = 1)
-		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at`
+			AND pid = $7 AND classid = $8::bigint::oid AND objid = $9::bigint::oid AND objsubid = 1)
+		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at, partitions = excluded.partitions`
 	}
 	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
 		VALUES (?, 0, '', ?, ?, ?, ?)
@@ -161,7 +161,9 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, er
 }
 
 // CreateTable creates the checkpoint table if it does not exist, with
-// ExecDDL: several processes may call it at once.
+// ExecDDL: several processes may call it at once. It also adds to an
+// existing table the columns that later versions use (partitions, the
+// run's partition count), so call it again after upgrading.
 func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 		run_key ` + s.d.TypeText() + ` PRIMARY KEY,
@@ -170,10 +172,33 @@ func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 		done ` + s.d.TypeBool() + ` NOT NULL,
 		updated_at ` + s.d.TypeTimestamp() + ` NOT NULL,
 		lock_owner ` + s.d.TypeText() + `,
-		lock_expires_at ` + s.d.TypeBigInt() + `
+		lock_expires_at ` + s.d.TypeBigInt() + `,
+		partitions INTEGER
 	)`
 	if err := ExecDDL(ctx, s.db, q); err != nil {
 		return fmt.Errorf("sqlbatch: create checkpoint table %s: %w", s.name, err)
+	}
+	return s.addColumn(ctx, "partitions", "INTEGER")
+}
+
+// addColumn adds a nullable column that later versions of the checkpoint
+// table have to a table created by an earlier one, if it lacks it.
+func (s *CheckpointStore) addColumn(ctx context.Context, name, typ string) error {
+	probe := `SELECT ` + name + ` FROM ` + s.table + ` WHERE 1 = 0`
+	if _, err := s.db.ExecContext(ctx, probe); err == nil {
+		return nil
+	}
+	alter := `ALTER TABLE ` + s.table + ` ADD COLUMN ` + name + ` ` + typ
+	if s.d.Kind == sqldialect.PostgreSQL {
+		alter = `ALTER TABLE ` + s.table + ` ADD COLUMN IF NOT EXISTS ` + name + ` ` + typ
+	}
+	if err := ExecDDL(ctx, s.db, alter); err != nil {
+		// Another process may have added it meanwhile (SQLite has no
+		// IF NOT EXISTS here).
+		if _, err2 := s.db.ExecContext(ctx, probe); err2 == nil {
+			return nil
+		}
+		return fmt.Errorf("sqlbatch: add column %s to checkpoint table %s: %w", name, s.name, err)
 	}
 	return nil
 }
@@ -186,15 +211,16 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 		batch  int64
 		cursor string
 		done   bool
+		parts  int64
 	)
-	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done)
+	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
 	case err != nil:
 		return cp, fmt.Errorf("sqlbatch: load checkpoint %q from %s: %w", runKey, s.name, err)
 	}
-	cp.Batch, cp.Cursor, cp.Done = int(batch), batchenrich.Cursor(cursor), done
+	cp.Batch, cp.Cursor, cp.Done, cp.Partitions = int(batch), batchenrich.Cursor(cursor), done, int(parts)
 	return cp, nil
 }
 
@@ -234,7 +260,14 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 	if h != nil && h.lost.Load() {
 		return fail(ErrLockLost)
 	}
-	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC()}
+	if cp.Partitions < 0 {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: negative partition count %d", cp.RunKey, cp.Partitions)
+	}
+	var parts any // NULL for an unpartitioned run, as before partitions existed
+	if cp.Partitions > 0 {
+		parts = int64(cp.Partitions)
+	}
+	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts}
 	if h == nil {
 		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
 			return fail(err)

@@ -68,6 +68,28 @@
 // their batch numbers as they were; it refuses them when it stores
 // failures in a separate FailureTable.
 //
+// # Partitions
+//
+// SourceConfig.Partition makes a Source read one of P key partitions of
+// a run split for batchenrich.Partitioned or riverenrich. The partition
+// of a row is a function of its key alone, so every row is in exactly one
+// partition and cursors stay valid across restarts.
+//
+// On PostgreSQL the partition is a condition of the query,
+//
+//	(hashtextextended(ROW(k1, k2)::text, 0) & 9223372036854775807) % P = p
+//
+// so a window reads about P × limit entries of the key's index to return
+// limit rows, at the same cost along the table (keyset paging within the
+// partition). The hash is PostgreSQL's own: resume a partitioned run on
+// the server version that started it. An expression index on that hash
+// makes each partition read only its own rows.
+//
+// SQLite has no hash function, so there the Source reads rows in key
+// order and keeps those whose key, encoded as in the Cursor, hashes with
+// 64-bit FNV-1a to p modulo P: each partition scans every row of the
+// Filter once over a run. Keep P small on SQLite.
+//
 // # Names and values
 //
 // Table and column names are checked (not empty, at most 63 bytes, no

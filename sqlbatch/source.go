@@ -74,6 +74,14 @@ type SourceConfig struct {
 
 	// Paging chooses keyset (the default) or OFFSET paging.
 	Paging Paging
+
+	// Partition, when its Count is above 1, restricts the Source to one
+	// key partition: the rows whose key hashes to Partition.Index modulo
+	// Partition.Count. Every row is in exactly one partition, whatever
+	// the key's types, and keyset paging works within the partition. See
+	// the package documentation (Partitions) for how each database
+	// computes it. Needs PageByKey.
+	Partition batchenrich.Partition
 }
 
 // Source is a batchenrich.Source reading rows of a table or query into
@@ -98,6 +106,8 @@ type Source[T any] struct {
 	hasCond bool
 	order   string
 	nkey    int
+	part    batchenrich.Partition // Count > 1 when the Source reads one partition
+	inGo    bool                  // the partition is filtered here, not in SQL (SQLite)
 }
 
 // NewSource returns a Source reading db as cfg says. It validates cfg
@@ -201,6 +211,11 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 		}
 		s.hasCond = true
 	}
+	if cfg.Partition.Partitioned() {
+		if err := s.partition(cfg.Partition, &b); err != nil {
+			return nil, err
+		}
+	}
 	s.base = b.String()
 	return s, nil
 }
@@ -211,6 +226,9 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 func (s *Source[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int) ([]T, batchenrich.Cursor, error) {
 	if limit <= 0 {
 		return nil, after, fmt.Errorf("sqlbatch: source: limit %d: must be positive", limit)
+	}
+	if s.inGo {
+		return s.readPartition(ctx, after, limit)
 	}
 	q, args, offset, err := s.query(after, limit)
 	if err != nil {

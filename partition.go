@@ -1,0 +1,174 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// MaxPartitions bounds Partition.Count.
+const MaxPartitions = 1 << 12
+
+// ErrPartitionsChanged is returned (wrapped) by Run and ClaimPartitions
+// when the run key's checkpoints were recorded with another partition
+// count than Options.Partition.Count. Nothing was read or enriched.
+// Resume with the recorded count, or start a new run key.
+var ErrPartitionsChanged = errors.New("batchenrich: partition count changed")
+
+// Partition names one of Count key partitions of a run (see
+// Options.Partition). The zero value, like Count 1, means an unpartitioned
+// run: today's single ordered stream.
+type Partition struct {
+	// Index is the partition's number, 0 ≤ Index < Count.
+	Index int
+	// Count is the number of partitions the run is split into, P.
+	Count int
+}
+
+// Partitioned reports whether p splits a run (Count > 1).
+func (p Partition) Partitioned() bool { return p.Count > 1 }
+
+// String returns "3/8" (Index/Count), or "1/1" for an unpartitioned run.
+func (p Partition) String() string {
+	if !p.Partitioned() {
+		return "0/1"
+	}
+	return strconv.Itoa(p.Index) + "/" + strconv.Itoa(p.Count)
+}
+
+// RunKey returns the key under which partition p of run records its
+// checkpoint and takes its lock: run itself when p does not split the run
+// (so that a run with one partition is exactly an unpartitioned run), else
+// run + "#p" + Index. The count is deliberately not part of the key: the
+// count is recorded in the checkpoints instead, so that running again with
+// another count is refused (ErrPartitionsChanged) rather than silently
+// starting new partitions over rows already stored.
+func (p Partition) RunKey(run string) string {
+	if !p.Partitioned() {
+		return run
+	}
+	return run + "#p" + strconv.Itoa(p.Index)
+}
+
+// validate checks p as Options.Partition.
+func (p Partition) validate() error {
+	switch {
+	case p.Count < 0:
+		return &OptionError{Field: "Partition.Count", Reason: "must not be negative"}
+	case p.Count > MaxPartitions:
+		return &OptionError{Field: "Partition.Count", Reason: "must be at most MaxPartitions"}
+	case p.Index < 0 || (p.Index >= p.Count && !(p.Index == 0 && p.Count == 0)):
+		return &OptionError{Field: "Partition.Index", Reason: fmt.Sprintf("%d: must be in [0, Count=%d)", p.Index, p.Count)}
+	}
+	return nil
+}
+
+// partitionsOf is the partition count a checkpoint records, 1 for an
+// unpartitioned run.
+func partitionsOf(n int) int { return max(n, 1) }
+
+// recorded reports whether cp was saved by some run (rather than being the
+// zero Checkpoint Load returns for an unknown key).
+func recorded(cp Checkpoint) bool { return cp.Batch > 0 || cp.Done || cp.Partitions > 0 }
+
+// checkPartitions refuses a checkpoint recorded with another partition
+// count than want.
+func checkPartitions(run string, cp Checkpoint, want int) error {
+	if !recorded(cp) || partitionsOf(cp.Partitions) == partitionsOf(want) {
+		return nil
+	}
+	return fmt.Errorf("%w: run %q was recorded with %s, this run has %d; run it again with %s, or use a new run key",
+		ErrPartitionsChanged, run, plural(partitionsOf(cp.Partitions)), partitionsOf(want), plural(partitionsOf(cp.Partitions)))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "1 partition"
+	}
+	return strconv.Itoa(n) + " partitions"
+}
+
+// ClaimPartitions records, under the run key run itself, that the run is
+// split into count partitions, or checks that this is what was recorded.
+// It returns an error wrapping ErrPartitionsChanged if run was recorded
+// with another count, or started unpartitioned (count 1) and has committed
+// batches. With count ≤ 1 it only checks.
+//
+// A partitioned Runner calls it before its first read; call it yourself to
+// refuse a changed count before enqueueing work (riverenrich does). When
+// store is a Locker, the check and the record happen under run's lock
+// (held for a moment; an unpartitioned run holds it for its whole run, in
+// which case ClaimPartitions returns an error wrapping ErrRunLocked after
+// wait, or at once when wait is 0).
+func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, count int, wait time.Duration) error {
+	if store == nil || run == "" {
+		return errors.New("batchenrich: ClaimPartitions: nil store or empty run key")
+	}
+	if l, ok := store.(Locker); ok && count > 1 {
+		deadline := time.Now().Add(wait)
+		for {
+			unlock, ok, err := l.TryLock(ctx, run)
+			if err != nil {
+				return fmt.Errorf("batchenrich: lock run %q: %w", run, err)
+			}
+			if ok {
+				err := claimPartitions(ctx, store, run, count)
+				if uerr := unlock(); uerr != nil {
+					err = errors.Join(err, fmt.Errorf("batchenrich: unlock run %q: %w", run, uerr))
+				}
+				return err
+			}
+			if !time.Now().Before(deadline) {
+				return fmt.Errorf("batchenrich: run %q: %w (an unpartitioned run of the same key, or a partition claim taking long)", run, ErrRunLocked)
+			}
+			t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("batchenrich: waiting for lock on run %q: %w", run, ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+	return claimPartitions(ctx, store, run, count)
+}
+
+func claimPartitions(ctx context.Context, store CheckpointStore, run string, count int) error {
+	cp, err := store.Load(ctx, run)
+	if err != nil {
+		return fmt.Errorf("batchenrich: load checkpoint of run %q: %w", run, err)
+	}
+	if err := checkPartitions(run, cp, count); err != nil {
+		return err
+	}
+	if count <= 1 || cp.Partitions == count {
+		return nil
+	}
+	// The run's own key carries no batches of a partitioned run: only
+	// its partition count, for every later run to check.
+	if err := store.Save(ctx, Checkpoint{RunKey: run, Partitions: count}); err != nil {
+		return fmt.Errorf("batchenrich: record %d partitions for run %q: %w", count, run, err)
+	}
+	return nil
+}
+
+// claimPartitions checks, for a Runner working on one partition of a
+// split run, the partition count recorded under the run's own key, and
+// records it on the first run.
+func (st *run[T, R]) claimPartitions(ctx context.Context) error {
+	o := st.opts
+	if !o.Partition.Partitioned() {
+		return nil
+	}
+	wait := claimLockWait
+	if o.LockWait {
+		wait = 1<<63 - 1
+	}
+	return ClaimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, wait)
+}
+
+// claimLockWait is how long a partition waits for its run's own lock,
+// which other partitions hold for a moment each.
+const claimLockWait = 10 * time.Second

@@ -1,0 +1,281 @@
+package batchenrich_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+)
+
+// partSink records the batches of each partition and checks that, within
+// a partition, batch numbers run 1, 2, 3… and batches never overlap.
+type partSink struct {
+	mu      sync.Mutex
+	byPart  map[int][]int // partition → batch numbers written
+	items   map[item]int  // item → times written
+	writing map[int]bool
+	err     error
+}
+
+func newPartSink() *partSink {
+	return &partSink{byPart: map[int][]int{}, items: map[item]int{}, writing: map[int]bool{}}
+}
+
+func (s *partSink) Write(ctx context.Context, b batchenrich.Batch[item, int]) error {
+	p := b.Partition.Index
+	s.mu.Lock()
+	if s.writing[p] {
+		s.err = fmt.Errorf("partition %d: two batches written at once", p)
+	}
+	s.writing[p] = true
+	s.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing[p] = false
+	if prev := s.byPart[p]; b.Number != len(prev)+1 && (len(prev) == 0 || b.Number != prev[len(prev)-1]+1) {
+		s.err = fmt.Errorf("partition %d: batch %d after %v", p, b.Number, prev)
+	}
+	s.byPart[p] = append(s.byPart[p], b.Number)
+	for _, r := range b.Results {
+		if int(r.Item)%4 != p && b.Partition.Count == 4 {
+			s.err = fmt.Errorf("item %d written by partition %d", r.Item, p)
+		}
+		s.items[r.Item]++
+	}
+	return nil
+}
+
+// modSource returns, for partition p of count, the items i with i mod
+// count = p.
+func modSource(n int) func(p batchenrich.Partition) (batchenrich.Source[item], error) {
+	return func(p batchenrich.Partition) (batchenrich.Source[item], error) {
+		var mine []item
+		for i := range n {
+			if p.Count <= 1 || i%p.Count == p.Index {
+				mine = append(mine, item(i))
+			}
+		}
+		return batchenrichtest.NewSliceSource(mine), nil
+	}
+}
+
+func partitioned(t *testing.T, n, parts, total int, o batchenrich.Options, enr batchenrich.Enricher[item, int], sink *partSink) *batchenrich.Partitioned[item, int] {
+	t.Helper()
+	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
+		Partitions:  parts,
+		Source:      modSource(n),
+		Enricher:    enr,
+		Sink:        func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return sink, nil },
+		Options:     o,
+		Concurrency: total,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+func TestPartitionedRunsEveryItemOnceWithinTotalConcurrency(t *testing.T) {
+	t.Parallel()
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		time.Sleep(200 * time.Microsecond)
+		return 2 * int(i), nil
+	})
+	sink := newPartSink()
+	store := batchenrichtest.NewCheckpoints()
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Checkpoints: store, RunKey: "run"}, enr, sink)
+	rep, err := pr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink.err != nil {
+		t.Fatal(sink.err)
+	}
+	if len(sink.items) != 1000 {
+		t.Fatalf("%d distinct items written, want 1000", len(sink.items))
+	}
+	for i, n := range sink.items {
+		if n != 1 {
+			t.Fatalf("item %d written %d times", i, n)
+		}
+	}
+	if got := enr.MaxInFlight(); got > 10 {
+		t.Errorf("max in flight over partitions = %d, want ≤ 10 (the total)", got)
+	}
+	if got := enr.MaxInFlight(); got <= 8 {
+		t.Logf("max in flight %d: partitions did not overlap much", got)
+	}
+	for p := range 4 {
+		if got := len(sink.byPart[p]); got != 9 { // 250 items in batches of 30
+			t.Errorf("partition %d wrote %d batches, want 9", p, got)
+		}
+		cp, _ := store.Load(context.Background(), fmt.Sprintf("run#p%d", p))
+		if !cp.Done || cp.Partitions != 4 || cp.Batch != 9 {
+			t.Errorf("checkpoint of partition %d = %+v", p, cp)
+		}
+	}
+	if rep.BatchesRun() != 36 || rep.Written() != 1000 {
+		t.Errorf("report: %d batches, %d written", rep.BatchesRun(), rep.Written())
+	}
+	if cp, _ := store.Load(context.Background(), "run"); cp.Partitions != 4 || cp.Batch != 0 {
+		t.Errorf("the run's own checkpoint = %+v, want only the partition count", cp)
+	}
+}
+
+func TestPartitionedMaxBatchesPerPartitionAndResume(t *testing.T) {
+	t.Parallel()
+	store := batchenrichtest.NewCheckpoints()
+	sink := newPartSink()
+	enr := batchenrichtest.NewEnricher(double)
+	o := batchenrich.Options{BatchSize: 10, MaxBatches: 2, Checkpoints: store, RunKey: "run"}
+	if _, err := partitioned(t, 200, 4, 0, o, enr, sink).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 4 {
+		if got := sink.byPart[p]; len(got) != 2 {
+			t.Fatalf("partition %d batches %v, want 2 (MaxBatches per partition)", p, got)
+		}
+	}
+	o.MaxBatches = 0
+	rep, err := partitioned(t, 200, 4, 0, o, enr, sink).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink.err != nil {
+		t.Fatal(sink.err)
+	}
+	if rep.BatchesSkipped() != 8 || len(sink.items) != 200 {
+		t.Fatalf("resume skipped %d batches, %d items written", rep.BatchesSkipped(), len(sink.items))
+	}
+	for i, n := range sink.items {
+		if n != 1 {
+			t.Fatalf("item %d written %d times", i, n)
+		}
+	}
+}
+
+func TestPartitionCountChangeIsRefusedBeforeWork(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ first, then int }{{4, 2}, {4, 8}, {4, 1}, {1, 4}} {
+		t.Run(fmt.Sprintf("%d-then-%d", tc.first, tc.then), func(t *testing.T) {
+			t.Parallel()
+			store := batchenrichtest.NewCheckpoints()
+			o := batchenrich.Options{BatchSize: 10, MaxBatches: 1, Checkpoints: store, RunKey: "run"}
+			if _, err := partitioned(t, 100, tc.first, 0, o, batchenrichtest.NewEnricher(double), newPartSink()).Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			enr := batchenrichtest.NewEnricher(double)
+			o.MaxBatches = 0
+			_, err := partitioned(t, 100, tc.then, 0, o, enr, newPartSink()).Run(context.Background())
+			if !errors.Is(err, batchenrich.ErrPartitionsChanged) {
+				t.Fatalf("err = %v, want ErrPartitionsChanged", err)
+			}
+			if enr.Calls() != 0 {
+				t.Fatalf("%d enrichments after a refused run", enr.Calls())
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestPartitionedFailureStopsTheOthers(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	enr := batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) {
+		calls.Add(1)
+		time.Sleep(100 * time.Microsecond)
+		return int(i), ctx.Err()
+	})
+	boom := errors.New("disk full")
+	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
+		Partitions: 3,
+		Source:     modSource(3000),
+		Enricher:   enr,
+		Sink: func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+			return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+				if p.Index == 1 && b.Number == 2 {
+					return boom
+				}
+				return nil
+			}), nil
+		},
+		Options: batchenrich.Options{BatchSize: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pr.Run(context.Background())
+	var pe *batchenrich.PartitionError
+	if !errors.As(err, &pe) || pe.Partition.Index != 1 || !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want partition 1's failure", err)
+	}
+	if want := "batchenrich: partition 1 of 3: batch 2: write: disk full"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if calls.Load() >= 3000 {
+		t.Errorf("the other partitions went on to the end (%d calls)", calls.Load())
+	}
+}
+
+func TestPartitionOptionsValidated(t *testing.T) {
+	t.Parallel()
+	src := batchenrichtest.NewSliceSource(items(1))
+	for _, p := range []batchenrich.Partition{{Index: 4, Count: 4}, {Index: -1, Count: 2}, {Count: -1}, {Index: 1, Count: 0}} {
+		_, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](), batchenrich.Options{Partition: p})
+		if !errors.Is(err, batchenrich.ErrInvalidOptions) {
+			t.Errorf("Partition %+v: err = %v, want ErrInvalidOptions", p, err)
+		}
+	}
+	r, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](),
+		batchenrich.Options{Partition: batchenrich.Partition{Index: 3, Count: 8}, Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Options().RunKey; got != "r#p3" {
+		t.Errorf("RunKey = %q, want r#p3", got)
+	}
+	again, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](), r.Options())
+	if err != nil || again.Options().RunKey != "r#p3" {
+		t.Errorf("New(r.Options()) RunKey = %q, %v; want the key derived once", again.Options().RunKey, err)
+	}
+	one, _ := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](),
+		batchenrich.Options{Partition: batchenrich.Partition{Count: 1}, Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "r"})
+	if one.Options().RunKey != "r" {
+		t.Errorf("one partition: RunKey = %q, want r (an unpartitioned run)", one.Options().RunKey)
+	}
+}
+
+func TestLimiterBoundsAcrossRunners(t *testing.T) {
+	t.Parallel()
+	if _, err := batchenrich.NewLimiter(0); !errors.Is(err, batchenrich.ErrInvalidOptions) {
+		t.Fatalf("NewLimiter(0) err = %v", err)
+	}
+	l, _ := batchenrich.NewLimiter(3)
+	inner := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		time.Sleep(time.Millisecond)
+		return 0, nil
+	})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := newFixture(40)
+			r, _ := batchenrich.New[item, int](f.src, batchenrich.LimitEnricher(l, batchenrich.Enricher[item, int](inner)), f.sink, batchenrich.Options{Concurrency: 5})
+			if _, err := r.Run(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := inner.MaxInFlight(); got > 3 || got < 2 {
+		t.Errorf("max in flight = %d, want 3 (bounded by the Limiter)", got)
+	}
+}

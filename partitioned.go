@@ -1,0 +1,217 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// PartitionedConfig configures a Partitioned run: one run split into
+// Partitions key partitions, all worked on in this process.
+type PartitionedConfig[T, R any] struct {
+	// Partitions is the number of partitions P, from 1 to MaxPartitions.
+	// Zero means 1: a single Runner, exactly an unpartitioned run.
+	Partitions int
+
+	// Source returns the Source of partition p: it must read that
+	// partition's items only, and together the P Sources must read every
+	// item exactly once (sqlbatch.SourceConfig.Partition does this).
+	Source func(p Partition) (Source[T], error)
+
+	// Enricher is shared by all partitions, so it must be safe for
+	// concurrent use (httpenrich's is).
+	Enricher Enricher[T, R]
+
+	// Sink returns the Sink of partition p. It may return the same Sink
+	// for every partition if that Sink is safe for concurrent use
+	// (sqlbatch's is); Batch.Partition tells a Sink which partition a
+	// batch belongs to.
+	Sink func(p Partition) (Sink[T, R], error)
+
+	// Options are each partition's Runner options. Options.Partition is
+	// set per partition; RunKey is the run's key (each partition keeps
+	// its checkpoint under Partition.RunKey(RunKey)); Concurrency is the
+	// bound of one partition; MaxBatches caps each partition's batches;
+	// Events, if set, receives the events of all partitions (see
+	// Event.Partition).
+	Options Options
+
+	// Concurrency bounds the enrichments in flight over all partitions:
+	// the process's total. Zero means Partitions × Options.Concurrency
+	// (each partition's own bound, no shared one).
+	Concurrency int
+}
+
+// Partitioned runs the partitions of one run concurrently in this
+// process. Create one with NewPartitioned.
+type Partitioned[T, R any] struct {
+	runners []*Runner[T, R]
+}
+
+// NewPartitioned validates cfg and returns a Partitioned run. It returns
+// an *OptionError naming the first bad field (Options fields are named as
+// in Options), or the error of cfg.Source, wrapped.
+func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], error) {
+	p := cfg.Partitions
+	switch {
+	case p < 0 || p > MaxPartitions:
+		return nil, &OptionError{Field: "Partitions", Reason: "must be between 0 and MaxPartitions"}
+	case cfg.Source == nil:
+		return nil, &OptionError{Field: "Source", Reason: "nil Source function"}
+	case cfg.Sink == nil:
+		return nil, &OptionError{Field: "Sink", Reason: "nil Sink function"}
+	case cfg.Concurrency < 0:
+		return nil, &OptionError{Field: "Concurrency", Reason: "must not be negative"}
+	case cfg.Options.Partition != (Partition{}):
+		return nil, &OptionError{Field: "Options.Partition", Reason: "set per partition by Partitioned; leave it zero"}
+	}
+	p = max(p, 1)
+	enr := cfg.Enricher
+	if cfg.Concurrency > 0 && enr != nil {
+		l, err := NewLimiter(cfg.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		enr = LimitEnricher(l, enr)
+	}
+	pr := &Partitioned[T, R]{runners: make([]*Runner[T, R], p)}
+	for i := range p {
+		part := Partition{Index: i, Count: p}
+		src, err := cfg.Source(part)
+		if err != nil {
+			return nil, fmt.Errorf("batchenrich: source of partition %s: %w", part, err)
+		}
+		sink, err := cfg.Sink(part)
+		if err != nil {
+			return nil, fmt.Errorf("batchenrich: sink of partition %s: %w", part, err)
+		}
+		opts := cfg.Options
+		opts.Partition = part
+		r, err := New(src, enr, sink, opts)
+		if err != nil {
+			return nil, err
+		}
+		pr.runners[i] = r
+	}
+	return pr, nil
+}
+
+// Runners returns the Runner of each partition, by index.
+func (pr *Partitioned[T, R]) Runners() []*Runner[T, R] { return pr.runners }
+
+// Run runs every partition concurrently and returns when all have
+// returned. Each partition keeps a Runner's guarantees within itself
+// (strict batch order, numbering, checkpoint and lock of its own, resume
+// after its last committed batch); across partitions nothing is ordered.
+// At most PartitionedConfig.Concurrency enrichments are in flight in
+// total.
+//
+// The first partition to fail cancels the others (whose current batch is
+// then not written; they resume from their checkpoints on the next run).
+// Run returns the failures as *PartitionError values joined with
+// errors.Join, leaving out the partitions that only stopped because
+// another failed. A changed partition count is refused before anything is
+// read (ErrPartitionsChanged).
+func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error) {
+	rep := PartitionedReport{Partitions: make([]Report, len(pr.runners)), Started: time.Now()}
+	if len(pr.runners) == 1 {
+		var err error
+		rep.Partitions[0], err = pr.runners[0].Run(ctx)
+		rep.Duration = time.Since(rep.Started)
+		return rep, err
+	}
+	if o := pr.runners[0].opts; o.Checkpoints != nil {
+		// Once for all partitions, so that a changed count is one error.
+		wait := claimLockWait
+		if o.LockWait {
+			wait = 1<<63 - 1
+		}
+		if err := ClaimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, wait); err != nil {
+			rep.Duration = time.Since(rep.Started)
+			return rep, err
+		}
+	}
+	errs := make([]error, len(pr.runners))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, r := range pr.runners {
+		g.Go(func() error {
+			var err error
+			rep.Partitions[i], err = r.Run(gctx)
+			if err != nil {
+				errs[i] = &PartitionError{Partition: r.opts.Partition, Err: err}
+			}
+			return errs[i]
+		})
+	}
+	first := g.Wait()
+	rep.Duration = time.Since(rep.Started)
+	if first == nil {
+		return rep, nil
+	}
+	var keep []error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if ctx.Err() == nil && err != first && errors.Is(err, context.Canceled) {
+			continue // stopped by the failure of another partition
+		}
+		keep = append(keep, err)
+	}
+	if len(keep) == 1 {
+		return rep, keep[0]
+	}
+	return rep, errors.Join(keep...)
+}
+
+// PartitionedReport describes a Partitioned run.
+type PartitionedReport struct {
+	// Partitions holds each partition's Report, by index.
+	Partitions []Report
+	Started    time.Time
+	Duration   time.Duration
+}
+
+// BatchesRun counts the batches written by this run over all partitions.
+func (r PartitionedReport) BatchesRun() int { return r.sum(func(p Report) int { return p.BatchesRun }) }
+
+// BatchesSkipped counts the batches found already committed, over all
+// partitions.
+func (r PartitionedReport) BatchesSkipped() int {
+	return r.sum(func(p Report) int { return p.BatchesSkipped })
+}
+
+// Written counts the items written by this run over all partitions.
+func (r PartitionedReport) Written() int { return r.sum(func(p Report) int { return p.Written }) }
+
+// Failed counts the failed items of this run over all partitions.
+func (r PartitionedReport) Failed() int { return r.sum(func(p Report) int { return p.Failed }) }
+
+func (r PartitionedReport) sum(f func(Report) int) int {
+	n := 0
+	for _, p := range r.Partitions {
+		n += f(p)
+	}
+	return n
+}
+
+// PartitionError is the failure of one partition of a split run.
+type PartitionError struct {
+	Partition Partition
+	Err       error
+}
+
+// Error names the partition, then the cause (whose own "batchenrich: "
+// prefix is not repeated).
+func (e *PartitionError) Error() string {
+	return "batchenrich: partition " + strconv.Itoa(e.Partition.Index) + " of " + strconv.Itoa(e.Partition.Count) + ": " +
+		strings.TrimPrefix(e.Err.Error(), "batchenrich: ")
+}
+
+// Unwrap returns the cause.
+func (e *PartitionError) Unwrap() error { return e.Err }
