@@ -10,7 +10,6 @@ import (
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
-
 // partition validates p and adds its condition to the query under
 // construction (PostgreSQL), or arranges for Read to filter (SQLite).
 func (s *Source[T]) partition(p batchenrich.Partition, b *strings.Builder) error {

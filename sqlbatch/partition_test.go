@@ -152,7 +152,9 @@ func TestPartitionedRunOnDatabase(t *testing.T) {
 					calls++ // Concurrency 1 in total: no race
 					return enrich(ctx, tr)
 				}),
-				Sink:        func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) { return resultsSink(t, db), nil },
+				Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
+					return resultsSink(t, db), nil
+				},
 				Options:     o,
 				Concurrency: 1,
 			})
