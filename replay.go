@@ -69,16 +69,17 @@ type Replay[T, R any] struct {
 	opts   Options
 }
 
-// ReplayReport describes a replay. Its Report covers the replay's own
-// batches: Read counts the items this call retried, Enriched those that
-// succeeded this time, Failed those that failed again (and stay stored as
-// failed, with their latest reason).
+// ReplayReport describes a replay. Its Report covers the batches of the
+// replay that this call handled: Written counts the items it retried and
+// stored, Enriched those that succeeded this time, Failed those that
+// failed again (and stay stored as failed, with their latest reason).
 type ReplayReport struct {
 	Report
 
 	// RunKey is the replayed run's key (Options.RunKey).
 	RunKey string
-	// Number is the replay's number, from 1; ReplayKey its run key.
+	// Number is the replay's number, from 1 (with NothingToReplay, the
+	// number the next replay will take); ReplayKey its run key.
 	Number    int
 	ReplayKey string
 	// NothingToReplay is set when the run had no failure in scope to

@@ -166,7 +166,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 	if !slices.Equal(calls, transient) {
 		t.Fatalf("replay enriched %v, want the transient failures %v", calls, transient)
 	}
-	if rr.Number != 1 || rr.ReplayKey != "run#replay-1" || rr.NothingToReplay || rr.Read != 18 || rr.Enriched != 18 || rr.Failed != 0 || rr.BatchesRun != 5 {
+	if rr.Number != 1 || rr.ReplayKey != "run#replay-1" || rr.NothingToReplay || rr.Written != 18 || rr.Enriched != 18 || rr.Failed != 0 || rr.BatchesRun != 5 {
 		t.Fatalf("report: %+v", rr)
 	}
 	if got := st.failed(batchenrich.ReplayAll); len(got) != 6 {
@@ -199,7 +199,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr, err = p.Run(context.Background())
-	if err != nil || rr.Number != 2 || rr.Read != 6 || len(calls) != 6 || len(st.failed(batchenrich.ReplayAll)) != 0 {
+	if err != nil || rr.Number != 2 || rr.Written != 6 || len(calls) != 6 || len(st.failed(batchenrich.ReplayAll)) != 0 {
 		t.Fatalf("replay of all: %+v, %v, calls %v", rr, err, calls)
 	}
 }
@@ -239,7 +239,7 @@ func TestReplayResumesAfterInterruption(t *testing.T) {
 		t.Fatalf("interrupted replay: %+v, %v", rr, err)
 	}
 	rr, err = replay(context.Background(), -1, func() {})
-	if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Read != 14 {
+	if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Written != 14 {
 		t.Fatalf("resumed replay: %+v, %v", rr, err)
 	}
 	if got := st.failed(batchenrich.ReplayTransient); len(got) != 0 {

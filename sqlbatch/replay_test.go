@@ -288,7 +288,7 @@ func TestReplay(t *testing.T) {
 				t.Fatalf("replay sent a request for traveler %d", id)
 			}
 		}
-		if rr.Number != 1 || rr.NothingToReplay || rr.Read != 10 || rr.Enriched != 10 || rr.BatchesRun != 4 || !rr.Atomic {
+		if rr.Number != 1 || rr.NothingToReplay || rr.Written != 10 || rr.Enriched != 10 || rr.BatchesRun != 4 || !rr.Atomic {
 			t.Fatalf("replay report: %+v", rr)
 		}
 		j.checkRows(t, only404)
@@ -301,7 +301,7 @@ func TestReplay(t *testing.T) {
 
 		// The 404s still fail: replaying all records the new attempts.
 		rr, err = j.replay(t, ctx, batchenrich.ReplayAll, nil)
-		if err != nil || rr.Number != 2 || rr.Read != 2 || rr.Failed != 2 || total(j.api.requests()) != 2 {
+		if err != nil || rr.Number != 2 || rr.Written != 2 || rr.Failed != 2 || total(j.api.requests()) != 2 {
 			t.Fatalf("replay of all, 404s not healed: %+v, %v", rr, err)
 		}
 		j.checkRows(t, only404)
@@ -310,7 +310,7 @@ func TestReplay(t *testing.T) {
 		j.api.healAll.Store(true)
 		rr, err = j.replay(t, ctx, batchenrich.ReplayAll, nil)
 		sent = j.api.requests()
-		if err != nil || rr.Number != 3 || rr.Read != 2 || rr.Enriched != 2 || total(sent) != 2 || sent[7] != 1 || sent[107] != 1 {
+		if err != nil || rr.Number != 3 || rr.Written != 2 || rr.Enriched != 2 || total(sent) != 2 || sent[7] != 1 || sent[107] != 1 {
 			t.Fatalf("replay of all: %+v, %v, sent %v", rr, err, sent)
 		}
 		j.checkRows(t, healed)
@@ -348,7 +348,7 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 
 		// Run again: replay 1 resumes after its committed batch.
 		rr, err = j.replay(t, context.Background(), batchenrich.ReplayTransient, nil)
-		if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Read != 7 {
+		if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Written != 7 {
 			t.Fatalf("resumed replay: %+v, %v", rr, err)
 		}
 		second := j.api.requests()

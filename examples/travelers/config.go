@@ -26,6 +26,7 @@ type config struct {
 	httpRetries int
 	dryRun      bool
 	json        bool
+	retryFailed retryMode
 
 	driver string // "postgres" or "sqlite", from dsn
 	dbDesc string // where the database is, for people
@@ -59,6 +60,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.IntVar(&c.httpRetries, "http-retries", 3, "HTTP retries after the first attempt")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
+	fs.Var(&c.retryFailed, "retry-failed", "replay the failures of run -execution-id: its transient ones, or every one with -retry-failed=all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, "Usage: go run ./examples/travelers [flags]")
@@ -85,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		return c, fmt.Errorf("-http-retries %d: must be between 0 and %d", c.httpRetries, maxRetries)
 	case len(c.executionID) > 200:
 		return c, errors.New("-execution-id: longer than 200 characters")
+	case c.retryFailed != retryOff && c.executionID == "":
+		return c, errors.New("-retry-failed: needs the -execution-id of the run whose failures to replay")
+	case c.retryFailed != retryOff && c.dryRun:
+		return c, errors.New("-retry-failed and -dry-run: give one or the other")
 	}
 	if c.profileURL != "" {
 		u, err := url.Parse(c.profileURL)

@@ -45,7 +45,7 @@ func transform(t Traveler, status int, payload json.RawMessage) Profile {
 var resultColumns = []string{
 	"execution_id", "traveler_id", "traveler_name", "normalized_name",
 	"profile_status", "profile_hash", "profile_payload", "is_valid",
-	"validation_error", "processed_at",
+	"validation_error", "processed_at", classColumn, attemptsColumn,
 }
 
 // resultRow maps a result to a row of traveler_batch_results. A failed
@@ -53,6 +53,7 @@ var resultColumns = []string{
 // stored as an invalid row with the reason: never dropped.
 func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
+	class, attempts := failureColumns(r)
 	// ISO 8601 text: TIMESTAMPTZ in PostgreSQL parses it, and SQLite's
 	// date functions read it.
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
@@ -71,7 +72,7 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 			return nil, err
 		}
 		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			profileHash(t.TravelerID, norm), string(payload), false, reason + ": " + detail, now}, nil
+			profileHash(t.TravelerID, norm), string(payload), false, reason + ": " + detail, now, class, attempts}, nil
 	}
 	p := r.Value
 	var verr any // NULL when valid
@@ -79,7 +80,17 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 		verr = p.ValidationError
 	}
 	return []any{t.ExecutionID, t.TravelerID, t.TravelerName, p.NormalizedName, p.Status,
-		p.Hash, string(p.Payload), p.ValidationError == "", verr, now}, nil
+		p.Hash, string(p.Payload), p.ValidationError == "", verr, now, class, attempts}, nil
+}
+
+// sourceConfig reads the travelers of executionID by traveler_id.
+func sourceConfig(executionID string) sqlbatch.SourceConfig {
+	return sqlbatch.SourceConfig{
+		Table:   "traveler_batch_source",
+		Columns: []string{"execution_id", "traveler_id", "traveler_name"},
+		Key:     []string{"traveler_id"},
+		Filter:  map[string]any{"execution_id": executionID},
+	}
 }
 
 // job is the seed fixture's pipeline, built on batchenrich's defaults.
@@ -92,12 +103,7 @@ type job struct {
 
 // newJob wires the Source, Enricher, Sink and checkpoint store for cfg.
 func newJob(db *sqlx.DB, cfg config) (*job, error) {
-	src, err := sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
-		Table:   "traveler_batch_source",
-		Columns: []string{"execution_id", "traveler_id", "traveler_name"},
-		Key:     []string{"traveler_id"},
-		Filter:  map[string]any{"execution_id": cfg.executionID},
-	})
+	src, err := sqlbatch.NewSource[Traveler](db, sourceConfig(cfg.executionID))
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,10 @@
 //	go run ./examples/travelers
 //	go run ./examples/travelers -dsn postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 //	go run ./examples/travelers -profile-url https://httpbin.org/anything
+//
+// With -retry-failed it instead replays the failures of the run
+// -execution-id (its transient ones; every one with -retry-failed=all),
+// writing the new answers over the failed rows.
 package main
 
 import (
@@ -105,25 +109,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err := j.store.CreateTable(ctx); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
-	if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
+	if err := addFailureColumns(ctx, db); err != nil {
 		return fail(exitIncomplete, "%v", err)
+	}
+	if cfg.retryFailed == retryOff {
+		if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
+			return fail(exitIncomplete, "%v", err)
+		}
 	}
 
 	// The enrichment phase: what duration_ms measures.
-	var events chan batchenrich.Event
-	var bar chan struct{}
-	if !cfg.json {
+	var (
+		rep    batchenrich.Report
+		runErr error
+		replay *ReplaySummary
+		events chan batchenrich.Event
+		bar    chan struct{}
+	)
+	if cfg.retryFailed != retryOff {
+		rep, replay, runErr = j.replay(ctx, db, cfg, stderr)
+		if errors.Is(runErr, errNoSuchRun) {
+			return fail(exitUsage, "%v", runErr)
+		}
+	} else if !cfg.json {
 		events = make(chan batchenrich.Event, 1024)
 		bar = make(chan struct{})
 		expected := min(cfg.seedRows, cfg.batchSize*cfg.maxBatches)
 		p := newProgress(stderr, (expected+cfg.batchSize-1)/cfg.batchSize, expected)
 		go func() { defer close(bar); p.follow(events) }()
 	}
-	runner, err := batchenrich.New[Traveler, Profile](j.source, j.enr, j.sink, j.options(cfg, events))
-	if err != nil {
-		return fail(exitUsage, "%v", err)
+	if cfg.retryFailed == retryOff {
+		runner, err := batchenrich.New[Traveler, Profile](j.source, j.enr, j.sink, j.options(cfg, events))
+		if err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		rep, runErr = runner.Run(ctx)
 	}
-	rep, runErr := runner.Run(ctx)
 	if events != nil {
 		close(events)
 		<-bar
@@ -146,6 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			BatchesSkipped: rep.BatchesSkipped,
 			DurationMS:     rep.Duration.Milliseconds(),
 		},
+		Replay: replay,
 	}
 	if runErr != nil || !data.OK() {
 		s.Status = "failed"
@@ -160,7 +182,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	if runErr != nil {
 		if ctx.Err() != nil {
-			return fail(exitIncomplete, "interrupted: %v; run again with -execution-id %s to resume", runErr, cfg.executionID)
+			again := "-execution-id " + cfg.executionID
+			if cfg.retryFailed != retryOff {
+				again += " -retry-failed=" + cfg.retryFailed.String()
+			}
+			return fail(exitIncomplete, "interrupted: %v; run again with %s to resume", runErr, again)
 		}
 		return fail(exitIncomplete, "%v", runErr)
 	}

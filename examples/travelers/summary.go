@@ -32,6 +32,8 @@ type Summary struct {
 	Configured  Configured `json:"configured"`
 	Data        Data       `json:"data"`
 	Execution   Execution  `json:"execution"`
+	// Replay is set by -retry-failed.
+	Replay *ReplaySummary `json:"replay,omitempty"`
 }
 
 // Configured echoes the run's shape.
@@ -118,6 +120,9 @@ func printTable(w io.Writer, s Summary) error {
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v)
+	}
+	for _, r := range s.Replay.rows() {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
 }
