@@ -24,9 +24,13 @@
 // returned from writing batch n; the Source may be read one window ahead
 // (see Options.NoPrefetch). Within a batch at most Options.Concurrency
 // enrichments are in flight, and results reach the Sink in Source order
-// whatever order they finish in. A run ends after a short or empty window,
-// or after Options.MaxBatches batches, so it handles
-// min(available, BatchSize × MaxBatches) items.
+// whatever order they finish in. With Options.Overlap (off by default),
+// batch n+1 is enriched while batch n is being written, once batch n's
+// enrichment has ended; the writes, with their checkpoints, stay one at a
+// time in batch order, and batch n+1 is never written if batch n's write
+// failed. A run ends after a short or empty window, or after
+// Options.MaxBatches batches, so it handles min(available, BatchSize ×
+// MaxBatches) items.
 //
 // Run returns only after every goroutine it started has exited. When its
 // context ends, no new enrichment starts, in-flight ones see the cancelled
@@ -54,7 +58,9 @@
 // is a CheckpointSink sharing a transaction with the store, a batch and its
 // checkpoint commit together, so a crash at any instant leaves both or
 // neither; otherwise a crash between the two rewrites one batch
-// (at-least-once), which an idempotent Sink absorbs. When the store is a
+// (at-least-once), which an idempotent Sink absorbs. A resumed run
+// enriches again at most the batch that was in flight, or two with
+// Options.Overlap (one being written, one being enriched). When the store is a
 // Locker, one runner at a time works on a key; Options.LockWait chooses
 // between waiting for it and failing with ErrRunLocked.
 //

@@ -84,8 +84,24 @@ type Options struct {
 	// NoPrefetch disables reading window n+1 from the Source while batch n
 	// is being enriched. Prefetching never starts the next batch's
 	// enrichment early: batch n+1 is enriched only after the Sink has
-	// returned from writing batch n.
+	// returned from writing batch n (unless Overlap is set). It cannot be
+	// combined with Overlap.
 	NoPrefetch bool
+
+	// Overlap lets batch n+1 be enriched while batch n is being written,
+	// hiding each write behind the next batch's enrichment. Everything
+	// else holds: batches are written, and checkpointed, one at a time in
+	// batch order (each with its checkpoint in one transaction when the
+	// Sink is a CheckpointSink sharing the store); batch n+1's write
+	// starts only after batch n's returned, and never if it failed (its
+	// enrichment is then cancelled); the batch cap and numbering are
+	// unchanged; batch n+1's enrichment starts only after batch n's has
+	// finished, so at most Concurrency enrichments are in flight in all.
+	// The cost: after a crash a durable run re-enriches up to two batches
+	// (the one being written and the one being enriched) instead of one,
+	// and up to three windows are held in memory instead of two. Off by
+	// default.
+	Overlap bool
 
 	// Checkpoints, when set, makes runs durable: the Runner records the
 	// last committed batch and Source cursor under RunKey, and a run with
@@ -163,6 +179,8 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("MaxBatchFailures", "must not be negative (0 means no limit)")
 	case o.MaxBatchFailures > 0 && o.FailurePolicy != RecordFailures:
 		return bad("MaxBatchFailures", "only applies to RecordFailures")
+	case o.Overlap && o.NoPrefetch:
+		return bad("Overlap", "needs the next window read ahead; cannot be combined with NoPrefetch")
 	case o.Checkpoints != nil && o.RunKey == "":
 		return bad("RunKey", "required when Checkpoints is set")
 	case o.Checkpoints == nil && o.RunKey != "":

@@ -6,7 +6,9 @@ import "time"
 // even when it fails, covering the batches done until then.
 type Report struct {
 	// Batches has one entry per batch this run processed (written or
-	// failed), in order. Batches skipped on resume are not listed.
+	// failed), in order. Batches skipped on resume are not listed, nor,
+	// with Options.Overlap, a batch whose enrichment was abandoned because
+	// the write before it failed.
 	Batches []BatchReport
 
 	// BatchesRun counts batches written by this run.
@@ -63,7 +65,9 @@ const (
 	EventBatchStarted EventKind = iota + 1
 	// EventItemFailed: one item's enrichment failed (Err, Index, Key set).
 	EventItemFailed
-	// EventBatchWritten: a batch was written (Stats set).
+	// EventBatchWritten: a batch was written (Stats set). With
+	// Options.Overlap it may come after the next batch's
+	// EventBatchStarted.
 	EventBatchWritten
 	// EventRunResumed: the run resumed after batch Batch of an earlier one.
 	EventRunResumed

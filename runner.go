@@ -65,9 +65,10 @@ type run[T, R any] struct {
 // batch cap is reached, an error stops it, or ctx ends.
 //
 // Batch n+1 is enriched only after the Sink has returned from writing batch
-// n; within a batch at most Options.Concurrency enrichments are in flight,
-// and the Sink receives the results in Source order. Run returns only after
-// every goroutine it started has exited.
+// n (with Options.Overlap: while batch n is being written, the writes
+// still one at a time in order); at most Options.Concurrency enrichments
+// are in flight, and the Sink receives the results in Source order. Run
+// returns only after every goroutine it started has exited.
 //
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
@@ -142,7 +143,7 @@ func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
 	}
 }
 
-func (st *run[T, R]) loop(ctx context.Context) error {
+func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	o := st.opts
 	log := o.Logger
 	cp := Checkpoint{RunKey: o.RunKey}
@@ -174,6 +175,10 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer bg.Wait()
 	defer cancel()
+	// Writes run in bg too with Options.Overlap; Run waits for the write
+	// in flight and reports the first error in batch order.
+	wr := st.newWriter(ctx, &bg)
+	defer func() { err = wr.close(err) }()
 
 	n, cursor := cp.Batch, cp.Cursor
 	if o.MaxBatches > 0 && n >= o.MaxBatches {
@@ -206,6 +211,9 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 			return &BatchError{Batch: num, Stage: StageRead, Err: fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize)}
 		}
 		if len(w.items) == 0 {
+			if err := wr.settle(nil); err != nil {
+				return err
+			}
 			return st.finish(ctx, n, cursor)
 		}
 		exhausted := len(w.items) < o.BatchSize
@@ -217,23 +225,18 @@ func (st *run[T, R]) loop(ctx context.Context) error {
 		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: w.dur}
 		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
 		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
-		bctx, err := st.traceBatchStart(ctx, num, len(w.items))
+		bctx, err := st.traceBatchStart(wr.ectx, num, len(w.items))
 		var results []Result[T, R]
 		if err == nil {
 			results, err = st.enrich(bctx, num, w.items, &br)
 		}
-		if err == nil {
-			b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results, Partition: o.Partition}
-			err = st.writeBatch(bctx, b, exhausted, &br)
+		if err != nil {
+			return wr.failed(bctx, br, err)
 		}
-		st.rep.add(br)
-		if err = st.traceBatchEnd(bctx, br, err); err != nil {
+		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results, Partition: o.Partition}
+		if err := wr.write(bctx, b, exhausted, br); err != nil {
 			return err
 		}
-		st.rep.BatchesRun++
-		st.emit(Event{Kind: EventBatchWritten, Batch: num, Stats: br})
-		log.InfoContext(ctx, "batchenrich: batch written", "batch", num, "items", br.Written, "failed", br.Failed,
-			"enrich", br.EnrichDuration, "write", br.WriteDuration)
 		n, cursor = num, w.next
 		if last {
 			return nil

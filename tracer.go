@@ -32,7 +32,9 @@ import (
 //     Run: the start after the batch's window was read, before its first
 //     enrichment; the end after the Sink (and checkpoint) write returned,
 //     or after the batch failed. Batch n's end comes before batch n+1's
-//     start.
+//     start, except with Options.Overlap: there batch n+1 starts while
+//     batch n is written, and batch n's end (after its write) runs in the
+//     goroutine writing it, possibly during batch n+1's enrichment.
 //   - TraceItemStart and TraceItemEnd run in the goroutine that enriches
 //     the item, inside one of the Options.Concurrency slots, so up to
 //     Concurrency of them run at once. The end is called whatever the
@@ -70,8 +72,8 @@ type Tracer interface {
 // A read (StageRead) runs in the Runner's reading goroutine, possibly
 // while the previous batch is enriched (Options.NoPrefetch), so its
 // context is the run's, not a batch's. A write (StageWrite, the Sink write
-// together with its checkpoint) runs in the goroutine that called Run, in
-// the batch's context. A panic in either method stops the run: for a read
+// together with its checkpoint) runs in the goroutine that called Run (with
+// Options.Overlap, in the one writing the batch), in the batch's context. A panic in either method stops the run: for a read
 // the *BatchError is at StageRead, its cause naming the method; for a
 // write at StageTrace.
 type StageTracer interface {

@@ -24,6 +24,7 @@ type config struct {
 	executionID string
 	httpTimeout time.Duration
 	httpRetries int
+	overlap     bool
 	dryRun      bool
 	json        bool
 	retryFailed retryMode
@@ -58,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&c.executionID, "execution-id", "", "run key; rows are keyed by it and running again with the same id resumes (default: a new id)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt")
 	fs.IntVar(&c.httpRetries, "http-retries", 3, "HTTP retries after the first attempt")
+	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
 	fs.Var(&c.retryFailed, "retry-failed", "replay the failures of run -execution-id: its transient ones, or every one with -retry-failed=all")

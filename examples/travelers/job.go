@@ -154,6 +154,7 @@ func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.O
 		BatchSize:   cfg.batchSize,
 		MaxBatches:  cfg.maxBatches,
 		Concurrency: cfg.concurrency,
+		Overlap:     cfg.overlap,
 		Checkpoints: j.store,
 		RunKey:      cfg.executionID,
 		Events:      events,

@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	s := Summary{
 		Status:      "ok",
 		ExecutionID: cfg.executionID,
-		Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency},
+		Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap},
 		Data:        data,
 		Execution: Execution{
 			BatchesRun:     rep.BatchesRun,

@@ -38,9 +38,10 @@ type Summary struct {
 
 // Configured echoes the run's shape.
 type Configured struct {
-	BatchSize   int `json:"batch_size"`
-	MaxBatches  int `json:"max_batches"`
-	Concurrency int `json:"concurrency"`
+	BatchSize   int  `json:"batch_size"`
+	MaxBatches  int  `json:"max_batches"`
+	Concurrency int  `json:"concurrency"`
+	Overlap     bool `json:"overlap"`
 }
 
 // Execution describes what this invocation did.
@@ -106,6 +107,7 @@ func printTable(w io.Writer, s Summary) error {
 		{"execution_id", s.ExecutionID},
 		{"batch_size × max_batches", fmt.Sprintf("%d × %d", s.Configured.BatchSize, s.Configured.MaxBatches)},
 		{"concurrency", s.Configured.Concurrency},
+		{"overlap", s.Configured.Overlap},
 		{"source_rows", s.Data.SourceRows},
 		{"expected_rows", s.Data.ExpectedRows},
 		{"stored_rows", s.Data.StoredRows},

@@ -58,6 +58,10 @@ type childConfig struct {
 	LeaseTTL    time.Duration
 	PauseAt     string // a pause point, or ""
 	PauseBatch  int
+	// PauseEnrichToo, if set, is a batch whose enrichment pauses too
+	// (with Overlap, while another batch's write is paused).
+	PauseEnrichToo int
+	Overlap        bool // Options.Overlap
 }
 
 // pauseLimit bounds a pause: a child nobody kills or resumes exits.
@@ -98,7 +102,7 @@ func (c *child) say(format string, args ...any) {
 // pause announces the point and waits for "go" on stdin, or for the
 // parent's SIGKILL.
 func (c *child) pause(point string, batch int) {
-	if c.cfg.PauseAt != point || c.cfg.PauseBatch != batch {
+	if (c.cfg.PauseAt != point || c.cfg.PauseBatch != batch) && (point != pauseEnrich || c.cfg.PauseEnrichToo != batch) {
 		return
 	}
 	c.say("paused %s %d", point, batch)
@@ -270,6 +274,7 @@ func childMain(cfg childConfig) int {
 		RunKey:            runKey,
 		LockWait:          cfg.LockWait,
 		LockRetryInterval: 20 * time.Millisecond,
+		Overlap:           cfg.Overlap,
 		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -81,7 +81,7 @@ func main() {
 	var f flags
 	flag.StringVar(&f.scenario, "scenario", "latency", "latency, cpu, memory or custom")
 	flag.IntVar(&f.rounds, "rounds", 3, "runs of each contender (alternating)")
-	flag.StringVar(&f.contenders, "contenders", "naive,strong,batchenrich,http-waves", "comma-separated contenders (http-waves: the requests alone, a measure of the machine)")
+	flag.StringVar(&f.contenders, "contenders", "naive,strong,batchenrich,batchenrich-overlap,http-waves", "comma-separated contenders (http-waves: the requests alone, a measure of the machine)")
 	flag.IntVar(&f.rows, "rows", 0, "source rows (overrides the scenario)")
 	flag.IntVar(&f.batchSize, "batch-size", 0, "rows per batch (overrides the scenario)")
 	flag.IntVar(&f.maxBatches, "max-batches", -1, "batch cap, 0 for none (overrides the scenario)")

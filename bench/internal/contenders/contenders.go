@@ -18,6 +18,7 @@ func All() []harness.Named {
 		{Name: "naive", Run: Naive},
 		{Name: "strong", Run: Strong},
 		{Name: "batchenrich", Run: Library},
+		{Name: "batchenrich-overlap", Run: LibraryOverlapped},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
 }

@@ -1,0 +1,169 @@
+package crashtest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batchenrich/batchenrich/internal/testdb"
+)
+
+// TestCrashOverlapped kills an overlapped child (Options.Overlap) with two
+// batches in flight — one paused in its write transaction before the
+// commit, or just after it, the next paused in its enrichment — then
+// resumes the run in another child: the database holds whole batches only,
+// with their checkpoint, and at most the two batches in flight are
+// enriched again.
+func TestCrashOverlapped(t *testing.T) {
+	cases := []struct {
+		name          string
+		point         string
+		batch         int // the batch paused at point
+		enrichToo     int // the batch paused in its enrichment too, or 0
+		committed     int // batches committed at the kill
+		enrichedTwice []int
+	}{
+		// Batch 3 written (not committed), batch 4 enriched: both again.
+		{"write and enrich", pauseWrite, 3, 4, 2, []int{3, 4}},
+		// Batch 3 committed, batch 4 enriched: batch 4 again.
+		{"committed and enrich", pauseBetween, 3, 4, 3, []int{4}},
+		// The last batch, written alone: it again.
+		{"write/last batch", pauseWrite, 6, 0, 5, []int{6}},
+		// The first batch, enriched with nothing written yet.
+		{"enrich/first batch", pauseEnrich, 1, 0, 0, []int{1}},
+	}
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					db, dsn := dbFor(t, k)
+					createTables(t, db, nItems)
+					log := filepath.Join(t.TempDir(), "enrichments.log")
+					total := batchesOf(nItems, batchSize)
+
+					cfg := childFor(k, dsn, log)
+					cfg.Overlap = true
+					cfg.PauseAt, cfg.PauseBatch, cfg.PauseEnrichToo = tc.point, tc.batch, tc.enrichToo
+					crashed := startChild(t, "crashed child", cfg)
+					first := writerOf(crashed)
+					crashed.waitLine(fmt.Sprintf("paused %s %d", tc.point, tc.batch))
+					if tc.enrichToo > 0 {
+						// Two batches in flight at once: the proof that
+						// the child overlaps.
+						crashed.waitLine(fmt.Sprintf("paused %s %d", pauseEnrich, tc.enrichToo))
+					}
+					crashed.kill()
+					checkCommitted(t, db, nItems, batchSize, tc.committed, false)
+
+					cfg = childFor(k, dsn, log)
+					cfg.Overlap, cfg.LockWait = true, true
+					resumed := startChild(t, "resuming child", cfg)
+					second := writerOf(resumed)
+					rep := resumed.finish(exitOK)
+					if rep.BatchesSkipped != tc.committed || rep.BatchesRun != total-tc.committed || !rep.Atomic {
+						t.Fatalf("resumed run: skipped %d, ran %d, atomic %v; want %d, %d, true",
+							rep.BatchesSkipped, rep.BatchesRun, rep.Atomic, tc.committed, total-tc.committed)
+					}
+					writers := checkCommitted(t, db, nItems, batchSize, total, true)
+					for b := 1; b <= total; b++ {
+						if want := map[bool]string{true: first, false: second}[b <= tc.committed]; writers[b] != want {
+							t.Errorf("batch %d written by %s, want %s", b, writers[b], want)
+						}
+					}
+					again := enrichedAgain(t, enrichments(t, log, batchSize), nItems, batchSize, 1)
+					if !slices.Equal(again, tc.enrichedTwice) {
+						t.Errorf("batches enriched again: %v, want %v", again, tc.enrichedTwice)
+					}
+					t.Logf("FINDING %s, overlapped, SIGKILL %s batch %d (enrichment of %d paused): %d committed; batches enriched again %v",
+						k, tc.point, tc.batch, tc.enrichToo, tc.committed, again)
+				})
+			}
+		})
+	}
+}
+
+// enrichedAgain checks that every item 1..n was enriched at least once and
+// at most 1+kills times, and returns the batches with an item enriched
+// more than once, in order.
+func enrichedAgain(t testing.TB, counts map[int64]int, n, size, kills int) []int {
+	t.Helper()
+	var again []int
+	for id := int64(1); id <= int64(n); id++ {
+		c := counts[id]
+		switch {
+		case c == 0:
+			t.Errorf("item %d never enriched", id)
+		case c > 1+kills:
+			t.Errorf("item %d enriched %d times after %d kills", id, c, kills)
+		case c > 1:
+			if b := batchOf(id, size); !slices.Contains(again, b) {
+				again = append(again, b)
+			}
+		}
+	}
+	slices.Sort(again)
+	return again
+}
+
+// TestRandomKillsOverlapped kills overlapped children at random instants,
+// several times over, then lets a run finish. After every kill the
+// database holds whole batches 1..c and a checkpoint at c; at the end every
+// item is there once, and only the two batches after c at a kill (one
+// being written, one being enriched) were enriched again.
+func TestRandomKillsOverlapped(t *testing.T) {
+	const n, size, kills = 60, 5, 4
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			seed := uint64(time.Now().UnixNano())
+			rng := rand.New(rand.NewPCG(seed, 0))
+			db, dsn := dbFor(t, k)
+			createTables(t, db, n)
+			log := filepath.Join(t.TempDir(), "enrichments.log")
+			cfg := childFor(k, dsn, log)
+			cfg.BatchSize, cfg.Concurrency, cfg.Delay, cfg.LockWait, cfg.Overlap = size, 2, 3*time.Millisecond, true, true
+			inFlight := map[int]int{} // batch → kills while it was in flight
+			var killedAt []string
+			for i := range kills {
+				p := startChild(t, fmt.Sprintf("child %d", i+1), cfg)
+				p.waitLine("start ")
+				delay := time.Duration(rng.IntN(250)) * time.Millisecond
+				time.Sleep(delay)
+				_ = p.cmd.Process.Kill()
+				code := p.wait()
+				s := readState(t, db)
+				checkCommitted(t, db, n, size, s.cp.Batch, s.cp.Done)
+				if code != -1 { // it finished before the kill
+					killedAt = append(killedAt, fmt.Sprintf("finished (exit %d)", code))
+					break
+				}
+				inFlight[s.cp.Batch+1]++
+				inFlight[s.cp.Batch+2]++
+				killedAt = append(killedAt, fmt.Sprintf("+%s: %d committed", delay, s.cp.Batch))
+				if s.cp.Done {
+					break
+				}
+			}
+			p := startChild(t, "last child", cfg)
+			p.finish(exitOK)
+			checkCommitted(t, db, n, size, batchesOf(n, size), true)
+			counts := enrichments(t, log, size)
+			again := map[int]bool{}
+			for id := int64(1); id <= n; id++ {
+				b := batchOf(id, size)
+				if c := counts[id]; c < 1 || c > 1+inFlight[b] {
+					t.Errorf("item %d (batch %d) enriched %d times; %d kills with its batch in flight", id, b, c, inFlight[b])
+				} else if c > 1 {
+					again[b] = true
+				}
+			}
+			t.Logf("FINDING %s, overlapped, random SIGKILLs (seed %d): %s; batches enriched again: %v",
+				k, seed, strings.Join(killedAt, ", "), again)
+		})
+	}
+}

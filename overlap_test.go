@@ -1,0 +1,585 @@
+package batchenrich_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+)
+
+// hangGuard bounds the waits of the overlap tests: a guard against a hang,
+// not a timing assertion.
+const hangGuard = 20 * time.Second
+
+// journal records, in one sequence, what a run does: each enrichment's
+// start and end, each write's start and outcome, each checkpoint saved.
+type journal struct {
+	mu     sync.Mutex
+	events []step
+}
+
+// step is one entry of a journal.
+type step struct {
+	kind  string // enrich-start, enrich-end, write-start, write-ok, write-failed, checkpoint
+	batch int
+	item  item
+	cp    batchenrich.Checkpoint
+}
+
+func (j *journal) add(s step) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.events = append(j.events, s)
+}
+
+// first and last return the position of the first and last step of kind
+// for batch, or -1.
+func (j *journal) first(kind string, batch int) int {
+	for i, s := range j.events {
+		if s.kind == kind && s.batch == batch {
+			return i
+		}
+	}
+	return -1
+}
+
+func (j *journal) last(kind string, batch int) int {
+	for i := len(j.events) - 1; i >= 0; i-- {
+		if s := j.events[i]; s.kind == kind && s.batch == batch {
+			return i
+		}
+	}
+	return -1
+}
+
+// txSink is a CheckpointSink keeping rows and checkpoint "in one
+// transaction": a failed write keeps neither. It checks the Sink guarantees
+// through a batchenrichtest.Sink and journals every write.
+type txSink struct {
+	j       *journal
+	inner   *batchenrichtest.Sink[item, int]
+	latency func() time.Duration
+	fail    func(batch int) error
+	mu      sync.Mutex
+	rows    map[item]int // item → batch that committed it
+}
+
+func (s *txSink) Write(ctx context.Context, b batchenrich.Batch[item, int]) error {
+	return errors.New("txSink: Write without a checkpoint")
+}
+
+func (s *txSink) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[item, int], store batchenrich.CheckpointStore, cp batchenrich.Checkpoint) error {
+	s.j.add(step{kind: "write-start", batch: b.Number})
+	err := func() error {
+		if s.latency != nil {
+			t := time.NewTimer(s.latency())
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if s.fail != nil {
+			if err := s.fail(b.Number); err != nil {
+				return err
+			}
+		}
+		if err := s.inner.Write(ctx, b); err != nil {
+			return err
+		}
+		if err := store.Save(ctx, cp); err != nil {
+			return err
+		}
+		s.j.add(step{kind: "checkpoint", batch: b.Number, cp: cp})
+		s.mu.Lock()
+		for _, r := range b.Results {
+			s.rows[r.Item] = b.Number
+		}
+		s.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		s.j.add(step{kind: "write-failed", batch: b.Number})
+		return err
+	}
+	s.j.add(step{kind: "write-ok", batch: b.Number})
+	return nil
+}
+
+// journalled wraps enr so that j records each enrichment's start and end;
+// size maps an item to its batch (item i is in batch i/size+1).
+func journalled(j *journal, enr batchenrich.Enricher[item, int], size int) batchenrich.Enricher[item, int] {
+	return batchenrich.EnricherFunc[item, int](func(ctx context.Context, it item) (int, error) {
+		b := int(it)/size + 1
+		j.add(step{kind: "enrich-start", batch: b, item: it})
+		defer j.add(step{kind: "enrich-end", batch: b, item: it})
+		return enr.Enrich(ctx, it)
+	})
+}
+
+// checkOverlapped checks a journal against the guarantees of Overlap:
+// batches enriched one after the other, written one at a time in order,
+// batch n+1's write only after batch n's succeeded, each write with its
+// own checkpoint, and batch n+2's enrichment only after batch n's write
+// returned (depth 1). The run's first batch is from. It returns the last
+// batch written (from-1 if none).
+func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int) {
+	t.Helper()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	written = from - 1
+	for b := from; b <= batches; b++ {
+		es := j.first("enrich-start", b)
+		if es < 0 {
+			continue
+		}
+		if b > from && j.last("enrich-end", b-1) > es {
+			t.Errorf("batch %d enriched while batch %d still was", b, b-1)
+		}
+		if b > from+1 {
+			ws := j.first("write-start", b-2)
+			end := max(j.first("write-ok", b-2), j.first("write-failed", b-2))
+			if ws < 0 || end < 0 || end > es {
+				t.Errorf("batch %d enriched before batch %d's write returned (more than one batch ahead)", b, b-2)
+			}
+		}
+	}
+	for b := from; b <= batches; b++ {
+		ws := j.first("write-start", b)
+		if ws < 0 {
+			break
+		}
+		if ws != j.last("write-start", b) {
+			t.Errorf("batch %d written twice", b)
+		}
+		if b > from {
+			if ok := j.first("write-ok", b-1); ok < 0 || ok > ws {
+				t.Errorf("batch %d written before batch %d's write succeeded", b, b-1)
+			}
+		}
+		if j.last("enrich-end", b) > ws {
+			t.Errorf("batch %d written before its enrichment ended", b)
+		}
+		if j.first("write-ok", b) >= 0 {
+			written = b
+			cp := j.first("checkpoint", b)
+			if cp < 0 || j.events[cp].cp.Batch != b {
+				t.Errorf("batch %d written without its checkpoint", b)
+			}
+		} else if j.first("checkpoint", b) >= 0 {
+			t.Errorf("batch %d's write failed but its checkpoint was saved", b)
+		}
+	}
+	for b := written + 2; b <= batches; b++ {
+		if j.first("write-start", b) >= 0 {
+			t.Errorf("batch %d written after batch %d's write failed", b, written+1)
+		}
+	}
+	return written
+}
+
+// TestOverlapOrderUnderRandomDelaysAndFailures runs overlapped durable runs
+// of random shapes with random enrichment and write delays, random item
+// failures, and a random failing write or failing batch, then resumes each
+// to the end; every run's journal must show the Overlap guarantees, and
+// across the failure and the resume only the batch whose write failed and
+// the one after it are enriched twice.
+func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var rngMu sync.Mutex
+	intN := func(n int) int {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return rng.IntN(n)
+	}
+	for round := range 40 {
+		n, size, conc := intN(400), 1+intN(40), 1+intN(12)
+		batches := (n + size - 1) / size
+		failWrite, failItem := -1, -1
+		switch intN(3) {
+		case 0:
+			failWrite = 1 + intN(max(batches, 1))
+		case 1:
+			failItem = intN(max(n, 1))
+		}
+		name := fmt.Sprintf("seed %d round %d: %d items, batches of %d, concurrency %d, write of batch %d fails, item %d fails its batch",
+			seed, round, n, size, conc, failWrite, failItem)
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			store := batchenrichtest.NewCheckpoints()
+			rows := map[item]int{}
+			enriched := map[item]int{}
+			var enrMu sync.Mutex
+			runOnce := func(failing bool) (*journal, batchenrich.Report, error) {
+				j := &journal{}
+				sink := &txSink{j: j, inner: batchenrichtest.NewSink[item, int](), rows: rows,
+					latency: func() time.Duration { return time.Duration(intN(400)) * time.Microsecond }}
+				enr := batchenrichtest.NewEnricher(double)
+				enr.Latency = func(item) time.Duration { return time.Duration(intN(200)) * time.Microsecond }
+				enr.Started = func(it item, _ int) {
+					enrMu.Lock()
+					enriched[it]++
+					enrMu.Unlock()
+				}
+				enr.Fail = func(it item) error {
+					if failing && int(it) == failItem {
+						return errors.New("this item fails its batch")
+					}
+					if it%7 == 3 {
+						return errors.New("recorded failure")
+					}
+					return nil
+				}
+				policy := batchenrich.RecordFailures
+				if failing {
+					sink.fail = func(b int) error {
+						if b == failWrite {
+							return errors.New("write fails")
+						}
+						return nil
+					}
+					if failItem >= 0 {
+						enr.Fail = func(it item) error {
+							if int(it) == failItem {
+								return errors.New("this item fails its batch")
+							}
+							return nil
+						}
+						policy = batchenrich.FailBatch
+					}
+				}
+				r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(n)), journalled(j, enr, size), sink, batchenrich.Options{
+					BatchSize: size, Concurrency: conc, Overlap: true, FailurePolicy: policy,
+					Checkpoints: store, RunKey: "k",
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := r.Run(context.Background())
+				if cerr := sink.inner.Check(); cerr != nil {
+					t.Errorf("%s: %v", name, cerr)
+				}
+				if enr.MaxInFlight() > conc {
+					t.Errorf("%s: %d enrichments in flight, concurrency %d", name, enr.MaxInFlight(), conc)
+				}
+				return j, rep, err
+			}
+
+			j, rep, err := runOnce(true)
+			written := checkOverlapped(t, j, 1, batches)
+			var be *batchenrich.BatchError
+			switch {
+			case failWrite >= 1 && failWrite <= batches:
+				if !errors.As(err, &be) || be.Batch != failWrite || be.Stage != batchenrich.StageWrite || written != failWrite-1 {
+					t.Fatalf("%s: err = %v, written %d", name, err, written)
+				}
+			case failItem >= 0 && failItem < n:
+				fb := failItem/size + 1
+				if !errors.As(err, &be) || be.Batch != fb || be.Stage != batchenrich.StageEnrich || written != fb-1 {
+					t.Fatalf("%s: err = %v, written %d", name, err, written)
+				}
+			default:
+				if err != nil || written != batches {
+					t.Fatalf("%s: err = %v, written %d of %d", name, err, written, batches)
+				}
+			}
+			if rep.BatchesRun != written || len(rep.Batches) < written || len(rep.Batches) > written+1 {
+				t.Fatalf("%s: report lists %d batches, ran %d; written %d", name, len(rep.Batches), rep.BatchesRun, written)
+			}
+			for i, br := range rep.Batches {
+				if br.Number != i+1 {
+					t.Fatalf("%s: report's batch %d is number %d", name, i, br.Number)
+				}
+			}
+			if cp, _ := store.Load(context.Background(), "k"); cp.Batch != written {
+				t.Fatalf("%s: checkpoint at batch %d, written %d", name, cp.Batch, written)
+			}
+			if err == nil {
+				return
+			}
+
+			// Resume: the run goes on after the last committed batch.
+			j, rep, err = runOnce(false)
+			if err != nil {
+				t.Fatalf("%s: resumed run: %v", name, err)
+			}
+			if got := checkOverlapped(t, j, written+1, batches); got != batches || rep.BatchesSkipped != written || rep.BatchesRun != batches-written {
+				t.Fatalf("%s: resumed run skipped %d, ran %d (journal: last %d); want %d, %d", name, rep.BatchesSkipped, rep.BatchesRun, got, written, batches-written)
+			}
+			again := map[int]bool{}
+			for i := range n {
+				it := item(i)
+				if rows[it] != i/size+1 {
+					t.Fatalf("%s: item %d stored by batch %d", name, i, rows[it])
+				}
+				if c := enriched[it]; c > 1 {
+					again[i/size+1] = true
+				}
+			}
+			for b := range again {
+				if b != written+1 && b != written+2 {
+					t.Errorf("%s: batch %d enriched again; only %d and %d were in flight", name, b, written+1, written+2)
+				}
+			}
+		})
+	}
+}
+
+// TestOverlapHidesTheWrite checks that the next batch's enrichment really
+// runs during a write: each write waits until the next batch's first
+// enrichment has started, which in strict order would never happen.
+func TestOverlapHidesTheWrite(t *testing.T) {
+	t.Parallel()
+	const n, size = 500, 50
+	var mu sync.Mutex
+	started := map[int]chan struct{}{}
+	startedCh := func(b int) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if started[b] == nil {
+			started[b] = make(chan struct{})
+		}
+		return started[b]
+	}
+	f := newFixture(n)
+	f.enr.Started = func(it item, _ int) {
+		ch := startedCh(int(it)/size + 1)
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+	sink := batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+		if b.Number < n/size {
+			select {
+			case <-startedCh(b.Number + 1):
+			case <-time.After(hangGuard):
+				return fmt.Errorf("batch %d's write: batch %d's enrichment never started", b.Number, b.Number+1)
+			}
+		}
+		return f.sink.Write(ctx, b)
+	})
+	r, err := batchenrich.New[item, int](f.src, f.enr, sink, batchenrich.Options{BatchSize: size, Concurrency: 8, Overlap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sink.Check(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkWritten(t, 0, n, size, 1)
+	if rep.BatchesRun != n/size || rep.Written != n || len(rep.Batches) != n/size {
+		t.Fatalf("report = %+v", rep)
+	}
+}
+
+// TestOverlapFailedWriteStopsTheNextBatch fails batch 2's write while batch
+// 3 is being enriched: batch 3's enrichments see their context end, batch 3
+// is never written, batch 4 never enriched, and Run names batch 2's write.
+func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
+	t.Parallel()
+	const size = 10
+	f := newFixture(100)
+	inBatch3 := make(chan struct{})
+	var once sync.Once
+	var cancelled, later sync.Map
+	enr := batchenrich.EnricherFunc[item, int](func(ctx context.Context, it item) (int, error) {
+		switch b := int(it)/size + 1; {
+		case b == 3:
+			once.Do(func() { close(inBatch3) })
+			select {
+			case <-ctx.Done():
+				cancelled.Store(it, true)
+				return 0, ctx.Err()
+			case <-time.After(hangGuard):
+				return 0, errors.New("batch 3's enrichment was not cancelled")
+			}
+		case b > 3:
+			later.Store(it, true)
+		}
+		return double(ctx, it)
+	})
+	boom := errors.New("disk full")
+	sink := batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+		if b.Number == 2 {
+			<-inBatch3 // batch 3 is being enriched
+			return boom
+		}
+		return f.sink.Write(ctx, b)
+	})
+	events := make(chan batchenrich.Event, 100)
+	r, err := batchenrich.New[item, int](f.src, enr, sink, batchenrich.Options{BatchSize: size, Concurrency: 4, Overlap: true, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	var be *batchenrich.BatchError
+	if !errors.As(err, &be) || be.Batch != 2 || be.Stage != batchenrich.StageWrite || !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want batch 2's write error", err)
+	}
+	if got := len(f.sink.Batches()); got != 1 {
+		t.Fatalf("%d batches written, want 1", got)
+	}
+	n := 0
+	cancelled.Range(func(any, any) bool { n++; return true })
+	if n == 0 {
+		t.Error("batch 3's enrichments never saw their context end")
+	}
+	later.Range(func(k, _ any) bool { t.Errorf("item %v of a later batch enriched", k); return false })
+	if rep.BatchesRun != 1 || len(rep.Batches) != 2 || rep.Batches[1].Number != 2 || rep.Batches[1].Written != 0 {
+		t.Fatalf("report = %+v", rep)
+	}
+	close(events)
+	var written []int
+	for ev := range events {
+		if ev.Kind == batchenrich.EventBatchWritten {
+			written = append(written, ev.Batch)
+		}
+	}
+	if fmt.Sprint(written) != "[1]" {
+		t.Fatalf("batch-written events for %v, want [1]", written)
+	}
+}
+
+// TestOverlapFailedBatchLetsTheWriteFinish fails batch 3 (FailBatch) while
+// batch 2 is being written: batch 2's write completes with its checkpoint,
+// and Run names batch 3.
+func TestOverlapFailedBatchLetsTheWriteFinish(t *testing.T) {
+	t.Parallel()
+	const size = 10
+	f := newFixture(100)
+	failed := make(chan struct{})
+	f.enr.Fail = func(it item) error {
+		if it == 25 {
+			defer close(failed)
+			return errors.New("bad item")
+		}
+		return nil
+	}
+	store := batchenrichtest.NewCheckpoints()
+	sink := batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+		if b.Number == 2 {
+			<-failed // batch 3 has failed meanwhile
+		}
+		return f.sink.Write(ctx, b)
+	})
+	rep, err := func() (batchenrich.Report, error) {
+		r, err := batchenrich.New[item, int](f.src, f.enr, sink, batchenrich.Options{
+			BatchSize: size, Concurrency: 4, Overlap: true, FailurePolicy: batchenrich.FailBatch, Checkpoints: store, RunKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Run(context.Background())
+	}()
+	var be *batchenrich.BatchError
+	if !errors.As(err, &be) || be.Batch != 3 || be.Stage != batchenrich.StageEnrich || !errors.Is(err, batchenrich.ErrTooManyFailures) {
+		t.Fatalf("err = %v, want batch 3's failure", err)
+	}
+	f.checkWritten(t, 0, 20, size, 1)
+	if cp, _ := store.Load(context.Background(), "k"); cp.Batch != 2 || cp.Cursor != "20" {
+		t.Fatalf("checkpoint = %+v, want batch 2 at 20", cp)
+	}
+	if rep.BatchesRun != 2 || len(rep.Batches) != 3 || rep.Batches[2].Number != 3 {
+		t.Fatalf("report = %+v", rep)
+	}
+}
+
+// TestOverlapCancelDuringWrite cancels the run while batch 2 is written and
+// batch 3 enriched: neither is written, every goroutine has exited when Run
+// returns (goleak), and the error is the context's.
+func TestOverlapCancelDuringWrite(t *testing.T) {
+	t.Parallel()
+	f := newFixture(500)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.enr.Started = func(it item, _ int) {
+		if it == 205 {
+			cancel()
+		}
+	}
+	f.enr.Latency = func(item) time.Duration { return 100 * time.Microsecond }
+	sink := batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+		if b.Number < 2 {
+			return f.sink.Write(ctx, b)
+		}
+		<-ctx.Done() // a write that only ends with ctx
+		return ctx.Err()
+	})
+	r, err := batchenrich.New[item, int](f.src, f.enr, sink, batchenrich.Options{BatchSize: 100, Concurrency: 4, Overlap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Run(ctx)
+	var be *batchenrich.BatchError
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &be) || be.Batch != 2 || be.Stage != batchenrich.StageWrite {
+		t.Fatalf("err = %v", err)
+	}
+	if f.enr.InFlight() != 0 {
+		t.Fatalf("%d enrichments in flight after Run", f.enr.InFlight())
+	}
+	f.checkWritten(t, 0, 100, 100, 1)
+}
+
+// TestOverlapShapes runs the shapes of TestRunShapes overlapped.
+func TestOverlapShapes(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		items, size, cap, want, batches int
+	}{
+		{2000, 100, 20, 2000, 20},
+		{2500, 100, 20, 2000, 20},
+		{250, 100, 0, 250, 3},
+		{300, 100, 0, 300, 3},
+		{7, 100, 5, 7, 1},
+		{0, 100, 20, 0, 0},
+		{5, 1, 0, 5, 5},
+		{500, 100, 1, 100, 1},
+	} {
+		t.Run(fmt.Sprintf("%d/%d/%d", tt.items, tt.size, tt.cap), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(tt.items)
+			store := batchenrichtest.NewCheckpoints()
+			rep, err := f.run(t, context.Background(), batchenrich.Options{
+				BatchSize: tt.size, MaxBatches: tt.cap, Overlap: true, Checkpoints: store, RunKey: "k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.checkWritten(t, 0, tt.want, tt.size, 1)
+			if rep.BatchesRun != tt.batches || rep.Written != tt.want || len(rep.Batches) != tt.batches {
+				t.Errorf("report = %+v", rep)
+			}
+			cp, _ := store.Load(context.Background(), "k")
+			if done := tt.cap == 0 || tt.items < tt.size*tt.cap; cp.Batch != tt.batches || cp.Done != done {
+				t.Errorf("checkpoint = %+v, want batch %d, done %v", cp, tt.batches, done)
+			}
+			if tt.cap > 0 && len(f.src.Reads()) > tt.cap {
+				t.Errorf("source read %d times with a cap of %d", len(f.src.Reads()), tt.cap)
+			}
+		})
+	}
+}
+
+func TestOverlapRefusesNoPrefetch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(1)
+	_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Overlap: true, NoPrefetch: true})
+	var oe *batchenrich.OptionError
+	if !errors.As(err, &oe) || oe.Field != "Overlap" || !strings.Contains(err.Error(), "NoPrefetch") {
+		t.Fatalf("err = %v", err)
+	}
+}
