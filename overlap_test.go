@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -581,5 +583,59 @@ func TestOverlapRefusesNoPrefetch(t *testing.T) {
 	var oe *batchenrich.OptionError
 	if !errors.As(err, &oe) || oe.Field != "Overlap" || !strings.Contains(err.Error(), "NoPrefetch") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestOverlapTracer checks the Tracer under Overlap: every batch started
+// ends once, the ends of written batches come in order, each write runs in
+// its batch's context, and with batch 3's write failing, batch 3 and the
+// batch enriched meanwhile end with an error.
+func TestOverlapTracer(t *testing.T) {
+	t.Parallel()
+	for _, failAt := range []int{0, 3} {
+		t.Run(fmt.Sprintf("write %d fails", failAt), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(100)
+			f.enr = tracedEnricher(t)
+			f.sink.FailWrite = func(n int) error {
+				if n == failAt {
+					return errors.New("disk full")
+				}
+				return nil
+			}
+			rec := &recorder{}
+			_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 10, Concurrency: 3, Overlap: true, Tracer: rec})
+			if (err != nil) != (failAt > 0) {
+				t.Fatalf("err = %v", err)
+			}
+			starts, ends := map[int]int{}, map[int]int{}
+			var ended []int
+			for _, l := range rec.Lines() {
+				var b, items int
+				if _, e := fmt.Sscanf(l, "start batch %d(%d)", &b, &items); e == nil {
+					starts[b]++
+				}
+				if _, e := fmt.Sscanf(l, "end batch %d(%d)", &b, &items); e == nil {
+					ends[b]++
+					ended = append(ended, b)
+					if failed := strings.Contains(l, "err=true"); failed != (failAt > 0 && b >= failAt) {
+						t.Errorf("%s: want err=%v", l, !failed)
+					}
+				}
+				if _, e := fmt.Sscanf(l, "start write %d", &b); e == nil && !strings.HasSuffix(l, fmt.Sprintf(`<- "batch %d(10)"`, b)) {
+					t.Errorf("%s: not in its batch's context", l)
+				}
+			}
+			if !maps.Equal(starts, ends) {
+				t.Fatalf("batch starts %v, ends %v", starts, ends)
+			}
+			if !slices.IsSorted(ended) {
+				t.Errorf("batches ended in the order %v", ended)
+			}
+			// All ten; or 1..3 and perhaps 4, enriched during 3's write.
+			if n := len(ended); (failAt == 0 && n != 10) || (failAt > 0 && (n < failAt || n > failAt+1)) {
+				t.Errorf("batches ended: %v", ended)
+			}
+		})
 	}
 }

@@ -72,10 +72,11 @@ type Tracer interface {
 // A read (StageRead) runs in the Runner's reading goroutine, possibly
 // while the previous batch is enriched (Options.NoPrefetch), so its
 // context is the run's, not a batch's. A write (StageWrite, the Sink write
-// together with its checkpoint) runs in the goroutine that called Run (with
-// Options.Overlap, in the one writing the batch), in the batch's context. A panic in either method stops the run: for a read
-// the *BatchError is at StageRead, its cause naming the method; for a
-// write at StageTrace.
+// together with its checkpoint) runs in the goroutine that called Run
+// (with Options.Overlap, in the one writing the batch), in the batch's
+// context. A panic in either method stops the run: for a read the
+// *BatchError is at StageRead, its cause naming the method; for a write at
+// StageTrace.
 type StageTracer interface {
 	// TraceStageStart is called before the Source read or Sink write.
 	TraceStageStart(ctx context.Context, data TraceStageStartData) context.Context
