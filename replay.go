@@ -54,7 +54,9 @@ func ReplayKey(runKey string, n int) string {
 // resumed like any run. Run finds the replay to work on itself: the first
 // replay of K not yet finished (an interrupted one is resumed), else a new
 // one. While it works, it also holds the lock of K itself, so that two
-// replays of one run, or a replay and the run, never work at once.
+// replays of one run, or a replay and the run, never work at once (the
+// partitions of a split run take K's lock only for a moment as they start:
+// do not replay a partitioned run while its partitions run).
 //
 // Which items a replay retries is up to its Source: it reads the items
 // the run stored as failed, in a stable order, those of the chosen
@@ -96,8 +98,11 @@ type ReplayReport struct {
 // on. It returns an *OptionError naming the first invalid field or nil
 // argument.
 func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Replay[T, R], error) {
-	if opts.Checkpoints == nil {
+	switch {
+	case opts.Checkpoints == nil:
 		return nil, &OptionError{Field: "Checkpoints", Reason: "required for a replay, a durable run of its own"}
+	case opts.Partition.Partitioned():
+		return nil, &OptionError{Field: "Partition", Reason: "a replay is not partitioned: it retries the failures of the whole run"}
 	}
 	r, err := New(failed, enr, sink, opts)
 	if err != nil {

@@ -292,6 +292,7 @@ func TestNewReplayRefusesBadOptions(t *testing.T) {
 		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints()}, src, "RunKey"},
 		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k"}, nil, "failed"},
 		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", BatchSize: -1}, src, "BatchSize"},
+		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", Partition: batchenrich.Partition{Index: 1, Count: 4}}, src, "Partition"},
 	} {
 		_, err := batchenrich.NewReplay(c.src, enr, sink, c.opts)
 		var oe *batchenrich.OptionError

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/batchenrich/batchenrich/internal/testdb"
+)
+
+// childArgsEnv carries the arguments of the program run by
+// TestHelperProcess, as a JSON array.
+const childArgsEnv = "TRAVELERS_CHILD_ARGS"
+
+// TestHelperProcess runs the program as a child process, to be killed by
+// a test; it does nothing in a normal test run.
+func TestHelperProcess(t *testing.T) {
+	spec := os.Getenv(childArgsEnv)
+	if spec == "" {
+		t.Skip("child process only")
+	}
+	var args []string
+	if err := json.Unmarshal([]byte(spec), &args); err != nil {
+		os.Exit(exitUsage)
+	}
+	os.Exit(run(context.Background(), args, os.Stdout, os.Stderr, noEnv))
+}
+
+// TestRetryFailedKilledThenResumed kills a replay with SIGKILL in its
+// third batch, then runs it again: it resumes after the two committed
+// batches and ends with exact rows. PostgreSQL only: there the dead
+// process's run locks end with its sessions, while on SQLite its leases
+// hold the run until they expire (sqlbatch.DefaultLeaseTTL).
+func TestRetryFailedKilledThenResumed(t *testing.T) {
+	dsn := dsnFor(t, testdb.PostgreSQL)
+	api := newOutageAPI(t)
+	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "5",
+		"-max-batches", "80", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "kill-1"}
+	if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
+		t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	batches := batchNumbers(t, dsn, "kill-1")
+	api.requests()
+	api.healed.Store(true)
+
+	// The child hangs on traveler 260's request (its third replay
+	// batch), where it is killed.
+	reached := make(chan struct{}, 1)
+	api.mu.Lock()
+	api.onRequest = func(id int) {
+		if id == 260 {
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+			time.Sleep(time.Second) // the child dies meanwhile
+		}
+	}
+	api.mu.Unlock()
+	spec, _ := json.Marshal(append(args, "-retry-failed"))
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), childArgsEnv+"="+string(spec))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reached:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal("the child never reached its third replay batch")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	api.mu.Lock()
+	api.onRequest = nil
+	api.mu.Unlock()
+	first := api.requests()
+
+	code, stdout, stderr := program(t, context.Background(), append(args, "-retry-failed")...)
+	s := summaryOf(t, stdout)
+	second := api.requests()
+	if code != exitOK || s.Replay == nil || s.Replay.Number != 1 || s.Replay.Replayed != 10 || s.Replay.StillTransient != 0 ||
+		s.Execution.BatchesSkipped != 2 || s.Data.ValidRows != 396 || s.Data.StoredRows != 400 || s.Data.MissingRows != 0 {
+		t.Fatalf("replay after the kill: exit %d %+v %+v\n%s", code, s, s.Replay, stderr)
+	}
+	for id := 20; id <= 200; id += 20 {
+		if first[id] != 1 || second[id] != 0 {
+			t.Fatalf("traveler %d: %d requests before the kill, %d after; want 1, 0", id, first[id], second[id])
+		}
+	}
+	if sum(second) != 10 {
+		t.Fatalf("requests after the kill: %v", second)
+	}
+	if got := batchNumbers(t, dsn, "kill-1"); !mapsEqual(got, batches) {
+		t.Fatal("batch numbers changed by the replay")
+	}
+}
