@@ -94,6 +94,9 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	if err := ctx.Err(); err != nil {
 		return st.rep, err
 	}
+	if err := r.check(ctx); err != nil {
+		return st.rep, err
+	}
 	if r.opts.Checkpoints != nil {
 		if err := st.claimPartitions(ctx); err != nil {
 			return st.rep, err

@@ -112,7 +112,8 @@ type heldLock struct {
 // NewCheckpointStore returns a CheckpointStore on db. It validates cfg and
 // returns a *ConfigError naming the first bad field. It does not touch the
 // database; call CreateTable once to create the table.
-func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (*CheckpointStore, error) {
+func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, err error) {
+	defer func() { err = inConfig("CheckpointConfig", err) }()
 	d, err := dialectOf(db)
 	if err != nil {
 		return nil, err

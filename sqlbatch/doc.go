@@ -98,7 +98,28 @@
 // is read as exactly that name and never as SQL. Being quoted, names are
 // case-sensitive: give them as stored (PostgreSQL folds unquoted names to
 // lower case when it creates them). "schema.table" names a table in a
-// schema. Values are always bound parameters.
+// schema. Values are always bound parameters; a '?' inside a quoted name
+// or a literal is never taken for a placeholder.
+//
+// # Checked before any work
+//
+// A configuration the database disagrees with fails before the first
+// item is enriched, with a *ConfigError naming the field, table and
+// column: Source.Check and Sink.Check compare it with the catalog
+// (pg_catalog on PostgreSQL, PRAGMA table_info and index_list on
+// SQLite), and a batchenrich.Runner calls them before it
+// reads anything (a Source also checks before its first read, a Sink
+// before its first write, when used without a Runner). They refuse a
+// table or column that does not exist — Table, Key, Columns, Filter
+// keys, BatchColumn, the failure table — which SQLite would otherwise read
+// as a string literal when double-quoted, so that a misspelt Filter
+// matches no row; a Sink Key that no primary key or unique index covers
+// exactly, with which a rewritten batch would duplicate rows; and, when
+// a Source reads every column, a column with no field of the item type or
+// a field with no column. For example:
+//
+//	sqlbatch: invalid SinkConfig.Key: no primary key or unique index of table "results" covers exactly (execution_id, traveler_id), so a rewritten batch would duplicate rows (it has no primary key or unique index); add one: CREATE UNIQUE INDEX ON "results" ("execution_id", "traveler_id")
+//	sqlbatch: invalid SourceConfig.Filter["executon_id"]: table "travelers" has no column "executon_id" (it has execution_id, traveler_id, name)
 //
 // # SQLite
 //

@@ -27,15 +27,25 @@ var (
 // ConfigError reports an invalid configuration field. It wraps
 // ErrInvalidConfig, and the cause when there is one.
 type ConfigError struct {
-	Field  string // the field, e.g. "Key" or "Columns[2]"
+	Config string // "SourceConfig", "SinkConfig" or "CheckpointConfig"; empty for the db argument
+	Field  string // the field, e.g. "Key", "Columns[2]" or "Failures.Table"
 	Reason string // what is wrong with it
 	Err    error  // the underlying cause, or nil
 }
 
-// Error names the field, what is wrong with it, and the cause if any.
+// Error names the field, what is wrong with it, and the cause if any:
+// "sqlbatch: invalid SinkConfig.Columns[2]: table "results" has no column
+// "payloda" (it has …)".
 func (e *ConfigError) Error() string {
-	s := "sqlbatch: invalid config " + e.Field + ": " + e.Reason
-	if e.Err != nil {
+	name := e.Field
+	if e.Config != "" {
+		name = e.Config + "." + e.Field
+	}
+	s := "sqlbatch: invalid " + name + ": " + e.Reason
+	switch {
+	case e.Err != nil && e.Reason == "":
+		s += e.Err.Error()
+	case e.Err != nil:
 		s += ": " + e.Err.Error()
 	}
 	return s
@@ -51,6 +61,16 @@ func (e *ConfigError) Unwrap() []error {
 
 func configErr(field, reason string, err error) error {
 	return &ConfigError{Field: field, Reason: reason, Err: err}
+}
+
+// inConfig names the configuration struct in a *ConfigError about one of
+// its fields.
+func inConfig(config string, err error) error {
+	var ce *ConfigError
+	if errors.As(err, &ce) && ce.Config == "" && ce.Field != "db" {
+		ce.Config = config
+	}
+	return err
 }
 
 // dialectOf checks db and returns its dialect.

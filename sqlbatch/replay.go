@@ -61,7 +61,8 @@ type FailedSourceConfig struct {
 // resumes where it stopped. Index Table on the On columns (its key
 // usually is). It validates cfg and returns a *ConfigError naming the
 // first bad field; it does not touch the database.
-func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (*Source[T], error) {
+func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], err error) {
+	defer func() { err = inConfig("FailedSourceConfig", err) }()
 	d, err := dialectOf(db)
 	if err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (*Source[T], er
 	if _, err := NewSource[T](db, src); err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {
-			ce.Field = "Source." + ce.Field
+			ce.Config, ce.Field = "FailedSourceConfig", "Source."+ce.Field
 		}
 		return nil, err
 	}

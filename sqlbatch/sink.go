@@ -28,9 +28,14 @@ type RowFunc[T, R any] func(r batchenrich.Result[T, R]) ([]any, error)
 //
 // Values may be anything the driver accepts: integers, floats, strings,
 // []byte, bool, time.Time, nil for NULL, and driver.Valuer
-// implementations such as JSON, sql.NullString or a UUID type. On
-// PostgreSQL rows travel by COPY, where a []byte value is bytea data: give
-// text and JSON columns strings (or JSON), not []byte.
+// implementations such as JSON, sql.NullString or a UUID type. A []byte
+// (json.RawMessage included, or a driver.Valuer's []byte) given for a
+// text, varchar, json, jsonb or xml column (in SQLite, a column of TEXT
+// affinity or a type naming JSON) is converted to a string, as it means
+// text there (sent as it is, PostgreSQL would store it as bytea text,
+// "\x7b…", and SQLite as a BLOB); bytes that are not valid UTF-8 are
+// refused with an error naming the column. For bytea and BLOB columns,
+// []byte is binary data, as usual.
 type SinkConfig[T, R any] struct {
 	// Table is the table to write, optionally "schema.table". Required.
 	Table string
@@ -39,7 +44,8 @@ type SinkConfig[T, R any] struct {
 	// primary key or unique index: writing a row whose key exists
 	// updates it (INSERT … ON CONFLICT (Key) DO UPDATE). This is what
 	// makes a rewritten batch leave the same rows. Required; each must
-	// be in Columns.
+	// be in Columns. Check refuses a Key that no primary key or unique
+	// index covers exactly.
 	Key []string
 
 	// Columns lists the columns Row fills, in order. Required. Do not
@@ -102,12 +108,19 @@ type Sink[T, R any] struct {
 	conflicted atomic.Bool
 	// replay, if set, writes the batches of replays (see replay.go).
 	replay *Sink[T, R]
+
+	// checked is set once Check succeeded (see check.go).
+	checked atomic.Bool
+	checkMu sync.Mutex
 }
 
 // target is one table a Sink writes.
 type target[T, R any] struct {
 	name     string   // as configured, for messages
 	table    string   // quoted
+	names    []string // cols as configured
+	keyNames []string // key as configured
+	text     []int    // positions in cols of text and JSON columns (Check)
 	cols     []string // quoted; the batch column last, if any
 	ncol     int      // columns Row fills
 	keyIdx   []int    // positions of the key columns in cols
@@ -122,8 +135,11 @@ type target[T, R any] struct {
 
 // NewSink returns a Sink writing to db as cfg says. It validates cfg and
 // returns a *ConfigError naming the first bad field. It does not touch the
-// database: a missing table or unique index shows at the first write.
-func NewSink[T, R any](db *sqlx.DB, cfg SinkConfig[T, R]) (*Sink[T, R], error) {
+// database: Check compares cfg with the catalog (tables, columns, the
+// unique index behind Key), and runs before the first write if nobody
+// called it earlier.
+func NewSink[T, R any](db *sqlx.DB, cfg SinkConfig[T, R]) (_ *Sink[T, R], err error) {
+	defer func() { err = inConfig("SinkConfig", err) }()
 	d, err := dialectOf(db)
 	if err != nil {
 		return nil, err
@@ -160,6 +176,7 @@ func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols [
 		all = append(all, batchCol)
 		t.batchCol = true
 	}
+	t.names = all
 	if t.cols, err = quoteCols(d, prefix+"Columns", all); err != nil {
 		var ce *ConfigError
 		if batchCol != "" && errors.As(err, &ce) && ce.Field == fmt.Sprintf("%sColumns[%d]", prefix, len(cols)) {
@@ -173,6 +190,7 @@ func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols [
 	if t.key, err = quoteCols(d, prefix+"Key", key); err != nil {
 		return nil, err
 	}
+	t.keyNames = slices.Clone(key)
 	for i, k := range key {
 		j := slices.Index(cols, k)
 		if j < 0 {
@@ -204,6 +222,9 @@ func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error
 func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R]) error {
 	if tx == nil {
 		return fmt.Errorf("sqlbatch: batch %d: nil transaction", b.Number)
+	}
+	if err := s.check(ctx, tx); err != nil {
+		return err
 	}
 	if b.Replay > 0 && s.replay != nil {
 		return s.writeReplay(ctx, tx, b)
@@ -296,6 +317,9 @@ func (t *target[T, R]) rowOf(batch int, r *batchenrich.Result[T, R]) ([]any, err
 	}
 	if len(vals) != t.ncol {
 		return nil, fmt.Errorf("row for %s: %d values for %d columns", t.name, len(vals), t.ncol)
+	}
+	if err := t.textValues(vals); err != nil {
+		return nil, err
 	}
 	if !t.batchCol {
 		return vals, nil

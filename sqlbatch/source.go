@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/reflectx"
@@ -67,9 +69,10 @@ type SourceConfig struct {
 	// NULL. Values are bound parameters.
 	Filter map[string]any
 
-	// Columns lists the columns to select. Empty means every column
-	// ("*"), in which case the item type needs a field for each of them
-	// (sqlx refuses to drop a column silently).
+	// Columns lists the columns to select; each needs a field in the
+	// item type. Empty means every column ("*"): then the item type must
+	// have a field for each column and a column for each field, which
+	// Check verifies.
 	Columns []string
 
 	// Paging chooses keyset (the default) or OFFSET paging.
@@ -108,12 +111,25 @@ type Source[T any] struct {
 	nkey    int
 	part    batchenrich.Partition // Count > 1 when the Source reads one partition
 	inGo    bool                  // the partition is filtered here, not in SQL (SQLite)
+
+	// What Check compares with the catalog (see source_check.go).
+	from    string // the quoted table, or the subquery
+	table   string // Table as configured, or "" for a Query
+	qArgs   []any  // Query's Args
+	keys    []string
+	filters []string // sorted
+	cols    []string // Columns as configured; nil for every column
+	fields  *reflectx.StructMap
+	checked atomic.Bool
+	checkMu sync.Mutex
 }
 
 // NewSource returns a Source reading db as cfg says. It validates cfg
 // and returns a *ConfigError naming the first bad field. It does not
-// touch the database.
-func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
+// touch the database: Check compares cfg with the catalog, and runs
+// before the first read if nobody called it earlier.
+func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (_ *Source[T], err error) {
+	defer func() { err = inConfig("SourceConfig", err) }()
 	d, err := dialectOf(db)
 	if err != nil {
 		return nil, err
@@ -139,7 +155,7 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 		if strings.HasSuffix(q, ";") {
 			return nil, configErr("Query", "must not end with a semicolon", nil)
 		}
-		if n := strings.Count(q, "?"); n != len(cfg.Args) {
+		if n := sqldialect.CountPlaceholders(q); n != len(cfg.Args) {
 			return nil, configErr("Args", fmt.Sprintf("Query has %d '?' placeholders but Args has %d values", n, len(cfg.Args)), nil)
 		}
 		from = "(" + q + ") AS batchenrich_q"
@@ -163,6 +179,8 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 		return nil, configErr("T", fmt.Sprintf("item type %v is not a struct or pointer to struct", t), nil)
 	}
 	tm := db.Mapper.TypeMap(st)
+	s.fields, s.from, s.table, s.qArgs = tm, from, cfg.Table, cfg.Args
+	s.keys, s.cols = slices.Clone(cfg.Key), slices.Clone(cfg.Columns)
 	for i, k := range cfg.Key {
 		fi, ok := tm.Names[k]
 		if !ok {
@@ -183,6 +201,11 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 				return nil, configErr("Columns", fmt.Sprintf("must include key column %q (Key[%d])", k, i), nil)
 			}
 		}
+		for i, c := range cfg.Columns {
+			if _, ok := tm.Names[c]; !ok {
+				return nil, configErr(fmt.Sprintf("Columns[%d]", i), fmt.Sprintf("column %q has no field in %v (add a `db:%q` tag)", c, st, c), nil)
+			}
+		}
 		cols = strings.Join(qc, ", ")
 	}
 
@@ -193,6 +216,7 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	s.filters = names
 	for i, n := range names {
 		q, err := d.QuoteIdent(n)
 		if err != nil {
@@ -226,6 +250,9 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (*Source[T], error) {
 func (s *Source[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int) ([]T, batchenrich.Cursor, error) {
 	if limit <= 0 {
 		return nil, after, fmt.Errorf("sqlbatch: source: limit %d: must be positive", limit)
+	}
+	if err := s.Check(ctx); err != nil {
+		return nil, after, err
 	}
 	if s.inGo {
 		return s.readPartition(ctx, after, limit)

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Kind names a supported database.
@@ -66,14 +64,6 @@ func (d Dialect) MaxParams() int {
 		return 65535
 	}
 	return 32766
-}
-
-// Rebind turns the '?' placeholders of query into the dialect's own.
-func (d Dialect) Rebind(query string) string {
-	if d.Kind == PostgreSQL {
-		return sqlx.Rebind(sqlx.DOLLAR, query)
-	}
-	return query
 }
 
 // Upsert returns an INSERT of rows rows into table (already quoted) that

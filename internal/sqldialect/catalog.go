@@ -1,0 +1,289 @@
+package sqldialect
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Querier runs a query: a *sql.DB, *sql.Tx, *sql.Conn or their sqlx
+// versions.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// ErrNoTable is wrapped by Describe's error for a table that does not
+// exist.
+var ErrNoTable = errors.New("no such table")
+
+// Column is a column of a table, as the catalog describes it.
+type Column struct {
+	Name string
+	Type string // as declared, e.g. "jsonb", "character varying(20)", "TEXT"
+	// Text is true for a column of text or JSON data (PostgreSQL: a
+	// string-category type, json, jsonb, xml, or a domain over one;
+	// SQLite: a declared type with TEXT affinity, or one naming JSON).
+	Text bool
+}
+
+// Table is what the catalog says about a table or view.
+type Table struct {
+	Columns []Column
+	// Unique lists the column sets of its primary key and of its unique
+	// indexes that can back an ON CONFLICT clause: not partial, not on
+	// expressions, not deferrable.
+	Unique [][]string
+}
+
+// Column returns the column called name, exactly (names are quoted, so
+// case-sensitive).
+func (t *Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// UniqueOn reports whether a primary key or unique index of t covers
+// exactly the columns of key, in any order.
+func (t *Table) UniqueOn(key []string) bool {
+	want := slices.Clone(key)
+	slices.Sort(want)
+	for _, u := range t.Unique {
+		got := slices.Clone(u)
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// Describe reads the columns and unique keys of table, named as
+// configured ("t" or "schema.t", unquoted), from the catalog. The error
+// wraps ErrNoTable when it does not exist.
+func (d Dialect) Describe(ctx context.Context, q Querier, table string) (*Table, error) {
+	if d.Kind == PostgreSQL {
+		return d.describePG(ctx, q, table)
+	}
+	return describeSQLite(ctx, q, table)
+}
+
+func (d Dialect) describePG(ctx context.Context, q Querier, table string) (*Table, error) {
+	quoted, err := d.QuoteTable(table)
+	if err != nil {
+		return nil, err
+	}
+	var oid sql.NullInt64
+	if err := queryRow(ctx, q, `SELECT to_regclass($1)::oid::bigint`, []any{quoted}, &oid); err != nil {
+		return nil, err
+	}
+	if !oid.Valid {
+		return nil, fmt.Errorf("%w %q (searched %s)", ErrNoTable, table, searchPathNote(ctx, q, table))
+	}
+	t := &Table{}
+	rows, err := q.QueryContext(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+			bt.typcategory = 'S' OR bt.typname IN ('json', 'jsonb', 'xml')
+		FROM pg_attribute a
+		JOIN pg_type ty ON ty.oid = a.atttypid
+		JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+		WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, oid.Int64)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.Type, &c.Text); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.Columns = append(t.Columns, c)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	rows, err = q.QueryContext(ctx, `SELECT i.indexrelid::bigint, a.attname::text
+		FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1::bigint::oid AND i.indisunique AND i.indimmediate AND i.indisvalid
+			AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
+		ORDER BY i.indexrelid, k.ord`, oid.Int64)
+	if err != nil {
+		return nil, err
+	}
+	last := int64(-1)
+	for rows.Next() {
+		var idx int64
+		var col string
+		if err := rows.Scan(&idx, &col); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if idx != last {
+			t.Unique = append(t.Unique, nil)
+			last = idx
+		}
+		t.Unique[len(t.Unique)-1] = append(t.Unique[len(t.Unique)-1], col)
+	}
+	return t, closeRows(rows)
+}
+
+// searchPathNote says where PostgreSQL looked for an unqualified table.
+func searchPathNote(ctx context.Context, q Querier, table string) string {
+	if strings.Contains(table, ".") {
+		return "its schema"
+	}
+	var sp string
+	if err := queryRow(ctx, q, `SELECT current_setting('search_path')`, nil, &sp); err != nil {
+		return "the search_path"
+	}
+	return "search_path " + sp
+}
+
+func describeSQLite(ctx context.Context, q Querier, table string) (*Table, error) {
+	name, schema := table, ""
+	if i := strings.IndexByte(table, '.'); i >= 0 {
+		schema, name = table[:i], table[i+1:]
+	}
+	args := func(a string) []any {
+		if schema == "" {
+			return []any{a}
+		}
+		return []any{a, schema}
+	}
+	fn := func(pragma string) string {
+		if schema == "" {
+			return "pragma_" + pragma + "(?)"
+		}
+		return "pragma_" + pragma + "(?, ?)"
+	}
+	rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM `+fn("table_info")+` ORDER BY cid`, args(name)...)
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{}
+	var pk []struct {
+		n   int
+		col string
+	}
+	for rows.Next() {
+		var c Column
+		var n int
+		if err := rows.Scan(&c.Name, &c.Type, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.Text = sqliteText(c.Type)
+		t.Columns = append(t.Columns, c)
+		if n > 0 {
+			pk = append(pk, struct {
+				n   int
+				col string
+			}{n, c.Name})
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	if len(t.Columns) == 0 {
+		return nil, fmt.Errorf("%w %q", ErrNoTable, table)
+	}
+	if len(pk) > 0 {
+		slices.SortFunc(pk, func(a, b struct {
+			n   int
+			col string
+		}) int {
+			return a.n - b.n
+		})
+		var cols []string
+		for _, p := range pk {
+			cols = append(cols, p.col)
+		}
+		t.Unique = append(t.Unique, cols)
+	}
+	rows, err = q.QueryContext(ctx, `SELECT name FROM `+fn("index_list")+` WHERE "unique" AND NOT partial`, args(name)...)
+	if err != nil {
+		return nil, err
+	}
+	var indexes []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		indexes = append(indexes, n)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	for _, idx := range indexes {
+		rows, err := q.QueryContext(ctx, `SELECT name FROM `+fn("index_info")+` ORDER BY seqno`, args(idx)...)
+		if err != nil {
+			return nil, err
+		}
+		var cols []string
+		expr := false
+		for rows.Next() {
+			var n sql.NullString
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !n.Valid {
+				expr = true
+			}
+			cols = append(cols, n.String)
+		}
+		if err := closeRows(rows); err != nil {
+			return nil, err
+		}
+		if !expr {
+			t.Unique = append(t.Unique, cols)
+		}
+	}
+	return t, nil
+}
+
+// sqliteText reports whether a declared SQLite column type has TEXT
+// affinity (it contains CHAR, CLOB or TEXT, and not INT), or names JSON.
+func sqliteText(typ string) bool {
+	u := strings.ToUpper(typ)
+	if strings.Contains(u, "INT") {
+		return false
+	}
+	return strings.Contains(u, "CHAR") || strings.Contains(u, "CLOB") || strings.Contains(u, "TEXT") || strings.Contains(u, "JSON")
+}
+
+func queryRow(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if !rows.Next() {
+		if err := closeRows(rows); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		rows.Close()
+		return err
+	}
+	return closeRows(rows)
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
