@@ -91,7 +91,10 @@
 //
 // Run returns a Report with per-batch and total counts and durations.
 // Options.Events receives progress events without ever blocking the run,
-// and Options.Logger receives log records; both are off by default.
+// and Options.Logger receives log records; both are off by default. An
+// Enricher that adapts its concurrency to an upstream reports each change
+// with ReportLimitChange: Report.Limits sums them up per upstream, and they
+// arrive as EventLimitChanged events and log records.
 //
 // Options.Tracer takes a Tracer, the hook for tracing and metrics: it is
 // told when the run, each batch and each item start and end, with their
@@ -100,5 +103,11 @@
 // client span) nest under the item. A StageTracer also sees Source reads
 // and Sink writes. Tracer documents what runs in which goroutine; a
 // panicking Tracer stops the run with an error, like any user code. No
-// Tracer costs nothing.
+// Tracer costs nothing.//
+// # What an Enricher can read from its context
+//
+// The context a Run passes to the Enricher carries the run key:
+// RunKeyFromContext returns it. Joined with an item's key (Keyer), it names
+// one item's work stably across a crash and a resume, e.g. for an
+// Idempotency-Key header (httpenrich's Config.IdempotencyKey).
 package batchenrich

@@ -31,6 +31,11 @@ type Report struct {
 	// Options.Events.
 	EventsDropped int
 
+	// Limits sums up, per upstream, the concurrency limit changes the
+	// Enricher reported with ReportLimitChange (httpenrich with
+	// Config.Adaptive does), sorted by upstream; nil when none.
+	Limits []UpstreamLimit
+
 	Started  time.Time
 	Duration time.Duration
 }
@@ -71,6 +76,9 @@ const (
 	EventBatchWritten
 	// EventRunResumed: the run resumed after batch Batch of an earlier one.
 	EventRunResumed
+	// EventLimitChanged: the Enricher changed its concurrency limit for
+	// an upstream (Limit set; Batch is 0). See ReportLimitChange.
+	EventLimitChanged
 )
 
 // String returns the kind's name, e.g. "batch-written".
@@ -84,6 +92,8 @@ func (k EventKind) String() string {
 		return "batch-written"
 	case EventRunResumed:
 		return "run-resumed"
+	case EventLimitChanged:
+		return "limit-changed"
 	default:
 		return "event(invalid)"
 	}
@@ -92,12 +102,13 @@ func (k EventKind) String() string {
 // Event is a progress notice sent to Options.Events.
 type Event struct {
 	Kind  EventKind
-	Batch int         // batch number
-	Items int         // items in the batch (EventBatchStarted)
-	Index int         // item index in the batch (EventItemFailed)
-	Key   string      // item key if it implements Keyer (EventItemFailed)
-	Err   error       // the *ItemError (EventItemFailed)
-	Stats BatchReport // the batch's figures (EventBatchWritten)
+	Batch int          // batch number
+	Items int          // items in the batch (EventBatchStarted)
+	Index int          // item index in the batch (EventItemFailed)
+	Key   string       // item key if it implements Keyer (EventItemFailed)
+	Err   error        // the *ItemError (EventItemFailed)
+	Stats BatchReport  // the batch's figures (EventBatchWritten)
+	Limit *LimitChange // the change (EventLimitChanged)
 	Time  time.Time
 	// Partition is the Runner's Options.Partition.Index: which partition
 	// Batch counts in, when the run is split.

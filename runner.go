@@ -78,6 +78,7 @@ type run[T, R any] struct {
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now()
+	ctx, ri := withRunInfo(ctx, r.opts, st.emit)
 	if r.opts.Tracer != nil {
 		var terr error
 		if ctx, terr = st.traceRunStart(ctx); terr != nil {
@@ -86,6 +87,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		defer func() { err = st.traceRunEnd(ctx, rep, err) }() // after rep is set below
 	}
 	defer func() {
+		st.rep.Limits = ri.reportLimits()
 		st.rep.Duration = time.Since(st.rep.Started)
 		st.rep.EventsDropped = int(st.dropped.Load())
 		st.rep.Atomic = st.atomic && st.rep.BatchesRun > 0

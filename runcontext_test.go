@@ -1,0 +1,113 @@
+package batchenrich_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+)
+
+func TestRunKeyFromContext(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"", "run-7"} {
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+			k, ok := batchenrich.RunKeyFromContext(ctx)
+			if ok != (k != "") {
+				t.Errorf("RunKeyFromContext = %q, %v", k, ok)
+			}
+			mu.Lock()
+			seen[k] = true
+			mu.Unlock()
+			return int(i), nil
+		})
+		o := batchenrich.Options{BatchSize: 3, RunKey: key}
+		if key != "" {
+			o.Checkpoints = batchenrichtest.NewCheckpoints()
+		}
+		r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(10)), enr,
+			batchenrichtest.NewSink[item, int](), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 1 || !seen[key] {
+			t.Errorf("run key %q: the Enricher saw %v", key, seen)
+		}
+	}
+	if k, ok := batchenrich.RunKeyFromContext(context.Background()); ok || k != "" {
+		t.Errorf("outside a Run: %q, %v", k, ok)
+	}
+}
+
+func TestReportLimitChange(t *testing.T) {
+	t.Parallel()
+	changes := []batchenrich.LimitChange{
+		{Upstream: "b.example", From: 4, To: 8, Reason: "growth"},
+		{Upstream: "a.example", From: 10, To: 9, Reason: "429"},
+		{Upstream: "b.example", From: 8, To: 3, Reason: "503"},
+		{Upstream: "b.example", From: 3, To: 3, Reason: "none"}, // not a change
+		{Upstream: "b.example", From: 3, To: 5, Reason: "growth"},
+	}
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		if i == 0 {
+			for _, c := range changes {
+				batchenrich.ReportLimitChange(ctx, c)
+			}
+		}
+		return int(i), nil
+	})
+	var logs bytes.Buffer
+	events := make(chan batchenrich.Event, 100)
+	r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(5)), enr, batchenrichtest.NewSink[item, int](),
+		batchenrich.Options{Events: events, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []batchenrich.UpstreamLimit{
+		{Upstream: "a.example", First: 10, Last: 9, Min: 9, Max: 10, Decreases: 1},
+		{Upstream: "b.example", First: 4, Last: 5, Min: 3, Max: 8, Increases: 2, Decreases: 1},
+	}
+	if len(rep.Limits) != len(want) {
+		t.Fatalf("Report.Limits = %+v, want %+v", rep.Limits, want)
+	}
+	for i := range want {
+		if rep.Limits[i] != want[i] {
+			t.Errorf("Report.Limits[%d] = %+v, want %+v", i, rep.Limits[i], want[i])
+		}
+	}
+	close(events)
+	var got []batchenrich.LimitChange
+	for ev := range events {
+		if ev.Kind == batchenrich.EventLimitChanged {
+			got = append(got, *ev.Limit)
+		}
+	}
+	if len(got) != 4 || got[0] != changes[0] || got[3] != changes[4] {
+		t.Errorf("limit events = %+v", got)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "concurrency limit lowered"); n != 2 {
+		t.Errorf("%d lowered records, want 2:\n%s", n, out)
+	}
+	if !strings.Contains(out, "upstream=a.example from=10 to=9 reason=429") {
+		t.Errorf("log lacks the change's fields:\n%s", out)
+	}
+	if batchenrich.EventLimitChanged.String() != "limit-changed" {
+		t.Errorf("EventLimitChanged.String() = %q", batchenrich.EventLimitChanged)
+	}
+	// Outside a Run it does nothing (and does not panic).
+	batchenrich.ReportLimitChange(context.Background(), changes[0])
+}
