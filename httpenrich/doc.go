@@ -37,6 +37,29 @@
 // stop as soon as the item's context ends. Config.RateLimit caps the
 // requests per second of the whole run, retries included.
 //
+// # Adapting to the upstream
+//
+// With Config.Adaptive, the Enricher finds and follows what each host
+// admits instead of a fixed concurrency: an AIMD limit per host on the
+// requests in flight (growing while answers are fast and the limit is
+// used, lowered on 429, 503, timeouts and sharp latency growth, at most
+// once per round trip, never above Adaptive.MaxConcurrency nor below 1); a
+// gate per host that holds every worker's requests after a Retry-After and
+// then lets one probe through; and the rate-limit headers (the IETF draft's
+// RateLimit and RateLimit-Policy, X-RateLimit-*) read to slow down before
+// being refused. Each change of a limit is reported to the Runner
+// (batchenrich.ReportLimitChange: Report.Limits, EventLimitChanged, log
+// records). See Adaptive for the algorithm and why it was chosen. Without
+// Adaptive, none of it runs.
+//
+// # Idempotency keys
+//
+// With Config.IdempotencyKey, every request carries an Idempotency-Key
+// header derived from the run key (batchenrich.RunKeyFromContext) and the
+// item's key (batchenrich.Keyer, or Config.ItemKey): the same on every
+// attempt and after a crash and resume, so that POST enrichments (payments,
+// LLM calls, CRM writes) are safe to retry against servers that honour it.
+//
 // # Failures
 //
 // A failed item gets an *Error with the last status, the number of

@@ -51,6 +51,8 @@ type Enricher[T, B, R any] struct {
 	maxBody  int64
 	client   *retryablehttp.Client
 	owned    *http.Transport // the transport New built, nil if the caller's
+	up       *upstreams      // Config.Adaptive's state, nil without
+	keyOf    func(T) string  // Config.IdempotencyKey's item key, nil without
 }
 
 var _ batchenrich.Enricher[int, json.RawMessage] = (*Enricher[int, json.RawMessage, json.RawMessage])(nil)
@@ -81,6 +83,15 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		validate = func(_ T, r *Response[B]) (R, error) { return any(r.Body).(R), nil }
 	}
 
+	up, err := newUpstreams(cfg.Adaptive, s.waitMax)
+	if err != nil {
+		return nil, err
+	}
+	keyOf, err := idempotencyKeyOf(cfg.IdempotencyKey, cfg.ItemKey)
+	if err != nil {
+		return nil, err
+	}
+
 	e := &Enricher[T, B, R]{
 		tmpl:     tmpl,
 		method:   s.method,
@@ -89,6 +100,8 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		validate: validate,
 		accept:   s.accept,
 		maxBody:  s.maxBody,
+		up:       up,
+		keyOf:    keyOf,
 	}
 	if e.header == nil {
 		e.header = http.Header{}
@@ -117,7 +130,11 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		}
 		hc.CheckRedirect, hc.Jar, hc.Timeout = src.CheckRedirect, src.Jar, src.Timeout
 	}
-	hc.Transport = &httpx.Transport{Base: base, Timeout: s.timeout, Limiter: limiter}
+	ht := &httpx.Transport{Base: base, Timeout: s.timeout, Limiter: limiter}
+	if up != nil {
+		ht.Admit = up.admit
+	}
+	hc.Transport = ht
 
 	check, backoff, waitMax := s.checkRetry, s.backoff, s.waitMax
 	c := &retryablehttp.Client{
@@ -144,7 +161,11 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 			return retry, cerr
 		},
 		Backoff: func(min, max time.Duration, n int, resp *http.Response) time.Duration {
-			return clamp(backoff(min, max, n, resp), 0, waitMax)
+			d := clamp(backoff(min, max, n, resp), 0, waitMax)
+			if up != nil {
+				d = up.retryWait(d, n, resp)
+			}
+			return d
 		},
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) {
 			if err == nil {
@@ -326,8 +347,24 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryableh
 	if body != nil && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
+	if e.keyOf != nil && h.Get(IdempotencyKeyHeader) == "" {
+		k, err := idempotencyKey(ctx, e.keyOf, item)
+		if err != nil {
+			return nil, err
+		}
+		h.Set(IdempotencyKeyHeader, k)
+	}
 	req.Header = h
 	return req, nil
+}
+
+// Limits returns the current concurrency limit of each host the Enricher
+// sent requests to, with Config.Adaptive; nil without.
+func (e *Enricher[T, B, R]) Limits() map[string]int {
+	if e.up == nil {
+		return nil
+	}
+	return e.up.limits()
 }
 
 // CloseIdleConnections closes the idle connections of the transport New

@@ -125,6 +125,29 @@ type Config[T, B, R any] struct {
 	// Logger receives go-retryablehttp's records (see LeveledLogger).
 	// Nil means the Client's Logger, or silent without a Client.
 	Logger *slog.Logger
+
+	// Adaptive, when set, adapts the requests in flight to each host to
+	// what it admits (AIMD, at most Adaptive.MaxConcurrency), shares a
+	// Retry-After among all requests to the host, and slows down when its
+	// rate-limit headers say the budget runs low. See Adaptive. Nil means
+	// none of this: the Runner's Options.Concurrency alone bounds the
+	// requests in flight.
+	Adaptive *Adaptive
+
+	// IdempotencyKey, when true, sends an Idempotency-Key header with
+	// every request, derived from the run key (batchenrich.RunKeyFromContext)
+	// and the item's key by IdempotencyKeyFor: the same on every attempt
+	// of an item and after a crash and resume, so that a server honouring
+	// it performs a POST once. An item enriched outside a Run with a run
+	// key (Options.RunKey), or with an empty key, fails with ReasonRequest.
+	// Items sharing a key share the header. A Params.Header setting the
+	// header wins.
+	IdempotencyKey bool
+
+	// ItemKey names an item for IdempotencyKey. Nil means the item's Key
+	// method (batchenrich.Keyer); New refuses IdempotencyKey when T has
+	// none. Only used with IdempotencyKey.
+	ItemKey func(item T) string
 }
 
 // MaxMaxBodyBytes bounds Config.MaxBodyBytes.

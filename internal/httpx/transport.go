@@ -54,6 +54,11 @@ type Transport struct {
 	Base    http.RoundTripper
 	Timeout time.Duration // 0: none
 	Limiter *rate.Limiter // nil: none
+	// Admit, when set, is called before each attempt, after Limiter: it
+	// waits until the attempt may be sent and returns done, called once
+	// with the attempt's response (whose Body done may wrap) or error. An
+	// error from Admit ends the attempt like Limiter's.
+	Admit func(req *http.Request) (done func(*http.Response, error), err error)
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -71,6 +76,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	var done func(*http.Response, error)
+	if t.Admit != nil {
+		var err error
+		if done, err = t.Admit(req); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			if st != nil && ctx.Err() == nil {
+				st.Abort = err
+			}
+			return nil, err
+		}
+	}
 	if st != nil {
 		if req.Response == nil { // not a redirect
 			st.Attempts++
@@ -79,6 +97,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if t.Timeout <= 0 {
 		resp, err := t.Base.RoundTrip(req)
+		if done != nil {
+			done(resp, err)
+		}
 		if err == nil && st != nil {
 			st.Status = resp.StatusCode
 		}
@@ -86,6 +107,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, t.Timeout)
 	resp, err := t.Base.RoundTrip(req.WithContext(actx))
+	if done != nil {
+		done(resp, err)
+	}
 	if err != nil {
 		cancel()
 		return nil, err

@@ -1,0 +1,336 @@
+package httpenrich
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// Adaptive defaults, used for zero fields of Adaptive.
+const (
+	// DefaultAdaptiveBackoff is the factor a host's limit is multiplied
+	// by when it is lowered (the ratio of Netflix concurrency-limits'
+	// AIMDLimit).
+	DefaultAdaptiveBackoff = 0.9
+	// DefaultLatencyTolerance is how many times the lowest recent latency
+	// the smoothed latency may reach before the limit is lowered.
+	DefaultLatencyTolerance = 2.0
+)
+
+// Adaptive configures the per-host adaptation of Config.Adaptive. The zero
+// value is not usable: MaxConcurrency is required.
+//
+// # The limit: AIMD
+//
+// Each host the Enricher sends to gets a limit on the requests in flight to
+// it (attempts, each from sending it to closing its body), adjusted by
+// AIMD, additive increase and multiplicative decrease, as in TCP congestion
+// control and Netflix concurrency-limits' AIMDLimit:
+//
+//   - It starts at InitialConcurrency and, until it is first lowered,
+//     grows by one per successful answer (doubling per round trip, TCP's
+//     slow start); afterwards by one per round trip (1/limit per answer).
+//     It grows only when the limit was saturated (every slot taken, or
+//     requests waiting) while the request was in flight: a limit that is
+//     not used is not evidence.
+//   - It is multiplied by Backoff on a 429 Too Many Requests, a 503 Service
+//     Unavailable, an attempt timed out, or when the smoothed latency
+//     (an average with weight 1/8 per answer, as TCP's SRTT) exceeds
+//     LatencyTolerance times the lowest latency seen recently. Only
+//     requests sent after the last decrease can lower it again, so a burst
+//     of refusals to requests sent together counts once: at most one
+//     decrease per round-trip window.
+//   - It stays between 1 and MaxConcurrency. A request beyond it waits, in
+//     order of arrival, honouring its context; waiting is not part of the
+//     attempt's timeout, and is not an attempt.
+//
+// AIMD was chosen over a gradient limiter (Netflix's Gradient2, Envoy's
+// adaptive concurrency), which infers overload from latency alone: the APIs
+// batch jobs call mostly say so explicitly, with a 429 or 503 answered at
+// once, which a latency gradient does not see, while AIMD acts on exactly
+// that signal and keeps latency as a second one. It is also a few dozen
+// lines with well-known behaviour: it converges on the largest limit the
+// host admits, oscillating just under it (between Backoff×K and K).
+//
+// With Adaptive, a 429 without Retry-After is retried after one smoothed
+// round trip, doubled for each further retry, when that is shorter than
+// Config.Backoff's wait: the lowered limit is what slows the requests
+// down, and the retry waits for a slot like any request. (Without the
+// limit's backoff, a server that admits K requests at once would keep the
+// items it refused waiting for the default 100 ms or more, often the last
+// ones of a batch, which the whole batch then waits for.)
+//
+// # Retry-After: one gate per host
+//
+// A 429 or 503 with Retry-After closes the host's gate until then (capped
+// at the maximum retry wait, Config.RetryWaitMax): no request to the host
+// is sent, by any worker, until it opens. It then lets one request through
+// as a probe, and the others follow only once a probe gets an answer other
+// than 429 or 503. A request waiting at the gate has not been sent, so it
+// uses none of its item's attempts; items still fail after
+// Config.MaxAttempts attempts, as without Adaptive.
+//
+// # Rate-limit headers
+//
+// When a host announces its budget, with the IETF draft's RateLimit and
+// RateLimit-Policy headers (draft-ietf-httpapi-ratelimit-headers, both the
+// structured "r=…;t=…" form and the older limit=/remaining=/reset= and
+// RateLimit-Limit/-Remaining/-Reset forms) or the common
+// X-RateLimit-Limit/-Remaining/-Reset (reset in seconds, or a Unix time),
+// the Enricher slows down before it is refused: with nothing remaining it
+// closes the gate until the reset (capped as above); with little remaining
+// (at most a tenth of the limit, or no more than the current concurrency
+// limit) it spaces the requests to that host evenly over the time to the
+// reset; otherwise it sends freely. Set IgnoreRateLimitHeaders to turn
+// this off.
+//
+// # Observing
+//
+// Every change of a host's limit (its integer value) is reported with
+// batchenrich.ReportLimitChange: inside a Runner it is summed up in
+// Report.Limits, sent as an EventLimitChanged event, and logged (decreases
+// at Info). Enricher.Limits returns the current limits.
+type Adaptive struct {
+	// MaxConcurrency is the ceiling of each host's limit, required: set it
+	// to the Runner's Options.Concurrency (and size Config.Pool with
+	// Pool.ForConcurrency of the same number).
+	MaxConcurrency int
+
+	// InitialConcurrency is each host's limit before its first answer.
+	// Zero means 1. At most MaxConcurrency.
+	InitialConcurrency int
+
+	// Backoff multiplies the limit when it is lowered; between 0 and 1
+	// (exclusive). Zero means DefaultAdaptiveBackoff.
+	Backoff float64
+
+	// LatencyTolerance is how many times the lowest recent latency the
+	// smoothed latency may reach before the limit is lowered; more than
+	// 1. Zero means DefaultLatencyTolerance. Use math.Inf(1) to ignore
+	// latency.
+	LatencyTolerance float64
+
+	// IgnoreRateLimitHeaders turns off the reading of RateLimit and
+	// X-RateLimit headers.
+	IgnoreRateLimitHeaders bool
+}
+
+// validate checks a and returns it with defaults filled in.
+func (a Adaptive) validate() (Adaptive, error) {
+	switch {
+	case a.MaxConcurrency <= 0:
+		return a, optErr("Adaptive.MaxConcurrency", "required: the ceiling of the limit, usually the Runner's Options.Concurrency")
+	case a.InitialConcurrency < 0:
+		return a, optErr("Adaptive.InitialConcurrency", "must not be negative")
+	case a.InitialConcurrency > a.MaxConcurrency:
+		return a, optErr("Adaptive.InitialConcurrency", "must not exceed MaxConcurrency")
+	case a.Backoff < 0 || a.Backoff >= 1 || math.IsNaN(a.Backoff):
+		return a, optErr("Adaptive.Backoff", "must be between 0 and 1, or 0 for the default")
+	case a.LatencyTolerance != 0 && !(a.LatencyTolerance > 1):
+		return a, optErr("Adaptive.LatencyTolerance", "must be more than 1, or 0 for the default")
+	}
+	if a.InitialConcurrency == 0 {
+		a.InitialConcurrency = 1
+	}
+	if a.Backoff == 0 {
+		a.Backoff = DefaultAdaptiveBackoff
+	}
+	if a.LatencyTolerance == 0 {
+		a.LatencyTolerance = DefaultLatencyTolerance
+	}
+	return a, nil
+}
+
+// outcome is what an answer says about the host's capacity.
+type outcome int
+
+const (
+	neutral outcome = iota // says nothing: a 4xx, a transport error
+	success                // a timely answer: may grow the limit
+	refused                // 429, 503, an attempt timeout: lower the limit
+)
+
+// latencyEpoch is how many answers the lowest latency is remembered over
+// (it is the lowest of the current and the previous epoch), so that a
+// host that became slower for good sets a new baseline.
+const latencyEpoch = 256
+
+// aimd is one host's limit. Its methods are safe for concurrent use.
+type aimd struct {
+	mu        sync.Mutex
+	limit     float64 // in [1, max]
+	max       float64
+	backoff   float64
+	tolerance float64
+	slowStart bool
+
+	inflight int
+	seq      uint64 // slots granted so far; a slot's number is seq before it
+	hold     uint64 // answers to slots numbered below hold cannot lower the limit
+	fulls    uint64 // grants that took the last free slot
+	waiters  []*waiter
+
+	srtt          time.Duration // smoothed latency of successes, 0 before the first
+	minCur        time.Duration // lowest latency of this epoch, 0 before the first
+	minPrev       time.Duration // lowest latency of the previous epoch, 0 if none
+	samplesInEpoc int
+}
+
+// slot is a granted place among the requests in flight.
+type slot struct {
+	seq   uint64
+	fulls uint64 // aimd.fulls before the slot was granted
+}
+
+type waiter struct {
+	ready chan struct{} // closed when granted
+	s     slot
+}
+
+// change is a change of the integer limit; from == to means none.
+type change struct {
+	from, to int
+	reason   string
+}
+
+func newAIMD(a Adaptive) *aimd {
+	return &aimd{
+		limit:     float64(a.InitialConcurrency),
+		max:       float64(a.MaxConcurrency),
+		backoff:   a.Backoff,
+		tolerance: a.LatencyTolerance,
+		slowStart: true,
+	}
+}
+
+// Limit returns the current limit.
+func (l *aimd) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// acquire waits for a slot, in order of arrival, until ctx ends.
+func (l *aimd) acquire(ctx context.Context) (slot, error) {
+	l.mu.Lock()
+	if len(l.waiters) == 0 && l.inflight < int(l.limit) {
+		s := l.grant()
+		l.mu.Unlock()
+		return s, nil
+	}
+	w := &waiter{ready: make(chan struct{})}
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+	select {
+	case <-w.ready:
+		return w.s, nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		select {
+		case <-w.ready: // granted meanwhile: give it back
+			l.inflight--
+			l.wake()
+		default:
+			for i, x := range l.waiters {
+				if x == w {
+					l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+					break
+				}
+			}
+		}
+		return slot{}, ctx.Err()
+	}
+}
+
+// grant takes a slot; l.mu is held.
+func (l *aimd) grant() slot {
+	s := slot{seq: l.seq, fulls: l.fulls}
+	l.inflight++
+	l.seq++
+	if l.inflight >= int(l.limit) {
+		l.fulls++
+	}
+	return s
+}
+
+// wake grants slots to waiters while the limit allows; l.mu is held.
+func (l *aimd) wake() {
+	for len(l.waiters) > 0 && l.inflight < int(l.limit) {
+		w := l.waiters[0]
+		l.waiters[0] = nil
+		l.waiters = l.waiters[1:]
+		w.s = l.grant()
+		close(w.ready)
+	}
+}
+
+// release gives s back with what its answer said and how long it took
+// (0 when unknown), and returns the change of the limit it caused.
+func (l *aimd) release(s slot, o outcome, reason string, rtt time.Duration) change {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	saturated := l.fulls > s.fulls || len(l.waiters) > 0
+	l.inflight--
+	from := int(l.limit)
+	switch o {
+	case refused:
+		l.lower(s)
+	case success:
+		if rtt > 0 && l.latencyHigh(rtt) {
+			reason = "latency"
+			l.lower(s)
+		} else if saturated && l.limit < l.max {
+			if l.slowStart {
+				l.limit++
+			} else {
+				l.limit += 1 / l.limit
+			}
+			l.limit = min(l.limit, l.max)
+			reason = "growth"
+		}
+	}
+	l.wake()
+	return change{from: from, to: int(l.limit), reason: reason}
+}
+
+// lower multiplies the limit by the backoff, unless s was granted before
+// the last decrease; l.mu is held.
+func (l *aimd) lower(s slot) {
+	if s.seq < l.hold {
+		return
+	}
+	l.limit = max(1, l.limit*l.backoff)
+	l.slowStart = false
+	l.hold = l.seq
+}
+
+// latencyHigh records rtt and reports whether the smoothed latency exceeds
+// the tolerance over the lowest recent one; l.mu is held.
+func (l *aimd) latencyHigh(rtt time.Duration) bool {
+	if l.srtt == 0 {
+		l.srtt = rtt
+	} else {
+		l.srtt += (rtt - l.srtt) / 8
+	}
+	if l.minCur == 0 || rtt < l.minCur {
+		l.minCur = rtt
+	}
+	l.samplesInEpoc++
+	if l.samplesInEpoc >= latencyEpoch {
+		l.minPrev, l.minCur, l.samplesInEpoc = l.minCur, 0, 0
+	}
+	base := l.minCur
+	if l.minPrev > 0 && (base == 0 || l.minPrev < base) {
+		base = l.minPrev
+	}
+	return base > 0 && float64(l.srtt) > l.tolerance*float64(base)
+}
+
+// smoothedRTT returns the smoothed latency, 0 before the first success.
+func (l *aimd) smoothedRTT() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.srtt
+}

@@ -1,0 +1,311 @@
+package httpenrich
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func newTestAIMD(t *testing.T, a Adaptive) *aimd {
+	t.Helper()
+	a, err := a.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.LatencyTolerance = 1e9 // latency tested on its own
+	return newAIMD(a)
+}
+
+// take acquires n slots at once, failing if one would wait.
+func take(t *testing.T, l *aimd, n int) []slot {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a slot that is free is granted without looking at ctx
+	var out []slot
+	for range n {
+		s, err := l.acquire(ctx)
+		if err != nil {
+			t.Fatalf("slot %d of %d not free (limit %d)", len(out)+1, n, l.Limit())
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestAIMDSlowStartThenAdditive(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100})
+	if l.Limit() != 1 {
+		t.Fatalf("initial limit %d, want 1", l.Limit())
+	}
+	// Slow start: each round trip with the limit saturated doubles it.
+	for _, want := range []int{2, 4, 8, 16} {
+		for _, s := range take(t, l, l.Limit()) {
+			l.release(s, success, "", time.Millisecond)
+		}
+		if got := l.Limit(); got != want {
+			t.Fatalf("after a saturated round trip: limit %d, want %d", got, want)
+		}
+	}
+	// A refusal ends slow start: 16 × 0.9 = 14.4.
+	ss := take(t, l, 16)
+	l.release(ss[0], refused, "429", 0)
+	if got := l.Limit(); got != 14 {
+		t.Fatalf("after a 429: limit %d, want 14", got)
+	}
+	for _, s := range ss[1:] {
+		l.release(s, success, "", time.Millisecond)
+	}
+	// Additive: a full saturated window of 15 answers adds about one.
+	before := l.limit
+	for _, s := range take(t, l, l.Limit()) {
+		l.release(s, success, "", time.Millisecond)
+	}
+	if d := l.limit - before; d < 0.9 || d > 1.1 {
+		t.Fatalf("a saturated window added %.2f, want about 1", d)
+	}
+}
+
+func TestAIMDGrowsOnlyWhenSaturated(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 10})
+	for range 50 {
+		s := take(t, l, 1)[0] // one in flight of 10: not saturated
+		l.release(s, success, "", time.Millisecond)
+	}
+	if got := l.Limit(); got != 10 {
+		t.Fatalf("limit %d after unsaturated successes, want 10", got)
+	}
+}
+
+func TestAIMDOneDecreasePerWindow(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 20})
+	ss := take(t, l, 20)
+	var changes []change
+	for _, s := range ss { // a burst of refusals to requests sent together
+		if c := l.release(s, refused, "429", 0); c.from != c.to {
+			changes = append(changes, c)
+		}
+	}
+	if len(changes) != 1 || changes[0] != (change{from: 20, to: 18, reason: "429"}) {
+		t.Fatalf("changes %+v, want one 20 → 18", changes)
+	}
+	// A request sent after the decrease may lower it again.
+	s := take(t, l, 1)[0]
+	if c := l.release(s, refused, "503", 0); c.to != 16 {
+		t.Fatalf("next window's refusal: %+v, want 18 → 16", c)
+	}
+}
+
+func TestAIMDBounds(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 3, InitialConcurrency: 2})
+	for range 20 {
+		for _, s := range take(t, l, l.Limit()) {
+			l.release(s, success, "", time.Millisecond)
+		}
+	}
+	if got := l.Limit(); got != 3 {
+		t.Fatalf("limit %d, want the ceiling 3", got)
+	}
+	for range 50 {
+		s := take(t, l, 1)[0]
+		l.release(s, refused, "503", 0)
+	}
+	if got := l.Limit(); got != 1 {
+		t.Fatalf("limit %d after many refusals, want the floor 1", got)
+	}
+}
+
+func TestAIMDLatency(t *testing.T) {
+	a, err := Adaptive{MaxConcurrency: 100, InitialConcurrency: 10}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newAIMD(a)
+	for range 20 {
+		s := take(t, l, 1)[0]
+		if c := l.release(s, success, "", 10*time.Millisecond); c.from != c.to {
+			t.Fatalf("steady latency changed the limit: %+v", c)
+		}
+	}
+	var c change
+	for range 20 {
+		s := take(t, l, 1)[0]
+		if c = l.release(s, success, "", 50*time.Millisecond); c.from != c.to {
+			break
+		}
+	}
+	if c != (change{from: 10, to: 9, reason: "latency"}) {
+		t.Fatalf("latency ×5: change %+v, want 10 → 9 for latency", c)
+	}
+}
+
+func TestAIMDWaitersInOrderAndCancel(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 1})
+	s0 := take(t, l, 1)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := l.acquire(ctx); errc <- err }()
+	for { // wait until it queues
+		l.mu.Lock()
+		n := len(l.waiters)
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled wait: %v", err)
+	}
+	got := make(chan slot)
+	go func() { s, _ := l.acquire(context.Background()); got <- s }()
+	l.release(s0, neutral, "", 0)
+	s1 := <-got
+	l.release(s1, neutral, "", 0)
+	if l.inflight != 0 || len(l.waiters) != 0 {
+		t.Fatalf("in flight %d, waiters %d after all released", l.inflight, len(l.waiters))
+	}
+}
+
+func TestAdaptiveValidate(t *testing.T) {
+	for _, tc := range []struct {
+		a     Adaptive
+		field string
+	}{
+		{Adaptive{}, "Adaptive.MaxConcurrency"},
+		{Adaptive{MaxConcurrency: 2, InitialConcurrency: 3}, "Adaptive.InitialConcurrency"},
+		{Adaptive{MaxConcurrency: 2, InitialConcurrency: -1}, "Adaptive.InitialConcurrency"},
+		{Adaptive{MaxConcurrency: 2, Backoff: 1}, "Adaptive.Backoff"},
+		{Adaptive{MaxConcurrency: 2, Backoff: -0.5}, "Adaptive.Backoff"},
+		{Adaptive{MaxConcurrency: 2, LatencyTolerance: 0.5}, "Adaptive.LatencyTolerance"},
+	} {
+		_, err := tc.a.validate()
+		if err == nil || !contains(err.Error(), tc.field) {
+			t.Errorf("%+v: error %v, want one naming %s", tc.a, err, tc.field)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func TestGateOneProbeAtATime(t *testing.T) {
+	g := newGate()
+	ctx := context.Background()
+	if probe, err := g.wait(ctx); probe || err != nil {
+		t.Fatalf("open gate: probe %v, err %v", probe, err)
+	}
+	g.pause(0) // the time has come at once, but probing starts
+	probe, err := g.wait(ctx)
+	if !probe || err != nil {
+		t.Fatalf("first after a pause: probe %v, err %v; want the probe", probe, err)
+	}
+	second := make(chan bool)
+	go func() { p, _ := g.wait(ctx); second <- p }()
+	select {
+	case <-second:
+		t.Fatal("a second request passed while the probe was out")
+	case <-time.After(20 * time.Millisecond): // not an assertion on time: only gives it a chance to go wrong
+	}
+	g.done(true, false) // the probe was refused: the next one probes
+	if p := <-second; !p {
+		t.Fatal("after a refused probe, the next request is not a probe")
+	}
+	g.done(true, true) // an answer: open
+	if probe, err := g.wait(ctx); probe || err != nil {
+		t.Fatalf("after a good probe: probe %v, err %v; want open", probe, err)
+	}
+	g.pause(time.Hour)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := g.wait(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("closed gate with an ended context: %v", err)
+	}
+}
+
+func TestParseBudget(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name string
+		h    map[string]string
+		want budget
+		ok   bool
+	}{
+		{"none", nil, budget{}, false},
+		{"ietf structured", map[string]string{"RateLimit": `"default";r=50;t=30`, "RateLimit-Policy": `"default";q=100;w=60`}, budget{100, 50, 30 * time.Second}, true},
+		{"ietf several policies", map[string]string{"RateLimit": `"burst";r=9;t=1, "day";r=3;t=600`}, budget{-1, 3, 600 * time.Second}, true},
+		{"ietf dictionary", map[string]string{"RateLimit": "limit=10, remaining=4, reset=7"}, budget{10, 4, 7 * time.Second}, true},
+		{"ietf separate", map[string]string{"RateLimit-Limit": "10", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}, budget{10, 0, 2 * time.Second}, true},
+		{"x seconds", map[string]string{"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "12"}, budget{60, 5, 12 * time.Second}, true},
+		{"x unix time", map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1700000042"}, budget{5000, 1, 42 * time.Second}, true},
+		{"x unix ms", map[string]string{"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1700000003000"}, budget{-1, 1, 3 * time.Second}, true},
+		{"x past reset", map[string]string{"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1600000000"}, budget{-1, 1, 0}, true},
+		{"x limit with window", map[string]string{"X-RateLimit-Limit": "100, 100;w=60", "X-RateLimit-Remaining": "99"}, budget{100, 99, 0}, true},
+		{"malformed", map[string]string{"X-RateLimit-Remaining": "lots"}, budget{}, false},
+	} {
+		h := http.Header{}
+		for k, v := range tc.h {
+			h.Set(k, v)
+		}
+		got, ok := parseBudget(h, now)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("%s: parseBudget = %+v, %v; want %+v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestBudgetPace(t *testing.T) {
+	for _, tc := range []struct {
+		b         budget
+		conc      int
+		pause     time.Duration
+		perSecond float64
+	}{
+		{budget{100, 0, 2 * time.Second}, 10, 2 * time.Second, 0}, // spent: pause to the reset
+		{budget{100, 50, 10 * time.Second}, 10, 0, 0},             // plenty
+		{budget{100, 10, 5 * time.Second}, 4, 0, 2},               // a tenth left: 10 over 5 s
+		{budget{-1, 8, 4 * time.Second}, 10, 0, 2},                // fewer than the concurrency
+		{budget{100, 5, 0}, 10, 0, 0},                             // no reset known: nothing to spread over
+	} {
+		pause, ps := tc.b.pace(tc.conc)
+		if pause != tc.pause || ps != tc.perSecond {
+			t.Errorf("%+v.pace(%d) = %v, %v; want %v, %v", tc.b, tc.conc, pause, ps, tc.pause, tc.perSecond)
+		}
+	}
+}
+
+func FuzzParseBudget(f *testing.F) {
+	f.Add(`"default";r=50;t=30`, "12", "1700000042")
+	f.Add("limit=10, remaining=4, reset=7", "", "")
+	f.Fuzz(func(t *testing.T, rl, rem, reset string) {
+		h := http.Header{"Ratelimit": {rl}, "X-Ratelimit-Remaining": {rem}, "X-Ratelimit-Reset": {reset}}
+		b, ok := parseBudget(h, time.Unix(1_700_000_000, 0))
+		if ok && (b.reset < 0 || b.reset > 24*time.Hour && rl == "") {
+			t.Fatalf("budget %+v", b)
+		}
+		_, _ = b.pace(10)
+	})
+}
+
+func TestIdempotencyKeyFor(t *testing.T) {
+	k := IdempotencyKeyFor("run-1", "item-7")
+	if k != IdempotencyKeyFor("run-1", "item-7") {
+		t.Fatal("not stable")
+	}
+	if len(k) != 36 || k[14] != '8' || !contains("89ab", k[19:20]) {
+		t.Fatalf("%q is not a version 8 UUID", k)
+	}
+	for _, other := range []string{IdempotencyKeyFor("run-2", "item-7"), IdempotencyKeyFor("run-1", "item-8"), IdempotencyKeyFor("run-1i", "tem-7")} {
+		if other == k {
+			t.Fatalf("different run or item, same key %q", k)
+		}
+	}
+}

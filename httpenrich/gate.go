@@ -1,0 +1,96 @@
+package httpenrich
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// gate holds back the requests to one host after it asked for a pause
+// (Retry-After, or a rate-limit budget spent): closed until a time, then
+// open to one probe at a time until a probe gets an answer other than 429
+// or 503. Its methods are safe for concurrent use.
+type gate struct {
+	mu       sync.Mutex
+	until    time.Time
+	probing  bool          // after a pause: one request at a time until one succeeds
+	probeOut bool          // a probe is in flight
+	changed  chan struct{} // closed (and replaced) when probing ends or a probe returns
+}
+
+func newGate() *gate { return &gate{changed: make(chan struct{})} }
+
+// wait returns when a request may be sent, or with ctx's error. probe
+// reports that the request is the gate's probe: pass it to done.
+func (g *gate) wait(ctx context.Context) (probe bool, err error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		g.mu.Lock()
+		if !g.probing { // the fast path: open
+			g.mu.Unlock()
+			return false, nil
+		}
+		d := time.Until(g.until)
+		if d <= 0 && !g.probeOut {
+			g.probeOut = true
+			g.mu.Unlock()
+			return true, nil
+		}
+		changed := g.changed
+		g.mu.Unlock()
+
+		var tick <-chan time.Time
+		if d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			tick = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-changed: // timer.Reset needs no draining since Go 1.23
+		case <-tick:
+		}
+	}
+}
+
+// pause closes the gate for d from now (extending, never shortening, a
+// pause already set); the requests after it go one probe at a time.
+func (g *gate) pause(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u := time.Now().Add(d); u.After(g.until) {
+		g.until = u
+	}
+	g.probing = true
+}
+
+// done reports a request's answer: ok when it was not refused (not 429
+// nor 503, and not a pause). A probe that is ok opens the gate; one that is
+// not lets the next probe go once the gate's time has come.
+func (g *gate) done(probe, ok bool) {
+	if !probe && !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.probing {
+		return
+	}
+	if probe {
+		g.probeOut = false
+	}
+	if ok && time.Now().After(g.until) {
+		g.probing = false
+	}
+	close(g.changed)
+	g.changed = make(chan struct{})
+}

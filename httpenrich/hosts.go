@@ -1,0 +1,172 @@
+package httpenrich
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"golang.org/x/time/rate"
+)
+
+// upstreams holds the adaptive state of each host an Enricher sends to
+// (Config.Adaptive).
+type upstreams struct {
+	cfg     Adaptive
+	waitMax time.Duration // caps every pause, like a Retry-After between attempts
+
+	mu    sync.Mutex
+	hosts map[string]*upstream
+}
+
+// upstream is one host's state.
+type upstream struct {
+	name  string
+	lim   *aimd
+	gate  *gate
+	pacer *rate.Limiter // rate.Inf unless the host's budget runs low
+}
+
+func newUpstreams(a *Adaptive, waitMax time.Duration) (*upstreams, error) {
+	if a == nil {
+		return nil, nil
+	}
+	cfg, err := a.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &upstreams{cfg: cfg, waitMax: waitMax, hosts: make(map[string]*upstream)}, nil
+}
+
+// host returns the state of the host named name, creating it.
+func (u *upstreams) host(name string) *upstream {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h := u.hosts[name]
+	if h == nil {
+		h = &upstream{name: name, lim: newAIMD(u.cfg), gate: newGate(), pacer: rate.NewLimiter(rate.Inf, 1)}
+		u.hosts[name] = h
+	}
+	return h
+}
+
+// limits returns each host's current limit.
+func (u *upstreams) limits() map[string]int {
+	u.mu.Lock()
+	hosts := make([]*upstream, 0, len(u.hosts))
+	for _, h := range u.hosts {
+		hosts = append(hosts, h)
+	}
+	u.mu.Unlock()
+	m := make(map[string]int, len(hosts))
+	for _, h := range hosts {
+		m[h.name] = h.lim.Limit()
+	}
+	return m
+}
+
+// admit is httpx.Transport.Admit: it waits for a slot under the host's
+// limit, then at its gate and its pacer, and returns what records the
+// attempt's answer. The slot is taken first so that a request queued for
+// one sees a pause set meanwhile.
+func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error) {
+	ctx := req.Context()
+	h := u.host(req.URL.Host)
+	s, err := h.lim.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	probe, err := h.gate.wait(ctx)
+	if err == nil {
+		if err = h.pacer.Wait(ctx); err != nil {
+			h.gate.done(probe, false)
+		}
+	}
+	if err != nil {
+		h.lim.release(s, neutral, "", 0)
+		return nil, err
+	}
+	start := time.Now()
+	return func(resp *http.Response, err error) {
+		if err != nil {
+			o, reason := neutral, ""
+			if isTimeout(err) && ctx.Err() == nil {
+				o, reason = refused, "timeout"
+			}
+			u.finish(ctx, h, s, probe, o, reason, 0, false)
+			return
+		}
+		o, reason, ok := success, "", true
+		switch code := resp.StatusCode; {
+		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+			o, reason, ok = refused, strconv.Itoa(code), false
+			if d, has := RetryAfter(resp, time.Now()); has {
+				h.gate.pause(min(d, u.waitMax))
+			}
+		case code >= 400:
+			o = neutral
+		}
+		if !u.cfg.IgnoreRateLimitHeaders {
+			if b, has := parseBudget(resp.Header, time.Now()); has {
+				pause, perSecond := b.pace(h.lim.Limit())
+				if pause > 0 {
+					h.gate.pause(min(pause, u.waitMax))
+				}
+				if perSecond > 0 {
+					h.pacer.SetLimit(rate.Limit(perSecond))
+				} else {
+					h.pacer.SetLimit(rate.Inf)
+				}
+			}
+		}
+		resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() {
+			u.finish(ctx, h, s, probe, o, reason, time.Since(start), ok)
+		}}
+	}, nil
+}
+
+// finish gives an attempt's slot back and reports a change of the limit.
+func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool, o outcome, reason string, rtt time.Duration, ok bool) {
+	c := h.lim.release(s, o, reason, rtt)
+	h.gate.done(probe, ok)
+	if c.from != c.to {
+		batchenrich.ReportLimitChange(ctx, batchenrich.LimitChange{Upstream: h.name, From: c.from, To: c.to, Reason: c.reason})
+	}
+}
+
+// retryWait is the wait before retry n (from 0) after resp: for a 429
+// without Retry-After, one smoothed round trip doubled per retry (the
+// lowered limit is what paces the retries), if shorter than d, the
+// Backoff's wait; else d.
+func (u *upstreams) retryWait(d time.Duration, n int, resp *http.Response) time.Duration {
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Request == nil || resp.Request.URL == nil {
+		return d
+	}
+	if _, has := RetryAfter(resp, time.Now()); has {
+		return d
+	}
+	rtt := u.host(resp.Request.URL.Host).lim.smoothedRTT()
+	if rtt <= 0 {
+		return d
+	}
+	for i := 0; i < n && rtt < d; i++ {
+		rtt *= 2
+	}
+	return min(d, rtt)
+}
+
+// releaseBody calls release once, when the body is closed.
+type releaseBody struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.release)
+	return err
+}
