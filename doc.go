@@ -103,7 +103,8 @@
 // client span) nest under the item. A StageTracer also sees Source reads
 // and Sink writes. Tracer documents what runs in which goroutine; a
 // panicking Tracer stops the run with an error, like any user code. No
-// Tracer costs nothing.//
+// Tracer costs nothing.
+//
 // # What an Enricher can read from its context
 //
 // The context a Run passes to the Enricher carries the run key:

@@ -141,7 +141,10 @@ type Config[T, B, R any] struct {
 	// it performs a POST once. An item enriched outside a Run with a run
 	// key (Options.RunKey), or with an empty key, fails with ReasonRequest.
 	// Items sharing a key share the header. A Params.Header setting the
-	// header wins.
+	// header wins. The partitions of a run (batchenrich.Options.Partition)
+	// share its run key; a replay (batchenrich.NewReplay) runs under a run
+	// key of its own (batchenrich.ReplayKey), so its requests carry new
+	// keys.
 	IdempotencyKey bool
 
 	// ItemKey names an item for IdempotencyKey. Nil means the item's Key
