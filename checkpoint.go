@@ -19,12 +19,23 @@ type Checkpoint struct {
 	// (Options.Partition.Count); 0 for an unpartitioned run. A run
 	// recorded with one count refuses to resume with another.
 	Partitions int
+
+	// BatchSize is the Options.BatchSize of the run that saved the
+	// checkpoint; 0 if unknown (a checkpoint saved by an older version).
+	// A run resuming with another BatchSize is refused (see
+	// ErrCheckpointMismatch).
+	BatchSize int
+	// Fingerprint is the Options.Fingerprint of the run that saved the
+	// checkpoint, "" if it had none. A run resuming with another one is
+	// refused (see ErrCheckpointMismatch).
+	Fingerprint string
 }
 
 // CheckpointStore keeps checkpoints.
 //
 // Load returns the checkpoint saved under runKey, or a zero Checkpoint
-// (Batch 0) with that RunKey if there is none. Save replaces it.
+// (Batch 0) with that RunKey if there is none. Save replaces it. A store
+// keeps every field of Checkpoint: Load returns what Save was given.
 type CheckpointStore interface {
 	Load(ctx context.Context, runKey string) (Checkpoint, error)
 	Save(ctx context.Context, cp Checkpoint) error

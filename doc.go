@@ -41,13 +41,26 @@
 //
 // A failed item is data, not a crash: by default (RecordFailures) it reaches
 // the Sink as a Result whose Err is an *ItemError naming its batch, index
-// and key, so the Sink can store it as an invalid row. FailBatch instead
-// stops the run at the first failed item, and Options.MaxBatchFailures stops
-// it when one batch has too many; in both cases that batch is not written.
+// and key, so the Sink can store it as an invalid row; FailureReason gives
+// the bare reason to store in a column (e.g. "status 404 after 1 attempt").
+// FailBatch instead stops the run at the first failed item, and
+// Options.MaxBatchFailures stops it when one batch has too many; in both
+// cases that batch is not written.
+//
+// A run that cannot succeed stops instead of storing garbage. A batch of
+// at least AllFailedMinItems items in which every item failed (a broken
+// endpoint, a wrong URL) stops the run before it is written, with
+// ErrAllFailed naming the most common reason; Options.AllowAllFailed turns
+// this off. An item error marked Fatal (the program's fault, such as a
+// request that cannot be built) stops the run at once, like a panic.
+//
 // A Source or Sink error stops the run with a *BatchError naming the batch
-// and stage. A panic in user code becomes a *PanicError inside an
-// *ItemError (Enricher) or *BatchError (Source, Sink). Transient and
-// Permanent classify errors; Classify reads the class back.
+// and stage; so does a failure to take or release the run's lock
+// (StageLock). A panic in user code becomes a *PanicError inside an
+// *ItemError (Enricher) or *BatchError (Source, Sink, CheckpointStore,
+// Locker). Transient, Permanent and Fatal classify errors; Classify reads
+// the class back. Error texts say each thing once: one "batchenrich: "
+// prefix, the batch number once.
 //
 // # Durable runs
 //
@@ -63,6 +76,12 @@
 // Options.Overlap (one being written, one being enriched). When the store is a
 // Locker, one runner at a time works on a key; Options.LockWait chooses
 // between waiting for it and failing with ErrRunLocked.
+//
+// A checkpoint also records the run's BatchSize and Options.Fingerprint
+// (an optional caller-provided fingerprint of the job's configuration). A
+// run resuming a checkpoint recorded with other ones is refused with
+// ErrCheckpointMismatch, saying what differs, before anything is read;
+// Options.AllowReshape allows it deliberately.
 //
 // # Replays
 //

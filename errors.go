@@ -62,17 +62,41 @@ const (
 )
 
 // BatchError is returned by Run when a batch fails as a whole: the Source
-// or Sink returned an error, the failure policy stopped the run, or the
-// context ended. It names the batch and the stage, and wraps the cause.
+// or Sink returned an error, the failure policy stopped the run, a
+// checkpoint could not be loaded or saved, or the context ended; and when
+// the run's lock could not be taken or released (Stage StageLock). It
+// names the batch and the stage, and wraps the cause.
 type BatchError struct {
-	Batch int   // batch number, from 1
-	Stage Stage // where it failed
-	Err   error // the cause
+	// Batch is the batch number, from 1: the batch being read, enriched,
+	// written or checkpointed (for the final checkpoint of a run whose
+	// last window was empty, that empty window's number). It is 0 only
+	// for StageLock, which comes before the checkpoint says where the run
+	// starts.
+	Batch  int
+	Stage  Stage  // where it failed
+	RunKey string // Options.RunKey; always set for StageLock, whose Batch is 0
+	Err    error  // the cause
 }
 
-// Error names the batch, the stage and the cause.
+// Error reads "batchenrich: batch N: stage: cause", or for StageLock
+// `batchenrich: run "key": lock: cause`. It says each thing once: the
+// cause's text is given without the prefix of this module's packages
+// ("batchenrich: ", "sqlbatch: ", "httpenrich: ") and without its own
+// "batch N: " when N is this batch, and the stage is left out when the
+// cause's text starts with it (a Sink's "write product_prices: …").
 func (e *BatchError) Error() string {
-	return "batchenrich: batch " + strconv.Itoa(e.Batch) + ": " + string(e.Stage) + ": " + e.Err.Error()
+	head := "batchenrich: batch " + strconv.Itoa(e.Batch)
+	if e.Batch == 0 {
+		head = "batchenrich: run " + strconv.Quote(e.RunKey)
+	}
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = trimSaid(e.Err.Error(), e.Batch)
+	}
+	if !startsWithWord(msg, string(e.Stage)) {
+		msg = string(e.Stage) + ": " + msg
+	}
+	return head + ": " + msg
 }
 
 // Unwrap returns the cause.
@@ -87,13 +111,19 @@ type ItemError struct {
 	Err   error  // the cause, as returned by the Enricher
 }
 
-// Error names the batch, the item (index and key) and the cause.
+// Error reads "batchenrich: batch N item I (key): cause", the cause's text
+// without the prefix of this module's packages (see BatchError.Error). For
+// the cause alone, to store in a column, use FailureReason.
 func (e *ItemError) Error() string {
 	s := "batchenrich: batch " + strconv.Itoa(e.Batch) + " item " + strconv.Itoa(e.Index)
 	if e.Key != "" {
 		s += " (" + e.Key + ")"
 	}
-	return s + ": " + e.Err.Error()
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = trimSaid(e.Err.Error(), e.Batch)
+	}
+	return s + ": " + msg
 }
 
 // Unwrap returns the cause.
@@ -133,15 +163,22 @@ const (
 	ClassTransient
 	// ClassPermanent: the same call will fail again (4xx, bad data).
 	ClassPermanent
+	// ClassFatal: the program is at fault, not the item (a request that
+	// cannot be built, a missing template parameter): every item would
+	// fail the same way. A Fatal item error stops the run at once, like a
+	// panic. See Fatal.
+	ClassFatal
 )
 
-// String returns "transient", "permanent" or "unclassified".
+// String returns "transient", "permanent", "fatal" or "unclassified".
 func (c Class) String() string {
 	switch c {
 	case ClassTransient:
 		return "transient"
 	case ClassPermanent:
 		return "permanent"
+	case ClassFatal:
+		return "fatal"
 	default:
 		return "unclassified"
 	}
@@ -171,16 +208,34 @@ func Permanent(err error) error {
 	return &classified{ClassPermanent, err}
 }
 
-// Classify returns the class of err: the outermost mark set by Transient or
-// Permanent; otherwise ClassTransient for deadlines and network timeouts,
-// and Unclassified for anything else (including nil).
+// Fatal marks err as the program's fault rather than the item's: an
+// Enricher returning it stops the run at once, like a panic, with an
+// *ItemError wrapping err, and the batch is not written. Use it where every
+// item would fail the same way (a request that cannot be built, a missing
+// configuration value), so that a run does not store one invalid row per
+// item. It returns nil for a nil err.
+func Fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &classified{ClassFatal, err}
+}
+
+// Classify returns the class of err: the outermost mark set by Transient,
+// Permanent or Fatal; otherwise ClassTransient for deadlines and network
+// timeouts, and Unclassified for anything else (including nil).
+//
+// Where err joins several errors (errors.Join, or an Unwrap() []error),
+// each branch is classified on its own (its outermost mark) and the most
+// severe class wins: ClassFatal, then ClassPermanent, then ClassTransient.
+// So joining a permanent failure with a transient one is permanent: doing
+// it all again would fail again.
 func Classify(err error) Class {
 	if err == nil {
 		return Unclassified
 	}
-	var c *classified
-	if errors.As(err, &c) {
-		return c.class
+	if c := markOf(err); c != Unclassified {
+		return c
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ClassTransient
@@ -188,6 +243,29 @@ func Classify(err error) Class {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return ClassTransient
+	}
+	return Unclassified
+}
+
+// markOf returns the outermost mark on err's chain, and for a join the most
+// severe mark among its branches (the Class constants are in order of
+// severity).
+func markOf(err error) Class {
+	for err != nil {
+		switch e := err.(type) {
+		case *classified:
+			return e.class
+		case interface{ Unwrap() []error }:
+			best := Unclassified
+			for _, b := range e.Unwrap() {
+				best = max(best, markOf(b))
+			}
+			return best
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return Unclassified
+		}
 	}
 	return Unclassified
 }

@@ -81,6 +81,12 @@ type Options struct {
 	// limit. Only used with RecordFailures.
 	MaxBatchFailures int
 
+	// AllowAllFailed turns off the all-failed stop: by default a batch of
+	// at least AllFailedMinItems items in which every item failed stops
+	// the run before that batch is written, with ErrAllFailed. Set it for
+	// jobs where a whole batch may legitimately fail.
+	AllowAllFailed bool
+
 	// NoPrefetch disables reading window n+1 from the Source while batch n
 	// is being enriched. Prefetching never starts the next batch's
 	// enrichment early: batch n+1 is enriched only after the Sink has
@@ -133,6 +139,21 @@ type Options struct {
 
 	// run is RunKey as given, when Partition derived RunKey from it.
 	run string
+
+	// Fingerprint, optional, identifies the job's configuration (for
+	// example a hash of the URL template and the validation version). It
+	// is recorded in each checkpoint with BatchSize, and a run resuming a
+	// checkpoint recorded with a different Fingerprint or BatchSize is
+	// refused with ErrCheckpointMismatch before anything is read. Only
+	// used with Checkpoints.
+	Fingerprint string
+
+	// AllowReshape lets a run resume a checkpoint recorded with another
+	// BatchSize or Fingerprint, deliberately: the run goes on from the
+	// checkpoint's cursor with this run's BatchSize (numbering continues,
+	// and MaxBatches still counts batches), and its checkpoints record
+	// this run's BatchSize and Fingerprint.
+	AllowReshape bool
 
 	// LockWait makes Run wait for a lock on RunKey held by another runner
 	// (then resume from its checkpoint, often finding the run done)

@@ -73,8 +73,10 @@ type run[T, R any] struct {
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
 // which errors.Is(err, ctx.Err()) holds. Other failures are reported as a
-// *BatchError naming the batch and stage, or an *ItemError when an
-// Enricher panicked. The Report covers the batches handled until then.
+// *BatchError naming the batch and stage (StageLock for the run's lock,
+// with Batch 0), or an *ItemError when an Enricher panicked or returned a
+// Fatal error. An error releasing the lock is joined to Run's result. The
+// Report covers the batches handled until then.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now()
@@ -103,19 +105,29 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		if err := st.claimPartitions(ctx); err != nil {
 			return st.rep, err
 		}
-		unlock, err := st.lock(ctx)
-		if err != nil {
-			return st.rep, err
+		unlock, lerr := st.lock(ctx)
+		if lerr != nil {
+			return st.rep, lerr
 		}
 		if unlock != nil {
 			defer func() {
-				if uerr := unlock(); uerr != nil {
-					err = errors.Join(err, fmt.Errorf("batchenrich: unlock run %q: %w", r.opts.RunKey, uerr))
+				if uerr := st.guard(unlock); uerr != nil {
+					err = errors.Join(err, st.lockError(fmt.Errorf("unlock: %w", uerr)))
 				}
 			}()
 		}
 	}
 	return st.rep, st.loop(ctx)
+}
+
+// batchError returns a *BatchError for batch num of this run.
+func (st *run[T, R]) batchError(num int, stage Stage, err error) error {
+	return &BatchError{Batch: num, Stage: stage, RunKey: st.opts.RunKey, Err: err}
+}
+
+// lockError is a failure to take or release the run's lock.
+func (st *run[T, R]) lockError(err error) error {
+	return &BatchError{Stage: StageLock, RunKey: st.opts.RunKey, Err: err}
 }
 
 // lock takes the run key's lock if the store is a Locker, waiting for it if
@@ -127,22 +139,29 @@ func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
 	}
 	key := st.opts.RunKey
 	for {
-		unlock, ok, err := l.TryLock(ctx, key)
+		var (
+			unlock func() error
+			ok     bool
+		)
+		err := st.guard(func() (e error) { unlock, ok, e = l.TryLock(ctx, key); return })
 		if err != nil {
-			return nil, fmt.Errorf("batchenrich: lock run %q: %w", key, err)
+			return nil, st.lockError(err)
 		}
 		if ok {
+			if unlock == nil {
+				return nil, st.lockError(errors.New("TryLock returned ok with a nil unlock function"))
+			}
 			return unlock, nil
 		}
 		if !st.opts.LockWait {
-			return nil, fmt.Errorf("batchenrich: run %q: %w", key, ErrRunLocked)
+			return nil, st.lockError(ErrRunLocked)
 		}
 		st.opts.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
 		t := time.NewTimer(st.opts.LockRetryInterval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("batchenrich: waiting for lock on run %q: %w", key, ctx.Err())
+			return nil, st.lockError(fmt.Errorf("waiting for the lock: %w", ctx.Err()))
 		case <-t.C:
 		}
 	}
@@ -155,11 +174,14 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	if o.Checkpoints != nil {
 		st.atomic = true
 		if err := st.guard(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
-			return &BatchError{Batch: 1, Stage: StageCheckpoint, Err: err}
+			return st.batchError(1, StageCheckpoint, err)
 		}
 		cp.RunKey = o.RunKey
 		if err := checkPartitions(o.RunKey, cp, o.Partition.Count); err != nil {
 			return err
+		}
+		if err := checkShape(cp, o); err != nil {
+			return st.batchError(cp.Batch+1, StageCheckpoint, err)
 		}
 		st.rep.BatchesSkipped = cp.Batch
 		if cp.Done {
@@ -203,23 +225,23 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		select {
 		case w = <-pending:
 		case <-ctx.Done():
-			return &BatchError{Batch: num, Stage: StageRead, Err: ctx.Err()}
+			return st.batchError(num, StageRead, ctx.Err())
 		}
 		pending = nil
 		if w.err != nil {
 			if ctx.Err() != nil {
 				w.err = ctx.Err()
 			}
-			return &BatchError{Batch: num, Stage: StageRead, Err: w.err}
+			return st.batchError(num, StageRead, w.err)
 		}
 		if len(w.items) > o.BatchSize {
-			return &BatchError{Batch: num, Stage: StageRead, Err: fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize)}
+			return st.batchError(num, StageRead, fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize))
 		}
 		if len(w.items) == 0 {
 			if err := wr.settle(nil); err != nil {
 				return err
 			}
-			return st.finish(ctx, n, cursor)
+			return st.finish(ctx, num, cursor)
 		}
 		exhausted := len(w.items) < o.BatchSize
 		last := exhausted || (o.MaxBatches > 0 && num >= o.MaxBatches)
@@ -250,16 +272,23 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 }
 
 // finish marks the run done in the checkpoint store after an empty window
-// (a short window's write marks it itself).
-func (st *run[T, R]) finish(ctx context.Context, n int, cursor Cursor) error {
+// num (a short window's write marks it itself).
+func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
 	if st.opts.Checkpoints == nil {
 		return nil
 	}
-	cp := Checkpoint{RunKey: st.opts.RunKey, Batch: n, Cursor: cursor, Done: true, Partitions: st.opts.Partition.Count}
+	cp := st.checkpoint(num-1, cursor, true)
 	if err := st.guard(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
-		return &BatchError{Batch: n, Stage: StageCheckpoint, Err: err}
+		return st.batchError(num, StageCheckpoint, err)
 	}
 	return nil
+}
+
+// checkpoint returns the checkpoint recording batch n of this run.
+func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool) Checkpoint {
+	o := st.opts
+	return Checkpoint{RunKey: o.RunKey, Batch: n, Cursor: cursor, Done: done,
+		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Fingerprint}
 }
 
 // read starts reading the window of batch num, after cursor, in bg and
@@ -286,7 +315,7 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 
 	results := make([]Result[T, R], len(items))
 	g, gctx := errgroup.WithContext(ctx)
-	var failed atomic.Int64
+	var enriched, failed atomic.Int64
 	one := func(ictx context.Context, i int) (Outcome, error) {
 		item := items[i]
 		res := &results[i]
@@ -295,13 +324,24 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 		err := st.guard(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
 		if err == nil {
 			res.Value = v
+			enriched.Add(1)
 			return OutcomeEnriched, nil
 		}
-		ie := &ItemError{Batch: num, Index: i, Key: keyOf(item), Err: err}
+		ie := &ItemError{Batch: num, Index: i, Err: err}
 		res.Err = ie
 		var pe *PanicError
+		if kerr := st.guard(func() error { ie.Key = keyOf(item); return nil }); kerr != nil {
+			// A panic in Keyer.Key is one in user code like any other.
+			ie.Err = fmt.Errorf("Keyer.Key: %w (the enrichment failed: %w)", kerr, err)
+			err = ie.Err
+		}
 		if errors.As(err, &pe) {
+			failed.Add(1)
 			return OutcomePanicked, ie
+		}
+		if Classify(err) == ClassFatal {
+			failed.Add(1)
+			return OutcomeFailed, ie // stops the run: the program is at fault
 		}
 		if gctx.Err() != nil {
 			// Cancelled: by the caller, or by a failure elsewhere
@@ -342,19 +382,22 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 		})
 	}
 	err := g.Wait()
+	// Count what happened even when the batch is abandoned: items
+	// enriched or failed before the stop, not those cut short by it.
+	br.Enriched, br.Failed = int(enriched.Load()), int(failed.Load())
 	if cerr := ctx.Err(); cerr != nil {
-		return nil, &BatchError{Batch: num, Stage: StageEnrich, Err: cerr}
+		return nil, st.batchError(num, StageEnrich, cerr)
 	}
 	if err != nil {
 		var ie *ItemError
 		if errors.As(err, &ie) && !errors.Is(err, ErrTooManyFailures) {
-			return nil, ie // a panic: the error names the item
+			return nil, ie // a panic or a Fatal error: it names the item
 		}
-		br.Failed = int(failed.Load())
-		return nil, &BatchError{Batch: num, Stage: StageEnrich, Err: err}
+		return nil, st.batchError(num, StageEnrich, err)
 	}
-	br.Failed = int(failed.Load())
-	br.Enriched = len(items) - br.Failed
+	if br.Failed == len(items) && len(items) >= AllFailedMinItems && !o.AllowAllFailed {
+		return nil, st.batchError(num, StageEnrich, allFailed(results, o.Checkpoints != nil))
+	}
 	return results, nil
 }
 
@@ -369,7 +412,12 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w (%w)", cerr, err)
 		}
-		return &BatchError{Batch: b.Number, Stage: stage, Err: err}
+		return st.batchError(b.Number, stage, err)
+	}
+	// A cancelled batch is not written, even by a Sink that would not
+	// look at ctx.
+	if err := ctx.Err(); err != nil {
+		return fail(StageWrite, err)
 	}
 	if o.Checkpoints == nil {
 		if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
@@ -378,7 +426,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		br.Written = len(b.Results)
 		return nil
 	}
-	cp := Checkpoint{RunKey: o.RunKey, Batch: b.Number, Cursor: b.Next, Done: done, Partitions: o.Partition.Count}
+	cp := st.checkpoint(b.Number, b.Next, done)
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
 		err := st.guard(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
 		if err == nil {
@@ -391,6 +439,9 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		o.Logger.InfoContext(ctx, "batchenrich: sink cannot share the checkpoint transaction; at-least-once", "error", err)
 	}
 	st.atomic = false
+	if err := ctx.Err(); err != nil {
+		return fail(StageWrite, err)
+	}
 	if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
 		return fail(StageWrite, err)
 	}

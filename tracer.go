@@ -256,11 +256,14 @@ func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err erro
 func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 	one func(context.Context, int) (Outcome, error)) func(context.Context, int) (Outcome, error) {
 	return func(ctx context.Context, i int) (Outcome, error) {
-		key := keyOf(items[i])
+		var key string
 		fail := func(method string, err error) (Outcome, error) {
 			ie := &ItemError{Batch: num, Index: i, Key: key, Err: hookPanic(method, err)}
 			results[i].Err = ie
 			return OutcomePanicked, ie
+		}
+		if err := st.guard(func() error { key = keyOf(items[i]); return nil }); err != nil {
+			return fail("Keyer.Key", err)
 		}
 		ictx := ctx
 		data := TraceItemStartData{Batch: num, Index: i, Key: key}

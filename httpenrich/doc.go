@@ -63,8 +63,11 @@
 // # Failures
 //
 // A failed item gets an *Error with the last status, the number of
-// attempts and a short Reason, marked batchenrich.Transient or
-// batchenrich.Permanent so that batchenrich.Classify works:
+// attempts and a short Reason, marked batchenrich.Transient,
+// batchenrich.Permanent or (a request that cannot be built)
+// batchenrich.Fatal, so that batchenrich.Classify works and the Runner
+// stops at once on a Fatal one. batchenrich.FailureReason gives the reason
+// to store in a column, e.g. "status 404 after 1 attempt":
 //
 //	var he *httpenrich.Error
 //	if errors.As(res.Err, &he) {

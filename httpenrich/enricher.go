@@ -183,8 +183,9 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 
 // Enrich sends item's request, with retries, and returns Validate's result
 // for the final response. Every failure is an *Error, wrapped by
-// batchenrich.Transient or batchenrich.Permanent according to its Reason
-// (ReasonCanceled is not wrapped); retrieve it with errors.As.
+// batchenrich.Transient, batchenrich.Permanent or batchenrich.Fatal
+// according to its Reason (ReasonCanceled is not wrapped); retrieve it with
+// errors.As.
 func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	var zero R
 	fail := func(he *Error, class batchenrich.Class) (R, error) {
@@ -193,6 +194,8 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 			return zero, batchenrich.Transient(he)
 		case batchenrich.ClassPermanent:
 			return zero, batchenrich.Permanent(he)
+		case batchenrich.ClassFatal:
+			return zero, batchenrich.Fatal(he)
 		}
 		return zero, he
 	}
@@ -200,7 +203,13 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	st := &httpx.State{}
 	req, err := e.newRequest(httpx.WithState(ctx, st), item)
 	if err != nil {
-		return fail(&Error{Method: e.method, URL: e.tmpl.String(), Reason: ReasonRequest, Err: err}, batchenrich.ClassPermanent)
+		// The program's fault, not the item's: every item would fail
+		// alike. Unless Config.Request marked its error itself.
+		class := batchenrich.Classify(err)
+		if class == batchenrich.Unclassified {
+			class = batchenrich.ClassFatal
+		}
+		return fail(&Error{Method: e.method, URL: e.tmpl.String(), Reason: ReasonRequest, Err: err}, class)
 	}
 
 	// The body is read inside the attempt, under its timeout, so that a

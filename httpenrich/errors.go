@@ -12,7 +12,13 @@ type Reason string
 // The reasons an *Error can give.
 const (
 	// ReasonRequest: the request could not be built from the item (a
-	// missing path parameter, a body that does not encode). Permanent.
+	// missing path parameter, a body that does not encode, an invalid
+	// header, an error from Config.Request). Fatal (batchenrich.Fatal):
+	// the program is at fault and every item would fail alike, so the
+	// Runner stops the run at once instead of storing one invalid row per
+	// item. An error from Config.Request that is itself marked
+	// batchenrich.Transient or batchenrich.Permanent (this item's data is
+	// bad) keeps its class.
 	ReasonRequest Reason = "bad request"
 	// ReasonTransport: no response (connection refused or reset, DNS,
 	// TLS). Transient when retries ran out, permanent when the retry
@@ -45,8 +51,10 @@ const (
 )
 
 // Error is the failure of one item's request. Enrich returns it wrapped by
-// batchenrich.Transient or batchenrich.Permanent (see Reason), so
-// batchenrich.Classify works on it; use errors.As to get at the fields:
+// batchenrich.Transient, batchenrich.Permanent or batchenrich.Fatal (see
+// Reason), so batchenrich.Classify works on it; use errors.As to get at the
+// fields, and batchenrich.FailureReason (which calls Error.FailureReason)
+// for a short reason to store:
 //
 //	var he *httpenrich.Error
 //	if errors.As(res.Err, &he) {

@@ -1,0 +1,36 @@
+package batchenrich
+
+import (
+	"strconv"
+	"strings"
+)
+
+// ownPrefixes are the prefixes of this module's packages, which an outer
+// error of this package already says in its own "batchenrich: ".
+var ownPrefixes = []string{"batchenrich: ", "sqlbatch: ", "httpenrich: ", "batchenrichtest: "}
+
+// trimSaid returns msg, an inner error's text, without what the outer
+// error's text already says: one of ownPrefixes, then "batch N: " for the
+// outer error's batch N.
+func trimSaid(msg string, batch int) string {
+	for _, p := range ownPrefixes {
+		if strings.HasPrefix(msg, p) {
+			msg = msg[len(p):]
+			break
+		}
+	}
+	if batch > 0 {
+		msg = strings.TrimPrefix(msg, "batch "+strconv.Itoa(batch)+": ")
+	}
+	return msg
+}
+
+// startsWithWord reports whether msg starts with word followed by a space
+// or a colon.
+func startsWithWord(msg, word string) bool {
+	if word == "" || !strings.HasPrefix(msg, word) || len(msg) == len(word) {
+		return false
+	}
+	c := msg[len(word)]
+	return c == ' ' || c == ':'
+}

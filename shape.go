@@ -1,0 +1,39 @@
+package batchenrich
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrCheckpointMismatch is returned by Run, wrapped in a *BatchError (stage
+// StageCheckpoint), when the checkpoint of its RunKey was recorded by a run
+// with another BatchSize or Fingerprint (see Checkpoint). Nothing is read:
+// resuming would mix batch sizes or configurations in one run. The error
+// says what differs and how to proceed: run with the recorded settings,
+// start afresh under a new RunKey, or set Options.AllowReshape.
+var ErrCheckpointMismatch = errors.New("batchenrich: checkpoint was recorded with other settings")
+
+// checkShape compares a loaded checkpoint with the run's settings. A zero
+// BatchSize or empty Fingerprint in cp means "not recorded" (a checkpoint
+// of an older version, or a run without a Fingerprint) and matches.
+func checkShape(cp Checkpoint, o Options) error {
+	if o.AllowReshape || (cp.Batch == 0 && !cp.Done) {
+		return nil
+	}
+	var diffs []string
+	if cp.BatchSize != 0 && cp.BatchSize != o.BatchSize {
+		diffs = append(diffs, "BatchSize "+strconv.Itoa(cp.BatchSize)+" (this run: "+strconv.Itoa(o.BatchSize)+")")
+	}
+	if cp.Fingerprint != "" && cp.Fingerprint != o.Fingerprint {
+		diffs = append(diffs, "Fingerprint "+strconv.Quote(cp.Fingerprint)+" (this run: "+strconv.Quote(o.Fingerprint)+")")
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	what := strings.Join(diffs, " and ")
+	return fmt.Errorf("%w: run %q was checkpointed after batch %d with %s; "+
+		"run it with the recorded settings, start afresh under a new RunKey, or set Options.AllowReshape to go on with this run's",
+		ErrCheckpointMismatch, cp.RunKey, cp.Batch, what)
+}
