@@ -304,7 +304,7 @@ func sameStored(got, want []Stored) error {
 
 // TestCheckpointStore checks that a CheckpointStore keeps its contract:
 // a zero checkpoint for an unknown key, Save then Load round trips (every
-// field, Partitions included), keys
+// field, Partitions, BatchSize and Fingerprint included), keys
 // are independent; and, if it is a batchenrich.Locker, that a lock is
 // exclusive, per key, and free again after unlock. newStore returns a
 // store over fresh, empty storage.
@@ -322,10 +322,10 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 			t.Fatalf("Load of an unknown key = %+v, want a zero checkpoint with its RunKey", cp)
 		}
 		for _, want := range []batchenrich.Checkpoint{
-			{RunKey: "run-a", Batch: 1, Cursor: `["e1",10]`},
-			{RunKey: "run-a", Batch: 2, Cursor: `["e1",20]`},
-			{RunKey: "run-a", Batch: 3, Cursor: `["e1",25]`, Done: true},
-			{RunKey: "run-a#p2", Batch: 4, Cursor: `["e1",40]`, Partitions: 8},
+			{RunKey: "run-a", Batch: 1, Cursor: `["e1",10]`, BatchSize: 10},
+			{RunKey: "run-a", Batch: 2, Cursor: `["e1",20]`, BatchSize: 10, Fingerprint: "cfg-v1"},
+			{RunKey: "run-a", Batch: 3, Cursor: `["e1",25]`, Done: true, BatchSize: 5, Fingerprint: "cfg-v2"},
+			{RunKey: "run-a#p2", Batch: 4, Cursor: `["e1",40]`, Partitions: 8, BatchSize: 10},
 			{RunKey: "run-a#p2", Partitions: 8},
 		} {
 			if err := s.Save(ctx, want); err != nil {

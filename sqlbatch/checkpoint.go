@@ -55,7 +55,8 @@ type CheckpointConfig struct {
 
 // CheckpointStore keeps batchenrich checkpoints in a table, one row per
 // run key: the last committed batch, the Source cursor after it, whether
-// the run is done, and when the row was updated. It implements
+// the run is done, the run's batch size and fingerprint, and when the row
+// was updated. It implements
 // batchenrich.CheckpointStore and batchenrich.Locker, and a Sink on the
 // same *sqlx.DB commits a batch and its checkpoint in one transaction.
 //
@@ -92,6 +93,9 @@ type CheckpointStore struct {
 
 	mu   sync.Mutex
 	held map[string]*heldLock
+
+	upgradeMu sync.Mutex
+	upgraded  atomic.Bool // the table has the columns of this version
 }
 
 // heldLock is a run lock this store holds.
@@ -137,20 +141,22 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 		ttl = DefaultLeaseTTL
 	}
 	s := &CheckpointStore{db: db, d: d, name: name, table: table, ttl: ttl, held: map[string]*heldLock{}}
-	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at, partitions = excluded.partitions`
-	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0) FROM ` + table + ` WHERE run_key = ?`)
+	const set = `batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at,
+		partitions = excluded.partitions, batch_size = excluded.batch_size, fingerprint = excluded.fingerprint`
+	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions, batch_size, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (run_key) DO UPDATE SET ` + set
+	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0), batch_size, fingerprint FROM ` + table + ` WHERE run_key = ?`)
 	s.qSave = d.Rebind(upsert)
 	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
 	if d.Kind == sqldialect.PostgreSQL {
 		// Save under a session advisory lock: the upsert and the check
 		// that the lock's session still holds the lock, in one statement
 		// (one round trip). It writes no row when the lock is gone.
-		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions)
-		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz, $6::integer
+		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions, batch_size, fingerprint)
+		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz, $6::integer, $7::bigint, $8::text
 		WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $7 AND classid = $8::bigint::oid AND objid = $9::bigint::oid AND objsubid = 1)
-		ON CONFLICT (run_key) DO UPDATE SET batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at, partitions = excluded.partitions`
+			AND pid = $9 AND classid = $10::bigint::oid AND objid = $11::bigint::oid AND objsubid = 1)
+		ON CONFLICT (run_key) DO UPDATE SET ` + set
 	}
 	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
 		VALUES (?, 0, '', ?, ?, ?, ?)
@@ -163,8 +169,9 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 
 // CreateTable creates the checkpoint table if it does not exist, with
 // ExecDDL: several processes may call it at once. It also adds to an
-// existing table the columns that later versions use (partitions, the
-// run's partition count), so call it again after upgrading.
+// existing table the columns that a table created by an older version
+// lacks (partitions, batch_size, fingerprint), so existing stores keep
+// working without a manual migration.
 func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 		run_key ` + s.d.TypeText() + ` PRIMARY KEY,
@@ -174,47 +181,31 @@ func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 		updated_at ` + s.d.TypeTimestamp() + ` NOT NULL,
 		lock_owner ` + s.d.TypeText() + `,
 		lock_expires_at ` + s.d.TypeBigInt() + `,
-		partitions INTEGER
+		` + shapeColumns[0].name + ` ` + shapeColumns[0].def(s.d) + `,
+		` + shapeColumns[1].name + ` ` + shapeColumns[1].def(s.d) + `,
+		` + shapeColumns[2].name + ` ` + shapeColumns[2].def(s.d) + `
 	)`
 	if err := ExecDDL(ctx, s.db, q); err != nil {
 		return fmt.Errorf("sqlbatch: create checkpoint table %s: %w", s.name, err)
 	}
-	return s.addColumn(ctx, "partitions", "INTEGER")
-}
-
-// addColumn adds a nullable column that later versions of the checkpoint
-// table have to a table created by an earlier one, if it lacks it.
-func (s *CheckpointStore) addColumn(ctx context.Context, name, typ string) error {
-	probe := `SELECT ` + name + ` FROM ` + s.table + ` WHERE 1 = 0`
-	if _, err := s.db.ExecContext(ctx, probe); err == nil {
-		return nil
-	}
-	alter := `ALTER TABLE ` + s.table + ` ADD COLUMN ` + name + ` ` + typ
-	if s.d.Kind == sqldialect.PostgreSQL {
-		alter = `ALTER TABLE ` + s.table + ` ADD COLUMN IF NOT EXISTS ` + name + ` ` + typ
-	}
-	if err := ExecDDL(ctx, s.db, alter); err != nil {
-		// Another process may have added it meanwhile (SQLite has no
-		// IF NOT EXISTS here).
-		if _, err2 := s.db.ExecContext(ctx, probe); err2 == nil {
-			return nil
-		}
-		return fmt.Errorf("sqlbatch: add column %s to checkpoint table %s: %w", name, s.name, err)
-	}
-	return nil
+	return s.upgrade(ctx)
 }
 
 // Load implements batchenrich.CheckpointStore: it returns the checkpoint
-// saved under runKey, or a zero Checkpoint with that RunKey.
+// saved under runKey, or a zero Checkpoint with that RunKey. The first Load
+// or Save of a store adds the columns that a table created by an older
+// version lacks (see CreateTable).
 func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.Checkpoint, error) {
 	cp := batchenrich.Checkpoint{RunKey: runKey}
+	if err := s.upgrade(ctx); err != nil {
+		return cp, err
+	}
 	var (
-		batch  int64
-		cursor string
-		done   bool
-		parts  int64
+		batch, parts, size int64
+		cursor, fp         string
+		done               bool
 	)
-	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts)
+	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts, &size, &fp)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
@@ -222,6 +213,7 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 		return cp, fmt.Errorf("sqlbatch: load checkpoint %q from %s: %w", runKey, s.name, err)
 	}
 	cp.Batch, cp.Cursor, cp.Done, cp.Partitions = int(batch), batchenrich.Cursor(cursor), done, int(parts)
+	cp.BatchSize, cp.Fingerprint = int(size), fp
 	return cp, nil
 }
 
@@ -229,6 +221,9 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 // of cp.RunKey. It returns an error wrapping ErrLockLost, saving nothing,
 // if this store took the run's lock and no longer holds it.
 func (s *CheckpointStore) Save(ctx context.Context, cp batchenrich.Checkpoint) error {
+	if err := s.upgrade(ctx); err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlbatch: save checkpoint %q: %w", cp.RunKey, err)
@@ -249,8 +244,8 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 	if tx == nil {
 		return fmt.Errorf("sqlbatch: save checkpoint %q: nil transaction", cp.RunKey)
 	}
-	if cp.Batch < 0 {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: negative batch %d", cp.RunKey, cp.Batch)
+	if cp.Batch < 0 || cp.BatchSize < 0 {
+		return fmt.Errorf("sqlbatch: save checkpoint %q: negative batch %d or batch size %d", cp.RunKey, cp.Batch, cp.BatchSize)
 	}
 	fail := func(err error) error {
 		return fmt.Errorf("sqlbatch: save checkpoint %q to %s: %w", cp.RunKey, s.name, err)
@@ -268,7 +263,7 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 	if cp.Partitions > 0 {
 		parts = int64(cp.Partitions)
 	}
-	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts}
+	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts, int64(cp.BatchSize), cp.Fingerprint}
 	if h == nil {
 		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
 			return fail(err)

@@ -1,0 +1,63 @@
+package sqlbatch
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/batchenrich/batchenrich/internal/sqldialect"
+)
+
+// shapeColumn is a column of the checkpoint table added after its first
+// release: the shape of the run that saved the checkpoint
+// (batchenrich.Checkpoint.Partitions, BatchSize and Fingerprint).
+type shapeColumn struct {
+	name string
+	def  func(sqldialect.Dialect) string // its definition, after the name
+}
+
+var shapeColumns = []shapeColumn{
+	// NULL for an unpartitioned run, as before partitions existed.
+	{"partitions", func(sqldialect.Dialect) string { return "INTEGER" }},
+	// 0 and '': not recorded (a row saved before the column existed).
+	{"batch_size", func(d sqldialect.Dialect) string { return d.TypeBigInt() + " NOT NULL DEFAULT 0" }},
+	{"fingerprint", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
+}
+
+// upgrade adds the shape columns to a checkpoint table created by an older
+// version, once per store, with ExecDDL. Concurrent upgrades from other
+// stores or processes are harmless: a column another one just added is
+// taken as added.
+func (s *CheckpointStore) upgrade(ctx context.Context) error {
+	if s.upgraded.Load() {
+		return nil
+	}
+	s.upgradeMu.Lock()
+	defer s.upgradeMu.Unlock()
+	if s.upgraded.Load() {
+		return nil
+	}
+	for _, c := range shapeColumns {
+		if s.hasColumn(ctx, c.name) {
+			continue
+		}
+		q := `ALTER TABLE ` + s.table + ` ADD COLUMN ` + c.name + " " + c.def(s.d)
+		if s.d.Kind == sqldialect.PostgreSQL {
+			q = `ALTER TABLE ` + s.table + ` ADD COLUMN IF NOT EXISTS ` + c.name + " " + c.def(s.d)
+		}
+		if err := ExecDDL(ctx, s.db, q); err != nil && !s.hasColumn(ctx, c.name) {
+			return fmt.Errorf("sqlbatch: checkpoint table %s: add column %s (call CreateTable first if the table does not exist): %w", s.name, c.name, err)
+		}
+	}
+	s.upgraded.Store(true)
+	return nil
+}
+
+// hasColumn reports whether the checkpoint table has the column name.
+func (s *CheckpointStore) hasColumn(ctx context.Context, name string) bool {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+name+` FROM `+s.table+` WHERE 1 = 0`)
+	if err != nil {
+		return false
+	}
+	rows.Close()
+	return true
+}
