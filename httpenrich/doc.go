@@ -9,6 +9,11 @@
 // Config.URL is a template such as "https://api.example.com/users/{id}";
 // Config.Request returns, per item, the path parameters (escaped as one
 // path segment each), query parameters, headers and an optional JSON body.
+// A path parameter the template lacks, or one it has that Params.Path
+// lacks, fails the item; list the keys Request sets in Config.PathParams
+// and New refuses a URL they cannot fill, before any item. Errors show the
+// URL with its credentials masked (userinfo, credential-like query
+// parameters such as api_key or token).
 // The response body is read up to Config.MaxBodyBytes and decoded from JSON
 // into the type B (json.RawMessage keeps it raw), then Config.Validate turns
 // the item and the Response into the result R, or rejects it.

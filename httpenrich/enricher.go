@@ -15,6 +15,7 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/httpx"
+	"github.com/batchenrich/batchenrich/internal/redact"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 )
@@ -72,8 +73,8 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	if err != nil {
 		return nil, optErr("URL", err.Error())
 	}
-	if cfg.Request == nil && len(tmpl.Names()) > 0 {
-		return nil, optErr("Request", "required when URL has parameters")
+	if err := checkParams(tmpl, cfg.Request != nil, cfg.PathParams); err != nil {
+		return nil, err
 	}
 	validate := cfg.Validate
 	if validate == nil {
@@ -209,7 +210,7 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		if class == batchenrich.Unclassified {
 			class = batchenrich.ClassFatal
 		}
-		return fail(&Error{Method: e.method, URL: e.tmpl.String(), Reason: ReasonRequest, Err: err}, class)
+		return fail(&Error{Method: e.method, URL: redact.String(e.tmpl.String()), Reason: ReasonRequest, Err: err}, class)
 	}
 
 	// The body is read inside the attempt, under its timeout, so that a
@@ -237,9 +238,9 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	if resp != nil && !handled {
 		drain(resp.Body)
 	}
-	// The *Error is built only for a failure: Redacted copies the URL.
+	// The *Error is built only for a failure: redacting copies the URL.
 	newErr := func() *Error {
-		return &Error{Method: e.method, URL: req.URL.Redacted(), Status: st.Status, Attempts: st.Attempts}
+		return &Error{Method: e.method, URL: redact.String(req.URL.String()), Status: st.Status, Attempts: st.Attempts}
 	}
 	if err != nil || !handled {
 		he := newErr()

@@ -62,8 +62,10 @@ const (
 //	}
 type Error struct {
 	Method string
-	// URL is the request URL, with any password redacted (the template
-	// when the request could not be built).
+	// URL is the request URL (the template when the request could not be
+	// built), its secrets masked: the userinfo, the values of query
+	// parameters whose names look like credentials (api_key, token, sig,
+	// password, … in any case) and any fragment.
 	URL string
 	// Status is the status of the last response received, or 0 if the
 	// last attempt got none.

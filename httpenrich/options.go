@@ -38,6 +38,13 @@ type Config[T, B, R any] struct {
 	// item gets the same request (a template without parameters).
 	Request func(item T) (Params, error)
 
+	// PathParams, if not nil, lists the keys Request sets in Params.Path
+	// for every item. New then refuses a URL with a parameter not listed,
+	// or a list naming a parameter the URL does not have, so that a URL
+	// the requests cannot fill fails before the first item rather than on
+	// every item. Nil means New cannot know, and only Enrich finds out.
+	PathParams []string
+
 	// Validate turns an item and its decoded response into the result, or
 	// an item error: return an error to reject a response that decoded
 	// but is wrong (an *Error with ReasonInvalid then wraps it,
@@ -159,7 +166,9 @@ const MaxMaxBodyBytes = 1 << 40
 // Params are the parts of a request that vary per item.
 type Params struct {
 	// Path holds the values of the URL template's parameters, unescaped.
-	// Every parameter must have one, non-empty in the path.
+	// Every parameter must have one, non-empty in the path, and every key
+	// must be a parameter of the template: either mistake fails the item
+	// with ReasonRequest.
 	Path map[string]string
 	// Query is appended to the URL's query, sorted by key, with spaces
 	// encoded as %20.

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -41,6 +42,27 @@ func TestExpand(t *testing.T) {
 	}
 	if _, err := tmpl.Expand(map[string]string{"id": "", "x": "1"}); err == nil {
 		t.Error("empty path parameter accepted")
+	}
+	if _, err := tmpl.Expand(map[string]string{"id": "1", "x": "1", "y": "2"}); err == nil || err.Error() != "parameter {y} is not in the URL template" {
+		t.Errorf("unused parameter: %v", err)
+	}
+	for _, tt := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"id", "x"}, ""},
+		{[]string{"x", "id"}, ""},
+		{[]string{"id"}, "parameter {x} is not supplied"},
+		{[]string{"id", "x", "z"}, "parameter {z} is not in the URL template"},
+		{nil, "parameter {id} is not supplied"},
+	} {
+		err := tmpl.Check(tt.names)
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("Check(%q) = %v, want %q", tt.names, err, tt.want)
+		}
+	}
+	if _, err := ParseTemplate("https://u:s3cr3t@h:port/{id}"); err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("ParseTemplate of a bad URL: %v (must fail without showing the password)", err)
 	}
 	if got := EncodeQuery(url.Values{"b": {"x y"}, "a": {"1+1", "é"}}); got != "a=1%2B1&a=%C3%A9&b=x%20y" {
 		t.Errorf("EncodeQuery = %s", got)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -100,6 +101,12 @@ func ParseTemplate(s string) (*Template, error) {
 	}
 	pu, err := url.Parse(u)
 	if err != nil {
+		// url.Error repeats the whole URL, password included: keep only
+		// what is wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("not a valid URL: %v", err)
 	}
 	if pu.Scheme != "http" && pu.Scheme != "https" {
@@ -128,10 +135,49 @@ func (t *Template) Names() []string { return append([]string(nil), t.names...) }
 func (t *Template) HasQuery() bool { return strings.Contains(t.raw, "?") }
 
 // Expand returns the URL with every parameter replaced by its escaped value
-// from params. A missing parameter, or an empty one in the path, is an
-// error; params not in the template are ignored.
+// from params. A missing parameter, an empty one in the path, or a key of
+// params that the template does not use is an error.
 func (t *Template) Expand(params map[string]string) (string, error) {
-	return t.expand(params)
+	u, err := t.expand(params)
+	if err != nil {
+		return "", err
+	}
+	// expand found every name in params, so any more keys are unused.
+	if len(params) > len(t.names) {
+		return "", fmt.Errorf("parameter {%s} is not in the URL template", t.unused(params))
+	}
+	return u, nil
+}
+
+// unused returns the first key of params, in sorted order, that the
+// template does not use.
+func (t *Template) unused(params map[string]string) string {
+	var keys []string
+	for k := range params {
+		if !slices.Contains(t.names, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys[0]
+}
+
+// Check compares the template's parameters with names, the parameters a
+// request will supply: it returns an error naming the first parameter of
+// the template missing from names, or else the first of names the
+// template does not use.
+func (t *Template) Check(names []string) error {
+	for _, n := range t.names {
+		if !slices.Contains(names, n) {
+			return fmt.Errorf("parameter {%s} is not supplied", n)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(t.names, n) {
+			return fmt.Errorf("parameter {%s} is not in the URL template", n)
+		}
+	}
+	return nil
 }
 
 func (t *Template) expand(params map[string]string) (string, error) {

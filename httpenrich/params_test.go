@@ -1,0 +1,79 @@
+package httpenrich_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/httpenrich"
+)
+
+func TestNewRefusesParametersRequestCannotFill(t *testing.T) {
+	t.Parallel()
+	req := func(int) (httpenrich.Params, error) { return httpenrich.Params{}, nil }
+	tests := []struct {
+		name  string
+		cfg   raw
+		field string
+		want  string // in the error; "" for no error
+	}{
+		{"declared and used", raw{URL: "http://h/{id}?q={q}", Request: req, PathParams: []string{"q", "id"}}, "", ""},
+		{"nothing declared: New cannot know", raw{URL: "http://h/{x}", Request: req}, "", ""},
+		{"no parameters, none declared", raw{URL: "http://h/x", Request: req, PathParams: []string{}}, "", ""},
+		{"a parameter not supplied", raw{URL: "http://h/{id}/{x}", Request: req, PathParams: []string{"id"}}, "URL", "parameter {x} is not supplied"},
+		{"Request sets none", raw{URL: "http://h/x?k={x}", Request: req, PathParams: []string{}}, "URL", "parameter {x} is not supplied: Request sets no path parameters"},
+		{"a declared key not in the URL", raw{URL: "http://h/{id}", Request: req, PathParams: []string{"id", "name"}}, "URL", "parameter {name} is not in the URL template"},
+		{"no Request", raw{URL: "http://h/{id}"}, "Request", "required when URL has parameters"},
+		{"PathParams without Request", raw{URL: "http://h/x", PathParams: []string{}}, "PathParams", "set without Request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := httpenrich.New(tt.cfg)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				_ = e.Close()
+				return
+			}
+			var oe *batchenrich.OptionError
+			if !errors.As(err, &oe) || oe.Field != tt.field || !strings.Contains(oe.Reason, tt.want) {
+				t.Fatalf("New = %v, want an OptionError for %s containing %q", err, tt.field, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnusedPathParameterFailsTheItem(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int64
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) }))
+	e := mustNew(t, raw{URL: srv.URL + "/x/{id}", Request: func(n int) (httpenrich.Params, error) {
+		return httpenrich.Params{Path: map[string]string{"id": "1", "nmae": "typo"}}, nil
+	}})
+	_, err := e.Enrich(testCtx(t), 1)
+	he := asError(t, err)
+	if he.Reason != httpenrich.ReasonRequest || !strings.Contains(err.Error(), "parameter {nmae} is not in the URL template") || requests.Load() != 0 {
+		t.Fatalf("got %v after %d requests; want a request error naming {nmae} and no request", err, requests.Load())
+	}
+}
+
+func TestErrorURLHidesCredentials(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, status(http.StatusNotFound))
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("me", "s3cr3t")
+	e := mustNew(t, raw{URL: u.String() + "/x?api_key=s3cr3t&q=1", Request: func(int) (httpenrich.Params, error) {
+		return httpenrich.Params{Query: url.Values{"Token": {"s3cr3t"}}}, nil
+	}})
+	_, err := e.Enrich(context.Background(), 1)
+	he := asError(t, err)
+	if he.Status != 404 || strings.Contains(he.URL, "s3cr3t") || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(he.URL, "q=1") {
+		t.Fatalf("URL %q, error %v: the credentials show", he.URL, err)
+	}
+}

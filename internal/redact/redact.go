@@ -1,0 +1,249 @@
+// Package redact hides the secrets a user may type into a connection
+// string or a URL before it is shown: in a banner, an error, a summary, a
+// log record or a file name. It is the one function every part of
+// batchenrich uses for that.
+package redact
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Mask replaces each secret.
+const Mask = "xxxxx"
+
+// String returns s with its secrets replaced by Mask. s is one of:
+//
+//   - a URL with a scheme (postgres://, https://, file:, …): the password
+//     of its userinfo is masked, and for any scheme but postgres and
+//     postgresql the user name too (an API's user name is often a token);
+//     the value of every query parameter whose name looks like a
+//     credential (see Sensitive) is masked, and so is any fragment. A
+//     URL that does not parse is shown as its scheme only.
+//   - a libpq keyword connection string (host=h user=u password=p): the
+//     values of credential keywords are masked. One that does not parse
+//     (an unterminated quote) is not shown.
+//   - anything else (a file path) is returned as it is.
+func String(s string) string {
+	if scheme, rest, ok := cutScheme(s); ok {
+		return redactURL(s, scheme, rest)
+	}
+	if IsKeywordDSN(s) {
+		out, ok := redactKeywords(s)
+		if !ok {
+			return "[connection string not shown: it does not parse]"
+		}
+		return out
+	}
+	return s
+}
+
+// cutScheme splits "scheme:rest" when scheme is a URL scheme (RFC 3986:
+// a letter, then letters, digits, '+', '-', '.'), at least two characters
+// long so that a Windows drive letter (C:\x.db) is a path.
+func cutScheme(s string) (scheme, rest string, ok bool) {
+	i := strings.IndexByte(s, ':')
+	if i < 2 {
+		return "", "", false
+	}
+	for j := 0; j < i; j++ {
+		c := s[j]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (j == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return "", "", false
+		}
+	}
+	return s[:i], s[i+1:], true
+}
+
+func redactURL(s, scheme, rest string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.HasPrefix(rest, "//") {
+			return scheme + "://[rest of the URL not shown: it does not parse]"
+		}
+		return scheme + ":[rest of the URL not shown: it does not parse]"
+	}
+	if u.User != nil {
+		lower := strings.ToLower(u.Scheme)
+		if lower == "postgres" || lower == "postgresql" {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), Mask)
+			}
+		} else {
+			u.User = url.User(Mask)
+		}
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = redactQuery(u.RawQuery)
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		u.Fragment, u.RawFragment = Mask, ""
+	}
+	return u.String()
+}
+
+// redactQuery masks the values of credential parameters in a raw query,
+// keeping its order and encoding otherwise.
+func redactQuery(raw string) string {
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, _, hasValue := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		if hasValue && Sensitive(name) {
+			parts[i] = k + "=" + Mask
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// sensitiveParts are the fragments of a parameter name that mark it as a
+// credential. Matching is on the name lower-cased without '_', '-' and
+// '.', so "API_KEY", "x-api-key", "apiKey" and "sslpassword" all match.
+var sensitiveParts = []string{
+	"pass", "pwd", "secret", "token", "key", "sig", "auth", "credential", "session", "cookie", "bearer",
+}
+
+// Sensitive reports whether a query parameter or keyword named name
+// carries a credential: its name, in any case and with '_', '-' and '.'
+// ignored, contains one of pass, pwd, secret, token, key, sig, auth,
+// credential, session, cookie or bearer. It errs on the side of masking.
+func Sensitive(name string) bool {
+	n := strings.Map(func(r rune) rune {
+		switch r {
+		case '_', '-', '.':
+			return -1
+		}
+		return r
+	}, strings.ToLower(name))
+	for _, p := range sensitiveParts {
+		if strings.Contains(n, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsKeywordDSN reports whether s starts like a libpq keyword connection
+// string: optional spaces, a keyword (letters, digits, '_'), optional
+// spaces and '='.
+func IsKeywordDSN(s string) bool {
+	s = strings.TrimLeft(s, " \t\r\n")
+	i := 0
+	for i < len(s) && isKeywordByte(s[i]) {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	s = strings.TrimLeft(s[i:], " \t\r\n")
+	return strings.HasPrefix(s, "=")
+}
+
+func isKeywordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+// KeywordPair is one keyword=value of a libpq connection string.
+type KeywordPair struct {
+	Key, Value string
+}
+
+// ParseKeywords parses a libpq keyword connection string: keyword = value
+// pairs separated by spaces, a value single-quoted when it holds spaces,
+// with \' and \\ escapes. Its error gives an offset, never a keyword or
+// value (a password typed without its keyword would be one).
+func ParseKeywords(s string) ([]KeywordPair, error) {
+	var pairs []KeywordPair
+	i := 0
+	skip := func() {
+		for i < len(s) && strings.IndexByte(" \t\r\n", s[i]) >= 0 {
+			i++
+		}
+	}
+	for {
+		skip()
+		if i == len(s) {
+			return pairs, nil
+		}
+		start := i
+		for i < len(s) && isKeywordByte(s[i]) {
+			i++
+		}
+		key := s[start:i]
+		if key == "" {
+			return nil, fmt.Errorf("a keyword is expected at offset %d", start)
+		}
+		skip()
+		if i == len(s) || s[i] != '=' {
+			return nil, fmt.Errorf("missing '=' after the keyword at offset %d", start)
+		}
+		i++
+		skip()
+		var v strings.Builder
+		if i < len(s) && s[i] == '\'' {
+			i++
+			closed := false
+			for i < len(s) {
+				c := s[i]
+				if c == '\\' && i+1 < len(s) {
+					v.WriteByte(s[i+1])
+					i += 2
+					continue
+				}
+				i++
+				if c == '\'' {
+					closed = true
+					break
+				}
+				v.WriteByte(c)
+			}
+			if !closed {
+				return nil, fmt.Errorf("unterminated quoted value at offset %d", start)
+			}
+		} else {
+			for i < len(s) && strings.IndexByte(" \t\r\n", s[i]) < 0 {
+				c := s[i]
+				if c == '\\' && i+1 < len(s) {
+					v.WriteByte(s[i+1])
+					i += 2
+					continue
+				}
+				v.WriteByte(c)
+				i++
+			}
+		}
+		pairs = append(pairs, KeywordPair{Key: key, Value: v.String()})
+	}
+}
+
+func redactKeywords(s string) (string, bool) {
+	pairs, err := ParseKeywords(s)
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := p.Value
+		if Sensitive(p.Key) {
+			v = Mask
+		}
+		b.WriteString(p.Key + "=" + quoteKeyword(v))
+	}
+	return b.String(), true
+}
+
+// quoteKeyword quotes v for a libpq connection string when it needs it.
+func quoteKeyword(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\r\n'\\") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
