@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/batchenrich/batchenrich/internal/redact"
 )
 
 // config is the parsed command line.
@@ -29,36 +32,48 @@ type config struct {
 	json        bool
 	retryFailed retryMode
 
-	driver string // "postgres" or "sqlite", from dsn
-	dbDesc string // where the database is, for people
+	driver     string   // "postgres" or "sqlite", from dsn
+	dbDesc     string   // where the database is, for people: secrets masked
+	sqlitePath string   // the SQLite file, if driver is "sqlite"
+	pathParams []string // the template parameters of profileURL
 }
 
 // Limits of the flags, so that a typo fails at once rather than running
-// for hours.
+// for hours, and so that no product of them overflows.
 const (
 	maxSeedRows    = 10_000_000
 	maxBatchSize   = 100_000
+	maxMaxBatches  = 10_000_000
 	maxConcurrency = 1_000
 	maxRetries     = 20
+	maxHTTPTimeout = time.Hour
 )
 
-const defaultSQLiteFile = "travelers.db"
+// executionIDPattern is the safe set of -execution-id: it is printed,
+// stored and used as the run key, so nothing that could move a terminal's
+// cursor, split a log line or fail to encode.
+var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// profileParams are the -profile-url template parameters the job fills,
+// per traveler.
+var profileParams = []string{"traveler_id", "traveler_name"}
 
 // parseFlags parses args (without the program name). getenv reads the
-// environment ($DATABASE_URL).
+// environment ($DATABASE_URL). Its errors are one line and never show a
+// secret.
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("travelers", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag is one line, from the caller
-	fs.StringVar(&c.dsn, "dsn", "", "database: postgres://… for PostgreSQL, or a SQLite file path (default $DATABASE_URL, else ./"+defaultSQLiteFile+")")
-	fs.StringVar(&c.profileURL, "profile-url", "", "httpbin-compatible profile API URL, e.g. https://httpbin.org/anything (default: one started in-process on loopback)")
-	fs.IntVar(&c.seedRows, "seed-rows", 2000, "source rows to seed")
-	fs.IntVar(&c.batchSize, "batch-size", 100, "rows per batch")
-	fs.IntVar(&c.maxBatches, "max-batches", 20, "batches at most")
-	fs.IntVar(&c.concurrency, "concurrency", 25, "HTTP calls in flight at most, within a batch")
-	fs.StringVar(&c.executionID, "execution-id", "", "run key; rows are keyed by it and running again with the same id resumes (default: a new id)")
-	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt")
-	fs.IntVar(&c.httpRetries, "http-retries", 3, "HTTP retries after the first attempt")
+	fs.StringVar(&c.dsn, "dsn", "", "database: postgres://… or host=… dbname=… for PostgreSQL, or a SQLite file (/abs/x.db, ./x, x.db, file:x.db) (default $DATABASE_URL, else ./"+defaultSQLiteFile+")")
+	fs.StringVar(&c.profileURL, "profile-url", "", "httpbin-compatible profile API URL, e.g. https://httpbin.org/anything; may use {traveler_id} and {traveler_name} (default: one started in-process on loopback)")
+	fs.IntVar(&c.seedRows, "seed-rows", 2000, fmt.Sprintf("source rows to seed (0..%d)", maxSeedRows))
+	fs.IntVar(&c.batchSize, "batch-size", 100, fmt.Sprintf("rows per batch (1..%d)", maxBatchSize))
+	fs.IntVar(&c.maxBatches, "max-batches", 20, fmt.Sprintf("batches at most (1..%d)", maxMaxBatches))
+	fs.IntVar(&c.concurrency, "concurrency", 25, fmt.Sprintf("HTTP calls in flight at most, within a batch (1..%d)", maxConcurrency))
+	fs.StringVar(&c.executionID, "execution-id", "", "run key: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit; rows are keyed by it and running again with the same id resumes (default: a new id)")
+	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt (at most "+maxHTTPTimeout.String()+")")
+	fs.IntVar(&c.httpRetries, "http-retries", 3, fmt.Sprintf("HTTP retries after the first attempt (0..%d)", maxRetries))
 	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
@@ -72,33 +87,22 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		return c, err
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return c, fmt.Errorf("unexpected argument %q", truncate(fs.Arg(0)))
+	}
+	if err := c.checkNumbers(); err != nil {
+		return c, err
 	}
 	switch {
-	case c.seedRows < 0 || c.seedRows > maxSeedRows:
-		return c, fmt.Errorf("-seed-rows %d: must be between 0 and %d", c.seedRows, maxSeedRows)
-	case c.batchSize < 1 || c.batchSize > maxBatchSize:
-		return c, fmt.Errorf("-batch-size %d: must be between 1 and %d", c.batchSize, maxBatchSize)
-	case c.maxBatches < 1:
-		return c, fmt.Errorf("-max-batches %d: must be at least 1", c.maxBatches)
-	case c.concurrency < 1 || c.concurrency > maxConcurrency:
-		return c, fmt.Errorf("-concurrency %d: must be between 1 and %d", c.concurrency, maxConcurrency)
-	case c.httpTimeout <= 0:
-		return c, fmt.Errorf("-http-timeout %s: must be positive", c.httpTimeout)
-	case c.httpRetries < 0 || c.httpRetries > maxRetries:
-		return c, fmt.Errorf("-http-retries %d: must be between 0 and %d", c.httpRetries, maxRetries)
-	case len(c.executionID) > 200:
-		return c, errors.New("-execution-id: longer than 200 characters")
 	case c.retryFailed != retryOff && c.executionID == "":
 		return c, errors.New("-retry-failed: needs the -execution-id of the run whose failures to replay")
 	case c.retryFailed != retryOff && c.dryRun:
 		return c, errors.New("-retry-failed and -dry-run: give one or the other")
 	}
-	if c.profileURL != "" {
-		u, err := url.Parse(c.profileURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return c, fmt.Errorf("-profile-url %q: must be an http:// or https:// URL", c.profileURL)
-		}
+	if c.executionID != "" && !executionIDPattern.MatchString(c.executionID) {
+		return c, fmt.Errorf("-execution-id %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.executionID))
+	}
+	if err := c.checkProfileURL(); err != nil {
+		return c, err
 	}
 	if c.dsn == "" {
 		c.dsn = getenv("DATABASE_URL")
@@ -112,66 +116,79 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	return c, nil
 }
 
-// resolveDSN picks the driver for c.dsn.
-func (c *config) resolveDSN() error {
-	d := c.dsn
-	switch {
-	case d == "":
-		abs, err := filepath.Abs(defaultSQLiteFile)
-		if err != nil {
-			return fmt.Errorf("-dsn: %w", err)
+// checkNumbers bounds every numeric flag. Add a line for a new one.
+func (c *config) checkNumbers() error {
+	for _, f := range []struct {
+		name      string
+		v, lo, hi int64
+	}{
+		{"-seed-rows", int64(c.seedRows), 0, maxSeedRows},
+		{"-batch-size", int64(c.batchSize), 1, maxBatchSize},
+		{"-max-batches", int64(c.maxBatches), 1, maxMaxBatches},
+		{"-concurrency", int64(c.concurrency), 1, maxConcurrency},
+		{"-http-retries", int64(c.httpRetries), 0, maxRetries},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return fmt.Errorf("%s %d: must be between %d and %d", f.name, f.v, f.lo, f.hi)
 		}
-		c.driver, c.dbDesc, c.dsn = "sqlite", "SQLite file "+abs, sqliteDSN(abs)
-	case strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://"):
-		u, err := url.Parse(d)
-		if err != nil {
-			return fmt.Errorf("-dsn: not a valid PostgreSQL URL: %v", redact(err))
-		}
-		c.driver, c.dbDesc = "postgres", "PostgreSQL "+u.Redacted()
-	case strings.HasPrefix(d, "sqlite://"), strings.HasPrefix(d, "sqlite:"), strings.HasPrefix(d, "file:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(d, "sqlite://"), "sqlite:"), "file:")
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			path = path[:i]
-		}
-		if path == "" {
-			return fmt.Errorf("-dsn %q: no SQLite file path", d)
-		}
-		c.driver, c.dbDesc, c.dsn = "sqlite", "SQLite file "+path, sqliteDSN(path)
-	case strings.Contains(d, "://"):
-		scheme, _, _ := strings.Cut(d, "://")
-		return fmt.Errorf("-dsn: unsupported scheme %q (use postgres:// or a SQLite file path)", scheme)
-	default:
-		c.driver, c.dbDesc, c.dsn = "sqlite", "SQLite file "+d, sqliteDSN(d)
+	}
+	if c.httpTimeout <= 0 || c.httpTimeout > maxHTTPTimeout {
+		return fmt.Errorf("-http-timeout %s: must be positive and at most %s", c.httpTimeout, maxHTTPTimeout)
 	}
 	return nil
 }
 
-// sqliteDSN opens path with WAL, a busy timeout and immediate write
-// transactions, as sqlbatch recommends.
-func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+// templateParam finds the {name} parameters of a URL template.
+var templateParam = regexp.MustCompile(`\{([^{}]*)\}`)
+
+// checkProfileURL refuses a -profile-url that is not an http(s) URL, or
+// whose template has a parameter the job does not fill.
+func (c *config) checkProfileURL() error {
+	if c.profileURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.profileURL)
+	if err != nil {
+		// The parser's message can hold part of a password.
+		return errors.New("-profile-url: not a valid URL (percent-encode any '/', '?', '#', '@' or ':' in a user name or password)")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("-profile-url %s: must be an http:// or https:// URL", redact.String(c.profileURL))
+	}
+	for _, m := range templateParam.FindAllStringSubmatch(c.profileURL, -1) {
+		if !slices.Contains(profileParams, m[1]) {
+			return fmt.Errorf("-profile-url: parameter {%s} is not one the job fills (it fills {traveler_id} and {traveler_name})", truncate(m[1]))
+		}
+		if !slices.Contains(c.pathParams, m[1]) {
+			c.pathParams = append(c.pathParams, m[1])
+		}
+	}
+	if c.pathParams == nil {
+		c.pathParams = []string{}
+	}
+	return nil
 }
 
-// redact keeps a URL parse error from echoing a password.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const n = 40
+	if len(s) <= n {
+		return s
 	}
-	return err
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// expectedRows is min(seedRows, batchSize × maxBatches), without
+// computing a product that could overflow.
+func expectedRows(seedRows, batchSize, maxBatches int) int {
+	if maxBatches >= (seedRows+batchSize-1)/batchSize {
+		return seedRows
+	}
+	return batchSize * maxBatches // < seedRows
 }
 
 func newExecutionID() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "travelers-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
-}
-
-// sqlitePath is the file path inside a DSN made by sqliteDSN.
-func sqlitePath(dsn string) string {
-	p := strings.TrimPrefix(dsn, "file:")
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
-	}
-	return p
 }

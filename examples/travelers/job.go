@@ -114,11 +114,20 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 	enr, err := httpenrich.New(httpenrich.Config[Traveler, json.RawMessage, Profile]{
 		URL: cfg.profileURL,
 		Request: func(t Traveler) (httpenrich.Params, error) {
-			return httpenrich.Params{Query: url.Values{
-				"traveler_id":   {strconv.FormatInt(t.TravelerID, 10)},
-				"traveler_name": {t.TravelerName},
-			}}, nil
+			values := map[string]string{"traveler_id": strconv.FormatInt(t.TravelerID, 10), "traveler_name": t.TravelerName}
+			p := httpenrich.Params{Query: url.Values{
+				"traveler_id":   {values["traveler_id"]},
+				"traveler_name": {values["traveler_name"]},
+			}}
+			if len(cfg.pathParams) > 0 {
+				p.Path = make(map[string]string, len(cfg.pathParams))
+				for _, name := range cfg.pathParams {
+					p.Path[name] = values[name]
+				}
+			}
+			return p, nil
 		},
+		PathParams: cfg.pathParams, // New refuses a -profile-url this Request cannot fill
 		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
 			return transform(t, resp.Status, resp.Body), nil
 		},

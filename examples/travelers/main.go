@@ -34,10 +34,12 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/redact"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"  // PostgreSQL driver, "postgres"
 	_ "modernc.org/sqlite" // SQLite driver, "sqlite" (pure Go)
@@ -58,6 +60,9 @@ func main() {
 }
 
 // run is the whole program, minus process concerns, so tests can call it.
+// Every bad input is refused here, before anything is written and before
+// any HTTP request: flags, the database's reachability and existing
+// schema, the API's reachability.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "travelers: "+format+"\n", a...)
@@ -94,19 +99,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitUsage, "%v", err)
 	}
 	defer db.Close()
-	if !cfg.json {
-		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\n", cfg.dbDesc, cfg.profileURL, cfg.executionID)
-	}
-
 	j, err := newJob(db, cfg)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	defer j.enr.Close()
-	if err := createTables(ctx, db); err != nil {
-		return fail(exitIncomplete, "%v", err)
+	if err := checkSchema(ctx, db); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
-	if err := j.store.CreateTable(ctx); err != nil {
+	if !cfg.json {
+		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\n", cfg.dbDesc, redact.String(cfg.profileURL), cfg.executionID)
+	}
+	if err := createTables(ctx, db, j.store); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
 	if err := addFailureColumns(ctx, db); err != nil {
@@ -132,10 +136,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(exitUsage, "%v", runErr)
 		}
 	} else if !cfg.json {
+		expected := expectedRows(cfg.seedRows, cfg.batchSize, cfg.maxBatches)
+		before, err := storedRows(ctx, db, cfg.executionID)
+		if err != nil {
+			return fail(exitIncomplete, "%v", err)
+		}
 		events = make(chan batchenrich.Event, 1024)
 		bar = make(chan struct{})
-		expected := min(cfg.seedRows, cfg.batchSize*cfg.maxBatches)
-		p := newProgress(stderr, (expected+cfg.batchSize-1)/cfg.batchSize, expected)
+		p := newProgress(stderr, (expected+cfg.batchSize-1)/cfg.batchSize, expected, before)
 		go func() { defer close(bar); p.follow(events) }()
 	}
 	if cfg.retryFailed == retryOff {
@@ -149,58 +157,111 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		close(events)
 		<-bar
 	}
+	if errors.Is(runErr, batchenrich.ErrRunLocked) {
+		// The twin wrote nothing: a summary would report the other
+		// runner's partial data as this run's failure.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		who := runHolder(hctx, db, cfg.executionID)
+		if who == "" {
+			who = "another process"
+		}
+		return fail(exitIncomplete, "execution id %s is being run by %s; nothing done here: wait for it to finish (run again with the same -execution-id to check)", cfg.executionID, who)
+	}
+	return finish(ctx, db, cfg, rep, replay, runErr, stdout, stderr)
+}
 
+// finish validates the run from the database and prints the summary and
+// the outcome: every error that happened, and how to resume.
+func finish(ctx context.Context, db *sqlx.DB, cfg config, rep batchenrich.Report, replay *ReplaySummary, runErr error, stdout, stderr io.Writer) int {
 	// The final validation, from the database, whatever happened above.
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	data, err := validate(vctx, db, cfg.executionID, cfg.batchSize, cfg.maxBatches)
-	if err != nil {
-		return fail(exitIncomplete, "%v", err)
-	}
-	s := Summary{
-		Status:      "ok",
-		ExecutionID: cfg.executionID,
-		Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap},
-		Data:        data,
-		Execution: Execution{
-			BatchesRun:     rep.BatchesRun,
-			BatchesSkipped: rep.BatchesSkipped,
-			DurationMS:     rep.Duration.Milliseconds(),
-		},
-		Replay: replay,
-	}
-	if runErr != nil || !data.OK() {
-		s.Status = "failed"
-	}
-	if cfg.json {
-		err = printJSON(stdout, s)
-	} else {
-		err = printTable(stdout, s)
-	}
-	if err != nil {
-		return fail(exitIncomplete, "%v", err)
-	}
-	if runErr != nil {
-		if ctx.Err() != nil {
-			again := "-execution-id " + cfg.executionID
-			if cfg.retryFailed != retryOff {
-				again += " -retry-failed=" + cfg.retryFailed.String()
-			}
-			return fail(exitIncomplete, "interrupted: %v; run again with %s to resume", runErr, again)
+	data, valErr := validate(vctx, db, cfg.executionID, cfg.batchSize, cfg.maxBatches)
+	var printErr error
+	if valErr == nil {
+		s := Summary{
+			Status:      "ok",
+			ExecutionID: cfg.executionID,
+			Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap},
+			Data:        data,
+			Execution: Execution{
+				BatchesRun:     rep.BatchesRun,
+				BatchesSkipped: rep.BatchesSkipped,
+				DurationMS:     rep.Duration.Milliseconds(),
+			},
+			Replay: replay,
 		}
-		return fail(exitIncomplete, "%v", runErr)
+		if runErr != nil || !data.OK() {
+			s.Status = "failed"
+		}
+		if cfg.json {
+			printErr = printJSON(stdout, s)
+		} else {
+			printErr = printTable(stdout, s)
+		}
 	}
-	if !data.OK() {
-		return fail(exitIncomplete, "validation failed: %d of %d expected rows missing", data.MissingRows, data.ExpectedRows)
+	lines := outcome(ctx, resumeFlags(cfg), runErr, valErr, printErr, data)
+	for _, l := range lines {
+		fmt.Fprintln(stderr, "travelers: "+l)
+	}
+	if len(lines) > 0 {
+		return exitIncomplete
 	}
 	return exitOK
 }
 
+// outcome is what the user must be told after the run, one line each:
+// the run's error, the validation's, and, last, how to resume when the run
+// stopped before its end.
+func outcome(ctx context.Context, resume string, runErr, valErr, printErr error, data Data) []string {
+	var lines []string
+	switch {
+	case runErr == nil:
+	case ctx.Err() != nil:
+		lines = append(lines, "interrupted: "+oneLine(runErr))
+	default:
+		lines = append(lines, "run failed: "+oneLine(runErr))
+	}
+	switch {
+	case valErr != nil:
+		lines = append(lines, "final validation failed: "+oneLine(valErr))
+	case !data.OK():
+		lines = append(lines, fmt.Sprintf("validation failed: %d of %d expected rows missing", data.MissingRows, data.ExpectedRows))
+	}
+	if printErr != nil {
+		lines = append(lines, "print summary: "+oneLine(printErr))
+	}
+	if runErr != nil {
+		lines = append(lines, "run again with "+resume+" to resume")
+	}
+	return lines
+}
+
+// resumeFlags are the flags that resume cfg's run, besides the others
+// given.
+func resumeFlags(cfg config) string {
+	again := "-execution-id " + cfg.executionID
+	if cfg.retryFailed != retryOff {
+		again += " -retry-failed=" + cfg.retryFailed.String()
+	}
+	return again
+}
+
+// oneLine keeps an error (errors.Join puts one per line) on one line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
 // openDB opens and pings the database within a few seconds.
 func openDB(ctx context.Context, cfg config) (*sqlx.DB, error) {
-	db, err := sqlx.Open(cfg.driver, cfg.dsn)
+	dsn := cfg.dsn
+	if cfg.driver == "postgres" {
+		dsn = withAppName(dsn)
+	}
+	db, err := sqlx.Open(cfg.driver, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return nil, fmt.Errorf("database %s: %w", cfg.dbDesc, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -222,7 +283,7 @@ func openDB(ctx context.Context, cfg config) (*sqlx.DB, error) {
 func dialAPI(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("-profile-url: %w", err)
+		return errors.New("-profile-url: not a valid URL")
 	}
 	port := u.Port()
 	if port == "" {
@@ -231,49 +292,7 @@ func dialAPI(ctx context.Context, raw string) error {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
-		return fmt.Errorf("profile API %s cannot be reached: %w", u.Redacted(), err)
+		return fmt.Errorf("profile API %s cannot be reached: %w", redact.String(raw), err)
 	}
 	return conn.Close()
-}
-
-// dryRun checks the database and API and prints the plan of windows,
-// creating nothing and sending no enrichment request.
-func dryRun(ctx context.Context, cfg config, w io.Writer) error {
-	if cfg.driver == "sqlite" {
-		path := sqlitePath(cfg.dsn)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(w, "database: %s (does not exist yet; a run would create it)\n", cfg.dbDesc)
-		} else {
-			cfg.dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
-			db, err := openDB(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			db.Close()
-			fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)
-		}
-	} else {
-		db, err := openDB(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		db.Close()
-		fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)
-	}
-	if cfg.profileURL == "" {
-		fmt.Fprintln(w, "profile API: embedded httpbin on loopback (started by a run)")
-	} else {
-		if err := dialAPI(ctx, cfg.profileURL); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "profile API: %s (reachable)\n", cfg.profileURL)
-	}
-	expected := min(cfg.seedRows, cfg.batchSize*cfg.maxBatches)
-	fmt.Fprintf(w, "execution id: %s\nplan: %d source rows, %d expected in %d batches of %d (cap %d), %d HTTP calls in flight\n",
-		cfg.executionID, cfg.seedRows, expected, (expected+cfg.batchSize-1)/cfg.batchSize, cfg.batchSize, cfg.maxBatches, cfg.concurrency)
-	for b := 1; (b-1)*cfg.batchSize < expected; b++ {
-		lo := (b-1)*cfg.batchSize + 1
-		fmt.Fprintf(w, "  batch %d: traveler_id %d..%d\n", b, lo, min(expected, b*cfg.batchSize))
-	}
-	return nil
 }

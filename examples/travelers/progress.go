@@ -18,20 +18,23 @@ type progress struct {
 	batches  int  // expected batches
 	rows     int  // expected rows
 	start    time.Time
-	done     int // rows written
+	before   int // rows written by earlier invocations of the run
+	done     int // rows written, before included
 	failed   int
 	batch    int
 	lastDraw time.Time
 }
 
-func newProgress(w io.Writer, batches, rows int) *progress {
+// newProgress follows a run of batches batches and rows rows, of which
+// before were written by earlier invocations (a resumed run counts them).
+func newProgress(w io.Writer, batches, rows, before int) *progress {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			tty = true
 		}
 	}
-	return &progress{w: w, tty: tty, batches: batches, rows: rows, start: time.Now()}
+	return &progress{w: w, tty: tty, batches: batches, rows: rows, before: before, done: before, start: time.Now()}
 }
 
 // follow reads events until the channel is closed, then ends the line.
@@ -71,7 +74,7 @@ func (p *progress) line() {
 
 func (p *progress) rate() float64 {
 	if s := time.Since(p.start).Seconds(); s > 0 {
-		return float64(p.done) / s
+		return float64(p.done-p.before) / s
 	}
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -51,12 +52,16 @@ var schemas = map[string][]string{
 	},
 }
 
-// createTables creates the fixture's tables if they are missing.
-func createTables(ctx context.Context, db *sqlx.DB) error {
-	for _, ddl := range schemas[db.DriverName()] {
-		if _, err := db.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("create tables: %w", err)
-		}
+// createTables creates the fixture's tables and the checkpoint table if
+// they are missing. sqlbatch.ExecDDL serialises it with every other
+// process doing the same, so that two first runs at once on a fresh
+// PostgreSQL database both succeed.
+func createTables(ctx context.Context, db *sqlx.DB, store *sqlbatch.CheckpointStore) error {
+	if err := sqlbatch.ExecDDL(ctx, db, schemas[db.DriverName()]...); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	if err := store.CreateTable(ctx); err != nil {
+		return fmt.Errorf("create tables: %w", err)
 	}
 	return nil
 }

@@ -7,16 +7,20 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/batchenrich/batchenrich/httpenrich"
+
 	"github.com/jmoiron/sqlx"
 )
 
-// Data is the final validation, computed from the database.
+// Data is the final validation, computed from the database, about the
+// whole run of the execution id (every invocation). examples/README.md
+// documents each field.
 type Data struct {
 	SourceRows          int `json:"source_rows"`
 	ExpectedRows        int `json:"expected_rows"`
 	StoredRows          int `json:"stored_rows"`
 	MissingRows         int `json:"missing_rows"`
-	SuccessfulHTTPCalls int `json:"successful_http_calls"`
+	SuccessfulHTTPCalls int `json:"successful_http_calls"` // 2xx with a JSON body within the size limit
 	ValidRows           int `json:"valid_rows"`
 	InvalidRows         int `json:"invalid_rows"`
 	MaxBatchNumber      int `json:"max_batch_number"`
@@ -58,7 +62,7 @@ func validate(ctx context.Context, db *sqlx.DB, executionID string, batchSize, m
 		`SELECT count(*) FROM traveler_batch_source WHERE execution_id = ?`), executionID); err != nil {
 		return d, fmt.Errorf("validate: %w", err)
 	}
-	d.ExpectedRows = min(d.SourceRows, batchSize*maxBatches)
+	d.ExpectedRows = expectedRows(d.SourceRows, batchSize, maxBatches)
 	var agg struct {
 		Stored  int `db:"stored"`
 		OK200   int `db:"ok200"`
@@ -67,10 +71,13 @@ func validate(ctx context.Context, db *sqlx.DB, executionID string, batchSize, m
 	}
 	if err := db.GetContext(ctx, &agg, db.Rebind(`
 		SELECT count(*) AS stored,
-		       COALESCE(SUM(CASE WHEN profile_status = 200 THEN 1 ELSE 0 END), 0) AS ok200,
+		       COALESCE(SUM(CASE WHEN profile_status BETWEEN 200 AND 299
+		           AND (validation_error IS NULL OR (validation_error NOT LIKE ? AND validation_error NOT LIKE ?))
+		           THEN 1 ELSE 0 END), 0) AS ok200,
 		       COALESCE(SUM(CASE WHEN is_valid THEN 1 ELSE 0 END), 0) AS valid,
 		       COALESCE(MAX(batch_number), 0) AS max_batch
-		FROM traveler_batch_results WHERE execution_id = ?`), executionID); err != nil {
+		FROM traveler_batch_results WHERE execution_id = ?`),
+		failedPrefix(httpenrich.ReasonMalformed), failedPrefix(httpenrich.ReasonTooLarge), executionID); err != nil {
 		return d, fmt.Errorf("validate: %w", err)
 	}
 	d.StoredRows, d.SuccessfulHTTPCalls, d.ValidRows, d.MaxBatchNumber = agg.Stored, agg.OK200, agg.Valid, agg.MaxBtch
@@ -127,4 +134,21 @@ func printTable(w io.Writer, s Summary) error {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
+}
+
+// failedPrefix is the LIKE pattern of the validation_error of a row whose
+// enrichment failed for reason (see resultRow).
+func failedPrefix(reason httpenrich.Reason) string {
+	return string(reason) + ": %" // a literal _ or % in it matches itself too
+}
+
+// storedRows counts the result rows already stored for executionID: the
+// progress of the run before this invocation.
+func storedRows(ctx context.Context, db *sqlx.DB, executionID string) (int, error) {
+	var n int
+	err := db.GetContext(ctx, &n, db.Rebind(`SELECT count(*) FROM traveler_batch_results WHERE execution_id = ?`), executionID)
+	if err != nil {
+		return 0, fmt.Errorf("count stored rows: %w", err)
+	}
+	return n, nil
 }

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+	"github.com/jmoiron/sqlx"
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
+)
+
+func TestOutcomeShowsEveryError(t *testing.T) {
+	t.Parallel()
+	runErr := errors.New("batchenrich: batch 3: write: connection reset")
+	valErr := errors.New("validate: connection refused")
+	ok := Data{ExpectedRows: 10, StoredRows: 10}
+	missing := Data{ExpectedRows: 10, StoredRows: 4, MissingRows: 6}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		runErr error
+		valErr error
+		data   Data
+		want   []string
+	}{
+		{"all well", context.Background(), nil, nil, ok, nil},
+		{"run and validation failed", context.Background(), runErr, valErr, Data{}, []string{
+			"run failed: batchenrich: batch 3: write: connection reset",
+			"final validation failed: validate: connection refused",
+			"run again with -execution-id e-1 to resume",
+		}},
+		{"interrupted", cancelled, runErr, nil, missing, []string{
+			"interrupted: batchenrich: batch 3: write: connection reset",
+			"validation failed: 6 of 10 expected rows missing",
+			"run again with -execution-id e-1 to resume",
+		}},
+		{"rows missing after a complete run", context.Background(), nil, nil, missing, []string{
+			"validation failed: 6 of 10 expected rows missing",
+		}},
+		{"joined errors stay on one line", context.Background(), errors.Join(runErr, errors.New("unlock: gone")), nil, ok, []string{
+			"run failed: batchenrich: batch 3: write: connection reset; unlock: gone",
+			"run again with -execution-id e-1 to resume",
+		}},
+	}
+	for _, tt := range tests {
+		got := outcome(tt.ctx, "-execution-id e-1", tt.runErr, tt.valErr, nil, tt.data)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: outcome =\n%q\nwant\n%q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestResumeCountsTheWholeRun interrupts a run during batch 3 of 5, plans
+// from the checkpoint with -dry-run, and resumes: the progress counts the
+// rows of the first invocation, and the interrupted run ends with the hint.
+func TestResumeCountsTheWholeRun(t *testing.T) {
+	t.Parallel()
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			_, dsn := dbFor(t, k)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			bin := httpbin.New()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("traveler_id") == "250" {
+					cancel()
+				}
+				bin.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			args := []string{"-dsn", dsn, "-profile-url", srv.URL + "/anything", "-seed-rows", "500", "-execution-id", "whole-1"}
+			code, _, stderr := program(t, ctx, args...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != exitIncomplete || lines[len(lines)-1] != "travelers: run again with -execution-id whole-1 to resume" {
+				t.Fatalf("interrupted: exit %d\n%s", code, stderr)
+			}
+
+			code, stdout, stderr := program(t, context.Background(), append(args, "-dry-run")...)
+			if code != exitOK || !strings.Contains(stdout, "checkpoint: batches 1..2 committed; a run resumes at batch 3\n  batch 3: traveler_id 201..300\n") ||
+				strings.Contains(stdout, "batch 2:") {
+				t.Fatalf("dry run: exit %d\n%s%s", code, stdout, stderr)
+			}
+
+			code, _, stderr = program(t, context.Background(), args...)
+			if code != exitOK || !strings.Contains(stderr, "resuming after batch 2\nbatch 3/5 written  300/500 rows") ||
+				!strings.Contains(stderr, "batch 5/5 written  500/500 rows") {
+				t.Fatalf("resumed: exit %d\n%s", code, stderr)
+			}
+		})
+	}
+}
+
+// TestDryRunReadsOnly plans on an existing SQLite file without creating
+// -wal or -shm files or changing the file, even when the directory and the
+// file may not be written.
+func TestDryRunReadsOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.db")
+	if code, _, stderr := program(t, context.Background(), "-dsn", path, "-seed-rows", "30", "-batch-size", "10", "-json", "-execution-id", "ro-1"); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	before := listing(t, dir)
+	if err := os.Chmod(path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	code, stdout, stderr := program(t, context.Background(), "-dsn", path, "-seed-rows", "30", "-batch-size", "10", "-dry-run", "-execution-id", "ro-1")
+	if code != exitOK || !strings.Contains(stdout, "checkpoint: done after batch 3; a run has nothing left to do") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if after := listing(t, dir); after != before {
+		t.Fatalf("dry run changed the directory:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func listing(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%d:%s ", e.Name(), info.Size(), info.ModTime())
+	}
+	return b.String()
+}
+
+// TestRefusedTwinNamesTheHolder holds a run's lock as another runner
+// would, then starts the same execution id: it must say who holds the run
+// and print no summary.
+func TestRefusedTwinNamesTheHolder(t *testing.T) {
+	t.Parallel()
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			_, dsn := dbFor(t, k)
+			var holder *sqlx.DB
+			var err error
+			if k == testdb.PostgreSQL {
+				holder, err = sqlx.Open("postgres", withAppName(dsn))
+			} else {
+				holder, err = sqlx.Open("sqlite", sqliteDSN(dsn))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Close()
+			store, err := sqlbatch.NewCheckpointStore(holder, sqlbatch.CheckpointConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := store.CreateTable(ctx); err != nil {
+				t.Fatal(err)
+			}
+			unlock, ok, err := store.TryLock(ctx, "twin-1")
+			if err != nil || !ok {
+				t.Fatalf("TryLock = %v, %v", ok, err)
+			}
+			defer unlock()
+
+			code, stdout, stderr := program(t, ctx, "-dsn", dsn, "-seed-rows", "20", "-json", "-execution-id", "twin-1")
+			want := "travelers: execution id twin-1 is being run by "
+			if k == testdb.PostgreSQL {
+				want += fmt.Sprintf("%q (PostgreSQL session ", appName())
+			} else {
+				want += "a runner that holds its lease until "
+			}
+			if code != exitIncomplete || stdout != "" || !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want one line starting %q", code, stdout, stderr, want)
+			}
+		})
+	}
+}
