@@ -193,3 +193,33 @@ func TestRefusedTwinNamesTheHolder(t *testing.T) {
 		})
 	}
 }
+
+// TestAllFailedStopsResumably points the job at an API that fails every
+// call, then at a working one with the same -execution-id: the first run
+// stores nothing and exits non-zero with the resume hint; the second
+// completes the run.
+func TestAllFailedStopsResumably(t *testing.T) {
+	t.Parallel()
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			_, dsn := dbFor(t, k)
+			broken := httptest.NewServer(http.NotFoundHandler())
+			defer broken.Close()
+			args := []string{"-dsn", dsn, "-seed-rows", "100", "-batch-size", "50", "-json", "-execution-id", "down-1"}
+			code, stdout, stderr := program(t, context.Background(), append(args, "-profile-url", broken.URL+"/anything")...)
+			s := summaryOf(t, stdout)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != exitIncomplete || s.Status != "failed" || s.Data.StoredRows != 0 || s.Data.InvalidRows != 0 ||
+				len(lines) != 3 || !strings.HasPrefix(lines[0], "travelers: run failed: batchenrich: batch 1: enrich: all 50 items failed; most common reason (50 of them): status 404") ||
+				lines[1] != "travelers: validation failed: 100 of 100 expected rows missing" ||
+				lines[2] != "travelers: run again with -execution-id down-1 to resume" {
+				t.Fatalf("all failed: exit %d %+v\n%s", code, s.Data, stderr)
+			}
+			code, stdout, stderr = program(t, context.Background(), args...) // the embedded API
+			if s := summaryOf(t, stdout); code != exitOK || s.Data.ValidRows != 100 || s.Execution.BatchesRun != 2 {
+				t.Fatalf("resumed: exit %d %+v\n%s", code, s, stderr)
+			}
+		})
+	}
+}
