@@ -122,7 +122,8 @@
 // client span) nest under the item. A StageTracer also sees Source reads
 // and Sink writes. Tracer documents what runs in which goroutine; a
 // panicking Tracer stops the run with an error, like any user code. No
-// Tracer costs nothing.
+// Tracer costs nothing. Module github.com/batchenrich/batchenrich/otelenrich
+// implements it with OpenTelemetry; the core never depends on it.
 //
 // # What an Enricher can read from its context
 //

@@ -7,7 +7,8 @@ import (
 )
 
 // Tracer observes a run as it goes: its start and end, each batch's, and
-// each item's. Set one in Options.Tracer.
+// each item's. Set one in Options.Tracer; package otelenrich, a module of
+// its own, implements it with OpenTelemetry spans and metrics.
 //
 // Each Start method returns the context that the matching part of the run
 // continues with: the run's context is the parent of every batch's, a

@@ -1,0 +1,44 @@
+// Package otelenrich makes OpenTelemetry traces and metrics of batchenrich
+// runs. It is a module of its own, so that users of the core never download
+// OpenTelemetry.
+//
+// A Tracer implements batchenrich.Tracer and batchenrich.StageTracer: set
+// it in batchenrich.Options.Tracer. It depends on the OpenTelemetry API
+// only, and takes a TracerProvider and a MeterProvider (the global ones by
+// default); the application chooses the SDK, the sampler and the
+// exporters. Its instrumentation scope is ScopeName, this package's path.
+//
+//	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tp, MeterProvider: mp})
+//	runner, err := batchenrich.New(src, enr, sink, batchenrich.Options{…, Tracer: tr})
+//
+// # Spans
+//
+// One batchenrich.run span per Run; under it a batchenrich.batch span per
+// batch and a batchenrich.read span per Source read; under a batch, a
+// batchenrich.item span per item and a batchenrich.write span for the
+// Sink write (with its checkpoint). Tracer.Transport wraps an HTTP
+// transport with otelhttp so that each attempt is a client span under its
+// item, with http.request.resend_count on resends. Failed items and
+// batches have an Error status and the error recorded; canceled items
+// (their batch was abandoned) do not.
+//
+// # Metrics
+//
+// Items by outcome and error class (MetricItems), item and batch durations
+// (MetricItemDuration, MetricBatchDuration, histograms in seconds),
+// enrichments in flight (MetricInFlight), HTTP resends (MetricRetries,
+// through Transport), each upstream's concurrency limit where the
+// Enricher adapts one (MetricLimit, from Config.Limits), and the run's
+// progress: batches done of planned (MetricBatchesDone,
+// MetricBatchesPlanned).
+//
+// # Cost
+//
+// A Tracer's methods run synchronously in the Runner (see
+// batchenrich.Tracer for where); with a batch span processor they only
+// queue spans. The overhead measured on the benchmark's CPU-bound
+// scenario is in the repository's BENCHMARKS.md.
+//
+// The program in examples/travelers runs the seed job with spans on
+// standard output and metrics for Prometheus.
+package otelenrich

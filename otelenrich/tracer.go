@@ -1,0 +1,296 @@
+package otelenrich
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ScopeName is the instrumentation scope of the spans and metrics: this
+// package's import path.
+const ScopeName = "github.com/batchenrich/batchenrich/otelenrich"
+
+// Span names.
+const (
+	SpanRun   = "batchenrich.run"
+	SpanBatch = "batchenrich.batch"
+	SpanItem  = "batchenrich.item"
+	SpanRead  = "batchenrich.read"
+	SpanWrite = "batchenrich.write"
+)
+
+// Attribute keys set on spans and metrics.
+const (
+	AttrRunKey       = attribute.Key("batchenrich.run.key")
+	AttrBatchSize    = attribute.Key("batchenrich.batch.size")
+	AttrMaxBatches   = attribute.Key("batchenrich.run.max_batches")
+	AttrConcurrency  = attribute.Key("batchenrich.concurrency")
+	AttrBatch        = attribute.Key("batchenrich.batch.number")
+	AttrItems        = attribute.Key("batchenrich.batch.items")
+	AttrItemIndex    = attribute.Key("batchenrich.item.index")
+	AttrItemKey      = attribute.Key("batchenrich.item.key")
+	AttrOutcome      = attribute.Key("batchenrich.item.outcome")
+	AttrClass        = attribute.Key("batchenrich.error.class")
+	AttrBatchOutcome = attribute.Key("batchenrich.batch.outcome")
+	AttrWritten      = attribute.Key("batchenrich.batch.written")
+	AttrFailed       = attribute.Key("batchenrich.batch.failed")
+	AttrUpstream     = attribute.Key("server.address")
+)
+
+// Config configures a Tracer. The zero value is valid: the global
+// providers, no item keys, no concurrency limits.
+type Config struct {
+	// TracerProvider creates the spans. Nil means otel.GetTracerProvider()
+	// at New.
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider creates the metrics. Nil means otel.GetMeterProvider()
+	// at New.
+	MeterProvider metric.MeterProvider
+
+	// Propagators inject the trace context into the requests sent through
+	// Transport. Nil means otel.GetTextMapPropagator() at New.
+	Propagators propagation.TextMapPropagator
+
+	// ItemKeys records each item's key (batchenrich.Keyer) on its span as
+	// batchenrich.item.key. Off by default: keys may identify people.
+	ItemKeys bool
+
+	// Limits, if set, reports the current concurrency limit per upstream
+	// (for example host name to requests in flight at most), observed as
+	// the gauge batchenrich.concurrency.limit with a server.address
+	// attribute. It is called from the MeterProvider's collection, so it
+	// must be safe for concurrent use. Call Close to stop observing it.
+	Limits func() map[string]int
+}
+
+// Tracer is a batchenrich.Tracer (and StageTracer) that makes OpenTelemetry
+// spans and metrics of a run. Set it in batchenrich.Options.Tracer; wrap
+// the Enricher's HTTP transport with Transport to see each attempt too. It
+// is safe for concurrent use and may serve any number of runs, one after
+// the other or at once.
+//
+// Spans: batchenrich.run, its child batchenrich.batch per batch, whose
+// children are batchenrich.item per item and batchenrich.write for the
+// Sink write; batchenrich.read per Source read, child of the run (a read
+// may be a prefetch, running beside the previous batch). Through
+// Transport, one HTTP client span per attempt is a child of the item.
+//
+// Metrics: see the Metric constants.
+type Tracer struct {
+	tracer      trace.Tracer
+	tp          trace.TracerProvider
+	mp          metric.MeterProvider
+	propagators propagation.TextMapPropagator
+	itemKeys    bool
+	m           instruments
+	reg         metric.Registration
+}
+
+var (
+	_ batchenrich.Tracer      = (*Tracer)(nil)
+	_ batchenrich.StageTracer = (*Tracer)(nil)
+)
+
+// New returns a Tracer configured by cfg. It fails only when the
+// MeterProvider refuses an instrument.
+func New(cfg Config) (*Tracer, error) {
+	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys}
+	if t.tp == nil {
+		t.tp = otel.GetTracerProvider()
+	}
+	if t.mp == nil {
+		t.mp = otel.GetMeterProvider()
+	}
+	if t.propagators == nil {
+		t.propagators = otel.GetTextMapPropagator()
+	}
+	t.tracer = t.tp.Tracer(ScopeName)
+	meter := t.mp.Meter(ScopeName)
+	m, err := newInstruments(meter)
+	if err != nil {
+		return nil, err
+	}
+	t.m = m
+	if cfg.Limits != nil {
+		limits := cfg.Limits
+		t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			for up, n := range limits() {
+				o.ObserveInt64(m.limit, int64(n), metric.WithAttributes(AttrUpstream.String(up)))
+			}
+			return nil
+		}, m.limit)
+		if err != nil {
+			return nil, errors.Join(errors.New("otelenrich: register the limits callback"), err)
+		}
+	}
+	return t, nil
+}
+
+// Close stops observing Config.Limits. The Tracer stays usable.
+func (t *Tracer) Close() error {
+	if t.reg == nil {
+		return nil
+	}
+	return t.reg.Unregister()
+}
+
+// itemState travels in an item's context: its start, for the duration,
+// and its HTTP attempts, for Transport.
+type itemState struct {
+	start    time.Time
+	attempts atomic.Int32
+}
+
+type itemStateKey struct{}
+
+func itemFrom(ctx context.Context) *itemState {
+	s, _ := ctx.Value(itemStateKey{}).(*itemState)
+	return s
+}
+
+// batchState travels in a batch's context: its start, for the duration.
+type batchState struct {
+	start time.Time
+}
+
+type batchStateKey struct{}
+
+// runState travels in a run's context: the run key, for the progress
+// gauges.
+type runState struct {
+	key attribute.Set
+}
+
+type runStateKey struct{}
+
+func runFrom(ctx context.Context) *runState {
+	s, _ := ctx.Value(runStateKey{}).(*runState)
+	if s == nil {
+		return &runState{key: attribute.NewSet()}
+	}
+	return s
+}
+
+// TraceRunStart starts the run's span and records the batches planned.
+func (t *Tracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartData) context.Context {
+	attrs := []attribute.KeyValue{
+		AttrBatchSize.Int(d.BatchSize),
+		AttrMaxBatches.Int(d.MaxBatches),
+		AttrConcurrency.Int(d.Concurrency),
+	}
+	var set attribute.Set
+	if d.RunKey != "" {
+		attrs = append(attrs, AttrRunKey.String(d.RunKey))
+		set = attribute.NewSet(AttrRunKey.String(d.RunKey))
+	} else {
+		set = attribute.NewSet()
+	}
+	ctx, _ = t.tracer.Start(ctx, SpanRun, trace.WithAttributes(attrs...))
+	t.m.planned.Record(ctx, int64(d.MaxBatches), metric.WithAttributeSet(set))
+	return context.WithValue(ctx, runStateKey{}, &runState{key: set})
+}
+
+// TraceRunEnd ends the run's span.
+func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData) {
+	span := trace.SpanFromContext(ctx)
+	r := d.Report
+	span.SetAttributes(
+		attribute.Int("batchenrich.run.batches_run", r.BatchesRun),
+		attribute.Int("batchenrich.run.batches_skipped", r.BatchesSkipped),
+		attribute.Int("batchenrich.run.written", r.Written),
+		attribute.Int("batchenrich.run.failed", r.Failed),
+	)
+	if d.Err != nil {
+		span.RecordError(d.Err)
+		span.SetStatus(codes.Error, d.Err.Error())
+	}
+	span.End()
+}
+
+// TraceBatchStart starts the batch's span and records the batches done
+// before it.
+func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+	t.m.done.Record(ctx, int64(d.Batch-1), metric.WithAttributeSet(runFrom(ctx).key))
+	ctx, _ = t.tracer.Start(ctx, SpanBatch, trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItems.Int(d.Items)))
+	return context.WithValue(ctx, batchStateKey{}, &batchState{start: time.Now()})
+}
+
+// TraceBatchEnd ends the batch's span, records its duration and, when it
+// was written, the batches done.
+func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(AttrWritten.Int(d.Stats.Written), AttrFailed.Int(d.Stats.Failed))
+	outcome := t.m.batchWritten
+	if d.Err != nil {
+		outcome = t.m.batchFailed
+		span.RecordError(d.Err)
+		span.SetStatus(codes.Error, d.Err.Error())
+	} else {
+		t.m.done.Record(ctx, int64(d.Batch), metric.WithAttributeSet(runFrom(ctx).key))
+	}
+	if s, ok := ctx.Value(batchStateKey{}).(*batchState); ok {
+		t.m.batchDuration.Record(ctx, time.Since(s.start).Seconds(), outcome)
+	}
+	span.End()
+}
+
+// TraceItemStart starts the item's span and counts it in flight.
+func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
+	t.m.inFlight.Add(ctx, 1)
+	attrs := trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index))
+	if t.itemKeys && d.Key != "" {
+		attrs = trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index), AttrItemKey.String(d.Key))
+	}
+	ctx, _ = t.tracer.Start(ctx, SpanItem, attrs)
+	return context.WithValue(ctx, itemStateKey{}, &itemState{start: time.Now()})
+}
+
+// TraceItemEnd ends the item's span and counts it by outcome and class.
+func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
+	t.m.inFlight.Add(ctx, -1)
+	span := trace.SpanFromContext(ctx)
+	o := t.m.outcome(d.Outcome, d.Class)
+	if d.Outcome != batchenrich.OutcomeEnriched {
+		span.SetAttributes(AttrOutcome.String(d.Outcome.String()), AttrClass.String(d.Class.String()))
+		if d.Outcome != batchenrich.OutcomeCanceled && d.Err != nil {
+			span.RecordError(d.Err)
+			span.SetStatus(codes.Error, d.Err.Error())
+		}
+	}
+	t.m.items.Add(ctx, 1, o.add)
+	if s := itemFrom(ctx); s != nil {
+		t.m.itemDuration.Record(ctx, time.Since(s.start).Seconds(), o.record)
+	}
+	span.End()
+}
+
+// TraceStageStart starts the span of a Source read or Sink write.
+func (t *Tracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+	name := SpanWrite
+	if d.Stage == batchenrich.StageRead {
+		name = SpanRead
+	}
+	ctx, _ = t.tracer.Start(ctx, name, trace.WithAttributes(AttrBatch.Int(d.Batch)))
+	return ctx
+}
+
+// TraceStageEnd ends the span of a Source read or Sink write.
+func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(AttrItems.Int(d.Items))
+	if d.Err != nil {
+		span.RecordError(d.Err)
+		span.SetStatus(codes.Error, d.Err.Error())
+	}
+	span.End()
+}

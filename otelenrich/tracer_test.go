@@ -1,0 +1,349 @@
+package otelenrich_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/otelenrich"
+	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// traveler is a test item naming itself.
+type traveler int
+
+func (t traveler) Key() string { return "traveler-" + strconv.Itoa(int(t)) }
+
+// telemetry is an SDK setup that keeps every span in memory and collects
+// metrics on demand.
+type telemetry struct {
+	spans  *tracetest.InMemoryExporter
+	reader *sdkmetric.ManualReader
+	tp     *sdktrace.TracerProvider
+	mp     *sdkmetric.MeterProvider
+}
+
+func newTelemetry(t *testing.T) *telemetry {
+	t.Helper()
+	tel := &telemetry{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
+	tel.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(tel.spans), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	tel.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(tel.reader))
+	t.Cleanup(func() {
+		_ = tel.tp.Shutdown(context.Background())
+		_ = tel.mp.Shutdown(context.Background())
+	})
+	return tel
+}
+
+func (tel *telemetry) metrics(t *testing.T) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := tel.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[sm.Scope.Name+" "+m.Name] = m
+		}
+	}
+	return out
+}
+
+// api answers /profile/{id}: 503 on the first attempt for id 3, 404 for
+// id 4, else 200 with the id; it records the traceparent of each request.
+type api struct {
+	mu          sync.Mutex
+	attempts    map[string]int
+	traceparent []string
+}
+
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	a.mu.Lock()
+	a.attempts[id]++
+	n := a.attempts[id]
+	a.traceparent = append(a.traceparent, r.Header.Get("traceparent"))
+	a.mu.Unlock()
+	switch {
+	case id == "3" && n == 1:
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	case id == "4":
+		http.Error(w, "no such traveler", http.StatusNotFound)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id": %s}`, id)
+	}
+}
+
+// smallRun runs travelers 0..4 in batches of 2 through httpenrich with the
+// Tracer's transport, and returns the Run's error.
+func smallRun(t *testing.T, tr *otelenrich.Tracer, a *api, opts batchenrich.Options) error {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("GET /profile/{id}", a)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	base := &http.Transport{}
+	defer base.CloseIdleConnections()
+	enr, err := httpenrich.New(httpenrich.Config[traveler, json.RawMessage, int]{
+		URL: srv.URL + "/profile/{id}",
+		Request: func(tv traveler) (httpenrich.Params, error) {
+			return httpenrich.Params{Path: map[string]string{"id": strconv.Itoa(int(tv))}}, nil
+		},
+		Validate: func(tv traveler, resp *httpenrich.Response[json.RawMessage]) (int, error) {
+			return int(tv), nil
+		},
+		Client:       &retryablehttp.Client{HTTPClient: &http.Client{Transport: tr.Transport(base)}},
+		MaxAttempts:  3,
+		RetryWaitMin: time.Millisecond,
+		RetryWaitMax: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enr.Close()
+	src := batchenrichtest.NewSliceSource([]traveler{0, 1, 2, 3, 4})
+	sink := batchenrichtest.NewSink[traveler, int]()
+	opts.BatchSize, opts.Concurrency, opts.Tracer = 2, 2, tr
+	r, err := batchenrich.New(src, enr, sink, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Run(context.Background())
+	if cerr := sink.Check(); cerr != nil {
+		t.Errorf("sink: %v", cerr)
+	}
+	return err
+}
+
+func attr(kvs []attribute.KeyValue, k attribute.Key) (attribute.Value, bool) {
+	for _, kv := range kvs {
+		if kv.Key == k {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func TestSpanTreeAndMetrics(t *testing.T) {
+	tel := newTelemetry(t)
+	tr, err := otelenrich.New(otelenrich.Config{
+		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: propagation.TraceContext{},
+		ItemKeys: true,
+		Limits:   func() map[string]int { return map[string]int{"api.example": 7} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	a := &api{attempts: map[string]int{}}
+	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints()})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	// The span tree.
+	spans := tel.spans.GetSpans()
+	byName := map[string][]tracetest.SpanStub{}
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans {
+		byName[s.Name] = append(byName[s.Name], s)
+		byID[s.SpanContext.SpanID()] = s
+		if s.InstrumentationScope.Name != otelenrich.ScopeName && s.InstrumentationScope.Name != "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp" {
+			t.Errorf("span %s has scope %q", s.Name, s.InstrumentationScope.Name)
+		}
+	}
+	parent := func(s tracetest.SpanStub) tracetest.SpanStub { return byID[s.Parent.SpanID()] }
+	count := map[string]int{}
+	for n, ss := range byName {
+		count[n] = len(ss)
+	}
+	want := map[string]int{"batchenrich.run": 1, "batchenrich.batch": 3, "batchenrich.read": 3, "batchenrich.write": 3, "batchenrich.item": 5, "HTTP GET": 6}
+	if fmt.Sprint(count) != fmt.Sprint(want) {
+		t.Fatalf("spans by name = %v, want %v", count, want)
+	}
+	run := byName["batchenrich.run"][0]
+	if run.Parent.IsValid() {
+		t.Errorf("run span has a parent")
+	}
+	if v, _ := attr(run.Attributes, otelenrich.AttrRunKey); v.AsString() != "run-1" {
+		t.Errorf("run attributes = %v", run.Attributes)
+	}
+	for _, n := range []string{"batchenrich.batch", "batchenrich.read"} {
+		for _, s := range byName[n] {
+			if parent(s).Name != "batchenrich.run" {
+				t.Errorf("%s's parent is %q", n, parent(s).Name)
+			}
+		}
+	}
+	batchOf := func(s tracetest.SpanStub) int64 {
+		v, _ := attr(s.Attributes, otelenrich.AttrBatch)
+		return v.AsInt64()
+	}
+	for _, n := range []string{"batchenrich.item", "batchenrich.write"} {
+		for _, s := range byName[n] {
+			if p := parent(s); p.Name != "batchenrich.batch" || batchOf(p) != batchOf(s) {
+				t.Errorf("%s of batch %d: parent %s of batch %d", n, batchOf(s), p.Name, batchOf(p))
+			}
+		}
+	}
+	var resends []int64
+	for _, s := range byName["HTTP GET"] {
+		p := parent(s)
+		if p.Name != "batchenrich.item" || s.SpanKind != trace.SpanKindClient {
+			t.Errorf("HTTP span's parent is %q, kind %v", p.Name, s.SpanKind)
+		}
+		key, _ := attr(p.Attributes, otelenrich.AttrItemKey)
+		if v, ok := attr(s.Attributes, "http.request.resend_count"); ok {
+			resends = append(resends, v.AsInt64())
+			if key.AsString() != "traveler-3" {
+				t.Errorf("resend on %s", key.AsString())
+			}
+		}
+		if !slices.Contains(a.traceparent, fmt.Sprintf("00-%s-%s-01", s.SpanContext.TraceID(), s.SpanContext.SpanID())) {
+			t.Errorf("the server did not see the context of attempt span %s", s.SpanContext.SpanID())
+		}
+	}
+	if fmt.Sprint(resends) != "[1]" {
+		t.Errorf("resend counts = %v, want [1]", resends)
+	}
+	for _, s := range byName["batchenrich.item"] {
+		key, _ := attr(s.Attributes, otelenrich.AttrItemKey)
+		outcome, _ := attr(s.Attributes, otelenrich.AttrOutcome)
+		if key.AsString() == "traveler-4" {
+			class, _ := attr(s.Attributes, otelenrich.AttrClass)
+			if s.Status.Code != codes.Error || outcome.AsString() != "failed" || class.AsString() != "permanent" || len(s.Events) != 1 {
+				t.Errorf("failed item span: %v %v %v", s.Status, s.Attributes, s.Events)
+			}
+		} else if s.Status.Code != codes.Unset || outcome.AsString() != "" {
+			t.Errorf("item %s: %v %v", key.AsString(), s.Status, s.Attributes)
+		}
+	}
+
+	// The metrics.
+	ms := tel.metrics(t)
+	scoped := func(name string) metricdata.Metrics {
+		m, ok := ms[otelenrich.ScopeName+" "+name]
+		if !ok {
+			t.Fatalf("no metric %s", name)
+		}
+		return m
+	}
+	sums := func(name string) map[string]int64 {
+		out := map[string]int64{}
+		switch d := scoped(name).Data.(type) {
+		case metricdata.Sum[int64]:
+			for _, p := range d.DataPoints {
+				out[p.Attributes.Encoded(attribute.DefaultEncoder())] += p.Value
+			}
+		case metricdata.Gauge[int64]:
+			for _, p := range d.DataPoints {
+				out[p.Attributes.Encoded(attribute.DefaultEncoder())] = p.Value
+			}
+		default:
+			t.Fatalf("%s is a %T", name, d)
+		}
+		return out
+	}
+	counts := func(name string) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, p := range scoped(name).Data.(metricdata.Histogram[float64]).DataPoints {
+			out[p.Attributes.Encoded(attribute.DefaultEncoder())] = p.Count
+		}
+		return out
+	}
+	checks := []struct {
+		name string
+		got  any
+		want string
+	}{
+		{otelenrich.MetricItems, sums(otelenrich.MetricItems),
+			"map[batchenrich.error.class=permanent,batchenrich.item.outcome=failed:1 batchenrich.item.outcome=enriched:4]"},
+		{otelenrich.MetricItemDuration, counts(otelenrich.MetricItemDuration),
+			"map[batchenrich.error.class=permanent,batchenrich.item.outcome=failed:1 batchenrich.item.outcome=enriched:4]"},
+		{otelenrich.MetricBatchDuration, counts(otelenrich.MetricBatchDuration), "map[batchenrich.batch.outcome=written:3]"},
+		{otelenrich.MetricInFlight, sums(otelenrich.MetricInFlight), "map[:0]"},
+		{otelenrich.MetricRetries, sums(otelenrich.MetricRetries), "map[:1]"},
+		{otelenrich.MetricLimit, sums(otelenrich.MetricLimit), "map[server.address=api.example:7]"},
+		{otelenrich.MetricBatchesDone, sums(otelenrich.MetricBatchesDone), "map[batchenrich.run.key=run-1:3]"},
+		{otelenrich.MetricBatchesPlanned, sums(otelenrich.MetricBatchesPlanned), "map[batchenrich.run.key=run-1:3]"},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != c.want {
+			t.Errorf("%s = %v, want %s", c.name, c.got, c.want)
+		}
+	}
+	if _, ok := ms["go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp http.client.request.duration"]; !ok {
+		t.Errorf("otelhttp's metrics are not on the Tracer's MeterProvider: %v", slices.Collect(mapKeys(ms)))
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// A failed batch ends its span with an Error status and the run's too;
+// item keys are not recorded unless asked.
+func TestFailedRun(t *testing.T) {
+	tel := newTelemetry(t)
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tel.tp, MeterProvider: tel.mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &api{attempts: map[string]int{}}
+	err = smallRun(t, tr, a, batchenrich.Options{FailurePolicy: batchenrich.FailBatch})
+	if !errors.Is(err, batchenrich.ErrTooManyFailures) {
+		t.Fatalf("Run: %v", err)
+	}
+	var batches []string
+	for _, s := range tel.spans.GetSpans() {
+		if _, ok := attr(s.Attributes, otelenrich.AttrItemKey); ok {
+			t.Errorf("span %s has the item key", s.Name)
+		}
+		switch s.Name {
+		case "batchenrich.batch":
+			batches = append(batches, s.Status.Code.String())
+		case "batchenrich.run":
+			if s.Status.Code != codes.Error {
+				t.Errorf("run status = %v", s.Status)
+			}
+		}
+	}
+	if fmt.Sprint(batches) != "[Unset Unset Error]" {
+		t.Errorf("batch statuses = %v", batches)
+	}
+	ms := tel.metrics(t)
+	got := map[string]uint64{}
+	for _, p := range ms[otelenrich.ScopeName+" "+otelenrich.MetricBatchDuration].Data.(metricdata.Histogram[float64]).DataPoints {
+		got[p.Attributes.Encoded(attribute.DefaultEncoder())] = p.Count
+	}
+	if fmt.Sprint(got) != "map[batchenrich.batch.outcome=failed:1 batchenrich.batch.outcome=written:2]" {
+		t.Errorf("batch durations = %v", got)
+	}
+}
