@@ -168,7 +168,8 @@ type batchStateKey struct{}
 // runState travels in a run's context: the run key, for the progress
 // gauges.
 type runState struct {
-	key attribute.Set
+	key     attribute.Set
+	started atomic.Bool // a batch started
 }
 
 type runStateKey struct{}
@@ -176,7 +177,7 @@ type runStateKey struct{}
 func runFrom(ctx context.Context) *runState {
 	s, _ := ctx.Value(runStateKey{}).(*runState)
 	if s == nil {
-		return &runState{key: attribute.NewSet()}
+		s = &runState{key: attribute.NewSet()}
 	}
 	return s
 }
@@ -217,10 +218,12 @@ func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData)
 	span.End()
 }
 
-// TraceBatchStart starts the batch's span and records the batches done
-// before it.
+// TraceBatchStart starts the batch's span; the run's first batch records
+// the batches done before it (by the runs a resumed run resumes).
 func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
-	t.m.done.Record(ctx, int64(d.Batch-1), metric.WithAttributeSet(runFrom(ctx).key))
+	if rs := runFrom(ctx); rs.started.CompareAndSwap(false, true) {
+		t.m.done.Record(ctx, int64(d.Batch-1), metric.WithAttributeSet(rs.key))
+	}
 	ctx, _ = t.tracer.Start(ctx, SpanBatch, trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItems.Int(d.Items)))
 	return context.WithValue(ctx, batchStateKey{}, &batchState{start: time.Now()})
 }

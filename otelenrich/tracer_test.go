@@ -146,6 +146,12 @@ func attr(kvs []attribute.KeyValue, k attribute.Key) (attribute.Value, bool) {
 }
 
 func TestSpanTreeAndMetrics(t *testing.T) {
+	for _, overlap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overlap=%v", overlap), func(t *testing.T) { testSpanTreeAndMetrics(t, overlap) })
+	}
+}
+
+func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 	tel := newTelemetry(t)
 	tr, err := otelenrich.New(otelenrich.Config{
 		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: propagation.TraceContext{},
@@ -157,7 +163,7 @@ func TestSpanTreeAndMetrics(t *testing.T) {
 	}
 	defer tr.Close()
 	a := &api{attempts: map[string]int{}}
-	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints()})
+	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Overlap: overlap})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -345,5 +351,49 @@ func TestFailedRun(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "map[batchenrich.batch.outcome=failed:1 batchenrich.batch.outcome=written:2]" {
 		t.Errorf("batch durations = %v", got)
+	}
+}
+
+// A resumed run's progress counts the batches of the runs before it, from
+// its first batch on.
+func TestProgressOnResume(t *testing.T) {
+	store := batchenrichtest.NewCheckpoints()
+	items := []traveler{0, 1, 2, 3, 4, 5}
+	gauge := func(tel *telemetry, name string) int64 {
+		for _, p := range tel.metrics(t)[otelenrich.ScopeName+" "+name].Data.(metricdata.Gauge[int64]).DataPoints {
+			return p.Value
+		}
+		return -1
+	}
+	var during int64 = -2
+	var tel *telemetry
+	enr := batchenrich.EnricherFunc[traveler, int](func(ctx context.Context, tv traveler) (int, error) {
+		if tv == 2 { // batch 2, the resumed run's first
+			during = gauge(tel, otelenrich.MetricBatchesDone)
+		}
+		return int(tv), nil
+	})
+	for i, cap := range []int{1, 3} {
+		tel = newTelemetry(t)
+		tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tel.tp, MeterProvider: tel.mp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), enr, batchenrichtest.NewSink[traveler, int](), batchenrich.Options{
+			BatchSize: 2, Concurrency: 1, MaxBatches: cap, RunKey: "resumed", Checkpoints: store, Tracer: tr,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		done, planned := gauge(tel, otelenrich.MetricBatchesDone), gauge(tel, otelenrich.MetricBatchesPlanned)
+		if done != int64(cap) || planned != int64(cap) {
+			t.Errorf("run %d: batches done %d of %d, want %d of %d", i+1, done, planned, cap, cap)
+		}
+	}
+	if during != 1 {
+		t.Errorf("during the resumed run's first batch, batches done = %d, want 1", during)
 	}
 }
