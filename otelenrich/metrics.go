@@ -13,7 +13,8 @@ import (
 const (
 	// MetricItems counts items enriched, failed, canceled or panicked
 	// (batchenrich.item.outcome), with the error's class
-	// (batchenrich.error.class: transient, permanent, unclassified).
+	// (batchenrich.error.class: transient, permanent, fatal, unclassified;
+	// see batchenrich.Classify).
 	MetricItems = "batchenrich.items"
 	// MetricItemDuration is a histogram of each item's enrichment time,
 	// by outcome and class as MetricItems.
