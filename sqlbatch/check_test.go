@@ -43,7 +43,7 @@ func countRows(t *testing.T, db *sqlx.DB, table string) int {
 // write; before, PostgreSQL's direct COPY wrote a batch twice as
 // duplicate rows, and a Key matching no index failed only on a rewrite.
 func TestSinkKeyNotUnique(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		mustExec(t, db, ddl(k, `CREATE TABLE nokey (
 			execution_id TEXT NOT NULL, traveler_id BIGINT NOT NULL, batch_number INTEGER NOT NULL,
@@ -97,7 +97,7 @@ func sinkOn(t *testing.T, db *sqlx.DB, table string, key []string) *sqlbatch.Sin
 
 // Every name a Sink writes is checked against the catalog.
 func TestSinkUnknownNames(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		createResults(t, k, db)
 		row := func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
@@ -141,7 +141,7 @@ func TestSinkUnknownNames(t *testing.T) {
 
 // A Runner checks its Sink before it enriches anything.
 func TestRunnerChecksFirst(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createSource(t, db, 10)
 		mustExec(t, db, ddl(k, `CREATE TABLE nokey (
 			execution_id TEXT NOT NULL, traveler_id BIGINT NOT NULL, batch_number INTEGER NOT NULL,
@@ -169,7 +169,7 @@ func TestRunnerChecksFirst(t *testing.T) {
 // a misspelt Filter match nothing (or everything), and a Key naming no
 // column re-read the first window forever.
 func TestSourceUnknownNames(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		createSource(t, db, 10)
 		type Ghostly struct {

@@ -18,7 +18,7 @@ import (
 // A runner whose lock is gone (its PostgreSQL session died, or its SQLite
 // lease expired) can no longer save, and another runner takes over.
 func TestCheckpointLockLost(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		a, b := checkpointStore(t, db), checkpointStore(t, db)
 		unlock, ok, err := a.TryLock(ctx, "e1")
@@ -30,7 +30,7 @@ func TestCheckpointLockLost(t *testing.T) {
 			t.Fatal("second store took a held lock")
 		}
 		// The holder dies.
-		if k == testdb.PostgreSQL {
+		if k.Postgres() {
 			pid := a.LockPID("e1")
 			mustExec(t, db, `SELECT pg_terminate_backend($1)`, pid)
 			// pg_terminate_backend only signals the backend: wait

@@ -14,7 +14,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	for _, k := range testdb.Kinds {
+	for _, k := range testdb.AllKinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			for _, paging := range []sqlbatch.Paging{sqlbatch.PageByKey, sqlbatch.PageByOffset} {

@@ -18,7 +18,7 @@ import (
 // CREATE TABLE IF NOT EXISTS alone fails with a unique violation on
 // pg_type_typname_nsp_index now and then).
 func TestExecDDLConcurrent(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		const creators, rounds = 6, 15
 		db.SetMaxOpenConns(creators + 1)
 		for round := range rounds {

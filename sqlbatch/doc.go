@@ -3,11 +3,25 @@
 // batch in one transaction as a bulk upsert, and a CheckpointStore that
 // makes runs durable and gives one runner at a time each run key.
 //
-// It supports PostgreSQL (github.com/lib/pq) and SQLite
-// (modernc.org/sqlite, pure Go, or mattn/go-sqlite3). Everything takes a
-// *sqlx.DB that you open; the dialect is told by its driver name
-// ("postgres", "sqlite", "sqlite3"). The package registers no driver:
-// import the one you use.
+// It supports PostgreSQL (github.com/lib/pq, or pgx through database/sql:
+// github.com/jackc/pgx/v5/stdlib) and SQLite (modernc.org/sqlite, pure
+// Go, or mattn/go-sqlite3). Everything takes a *sqlx.DB that you open;
+// the dialect is told by its driver name ("postgres", "pgx", "sqlite",
+// "sqlite3"), e.g. sqlx.NewDb(stdlib.OpenDB(cfg), "pgx"). The package
+// registers no driver: import the one you use.
+//
+// Both PostgreSQL drivers get every feature — the Source, the Sink with
+// its COPY fast paths, the CheckpointStore with its advisory lock — and
+// pass the same conformance suite. On pgx the Sink COPYs through pgx's own
+// connection, so in a transaction of yours (WriteTx) it upserts with
+// INSERT statements instead. The cost of pgx support for a program using
+// lib/pq only: the module requires github.com/jackc/pgx/v5 (with
+// pgpassfile, pgservicefile, puddle and golang.org/x/text in the build
+// list), and the pgx packages linked in add about 460 KB to a binary
+// (8.89 → 9.35 MB for a program making a Source, Sink and store on
+// lib/pq, go1.26 linux/amd64) and 0.08 ms and 6.5 KB of allocations to
+// its start-up (GODEBUG=inittrace=1); pgx's stdlib, which registers the
+// "pgx" driver, is not linked in.
 //
 // # Source
 //

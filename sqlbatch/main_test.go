@@ -37,7 +37,18 @@ type Enriched struct {
 // forEachDB runs f on a fresh database of each kind, in parallel subtests.
 func forEachDB(t *testing.T, f func(t *testing.T, k testdb.Kind, db *sqlx.DB)) {
 	t.Helper()
-	for _, k := range testdb.Kinds {
+	forEachKind(t, testdb.Kinds, f)
+}
+
+// forEachDriver is forEachDB with PostgreSQL through pgx too.
+func forEachDriver(t *testing.T, f func(t *testing.T, k testdb.Kind, db *sqlx.DB)) {
+	t.Helper()
+	forEachKind(t, testdb.AllKinds, f)
+}
+
+func forEachKind(t *testing.T, kinds []testdb.Kind, f func(t *testing.T, k testdb.Kind, db *sqlx.DB)) {
+	t.Helper()
+	for _, k := range kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			db := testdb.Open(t, k)
@@ -91,7 +102,7 @@ func insertTravelers(t testing.TB, db *sqlx.DB, exec string, n int) {
 }
 
 func rebind(db *sqlx.DB, q string) string {
-	if db.DriverName() == "postgres" {
+	if db.DriverName() != "sqlite" {
 		return sqlx.Rebind(sqlx.DOLLAR, q)
 	}
 	return q

@@ -99,7 +99,7 @@ func (s *Sink[T, R]) writeDirect(ctx context.Context, tx *sqlx.Tx, t *target[T, 
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+savepoint); err != nil {
 		return false, err
 	}
-	err = s.copyRows(ctx, tx, t.table, strings.Join(t.cols, ", "), rows)
+	err = s.copyRows(ctx, tx, t.ident, t.table, t.names, strings.Join(t.cols, ", "), rows)
 	if err == nil {
 		if err := s.hook(ctx, tx); err != nil {
 			return false, err
@@ -118,8 +118,12 @@ func (s *Sink[T, R]) writeDirect(ctx context.Context, tx *sqlx.Tx, t *target[T, 
 	return false, nil
 }
 
-// copyRows sends rows to table with COPY FROM STDIN.
-func (s *Sink[T, R]) copyRows(ctx context.Context, tx *sqlx.Tx, table, cols string, rows [][]any) error {
+// copyRows sends rows to table with COPY FROM STDIN. ident and names are
+// the table and columns unquoted, table and cols quoted.
+func (s *Sink[T, R]) copyRows(ctx context.Context, tx *sqlx.Tx, ident []string, table string, names []string, cols string, rows [][]any) error {
+	if s.d.PGX {
+		return s.pgxCopy(ctx, tx, ident, names, rows)
+	}
 	stmt, err := tx.PrepareContext(ctx, "COPY "+table+" ("+cols+") FROM STDIN")
 	if err != nil {
 		return err
@@ -139,12 +143,13 @@ func (s *Sink[T, R]) copyRows(ctx context.Context, tx *sqlx.Tx, table, cols stri
 
 // writeCopy stages rows with COPY, then upserts them in one statement.
 func (s *Sink[T, R]) writeCopy(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) error {
-	stage := `"batchenrich_stage_` + strconv.FormatUint(stageSeq.Add(1), 10) + `"`
+	stageName := "batchenrich_stage_" + strconv.FormatUint(stageSeq.Add(1), 10)
+	stage := `"` + stageName + `"`
 	cols := strings.Join(t.cols, ", ")
 	if _, err := tx.ExecContext(ctx, "CREATE TEMP TABLE "+stage+" ON COMMIT DROP AS SELECT "+cols+" FROM "+t.table+" WITH NO DATA"); err != nil {
 		return err
 	}
-	if err := s.copyRows(ctx, tx, stage, cols, rows); err != nil {
+	if err := s.copyRows(ctx, tx, []string{stageName}, stage, t.names, cols, rows); err != nil {
 		return err
 	}
 	if err := s.hook(ctx, tx); err != nil {

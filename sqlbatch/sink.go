@@ -109,6 +109,10 @@ type Sink[T, R any] struct {
 	// replay, if set, writes the batches of replays (see replay.go).
 	replay *Sink[T, R]
 
+	// pgxConns maps a transaction this Sink began on pgx to its
+	// connection, through which it COPYs (see pgx.go).
+	pgxConns sync.Map
+
 	// checked is set once Check succeeded (see check.go).
 	checked atomic.Bool
 	checkMu sync.Mutex
@@ -117,6 +121,7 @@ type Sink[T, R any] struct {
 // target is one table a Sink writes.
 type target[T, R any] struct {
 	name     string   // as configured, for messages
+	ident    []string // name split into schema and table, unquoted
 	table    string   // quoted
 	names    []string // cols as configured
 	keyNames []string // key as configured
@@ -177,6 +182,7 @@ func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols [
 		t.batchCol = true
 	}
 	t.names = all
+	t.ident = strings.Split(table, ".")
 	if t.cols, err = quoteCols(d, prefix+"Columns", all); err != nil {
 		var ce *ConfigError
 		if batchCol != "" && errors.As(err, &ce) && ce.Field == fmt.Sprintf("%sColumns[%d]", prefix, len(cols)) {
@@ -271,10 +277,11 @@ func (s *Sink[T, R]) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[
 
 // inTx runs f in a new transaction and commits it.
 func (s *Sink[T, R]) inTx(ctx context.Context, batch int, f func(tx *sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlbatch: batch %d: begin: %w", batch, err)
 	}
+	defer done()
 	if err := f(tx); err != nil {
 		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, context.DeadlineExceeded) && !isTxDone(rerr) {
 			err = errors.Join(err, fmt.Errorf("sqlbatch: batch %d: rollback: %w", batch, rerr))
@@ -344,6 +351,11 @@ func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R]
 	if s.d.Kind == sqldialect.PostgreSQL {
 		if s.pgBulk != nil {
 			return s.pgBulk(ctx, tx, t, rows)
+		}
+		if s.d.PGX && !s.canCopy(tx) {
+			// pgx COPYs through the connection of a transaction the
+			// Sink began; in a caller's transaction, upsert instead.
+			return s.writeValues(ctx, tx, t, rows)
 		}
 		if s.pg == pgAuto && !s.conflicted.Load() {
 			done, err := s.writeDirect(ctx, tx, t, rows)

@@ -38,7 +38,7 @@ func ids(from, to int64) []int64 {
 
 // pgModes runs f with each PostgreSQL bulk strategy (SQLite has one).
 func pgModes(k testdb.Kind) []string {
-	if k == testdb.PostgreSQL {
+	if k.Postgres() {
 		return []string{"values", "copy", "auto"} // auto: direct COPY first
 	}
 	return []string{"values"}
@@ -54,7 +54,7 @@ func setMode(s *sqlbatch.Sink[Traveler, Enriched], mode string) {
 }
 
 func TestSinkWritesIdempotently(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		for _, mode := range pgModes(k) {
 			t.Run(mode, func(t *testing.T) {
 				mustExec(t, db, `DROP TABLE IF EXISTS traveler_batch_results`)
@@ -107,7 +107,7 @@ func TestSinkWritesIdempotently(t *testing.T) {
 }
 
 func TestSinkFailuresTable(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createResults(t, k, db)
 		mustExec(t, db, ddl(k, `CREATE TABLE traveler_failures (
 			execution_id TEXT NOT NULL, traveler_id BIGINT NOT NULL, batch INTEGER NOT NULL, reason TEXT NOT NULL,
@@ -197,14 +197,14 @@ func TestSinkRowErrorsWriteNothing(t *testing.T) {
 // A connection lost or a context cancelled in the middle of a batch rolls
 // the whole batch back, and the error names the batch.
 func TestSinkInterruptedWriteLeavesNothing(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createResults(t, k, db)
 		interrupts := map[string]func(cancel context.CancelFunc) func(ctx context.Context, tx *sqlx.Tx) error{
 			"cancel": func(cancel context.CancelFunc) func(ctx context.Context, tx *sqlx.Tx) error {
 				return func(ctx context.Context, tx *sqlx.Tx) error { cancel(); return nil }
 			},
 		}
-		if k == testdb.PostgreSQL {
+		if k.Postgres() {
 			interrupts["terminate"] = func(context.CancelFunc) func(ctx context.Context, tx *sqlx.Tx) error {
 				return func(ctx context.Context, tx *sqlx.Tx) error {
 					var pid int
@@ -257,7 +257,7 @@ func TestSinkInterruptedWriteLeavesNothing(t *testing.T) {
 }
 
 func TestSinkWriteTxSharesTheTransaction(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createResults(t, k, db)
 		mustExec(t, db, `CREATE TABLE audit (batch INTEGER NOT NULL)`)
 		ctx := context.Background()

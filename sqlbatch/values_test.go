@@ -19,7 +19,7 @@ import (
 // and SQLite as a BLOB. Bytes that are not UTF-8 are refused, naming the
 // column; bytea and BLOB columns still take binary data.
 func TestBytesForTextColumns(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		blob := "BYTEA"
 		if k == testdb.SQLite {
@@ -82,7 +82,7 @@ func TestBytesForTextColumns(t *testing.T) {
 // A '?' in a quoted name is part of the name, not a placeholder: on
 // PostgreSQL, "t?x" used to become "t$1x".
 func TestQuestionMarkNames(t *testing.T) {
-	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		mustExec(t, db, `CREATE TABLE "src?x" ("id?" BIGINT PRIMARY KEY, "e?" TEXT NOT NULL)`)
 		mustExec(t, db, `INSERT INTO "src?x" ("id?", "e?") VALUES (1, 'e1'), (2, 'e1'), (3, 'e1'), (4, 'e1'), (5, 'e1')`)

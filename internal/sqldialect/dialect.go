@@ -39,21 +39,27 @@ var ErrUnsupportedDriver = errors.New("unsupported database driver")
 // Dialect describes one database.
 type Dialect struct {
 	Kind Kind
+	// PGX is set for PostgreSQL through pgx's database/sql driver, which
+	// does COPY through its own connection type, not a statement.
+	PGX bool
 }
 
 // Detect returns the dialect of the database/sql driver registered as
-// driverName: "postgres" (lib/pq) is PostgreSQL, "sqlite" (modernc.org/sqlite)
-// and "sqlite3" (mattn/go-sqlite3) are SQLite.
+// driverName: "postgres" (lib/pq) and "pgx" or "pgx/v5"
+// (github.com/jackc/pgx/v5/stdlib) are PostgreSQL, "sqlite"
+// (modernc.org/sqlite) and "sqlite3" (mattn/go-sqlite3) are SQLite.
 func Detect(driverName string) (Dialect, error) {
 	switch driverName {
 	case "postgres":
 		return Dialect{Kind: PostgreSQL}, nil
+	case "pgx", "pgx/v5":
+		return Dialect{Kind: PostgreSQL, PGX: true}, nil
 	case "sqlite", "sqlite3":
 		return Dialect{Kind: SQLite}, nil
 	case "":
 		return Dialect{}, fmt.Errorf("%w: empty driver name (was the *sqlx.DB made with sqlx.NewDb or sqlx.Open?)", ErrUnsupportedDriver)
 	default:
-		return Dialect{}, fmt.Errorf("%w %q (want \"postgres\", \"sqlite\" or \"sqlite3\")", ErrUnsupportedDriver, driverName)
+		return Dialect{}, fmt.Errorf("%w %q (want \"postgres\", \"pgx\", \"sqlite\" or \"sqlite3\")", ErrUnsupportedDriver, driverName)
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 )
 
 func TestDetect(t *testing.T) {
-	for name, want := range map[string]Kind{"postgres": PostgreSQL, "sqlite": SQLite, "sqlite3": SQLite} {
+	for name, want := range map[string]Kind{"postgres": PostgreSQL, "pgx": PostgreSQL, "pgx/v5": PostgreSQL, "sqlite": SQLite, "sqlite3": SQLite} {
 		d, err := Detect(name)
-		if err != nil || d.Kind != want {
+		if err != nil || d.Kind != want || d.PGX != strings.HasPrefix(name, "pgx") {
 			t.Errorf("Detect(%q) = %v, %v", name, d.Kind, err)
 		}
 	}
-	for _, name := range []string{"", "mysql", "pgx", "Postgres"} {
+	for _, name := range []string{"", "mysql", "pgx/v4", "Postgres"} {
 		if _, err := Detect(name); !errors.Is(err, ErrUnsupportedDriver) {
 			t.Errorf("Detect(%q): err = %v", name, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for tests
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"  // registers "postgres" for tests
 	_ "modernc.org/sqlite" // registers "sqlite" for tests
@@ -27,13 +28,20 @@ type Kind string
 
 // The supported databases.
 const (
-	PostgreSQL Kind = "postgres"
+	PostgreSQL Kind = "postgres" // through lib/pq
 	SQLite     Kind = "sqlite"
+	PGX        Kind = "pgx" // PostgreSQL through github.com/jackc/pgx/v5/stdlib
 )
 
 // Kinds lists the databases to run a suite against: SQLite always,
 // PostgreSQL too (the test skips itself when EnvVar is unset).
 var Kinds = []Kind{SQLite, PostgreSQL}
+
+// AllKinds is Kinds with PostgreSQL through pgx too.
+var AllKinds = []Kind{SQLite, PostgreSQL, PGX}
+
+// Postgres reports whether k is PostgreSQL, through either driver.
+func (k Kind) Postgres() bool { return k == PostgreSQL || k == PGX }
 
 // Open returns a fresh, empty database of kind k, closed and removed when
 // the test ends.
@@ -42,6 +50,9 @@ func Open(t testing.TB, k Kind) *sqlx.DB {
 	switch k {
 	case PostgreSQL:
 		return Postgres(t)
+	case PGX:
+		db, _ := postgresWith(t, "pgx")
+		return db
 	case SQLite:
 		return SQLiteDB(t)
 	}
@@ -73,6 +84,12 @@ func Postgres(t testing.TB) *sqlx.DB {
 // reaches the same schema (for child processes).
 func PostgresWithURL(t testing.TB) (*sqlx.DB, string) {
 	t.Helper()
+	return postgresWith(t, "postgres")
+}
+
+// postgresWith is PostgresWithURL through the named driver.
+func postgresWith(t testing.TB, driver string) (*sqlx.DB, string) {
+	t.Helper()
 	base := PostgresURL(t)
 	admin, err := sqlx.Open("postgres", base)
 	if err != nil {
@@ -94,7 +111,7 @@ func PostgresWithURL(t testing.TB) (*sqlx.DB, string) {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	dsn := u.String()
-	db, err := sqlx.Open("postgres", dsn)
+	db, err := sqlx.Open(driver, dsn)
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
