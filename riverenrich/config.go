@@ -1,0 +1,167 @@
+package riverenrich
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+)
+
+// Defaults used for zero-valued Config fields.
+const (
+	// DefaultQueue is the River queue of partition jobs.
+	DefaultQueue = "batchenrich"
+
+	// DefaultMaxPartitions is how many partition jobs one process works
+	// on at once (the River queue's MaxWorkers).
+	DefaultMaxPartitions = 100
+
+	// DefaultSlice is how long one River job works on its partition
+	// before it stops at the next batch boundary and puts the job back
+	// (river.JobSnooze(0)), for any worker to continue.
+	DefaultSlice = time.Minute
+
+	// SliceGrace is added to the slice to give the job's River timeout:
+	// the time a batch may take to finish after the slice ended. A job
+	// over its timeout is cancelled (its batch is not written) and
+	// retried.
+	SliceGrace = 2 * time.Minute
+
+	// DefaultTakeoverInterval is how often each worker process looks for
+	// partition jobs whose worker died. A job is taken over once two
+	// looks, at least this far apart, found it running with nobody
+	// holding its partition's run lock: within 2 × DefaultTakeoverInterval
+	// plus River's fetch poll interval (1 s) of a worker's death.
+	DefaultTakeoverInterval = 5 * time.Second
+
+	// DefaultLockedRetry is how long a job whose partition is locked by
+	// another runner waits before it is tried again.
+	DefaultLockedRetry = 2 * time.Second
+)
+
+// Config configures a Client. The zero value of each optional field means
+// its default.
+type Config[T, R any] struct {
+	// DB is the PostgreSQL database (lib/pq, database/sql) holding
+	// River's tables (see Migrate) and the checkpoints. Required.
+	DB *sql.DB
+
+	// Store keeps the partitions' checkpoints; it must also be a
+	// batchenrich.Locker whose locks end with their holder's process
+	// (sqlbatch.CheckpointStore on DB: a session advisory lock). The run
+	// lock is what keeps a slow-but-alive worker and one that took its
+	// partition over from working at once, and what tells a dead worker
+	// from a live one. Required.
+	Store batchenrich.CheckpointStore
+
+	// Source returns the Source of the job's partition (for example an
+	// sqlbatch.Source with SourceConfig.Partition set to job.Partition).
+	// Nil makes a Client that only enqueues.
+	Source func(ctx context.Context, job Job) (batchenrich.Source[T], error)
+
+	// Enricher is shared by all partition jobs of this process.
+	Enricher batchenrich.Enricher[T, R]
+
+	// Sink returns the Sink of the job's partition; it may return one
+	// shared Sink.
+	Sink func(ctx context.Context, job Job) (batchenrich.Sink[T, R], error)
+
+	// Options returns the Runner options of the job's partition (batch
+	// size, cap, per-partition concurrency, …). RunKey, Partition,
+	// Checkpoints and LockWait are set by the Client. Nil means the
+	// defaults.
+	Options func(job Job) (batchenrich.Options, error)
+
+	// Concurrency bounds the enrichments in flight in this process, over
+	// all the partitions it works on. Zero means no bound beyond each
+	// partition's Options.Concurrency.
+	Concurrency int
+
+	// MaxPartitions is how many partition jobs this process works on at
+	// once. Zero means DefaultMaxPartitions.
+	MaxPartitions int
+
+	// Slice is how long one job works before it stops at a batch boundary
+	// and puts itself back in the queue. Zero means DefaultSlice.
+	Slice time.Duration
+
+	// TakeoverInterval is how often this process looks for jobs of dead
+	// workers. Zero means DefaultTakeoverInterval; negative turns takeover
+	// off (River's own rescuer then frees them after
+	// RescueStuckJobsAfter, one hour by default).
+	TakeoverInterval time.Duration
+
+	// Queue is the River queue of partition jobs. Empty means
+	// DefaultQueue.
+	Queue string
+
+	// Schema is the schema of River's tables. Empty means the
+	// connection's search_path.
+	Schema string
+
+	// FetchPollInterval is how often an idle worker polls for jobs
+	// (database/sql has no LISTEN). Zero means River's default, 1 s.
+	FetchPollInterval time.Duration
+
+	// Logger receives this package's and River's logs. Nil means silent.
+	Logger *slog.Logger
+}
+
+// ConfigError reports an invalid Config field.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+// Error names the field and what is wrong with it.
+func (e *ConfigError) Error() string {
+	return "riverenrich: invalid config " + e.Field + ": " + e.Reason
+}
+
+// ErrNotLocker is wrapped by the *ConfigError for a Store that is not a
+// batchenrich.Locker.
+var ErrNotLocker = errors.New("store is not a batchenrich.Locker")
+
+func (c *Config[T, R]) withDefaults() error {
+	bad := func(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
+	switch {
+	case c.DB == nil:
+		return bad("DB", "required")
+	case c.Store == nil:
+		return bad("Store", "required")
+	case c.Concurrency < 0 || c.Concurrency > batchenrich.MaxConcurrency:
+		return bad("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", c.Concurrency, batchenrich.MaxConcurrency))
+	case c.MaxPartitions < 0:
+		return bad("MaxPartitions", "must not be negative")
+	case c.Slice < 0:
+		return bad("Slice", "must not be negative")
+	case c.FetchPollInterval < 0:
+		return bad("FetchPollInterval", "must not be negative")
+	}
+	if _, ok := c.Store.(batchenrich.Locker); !ok {
+		return bad("Store", ErrNotLocker.Error())
+	}
+	if c.Source != nil && (c.Enricher == nil || c.Sink == nil) {
+		return bad("Enricher", "a working Client needs Source, Enricher and Sink")
+	}
+	if c.MaxPartitions == 0 {
+		c.MaxPartitions = DefaultMaxPartitions
+	}
+	if c.Slice == 0 {
+		c.Slice = DefaultSlice
+	}
+	if c.TakeoverInterval == 0 {
+		c.TakeoverInterval = DefaultTakeoverInterval
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+// Package riverenrich runs the key partitions of batchenrich runs as River
+// jobs (github.com/riverqueue/river, over database/sql and lib/pq with
+// riverdatabasesql), so that any number of worker processes on the same
+// PostgreSQL database share the work of a run. It is a module of its own:
+// users of batchenrich's core never download River or pgx.
+//
+// # Model
+//
+// A run split into P partitions (batchenrich.Options.Partition) is P River
+// jobs of kind Kind, one per partition, unique by run key and partition:
+// enqueueing a run twice (Client.Enqueue, or Client.EnqueueTx inside the
+// caller's transaction) inserts its jobs once. Enqueueing first checks the
+// partition count recorded for the run (batchenrich.ClaimPartitions) and
+// refuses another one with batchenrich.ErrPartitionsChanged.
+//
+// A job runs its partition's batchenrich.Runner, holding the partition's
+// run lock, with the guarantees of a Runner: strict batch order and
+// numbering within the partition, each batch committed with its
+// checkpoint. Concurrency bounds the enrichments in flight over every
+// partition a process works on.
+//
+// # Slices
+//
+// A job works for Config.Slice (DefaultSlice, one minute), then stops at
+// the next batch boundary — nothing is re-enriched — and snoozes itself
+// for zero seconds (river.JobSnooze(0)): any worker, possibly another
+// process, continues it. Slices keep each River attempt within its
+// timeout (Slice + SliceGrace), so River's own rescuer never mistakes a
+// live job for a stuck one, and let workers that join later take a share.
+// The price: at each slice end the partition idles until a worker fetches
+// the job again, up to River's FetchPollInterval (1 s by default, as
+// database/sql has no LISTEN), about 2 % of a one-minute slice.
+//
+// # Takeover
+//
+// River OSS has no heartbeats: a job whose worker was SIGKILLed or lost
+// stays "running" until River's rescuer frees it after
+// RescueStuckJobsAfter (one hour by default; the rescuer runs every 30 s
+// on the leader, which cannot be made faster from outside). So a working
+// Client runs a takeover loop of its own, every TakeoverInterval
+// (DefaultTakeoverInterval, 5 s): a partition job that has been running
+// for at least that long while nobody holds its partition's run lock —
+// a PostgreSQL session advisory lock, freed by the server the moment its
+// process dies — seen so twice in a row, is put back as available (its
+// errors and its metadata "batchenrich:takeovers" record it). The next
+// fetch resumes the partition after its last committed batch: the batch
+// in flight when the worker died is enriched again, nothing else. A dead
+// worker's partitions are thus taken over within 2 × TakeoverInterval
+// plus the fetch poll interval, about 11 s by default, and never later
+// than 30 s while at least one worker runs.
+//
+// Trade-offs: a shorter TakeoverInterval takes over sooner and costs one
+// River job listing plus one lock probe per running job per interval. A
+// machine that vanishes without closing its connections (power loss,
+// network partition) keeps its advisory locks until PostgreSQL notices
+// the dead session: set the server's tcp_keepalives_idle,
+// tcp_keepalives_interval and tcp_keepalives_count to bound that too. The
+// run lock is what keeps a slow-but-alive worker and the one that took
+// over off the same partition at once: the slow one's next checkpoint
+// save fails (sqlbatch.ErrLockLost) and it stops.
+//
+// # Schema
+//
+// Migrate applies River's migrations (rivermigrate) and is safe to call
+// from several processes starting at once; call it before New.
+package riverenrich

@@ -1,0 +1,272 @@
+package riverenrich_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"go.uber.org/goleak"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/riverenrich"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type row struct {
+	ID int64 `db:"id"`
+}
+
+// fixture is a database with a source of n rows, a results table, River's
+// schema and the checkpoint table.
+type fixture struct {
+	db    *sqlx.DB
+	store *sqlbatch.CheckpointStore
+	calls atomic.Int64
+}
+
+func newFixture(t *testing.T, n int) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	db := testdb.Postgres(t)
+	db.SetMaxOpenConns(40)
+	if err := riverenrich.Migrate(ctx, db.DB, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`CREATE TABLE src (id BIGINT PRIMARY KEY)`,
+		`CREATE TABLE res (id BIGINT PRIMARY KEY, batch_number INTEGER NOT NULL, part INTEGER NOT NULL)`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO src SELECT generate_series(1, $1::int)`, n); err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{db: db, store: store}
+}
+
+func (f *fixture) config(t *testing.T) riverenrich.Config[row, int64] {
+	return riverenrich.Config[row, int64]{
+		DB:    f.db.DB,
+		Store: f.store,
+		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[row], error) {
+			return sqlbatch.NewSource[row](f.db, sqlbatch.SourceConfig{Table: "src", Key: []string{"id"}, Partition: job.Partition})
+		},
+		Enricher: batchenrich.EnricherFunc[row, int64](func(ctx context.Context, r row) (int64, error) {
+			f.calls.Add(1)
+			time.Sleep(time.Millisecond)
+			return r.ID * 2, nil
+		}),
+		Sink: func(ctx context.Context, job riverenrich.Job) (batchenrich.Sink[row, int64], error) {
+			return sqlbatch.NewSink(f.db, sqlbatch.SinkConfig[row, int64]{
+				Table: "res", Key: []string{"id"}, Columns: []string{"id", "part"}, BatchColumn: "batch_number",
+				Row: func(r batchenrich.Result[row, int64]) ([]any, error) {
+					return []any{r.Item.ID, job.Partition.Index}, nil
+				},
+			})
+		},
+		Options: func(job riverenrich.Job) (batchenrich.Options, error) {
+			return batchenrich.Options{BatchSize: 10, Concurrency: 4}, nil
+		},
+		Concurrency:       8,
+		FetchPollInterval: 50 * time.Millisecond,
+		TakeoverInterval:  300 * time.Millisecond,
+	}
+}
+
+func (f *fixture) start(t *testing.T, cfg riverenrich.Config[row, int64]) *riverenrich.Client[row, int64] {
+	t.Helper()
+	c, err := riverenrich.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// check asserts every source row is stored once, and that batch numbers
+// count within each partition.
+func (f *fixture) check(t *testing.T, n, parts, batchSize int) {
+	t.Helper()
+	var got struct {
+		Rows     int `db:"rows"`
+		Distinct int `db:"parts"`
+		MaxBatch int `db:"max_batch"`
+	}
+	if err := f.db.Get(&got, `SELECT count(*) AS rows, count(DISTINCT part) AS parts, max(batch_number) AS max_batch FROM res`); err != nil {
+		t.Fatal(err)
+	}
+	var missing int
+	if err := f.db.Get(&missing, `SELECT count(*) FROM src WHERE id NOT IN (SELECT id FROM res)`); err != nil {
+		t.Fatal(err)
+	}
+	if got.Rows != n || missing != 0 || got.Distinct != parts {
+		t.Fatalf("stored %d rows (%d missing) over %d partitions; want %d rows over %d", got.Rows, missing, got.Distinct, n, parts)
+	}
+	if limit := (n/parts)*2/batchSize + 1; got.MaxBatch > limit {
+		t.Errorf("max batch number %d > %d: numbering is not per partition", got.MaxBatch, limit)
+	}
+}
+
+func TestRunOverTwoWorkers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 400)
+	cfg := f.config(t)
+	a := f.start(t, cfg)
+	f.start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e, err := a.Enqueue(ctx, "run-1", 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.JobIDs) != 4 || e.Duplicates != 0 {
+		t.Fatalf("enqueued %+v", e)
+	}
+	if err := a.Wait(ctx, e, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, 400, 4, 10)
+	if got := f.calls.Load(); got != 400 {
+		t.Errorf("%d enrichments for 400 rows", got)
+	}
+}
+
+func TestEnqueueTwiceRunsOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 200)
+	cfg := f.config(t)
+	// An enqueue-only client inserts, a working one works.
+	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	first, err := ins.Enqueue(ctx, "run-2", 3, map[string]int{"max_batches": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := ins.Enqueue(ctx, "run-2", 3, map[string]int{"max_batches": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Duplicates != 3 || fmt.Sprint(second.JobIDs) != fmt.Sprint(first.JobIDs) {
+		t.Fatalf("second enqueue = %+v, want the first's jobs %v as 3 duplicates", second, first.JobIDs)
+	}
+	f.start(t, cfg)
+	if err := ins.Wait(ctx, first, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// And once more after it finished: still nothing new to do.
+	third, err := ins.Enqueue(ctx, "run-2", 3, nil)
+	if err != nil || third.Duplicates != 3 {
+		t.Fatalf("enqueue after the run = %+v, %v", third, err)
+	}
+	if err := ins.Wait(ctx, third, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, 200, 3, 10)
+	if got := f.calls.Load(); got != 200 {
+		t.Errorf("%d enrichments for 200 rows enqueued twice", got)
+	}
+}
+
+func TestChangedPartitionCountRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 50)
+	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := ins.Enqueue(ctx, "run-3", 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int{2, 8, 1} {
+		_, err := ins.Enqueue(ctx, "run-3", p, nil)
+		if !errors.Is(err, batchenrich.ErrPartitionsChanged) {
+			t.Fatalf("enqueue with %d partitions after 4: err = %v", p, err)
+		}
+		t.Log(err)
+	}
+	var jobs int
+	if err := f.db.Get(&jobs, `SELECT count(*) FROM river_job`); err != nil || jobs != 4 {
+		t.Fatalf("%d jobs in river_job, want 4 (%v)", jobs, err)
+	}
+}
+
+// TestTakeoverOfLostWorker plays a worker that died: its job is left
+// "running" by an attempt nobody works on (no partition lock held). A
+// working Client must put it back and finish the partition, where River
+// alone would wait an hour.
+func TestTakeoverOfLostWorker(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 100)
+	cfg := f.config(t)
+	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e, err := ins.Enqueue(ctx, "run-4", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Exec(`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 minute',
+		attempted_by = ARRAY['dead-worker'] WHERE id = $1`, e.JobIDs[1]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.start(t, cfg)
+	if err := ins.Wait(ctx, e, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	f.check(t, 100, 2, 10)
+	var takeovers int
+	if err := f.db.Get(&takeovers, `SELECT (metadata ->> 'batchenrich:takeovers')::int FROM river_job WHERE id = $1`, e.JobIDs[1]); err != nil || takeovers != 1 {
+		t.Fatalf("takeovers recorded = %d, %v; want 1", takeovers, err)
+	}
+	t.Logf("lost job taken over and finished in %v", took)
+}
+
+func TestConfigRefused(t *testing.T) {
+	t.Parallel()
+	store := batchenrich.CheckpointStore(struct{ batchenrich.CheckpointStore }{})
+	_, err := riverenrich.New(riverenrich.Config[row, int64]{DB: nil})
+	var ce *riverenrich.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "DB" {
+		t.Fatalf("nil DB: err = %v", err)
+	}
+	f := newFixture(t, 1)
+	_, err = riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: store})
+	if !errors.As(err, &ce) || ce.Field != "Store" {
+		t.Fatalf("store without locks: err = %v", err)
+	}
+}

@@ -1,0 +1,34 @@
+package riverenrich
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+)
+
+// errSliceEnd ends a job's Runner at a batch boundary.
+var errSliceEnd = errors.New("riverenrich: slice ended")
+
+// slice is a Source that refuses to read once its slice is over or its
+// Client stops: the Runner then returns after writing the batch it is on
+// (a window read ahead before the end is still worked on), so a slice
+// ends between batches, re-enriching nothing.
+type slice[T any] struct {
+	src   batchenrich.Source[T]
+	end   time.Time
+	drain <-chan struct{}
+}
+
+func (s *slice[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int) ([]T, batchenrich.Cursor, error) {
+	select {
+	case <-s.drain:
+		return nil, after, errSliceEnd
+	default:
+	}
+	if !time.Now().Before(s.end) {
+		return nil, after, errSliceEnd
+	}
+	return s.src.Read(ctx, after, limit)
+}

@@ -1,0 +1,119 @@
+package riverenrich
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/batchenrich/batchenrich"
+)
+
+// Takeover: River OSS has no worker heartbeats; its rescuer frees a job
+// stuck in "running" only after RescueStuckJobsAfter (one hour by
+// default, checked every 30 s by the leader). A partition job holds its
+// partition's run lock for as long as it works, and that lock (a
+// PostgreSQL session advisory lock) ends the moment its process dies. So
+// each working Client looks, every TakeoverInterval, at the running
+// partition jobs of its queue: a job that has run for at least
+// TakeoverInterval and whose partition lock nobody holds, found so twice
+// in a row (same attempt), has lost its worker. The Client puts it back
+// as available, noting the takeover in its errors and metadata; any
+// worker then fetches it and resumes the partition after its last
+// committed batch.
+//
+// Two sightings rule out a live worker between River's fetch and the lock
+// (well under a second) or between releasing the lock and River recording
+// the job's end. If a live worker were taken for dead all the same, the
+// lock still keeps the two off the partition at once, and River's
+// bookkeeping converges: the second job finds the lock taken or the
+// partition done.
+
+// sighting is a running job first seen with its partition unlocked.
+type sighting struct {
+	attempt int
+	at      time.Time
+}
+
+func (c *Client[T, R]) takeoverLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.TakeoverInterval)
+	defer t.Stop()
+	seen := map[int64]sighting{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seen = c.takeoverOnce(ctx, seen)
+	}
+}
+
+// takeoverOnce looks at the running jobs once and returns the sightings
+// to remember.
+func (c *Client[T, R]) takeoverOnce(ctx context.Context, seen map[int64]sighting) map[int64]sighting {
+	log := c.cfg.Logger
+	res, err := c.river.JobList(ctx, river.NewJobListParams().Kinds(Kind).Queues(c.cfg.Queue).
+		States(rivertype.JobStateRunning).First(10000))
+	if err != nil {
+		if ctx.Err() == nil {
+			log.WarnContext(ctx, "riverenrich: takeover: list running jobs", "error", err)
+		}
+		return seen
+	}
+	now := time.Now()
+	next := map[int64]sighting{}
+	for _, row := range res.Jobs {
+		if row.AttemptedAt == nil || now.Sub(*row.AttemptedAt) < c.cfg.TakeoverInterval {
+			continue
+		}
+		var a PartitionArgs
+		if err := json.Unmarshal(row.EncodedArgs, &a); err != nil || a.Partitions < 1 {
+			continue
+		}
+		key := batchenrich.Partition{Index: a.Partition, Count: a.Partitions}.RunKey(a.Run)
+		unlock, free, err := c.locker.TryLock(ctx, key)
+		if err != nil || !free {
+			continue // held: its worker lives (or the database is unreachable)
+		}
+		_ = unlock()
+		prev, ok := seen[row.ID]
+		if !ok || prev.attempt != row.Attempt {
+			next[row.ID] = sighting{attempt: row.Attempt, at: now}
+			continue
+		}
+		if now.Sub(prev.at) < c.cfg.TakeoverInterval*9/10 {
+			next[row.ID] = prev
+			continue
+		}
+		if err := c.release(ctx, row); err != nil {
+			log.WarnContext(ctx, "riverenrich: takeover: release job", "job_id", row.ID, "error", err)
+			next[row.ID] = prev
+			continue
+		}
+		log.InfoContext(ctx, "riverenrich: took over the partition of a lost worker", "job_id", row.ID,
+			"run", a.Run, "partition", a.Partition, "attempted_by", strings.Join(row.AttemptedBy, ","),
+			"running_for", now.Sub(*row.AttemptedAt).Round(time.Millisecond).String())
+	}
+	return next
+}
+
+// release makes the job available again if it is still running the same
+// attempt.
+func (c *Client[T, R]) release(ctx context.Context, row *rivertype.JobRow) error {
+	table := "river_job"
+	if c.cfg.Schema != "" {
+		table = `"` + strings.ReplaceAll(c.cfg.Schema, `"`, `""`) + `".river_job`
+	}
+	_, err := c.cfg.DB.ExecContext(ctx, `UPDATE `+table+` SET state = 'available', scheduled_at = now(),
+		errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt, 'error', $3::text, 'trace', '')),
+		metadata = metadata || jsonb_build_object('batchenrich:takeovers',
+			COALESCE(CASE WHEN jsonb_typeof(metadata -> 'batchenrich:takeovers') = 'number' THEN (metadata ->> 'batchenrich:takeovers')::int END, 0) + 1)
+		WHERE id = $1 AND state = 'running' AND attempt = $2`,
+		row.ID, row.Attempt, "riverenrich: worker lost (partition run lock free); taken over after attempt "+strconv.Itoa(row.Attempt))
+	return err
+}
