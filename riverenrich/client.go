@@ -129,4 +129,3 @@ func (c *Client[T, R]) draining() bool {
 		return false
 	}
 }
-
