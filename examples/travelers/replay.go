@@ -114,7 +114,8 @@ func addFailureColumns(ctx context.Context, db *sqlx.DB) error {
 }
 
 func hasColumn(ctx context.Context, db *sqlx.DB, table, column string) (bool, error) {
-	q := `SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`
+	// The table as ALTER TABLE would find it, through the search_path.
+	q := `SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped`
 	if db.DriverName() != "postgres" {
 		q = `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`
 	}

@@ -37,8 +37,11 @@ func TestHelperProcess(t *testing.T) {
 func TestRetryFailedKilledThenResumed(t *testing.T) {
 	dsn := dsnFor(t, testdb.PostgreSQL)
 	api := newOutageAPI(t)
-	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "5",
-		"-max-batches", "80", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "kill-1"}
+	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
+		"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "kill-1"}
+	// The replay in batches of 5 (with a cap that still covers the 400
+	// rows), so that the 20 transient failures take 4 batches.
+	replayArgs := append(args[:len(args):len(args)], "-batch-size", "5", "-max-batches", "80", "-retry-failed")
 	if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
 		t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -60,7 +63,7 @@ func TestRetryFailedKilledThenResumed(t *testing.T) {
 		}
 	}
 	api.mu.Unlock()
-	spec, _ := json.Marshal(append(args, "-retry-failed"))
+	spec, _ := json.Marshal(replayArgs)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), childArgsEnv+"="+string(spec))
 	if err := cmd.Start(); err != nil {
@@ -82,7 +85,7 @@ func TestRetryFailedKilledThenResumed(t *testing.T) {
 	api.mu.Unlock()
 	first := api.requests()
 
-	code, stdout, stderr := program(t, context.Background(), append(args, "-retry-failed")...)
+	code, stdout, stderr := program(t, context.Background(), replayArgs...)
 	s := summaryOf(t, stdout)
 	second := api.requests()
 	if code != exitOK || s.Replay == nil || s.Replay.Number != 1 || s.Replay.Replayed != 10 || s.Replay.StillTransient != 0 ||

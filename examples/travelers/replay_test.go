@@ -169,10 +169,11 @@ func TestRetryFailedInterruptedThenResumed(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			dsn := dsnFor(t, k)
 			api := newOutageAPI(t)
-			// Batches of 5 (and a cap that still covers the 400 rows),
-			// so that the 20 transient failures take 4 replay batches.
-			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "5",
-				"-max-batches", "80", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "out-2"}
+			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
+				"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "out-2"}
+			// The replay in batches of 5 (with a cap that still covers the
+			// 400 rows), so that the 20 transient failures take 4 batches.
+			replayArgs := append(args[:len(args):len(args)], "-batch-size", "5", "-max-batches", "80", "-retry-failed")
 			if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
 				t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
 			}
@@ -191,7 +192,7 @@ func TestRetryFailedInterruptedThenResumed(t *testing.T) {
 				}
 			}
 			api.mu.Unlock()
-			code, stdout, stderr := program(t, ctx, append(args, "-retry-failed")...)
+			code, stdout, stderr := program(t, ctx, replayArgs...)
 			s := summaryOf(t, stdout)
 			if code != exitIncomplete || s.Status != "failed" || s.Replay == nil || s.Replay.Replayed != 10 ||
 				!strings.Contains(stderr, "run again with -execution-id out-2 -retry-failed=transient to resume") {
@@ -204,7 +205,7 @@ func TestRetryFailedInterruptedThenResumed(t *testing.T) {
 
 			// Run again: the replay resumes after its committed batches
 			// and completes with exact rows.
-			code, stdout, stderr = program(t, context.Background(), append(args, "-retry-failed")...)
+			code, stdout, stderr = program(t, context.Background(), replayArgs...)
 			s = summaryOf(t, stdout)
 			second := api.requests()
 			if code != exitOK || s.Replay == nil || s.Replay.Number != 1 || s.Replay.StillTransient != 0 || s.Replay.StillFailed != 4 ||
