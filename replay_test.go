@@ -205,6 +205,32 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 	}
 }
 
+// A replay during an outage that goes on stops at its first batch whose
+// every item fails again (the all-failed stop), leaving the stored failures
+// as they were; once the cause is fixed, the same replay goes on.
+func TestReplayStopsWhileTheOutageLasts(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, o := runWithFailures(t, cps)
+	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
+		batchenrich.Options{BatchSize: 5, Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := p.Run(context.Background())
+	if !errors.Is(err, batchenrich.ErrAllFailed) || rr.Number != 1 || rr.Written != 0 {
+		t.Fatalf("replay during the outage: %+v, %v", rr, err)
+	}
+	if got := st.failed(batchenrich.ReplayTransient); len(got) != 18 {
+		t.Fatalf("transient failures after the stopped replay: %v", got)
+	}
+	o.down = false
+	rr, err = p.Run(context.Background())
+	if err != nil || rr.Number != 1 || rr.Written != 18 || len(st.failed(batchenrich.ReplayTransient)) != 0 {
+		t.Fatalf("replay after the outage: %+v, %v", rr, err)
+	}
+}
+
 func TestReplayResumesAfterInterruption(t *testing.T) {
 	t.Parallel()
 	cps := batchenrichtest.NewCheckpoints()

@@ -162,6 +162,11 @@ func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg config, stderr io.Wri
 	}
 	opts := j.options(cfg, nil)
 	opts.MaxBatches = 0 // the failures are the run's rows, which its cap bounded already
+	// Retrying every failure, permanent ones included, expects batches in
+	// which every item fails again: store them. A replay of transient
+	// failures keeps the all-failed stop: an outage that goes on stops it,
+	// leaving the stored failures as they were, to be resumed later.
+	opts.AllowAllFailed = cfg.retryFailed == retryAll
 	p, err := batchenrich.NewReplay[Traveler, Profile](failed, j.enr, j.sink, opts)
 	if err != nil {
 		return batchenrich.Report{}, nil, err

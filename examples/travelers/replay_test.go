@@ -102,15 +102,15 @@ func TestRetryFailed(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			dsn := dsnFor(t, k)
 			api := newOutageAPI(t)
-			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
-				"-max-batches", "10", "-http-retries", "1", "-json", "-execution-id", "out-1"}
+			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "600", "-batch-size", "50",
+				"-max-batches", "12", "-http-retries", "1", "-json", "-execution-id", "out-1"}
 			ctx := context.Background()
 
-			// The outage: 20 travelers get 503 (transient after the
-			// retry), 4 get 404 (permanent); all stored as invalid rows.
+			// The outage: 30 travelers get 503 (transient after the
+			// retry), 6 get 404 (permanent); all stored as invalid rows.
 			code, stdout, stderr := program(t, ctx, args...)
 			s := summaryOf(t, stdout)
-			if code != exitOK || s.Data.ValidRows != 376 || s.Data.InvalidRows != 24 || s.Data.MaxBatchNumber != 8 || s.Replay != nil {
+			if code != exitOK || s.Data.ValidRows != 564 || s.Data.InvalidRows != 36 || s.Data.MaxBatchNumber != 12 || s.Replay != nil {
 				t.Fatalf("run: exit %d %+v\n%s", code, s, stderr)
 			}
 			batches := batchNumbers(t, dsn, "out-1")
@@ -123,13 +123,13 @@ func TestRetryFailed(t *testing.T) {
 			code, stdout, stderr = program(t, ctx, append(args, "-retry-failed")...)
 			s = summaryOf(t, stdout)
 			sent := api.requests()
-			want := ReplaySummary{Scope: "transient", Number: 1, Replayed: 20, Recovered: 20, StillFailed: 4, StillTransient: 0}
-			if code != exitOK || s.Replay == nil || *s.Replay != want || s.Data.ValidRows != 396 || s.Data.InvalidRows != 4 ||
-				s.Data.StoredRows != 400 || s.Data.MaxBatchNumber != 8 {
+			want := ReplaySummary{Scope: "transient", Number: 1, Replayed: 30, Recovered: 30, StillFailed: 6, StillTransient: 0}
+			if code != exitOK || s.Replay == nil || *s.Replay != want || s.Data.ValidRows != 594 || s.Data.InvalidRows != 6 ||
+				s.Data.StoredRows != 600 || s.Data.MaxBatchNumber != 12 {
 				t.Fatalf("replay: exit %d %+v %+v\n%s", code, s, s.Replay, stderr)
 			}
-			if sum(sent) != 20 || len(sent) != 20 {
-				t.Fatalf("replay sent %d requests to %d travelers, want 20 to 20: %v", sum(sent), len(sent), sent)
+			if sum(sent) != 30 || len(sent) != 30 {
+				t.Fatalf("replay sent %d requests to %d travelers, want 30 to 30: %v", sum(sent), len(sent), sent)
 			}
 			for id := range sent {
 				if id%20 != 0 {
@@ -143,18 +143,26 @@ func TestRetryFailed(t *testing.T) {
 			// Again: nothing transient left; nothing sent, and it says so.
 			code, stdout, stderr = program(t, ctx, append(args, "-retry-failed=true")...)
 			s = summaryOf(t, stdout)
-			if code != exitOK || s.Replay == nil || !s.Replay.NothingToReplay || s.Replay.StillFailed != 4 || sum(api.requests()) != 0 {
+			if code != exitOK || s.Replay == nil || !s.Replay.NothingToReplay || s.Replay.StillFailed != 6 || sum(api.requests()) != 0 {
 				t.Fatalf("second replay: exit %d %+v\n%s", code, s.Replay, stderr)
 			}
 
-			// With all, the 404s are retried too.
+			// With all, the 404s are retried too; while they still
+			// answer 404, the batch of 6 that all fail again is written
+			// (-retry-failed=all expects failures), and they stay failed.
+			code, stdout, stderr = program(t, ctx, append(args, "-retry-failed=all")...)
+			s = summaryOf(t, stdout)
+			want = ReplaySummary{Scope: "all", Number: 2, Replayed: 6, Recovered: 0, StillFailed: 6}
+			if code != exitOK || s.Replay == nil || *s.Replay != want || s.Data.InvalidRows != 6 || sum(api.requests()) != 6 {
+				t.Fatalf("replay of all, 404s not healed: exit %d %+v %+v\n%s", code, s, s.Replay, stderr)
+			}
 			api.healed404.Store(true)
 			code, stdout, stderr = program(t, ctx, append(args, "-retry-failed=all")...)
 			s = summaryOf(t, stdout)
 			sent = api.requests()
-			want = ReplaySummary{Scope: "all", Number: 2, Replayed: 4, Recovered: 4}
-			if code != exitOK || s.Replay == nil || *s.Replay != want || s.Data.ValidRows != 400 || s.Data.InvalidRows != 0 ||
-				sum(sent) != 4 || sent[7] != 1 || sent[107] != 1 || sent[207] != 1 || sent[307] != 1 {
+			want = ReplaySummary{Scope: "all", Number: 3, Replayed: 6, Recovered: 6}
+			if code != exitOK || s.Replay == nil || *s.Replay != want || s.Data.ValidRows != 600 || s.Data.InvalidRows != 0 ||
+				sum(sent) != 6 || sent[7] != 1 || sent[107] != 1 || sent[507] != 1 {
 				t.Fatalf("replay of all: exit %d %+v %+v, sent %v\n%s", code, s, s.Replay, sent, stderr)
 			}
 			if got := batchNumbers(t, dsn, "out-1"); !mapsEqual(got, batches) {
