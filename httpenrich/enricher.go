@@ -140,7 +140,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	check, backoff, waitMax := s.checkRetry, s.backoff, s.waitMax
 	c := &retryablehttp.Client{
 		HTTPClient:   hc,
-		Logger:       s.logger,
+		Logger:       redactingLogger(s.logger),
 		RetryWaitMin: s.waitMin,
 		RetryWaitMax: s.waitMax,
 		RetryMax:     s.attempts - 1,

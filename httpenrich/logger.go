@@ -9,8 +9,9 @@ import (
 
 // LeveledLogger adapts l to go-retryablehttp's LeveledLogger, so that its
 // records ("performing request", "retrying request", "request failed") go
-// to l at the matching slog level, prefixed "httpenrich: ". A nil l gives a
-// logger that discards everything.
+// to l at the matching slog level, prefixed "httpenrich: ", with the
+// credentials in their URLs masked (userinfo, and query parameters such as
+// api_key or token). A nil l gives a logger that discards everything.
 func LeveledLogger(l *slog.Logger) retryablehttp.LeveledLogger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
@@ -23,7 +24,7 @@ type slogLogger struct{ l *slog.Logger }
 func (s slogLogger) log(level slog.Level, msg string, kv []any) {
 	ctx := context.Background()
 	if s.l.Enabled(ctx, level) {
-		s.l.Log(ctx, level, "httpenrich: "+msg, kv...)
+		s.l.Log(ctx, level, "httpenrich: "+msg, redactKV(kv)...)
 	}
 }
 

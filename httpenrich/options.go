@@ -130,7 +130,8 @@ type Config[T, B, R any] struct {
 	RateBurst int
 
 	// Logger receives go-retryablehttp's records (see LeveledLogger).
-	// Nil means the Client's Logger, or silent without a Client.
+	// Nil means the Client's Logger, or silent without a Client. Either
+	// way, the URLs in the records have their credentials masked.
 	Logger *slog.Logger
 
 	// Adaptive, when set, adapts the requests in flight to each host to

@@ -1,8 +1,11 @@
 package httpenrich_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 func TestNewRefusesParametersRequestCannotFill(t *testing.T) {
@@ -75,5 +79,35 @@ func TestErrorURLHidesCredentials(t *testing.T) {
 	he := asError(t, err)
 	if he.Status != 404 || strings.Contains(he.URL, "s3cr3t") || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(he.URL, "q=1") {
 		t.Fatalf("URL %q, error %v: the credentials show", he.URL, err)
+	}
+}
+
+func TestLogRecordsHideCredentials(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("me", "s3cr3t")
+	var leveled, printf bytes.Buffer
+	cfgs := []raw{
+		fast(raw{Logger: slog.New(slog.NewTextHandler(&leveled, &slog.HandlerOptions{Level: slog.LevelDebug}))}),
+		fast(raw{Client: &retryablehttp.Client{Logger: log.New(&printf, "", 0)}}),
+	}
+	for _, cfg := range cfgs {
+		cfg.URL = u.String() + "/x?api_key=s3cr3t"
+		cfg.MaxAttempts = 2
+		cfg.Request = func(int) (httpenrich.Params, error) {
+			return httpenrich.Params{Query: url.Values{"Token": {"s3cr3t"}}}, nil
+		}
+		_, err := mustNew(t, cfg).Enrich(testCtx(t), 1)
+		if err == nil {
+			t.Fatal("no error from a 503")
+		}
+	}
+	for name, out := range map[string]string{"slog": leveled.String(), "Printf": printf.String()} {
+		if !strings.Contains(out, "retrying") || !strings.Contains(out, "api_key=xxxxx") || strings.Contains(out, "s3cr3t") {
+			t.Errorf("%s records show a credential, or none was logged:\n%s", name, out)
+		}
 	}
 }

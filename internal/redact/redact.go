@@ -7,6 +7,7 @@ package redact
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -37,6 +38,19 @@ func String(s string) string {
 		return out
 	}
 	return s
+}
+
+// urlInText finds the URLs with an authority (scheme://…) in free text,
+// up to a space, a quote or an angle bracket.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]*`)
+
+// Text returns s, a free text such as a log message or an error's text,
+// with String applied to every scheme://… URL in it.
+func Text(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	return urlInText.ReplaceAllStringFunc(s, String)
 }
 
 // cutScheme splits "scheme:rest" when scheme is a URL scheme (RFC 3986:

@@ -60,6 +60,19 @@ func TestString(t *testing.T) {
 	}
 }
 
+func TestText(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		`Get "http://h/x?api_key=s3cr3t&q=1": dial tcp: refused`: `Get "http://h/x?api_key=xxxxx&q=1": dial tcp: refused`,
+		"GET https://u:s3cr3t@h/x?token=s3cr3t (status: 500)":    "GET https://xxxxx@h/x?token=xxxxx (status: 500)",
+		"no URL here, password=s3cr3t is not one":                "no URL here, password=s3cr3t is not one",
+	} {
+		if got := Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestParseKeywords(t *testing.T) {
 	t.Parallel()
 	got, err := ParseKeywords(` host=h  user = 'a b' password='it\'s' port=5432 empty='' `)
