@@ -3,14 +3,18 @@
 // rows, "enriches" each row concurrently, and prints each batch.
 //
 //	go run ./examples/csvwords [file.csv]
+//
+// CSVSource (source.go) is the model of a custom Source: its cursor is a
+// byte offset, so that a run with Options.Checkpoints and a RunKey resumes
+// at the right row, and it honours its context.
 package main
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 
@@ -20,39 +24,37 @@ import (
 const sample = "id,word\n1,batch\n2,enrich\n3,order\n4,bounded\n5,cursor\n6,resume\n7,sink\n"
 
 func main() {
-	in := io.Reader(strings.NewReader(sample))
-	if len(os.Args) > 1 {
-		f, err := os.Open(os.Args[1])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, batchenrich.Options{})
+	stop()
+	os.Exit(code)
+}
+
+// run is the program; opts adds to its Runner options (tests set
+// checkpoints).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, opts batchenrich.Options) int {
+	var src *CSVSource
+	switch len(args) {
+	case 0:
+		src = NewCSVSource(strings.NewReader(sample), int64(len(sample)))
+	case 1:
+		f, err := os.Open(args[0])
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "csvwords:", err)
-			os.Exit(1)
+			fmt.Fprintln(stderr, "csvwords:", err)
+			return 1
 		}
 		defer f.Close()
-		in = f
-	}
-	r := csv.NewReader(in)
-	r.FieldsPerRecord = -1              // a bad row is the enricher's to report
-	if _, err := r.Read(); err != nil { // header
-		fmt.Fprintln(os.Stderr, "csvwords: reading header:", err)
-		os.Exit(1)
+		st, err := f.Stat()
+		if err != nil {
+			fmt.Fprintln(stderr, "csvwords:", err)
+			return 1
+		}
+		src = NewCSVSource(f, st.Size())
+	default:
+		fmt.Fprintln(stderr, "usage: csvwords [file.csv]")
+		return 2
 	}
 
-	// Source: a CSV reader streams forward, so the cursor is the row count.
-	src := batchenrich.SourceFunc[[]string](func(ctx context.Context, after batchenrich.Cursor, limit int) ([]([]string), batchenrich.Cursor, error) {
-		done, _ := strconv.Atoi(string(after))
-		var rows [][]string
-		for len(rows) < limit {
-			rec, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil, after, err
-			}
-			rows = append(rows, rec)
-		}
-		return rows, batchenrich.Cursor(strconv.Itoa(done + len(rows))), nil
-	})
 	// Enricher: one call per row, run concurrently within a batch.
 	enr := batchenrich.EnricherFunc[[]string, string](func(ctx context.Context, rec []string) (string, error) {
 		if len(rec) != 2 {
@@ -64,23 +66,25 @@ func main() {
 	sink := batchenrich.SinkFunc[[]string, string](func(ctx context.Context, b batchenrich.Batch[[]string, string]) error {
 		for _, res := range b.Results {
 			if res.Err != nil {
-				fmt.Printf("batch %d  row %v  FAILED: %v\n", b.Number, res.Item, res.Err)
+				fmt.Fprintf(stdout, "batch %d  row %v  FAILED: %v\n", b.Number, res.Item, batchenrich.FailureReason(res.Err))
 				continue
 			}
-			fmt.Printf("batch %d  id %s  %s\n", b.Number, res.Item[0], res.Value)
+			fmt.Fprintf(stdout, "batch %d  id %s  %s\n", b.Number, res.Item[0], res.Value)
 		}
 		return nil
 	})
 
-	runner, err := batchenrich.New[[]string, string](src, enr, sink, batchenrich.Options{BatchSize: 3, Concurrency: 3})
+	opts.BatchSize, opts.Concurrency = 3, 3
+	runner, err := batchenrich.New[[]string, string](src, enr, sink, opts)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "csvwords:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "csvwords:", err)
+		return 1
 	}
-	rep, err := runner.Run(context.Background())
+	rep, err := runner.Run(ctx)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "csvwords:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "csvwords:", err)
+		return 1
 	}
-	fmt.Printf("%d rows in %d batches, %d failed\n", rep.Written, rep.BatchesRun, rep.Failed)
+	fmt.Fprintf(stdout, "%d rows in %d batches, %d failed\n", rep.Written, rep.BatchesRun, rep.Failed)
+	return 0
 }
