@@ -1,6 +1,7 @@
 package batchenrich
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -145,23 +146,24 @@ type Options struct {
 	// is recorded in each checkpoint with BatchSize, and a run resuming a
 	// checkpoint recorded with a different Fingerprint or BatchSize is
 	// refused with ErrCheckpointMismatch before anything is read. Only
-	// used with Checkpoints.
+	// allowed with Checkpoints.
 	Fingerprint string
 
 	// AllowReshape lets a run resume a checkpoint recorded with another
 	// BatchSize or Fingerprint, deliberately: the run goes on from the
 	// checkpoint's cursor with this run's BatchSize (numbering continues,
 	// and MaxBatches still counts batches), and its checkpoints record
-	// this run's BatchSize and Fingerprint.
+	// this run's BatchSize and Fingerprint. Only allowed with Checkpoints.
 	AllowReshape bool
 
 	// LockWait makes Run wait for a lock on RunKey held by another runner
 	// (then resume from its checkpoint, often finding the run done)
-	// instead of returning ErrRunLocked.
+	// instead of returning ErrRunLocked. Only allowed when Checkpoints is
+	// a Locker.
 	LockWait bool
 
 	// LockRetryInterval is how often a waiting Run retries the lock. Zero
-	// means DefaultLockRetryInterval.
+	// means DefaultLockRetryInterval. Only allowed with Checkpoints.
 	LockRetryInterval time.Duration
 
 	// Logger receives the run's log records. Nil means silent.
@@ -208,6 +210,16 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("RunKey", "set without Checkpoints")
 	case o.LockRetryInterval < 0:
 		return bad("LockRetryInterval", "must not be negative")
+	case o.Checkpoints == nil && o.LockWait:
+		return bad("LockWait", "set without Checkpoints (there is no lock to wait for)")
+	case o.Checkpoints == nil && o.LockRetryInterval != 0:
+		return bad("LockRetryInterval", "set without Checkpoints (there is no lock to retry)")
+	case o.Checkpoints != nil && o.LockWait && !isLocker(o.Checkpoints):
+		return bad("LockWait", fmt.Sprintf("the CheckpointStore %T is not a Locker, so there is no lock to wait for", o.Checkpoints))
+	case o.Checkpoints == nil && o.Fingerprint != "":
+		return bad("Fingerprint", "set without Checkpoints (it is recorded in checkpoints)")
+	case o.Checkpoints == nil && o.AllowReshape:
+		return bad("AllowReshape", "set without Checkpoints (there is no checkpoint to resume)")
 	}
 	if err := o.Partition.validate(); err != nil {
 		return o, err

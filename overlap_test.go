@@ -223,7 +223,8 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 			var enrMu sync.Mutex
 			runOnce := func(failing bool) (*journal, batchenrich.Report, error) {
 				j := &journal{}
-				sink := &txSink{j: j, inner: batchenrichtest.NewSink[item, int](), rows: rows,
+				cp, _ := store.Load(context.Background(), "k") // a resumed run's first batch follows it
+				sink := &txSink{j: j, inner: &batchenrichtest.Sink[item, int]{FirstBatch: cp.Batch + 1}, rows: rows,
 					latency: func() time.Duration { return time.Duration(intN(400)) * time.Microsecond }}
 				enr := batchenrichtest.NewEnricher(double)
 				enr.Latency = func(item) time.Duration { return time.Duration(intN(200)) * time.Microsecond }

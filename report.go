@@ -48,7 +48,14 @@ type BatchReport struct {
 	Failed   int // items whose enrichment failed
 	Written  int // items handed to a Sink write that succeeded
 
-	ReadDuration   time.Duration // time in Source.Read (0 if prefetched in the shadow of the previous batch)
+	// ReadDuration is how long the run waited for the window: the whole
+	// Source.Read when it was not prefetched, what was left of it when a
+	// prefetch was still reading, and 0 when the prefetched window was
+	// ready (read in the shadow of the previous batch).
+	ReadDuration time.Duration
+	// SourceDuration is the time spent in Source.Read for the window,
+	// waited for or not.
+	SourceDuration time.Duration
 	EnrichDuration time.Duration // from the first enrichment started to the last finished
 	WriteDuration  time.Duration // time in the Sink (and checkpoint) write
 }

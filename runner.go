@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 // Runner enriches the items of a Source in bounded, strictly ordered batches
 // and writes them to a Sink. Create one with New; a Runner may be Run any
 // number of times, though not concurrently with itself for the same RunKey
-// unless its CheckpointStore is a Locker.
+// unless its CheckpointStore is a Locker. Concurrent Runs of one Runner
+// share its Source, Enricher and Sink, which must then be safe for
+// concurrent use (the Sink's Write is called concurrently across Runs).
 type Runner[T, R any] struct {
 	src  Source[T]
 	enr  Enricher[T, R]
@@ -24,7 +27,8 @@ type Runner[T, R any] struct {
 
 // New returns a Runner that reads from src, enriches with enr and writes to
 // sink, configured by opts. It returns an *OptionError (wrapping
-// ErrInvalidOptions) naming the first invalid field or nil argument.
+// ErrInvalidOptions) naming the first invalid field or nil argument (a nil
+// interface, or a nil SourceFunc, EnricherFunc or SinkFunc in it).
 func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Runner[T, R], error) {
 	switch {
 	case src == nil:
@@ -33,6 +37,9 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 		return nil, &OptionError{Field: "enr", Reason: "nil Enricher"}
 	case sink == nil:
 		return nil, &OptionError{Field: "sink", Reason: "nil Sink"}
+	}
+	if err := checkFuncs(src, enr, sink); err != nil {
+		return nil, err
 	}
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -218,14 +225,16 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	var pending <-chan window[T]
 	for {
 		num := n + 1
-		if pending == nil {
+		prefetched := pending != nil
+		if !prefetched {
 			pending = st.read(rctx, &bg, num, cursor)
 		}
-		var w window[T]
-		select {
-		case w = <-pending:
-		case <-ctx.Done():
+		w, waited, ok := receive(ctx, pending)
+		if !ok {
 			return st.batchError(num, StageRead, ctx.Err())
+		}
+		if !prefetched {
+			waited = w.dur // the run waited for the whole read
 		}
 		pending = nil
 		if w.err != nil {
@@ -245,11 +254,16 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		}
 		exhausted := len(w.items) < o.BatchSize
 		last := exhausted || (o.MaxBatches > 0 && num >= o.MaxBatches)
-		if !last && !o.NoPrefetch {
-			pending = st.read(rctx, &bg, num+1, w.next)
+		if !last {
+			// The Source may reuse its slice for the next window,
+			// which may be read while this one is enriched.
+			w.items = slices.Clone(w.items)
+			if !o.NoPrefetch {
+				pending = st.read(rctx, &bg, num+1, w.next)
+			}
 		}
 
-		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: w.dur}
+		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: waited, SourceDuration: w.dur}
 		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
 		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
 		bctx, err := st.traceBatchStart(wr.ectx, num, len(w.items))
@@ -289,6 +303,23 @@ func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool) Checkpoint {
 	o := st.opts
 	return Checkpoint{RunKey: o.RunKey, Batch: n, Cursor: cursor, Done: done,
 		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Fingerprint}
+}
+
+// receive waits for a window, and says how long it waited: 0 when the
+// window was there already. ok is false when ctx ended first.
+func receive[T any](ctx context.Context, pending <-chan window[T]) (w window[T], waited time.Duration, ok bool) {
+	select {
+	case w = <-pending:
+		return w, 0, true
+	default:
+	}
+	start := time.Now()
+	select {
+	case w = <-pending:
+		return w, time.Since(start), true
+	case <-ctx.Done():
+		return w, time.Since(start), false
+	}
 }
 
 // read starts reading the window of batch num, after cursor, in bg and

@@ -40,7 +40,7 @@ func newFixture(n int) *fixture {
 	return &fixture{
 		src:  batchenrichtest.NewSliceSource(items(n)),
 		enr:  batchenrichtest.NewEnricher(double),
-		sink: batchenrichtest.NewSink[item, int](),
+		sink: &batchenrichtest.Sink[item, int]{FirstBatch: 1},
 	}
 }
 

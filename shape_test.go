@@ -59,6 +59,7 @@ func TestCheckpointShape(t *testing.T) {
 	old := batchenrichtest.NewCheckpoints()
 	_ = old.Save(ctx, batchenrich.Checkpoint{RunKey: "r", Batch: 3, Cursor: "30"})
 	g := newFixture(100)
+	g.sink.FirstBatch = 4
 	if _, err := g.run(t, ctx, batchenrich.Options{BatchSize: 20, Checkpoints: old, RunKey: "r", Fingerprint: "v9"}); err != nil {
 		t.Fatalf("resume of an unrecorded shape: %v", err)
 	}

@@ -20,6 +20,13 @@ type Cursor string
 // items (including none) means the Source is exhausted: the Runner ends the
 // run after that window. Read must not return more than limit items.
 //
+// The Runner copies the returned slice before it asks for the next window,
+// so Read may reuse its slice's backing array from call to call. It must
+// not change the items themselves afterwards (what pointers in T point
+// to): the Runner and the Sink read them after the next Read has begun.
+// Read may be called while the previous window is being enriched (see
+// Options.NoPrefetch), but never concurrently with itself within one Run.
+//
 // Because the next window is requested with the Cursor of the previous one,
 // a Source can page by key ("WHERE key > last ORDER BY key LIMIT n"), so a
 // window costs the same at the end of a large table as at its start.

@@ -9,7 +9,8 @@ import (
 )
 
 // Checkpoints is an in-memory batchenrich.CheckpointStore and
-// batchenrich.Locker, for tests of durable runs within one process.
+// batchenrich.Locker, for tests of durable runs within one process. The
+// zero value is an empty store, like NewCheckpoints.
 type Checkpoints struct {
 	// FailSave, if set, is called before each Save; a non-nil error is
 	// returned by that Save and nothing is saved.
@@ -52,6 +53,9 @@ func (c *Checkpoints) Save(ctx context.Context, cp batchenrich.Checkpoint) error
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.saved == nil {
+		c.saved = map[string]batchenrich.Checkpoint{}
+	}
 	c.saved[cp.RunKey] = cp
 	c.saves++
 	return nil
@@ -73,6 +77,9 @@ func (c *Checkpoints) TryLock(ctx context.Context, key string) (func() error, bo
 	defer c.mu.Unlock()
 	if c.locked[key] {
 		return nil, false, nil
+	}
+	if c.locked == nil {
+		c.locked = map[string]bool{}
 	}
 	c.locked[key] = true
 	var once sync.Once

@@ -175,14 +175,23 @@ type SinkHarness[T, R any] struct {
 	Value func(i int) R
 	// Key names an item as Stored.Key does. Required.
 	Key func(item T) string
+	// Poison, optional but recommended, returns an item that the Sink
+	// fails to write (a value its storage or Row function rejects), with
+	// a key distinct from every Item's. TestSink puts one in the middle of a batch
+	// to check that a failed write stores nothing of the batch. Without
+	// it that check is skipped.
+	Poison func(i int) T
 }
 
 // TestSink checks that a Sink keeps the batchenrich.Sink contract: every
 // result stored, failed ones included and marked, with its batch number;
-// writing a batch again leaves the same rows; a write with a cancelled
-// context stores nothing; and, for a CheckpointSink, that it refuses a
-// foreign store with ErrCheckpointUnsupported having written nothing, and
-// commits a batch with its checkpoint.
+// writing a batch again leaves the same rows, and where the second write
+// differs (an item failed the first time and not the second, or the other
+// way round) the last write wins; a write with a cancelled context stores
+// nothing; a write that fails in the middle of a batch stores nothing of it
+// (with SinkHarness.Poison); and, for a CheckpointSink, that it refuses a
+// foreign store with ErrCheckpointUnsupported having written nothing,
+// commits a batch with its checkpoint, and neither when the write fails.
 func TestSink[T, R any](t *testing.T, h SinkHarness[T, R]) {
 	t.Helper()
 	if h.New == nil || h.Item == nil || h.Value == nil || h.Key == nil {
@@ -234,6 +243,52 @@ func TestSink[T, R any](t *testing.T, h SinkHarness[T, R]) {
 			}
 		}
 		check(t, f, expect(1, 0, 8, 2))
+	})
+
+	t.Run("LastWriteWins", func(t *testing.T) {
+		f := h.New(t)
+		if err := f.Sink.Write(ctx, batch(1, 0, 8, 2, 5)); err != nil {
+			t.Fatal(err)
+		}
+		// Written again (a resumed or replayed batch): item 2 now
+		// enriched, item 5 still failed, item 6 failed this time.
+		if err := f.Sink.Write(ctx, batch(1, 0, 8, 5, 6)); err != nil {
+			t.Fatal(err)
+		}
+		check(t, f, expect(1, 0, 8, 5, 6))
+	})
+
+	t.Run("FailedWriteStoresNothing", func(t *testing.T) {
+		if h.Poison == nil {
+			t.Skip("SinkHarness.Poison not set")
+		}
+		f := h.New(t)
+		if err := f.Sink.Write(ctx, batch(1, 0, 4)); err != nil {
+			t.Fatal(err)
+		}
+		poisoned := func(num int) batchenrich.Batch[T, R] {
+			b := batch(num, 4, 24, 6)
+			b.Results[10].Item = h.Poison(14)
+			return b
+		}
+		if err := f.Sink.Write(ctx, poisoned(2)); err == nil {
+			t.Fatal("Write of a batch with a poison item returned no error")
+		}
+		check(t, f, expect(1, 0, 4))
+		if cs, ok := f.Sink.(batchenrich.CheckpointSink[T, R]); ok && f.Checkpoints != nil {
+			before, err := f.Checkpoints.Load(ctx, "conformance")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp := batchenrich.Checkpoint{RunKey: "conformance", Batch: 2, Cursor: "c2"}
+			if err := cs.WriteCheckpointed(ctx, poisoned(2), f.Checkpoints, cp); err == nil {
+				t.Fatal("WriteCheckpointed of a batch with a poison item returned no error")
+			}
+			check(t, f, expect(1, 0, 4))
+			if after, err := f.Checkpoints.Load(ctx, "conformance"); err != nil || after != before {
+				t.Fatalf("checkpoint after a failed WriteCheckpointed = %+v, %v; want %+v", after, err, before)
+			}
+		}
 	})
 
 	t.Run("BatchesAccumulate", func(t *testing.T) {
@@ -302,23 +357,46 @@ func sameStored(got, want []Stored) error {
 	return nil
 }
 
+// CheckpointHarness describes a batchenrich.CheckpointStore implementation
+// to TestCheckpointStore.
+type CheckpointHarness struct {
+	// New prepares fresh, empty storage and returns a function opening a
+	// store over it. Each call of open must return a new store instance
+	// over the same storage, as another process would get (for a
+	// database, a new store on the same database). Required.
+	New func(t *testing.T) (open func() batchenrich.CheckpointStore)
+}
+
 // TestCheckpointStore checks that a CheckpointStore keeps its contract:
-// a zero checkpoint for an unknown key, Save then Load round trips (every
-// field, Partitions, BatchSize and Fingerprint included), keys
-// are independent; and, if it is a batchenrich.Locker, that a lock is
-// exclusive, per key, and free again after unlock. newStore returns a
-// store over fresh, empty storage.
-func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.CheckpointStore) {
+// a zero checkpoint for an unknown key; Save then Load round trips, every
+// field included (Partitions, BatchSize, Fingerprint), the checkpoint
+// {Batch: 0, Done: true} that a run over an empty Source saves too; keys
+// are independent; another instance over the same storage sees what was
+// saved; Load and Save with a cancelled context return an error and Save
+// then saves nothing. If the store is a batchenrich.Locker, it checks that
+// a lock is exclusive, per key, across two instances over the same
+// storage, and free again after unlock.
+func TestCheckpointStore(t *testing.T, h CheckpointHarness) {
 	t.Helper()
+	if h.New == nil {
+		t.Fatal("batchenrichtest: CheckpointHarness.New is nil")
+	}
 	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	load := func(t *testing.T, s batchenrich.CheckpointStore, key string) batchenrich.Checkpoint {
+		t.Helper()
+		cp, err := s.Load(ctx, key)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", key, err)
+		}
+		return cp
+	}
 
 	t.Run("SaveLoad", func(t *testing.T) {
-		s := newStore(t)
-		cp, err := s.Load(ctx, "run-a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp != (batchenrich.Checkpoint{RunKey: "run-a"}) {
+		open := h.New(t)
+		s := open()
+		if cp := load(t, s, "run-a"); cp != (batchenrich.Checkpoint{RunKey: "run-a"}) {
 			t.Fatalf("Load of an unknown key = %+v, want a zero checkpoint with its RunKey", cp)
 		}
 		for _, want := range []batchenrich.Checkpoint{
@@ -327,30 +405,44 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 			{RunKey: "run-a", Batch: 3, Cursor: `["e1",25]`, Done: true, BatchSize: 5, Fingerprint: "cfg-v2"},
 			{RunKey: "run-a#p2", Batch: 4, Cursor: `["e1",40]`, Partitions: 8, BatchSize: 10},
 			{RunKey: "run-a#p2", Partitions: 8},
+			{RunKey: "run-empty", Batch: 0, Done: true, BatchSize: 100}, // a run over an empty Source
 		} {
 			if err := s.Save(ctx, want); err != nil {
-				t.Fatal(err)
+				t.Fatalf("Save(%+v): %v", want, err)
 			}
-			got, err := s.Load(ctx, want.RunKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
+			if got := load(t, s, want.RunKey); got != want {
 				t.Fatalf("Load after Save = %+v, want %+v", got, want)
 			}
+			if got := load(t, open(), want.RunKey); got != want {
+				t.Fatalf("Load by another instance after Save = %+v, want %+v", got, want)
+			}
 		}
-		other, err := s.Load(ctx, "run-b")
-		if err != nil || other != (batchenrich.Checkpoint{RunKey: "run-b"}) {
-			t.Fatalf("another key = %+v, %v; want a zero checkpoint", other, err)
+		if other := load(t, s, "run-b"); other != (batchenrich.Checkpoint{RunKey: "run-b"}) {
+			t.Fatalf("another key = %+v; want a zero checkpoint", other)
+		}
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		s := h.New(t)()
+		if _, err := s.Load(cancelled, "run-a"); err == nil {
+			t.Error("Load with a cancelled context returned no error")
+		}
+		if err := s.Save(cancelled, batchenrich.Checkpoint{RunKey: "run-a", Batch: 1, Cursor: "x"}); err == nil {
+			t.Error("Save with a cancelled context returned no error")
+		}
+		if cp := load(t, s, "run-a"); cp != (batchenrich.Checkpoint{RunKey: "run-a"}) {
+			t.Fatalf("Save with a cancelled context saved %+v", cp)
 		}
 	})
 
 	t.Run("Lock", func(t *testing.T) {
-		s := newStore(t)
+		open := h.New(t)
+		s := open()
 		l, ok := s.(batchenrich.Locker)
 		if !ok {
 			t.Skip("not a Locker")
 		}
+		l2 := open().(batchenrich.Locker) // another process's store
 		unlock, ok, err := l.TryLock(ctx, "run-a")
 		if err != nil || !ok || unlock == nil {
 			t.Fatalf("TryLock on a free key = %v, %v", ok, err)
@@ -358,9 +450,12 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 		if _, ok, err := l.TryLock(ctx, "run-a"); err != nil || ok {
 			t.Fatalf("TryLock on a held key = %v, %v; want false, nil", ok, err)
 		}
-		unlockB, ok, err := l.TryLock(ctx, "run-b")
+		if _, ok, err := l2.TryLock(ctx, "run-a"); err != nil || ok {
+			t.Fatalf("TryLock on a held key by another instance = %v, %v; want false, nil", ok, err)
+		}
+		unlockB, ok, err := l2.TryLock(ctx, "run-b")
 		if err != nil || !ok {
-			t.Fatalf("TryLock on another key = %v, %v", ok, err)
+			t.Fatalf("TryLock on another key by another instance = %v, %v", ok, err)
 		}
 		// Saving under a held lock works.
 		if err := s.Save(ctx, batchenrich.Checkpoint{RunKey: "run-a", Batch: 1, Cursor: "x"}); err != nil {
@@ -369,9 +464,9 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 		if err := unlock(); err != nil {
 			t.Fatal(err)
 		}
-		again, ok, err := l.TryLock(ctx, "run-a")
+		again, ok, err := l2.TryLock(ctx, "run-a")
 		if err != nil || !ok {
-			t.Fatalf("TryLock after unlock = %v, %v", ok, err)
+			t.Fatalf("TryLock by another instance after unlock = %v, %v", ok, err)
 		}
 		if err := again(); err != nil {
 			t.Fatal(err)
@@ -379,9 +474,7 @@ func TestCheckpointStore(t *testing.T, newStore func(t *testing.T) batchenrich.C
 		if err := unlockB(); err != nil {
 			t.Fatal(err)
 		}
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		if _, ok, err := l.TryLock(cctx, "run-c"); err == nil || ok {
+		if _, ok, err := l.TryLock(cancelled, "run-c"); err == nil || ok {
 			t.Fatalf("TryLock with a cancelled context = %v, %v; want an error", ok, err)
 		}
 	})

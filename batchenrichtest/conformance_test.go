@@ -56,7 +56,10 @@ func TestSinkConformance(t *testing.T) {
 }
 
 func TestCheckpointsConformance(t *testing.T) {
-	batchenrichtest.TestCheckpointStore(t, func(t *testing.T) batchenrich.CheckpointStore {
-		return batchenrichtest.NewCheckpoints()
+	batchenrichtest.TestCheckpointStore(t, batchenrichtest.CheckpointHarness{
+		New: func(t *testing.T) func() batchenrich.CheckpointStore {
+			s := batchenrichtest.NewCheckpoints() // one in-memory storage, one instance
+			return func() batchenrich.CheckpointStore { return s }
+		},
 	})
 }

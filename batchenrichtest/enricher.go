@@ -2,14 +2,18 @@ package batchenrichtest
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/batchenrich/batchenrich"
 )
 
 // Enricher is a scriptable batchenrich.Enricher. It records how many calls
 // were in flight at most, so a test can check the concurrency bound.
 type Enricher[T, R any] struct {
-	// Fn computes the result. Required.
+	// Fn computes the result. Required: without it every call fails
+	// with a batchenrich.Fatal error saying so, which stops a run.
 	Fn func(ctx context.Context, item T) (R, error)
 	// Latency, if set, returns how long to wait (honouring ctx) before Fn
 	// is called for item: use it to make items finish out of order.
@@ -56,6 +60,9 @@ func (e *Enricher[T, R]) Enrich(ctx context.Context, item T) (R, error) {
 		if err := e.Fail(item); err != nil {
 			return zero, err
 		}
+	}
+	if e.Fn == nil {
+		return zero, batchenrich.Fatal(errors.New("batchenrichtest: Enricher.Fn is nil"))
 	}
 	return e.Fn(ctx, item)
 }

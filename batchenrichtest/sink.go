@@ -11,10 +11,22 @@ import (
 )
 
 // Sink is a batchenrich.Sink that keeps every batch written to it, in
-// memory, and checks the Runner's guarantees as it goes: batch numbers
-// increase by one, writes never overlap, results are in index order. Check
-// returns the first violation seen.
+// memory, and checks the Runner's guarantees as it goes: the first batch
+// kept has number FirstBatch (at least 1), batch numbers then increase by
+// one, writes
+// never overlap, results are in index order, and every failed result's Err
+// is an *ItemError naming its batch and index. Check returns the first
+// violation seen. The zero value is ready to use.
 type Sink[T, R any] struct {
+	// FirstBatch, if set, is the number the first batch kept must have:
+	// 1 for a fresh run, the checkpoint's Batch + 1 for a resumed one.
+	// Zero means any number from 1.
+	FirstBatch int
+	// FailItem, if set, is called with each result of a batch before the
+	// batch is kept; a non-nil error is returned by that Write and
+	// nothing of the batch is kept (all or nothing, like a transaction).
+	FailItem func(r batchenrich.Result[T, R]) error
+
 	// Latency, if set, is waited (honouring ctx) in each Write before the
 	// batch is kept.
 	Latency time.Duration
@@ -56,14 +68,35 @@ func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error
 			return err
 		}
 	}
+	if s.FailItem != nil {
+		for _, r := range b.Results {
+			if err := s.FailItem(r); err != nil {
+				return err
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n := len(s.batches); n > 0 && b.Number != s.batches[n-1].Number+1 {
+	switch n := len(s.batches); {
+	case n > 0 && b.Number != s.batches[n-1].Number+1:
 		s.violate(fmt.Errorf("batch %d written after batch %d", b.Number, s.batches[n-1].Number))
+	case n == 0 && s.FirstBatch > 0 && b.Number != s.FirstBatch:
+		s.violate(fmt.Errorf("first batch written is batch %d, want %d", b.Number, s.FirstBatch))
+	case n == 0 && b.Number < 1:
+		s.violate(fmt.Errorf("first batch written is batch %d; batch numbers start at 1", b.Number))
 	}
 	for i, r := range b.Results {
 		if r.Index != i {
 			s.violate(fmt.Errorf("batch %d: result %d has Index %d", b.Number, i, r.Index))
+		}
+		if r.Err == nil {
+			continue
+		}
+		var ie *batchenrich.ItemError
+		if !errors.As(r.Err, &ie) {
+			s.violate(fmt.Errorf("batch %d: result %d: Err is a %T, not an *batchenrich.ItemError: %v", b.Number, i, r.Err, r.Err))
+		} else if ie.Batch != b.Number || ie.Index != i {
+			s.violate(fmt.Errorf("batch %d: result %d: Err names batch %d item %d", b.Number, i, ie.Batch, ie.Index))
 		}
 	}
 	b.Results = append([]batchenrich.Result[T, R](nil), b.Results...)

@@ -57,11 +57,17 @@ func TestConformance(t *testing.T) {
 					Item:  func(i int) Traveler { return Traveler{ExecutionID: "e1", TravelerID: int64(i + 1), Name: "t"} },
 					Value: func(i int) Enriched { return Enriched{Score: i} },
 					Key:   Traveler.Key,
+					Poison: func(i int) Traveler {
+						return Traveler{ExecutionID: "e1", TravelerID: int64(i + 1), Name: poisonName}
+					},
 				})
 			})
 			t.Run("CheckpointStore", func(t *testing.T) {
-				batchenrichtest.TestCheckpointStore(t, func(t *testing.T) batchenrich.CheckpointStore {
-					return checkpointStore(t, testdb.Open(t, k))
+				batchenrichtest.TestCheckpointStore(t, batchenrichtest.CheckpointHarness{
+					New: func(t *testing.T) func() batchenrich.CheckpointStore {
+						db := testdb.Open(t, k)
+						return func() batchenrich.CheckpointStore { return checkpointStore(t, db) }
+					},
 				})
 			})
 		})

@@ -2,6 +2,7 @@ package sqlbatch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -122,6 +123,9 @@ func createResults(t testing.TB, k testdb.Kind, db *sqlx.DB) {
 		PRIMARY KEY (execution_id, traveler_id))`))
 }
 
+// poisonName marks a Traveler that resultsSink's Row refuses.
+const poisonName = "poison"
+
 var fixedTime = time.Date(2025, 3, 1, 12, 30, 0, 123456000, time.UTC)
 
 // resultsSink returns the travelers Sink, storing failures as invalid rows.
@@ -133,6 +137,9 @@ func resultsSink(t testing.TB, db *sqlx.DB) *sqlbatch.Sink[Traveler, Enriched] {
 		Columns:     []string{"execution_id", "traveler_id", "payload", "is_valid", "validation_error", "processed_at"},
 		BatchColumn: "batch_number",
 		Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+			if r.Item.Name == poisonName {
+				return nil, errors.New("poison item")
+			}
 			if r.Err != nil {
 				return []any{r.Item.ExecutionID, r.Item.TravelerID, nil, false, r.Err.Error(), fixedTime}, nil
 			}

@@ -1,0 +1,22 @@
+package batchenrich
+
+// checkFuncs refuses the Func adapters holding a nil function: they are
+// non-nil interfaces that would panic at Run time.
+func checkFuncs[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R]) error {
+	if f, ok := src.(SourceFunc[T]); ok && f == nil {
+		return &OptionError{Field: "src", Reason: "nil SourceFunc"}
+	}
+	if f, ok := enr.(EnricherFunc[T, R]); ok && f == nil {
+		return &OptionError{Field: "enr", Reason: "nil EnricherFunc"}
+	}
+	if f, ok := sink.(SinkFunc[T, R]); ok && f == nil {
+		return &OptionError{Field: "sink", Reason: "nil SinkFunc"}
+	}
+	return nil
+}
+
+// isLocker reports whether a CheckpointStore can lock run keys.
+func isLocker(s CheckpointStore) bool {
+	_, ok := s.(Locker)
+	return ok
+}
