@@ -29,8 +29,9 @@ type SourceHarness[T any] struct {
 
 // TestSource checks that a Source keeps the batchenrich.Source contract:
 // windows of at most limit items in a stable order, a short window only at
-// the end, an empty window after it, cursors that can be read again and
-// that survive a restart, and an error for a cancelled context.
+// the end, an empty window after it, items that later reads leave intact,
+// cursors that can be read again and that survive a restart, and an error
+// for a cancelled context.
 func TestSource[T any](t *testing.T, h SourceHarness[T]) {
 	t.Helper()
 	if h.New == nil {
@@ -85,6 +86,24 @@ func TestSource[T any](t *testing.T, h SourceHarness[T]) {
 			if err := sameItems(got, want, eq); err != nil {
 				t.Fatalf("limit %d: %v", limit, err)
 			}
+		}
+	})
+
+	t.Run("ItemsStayIntact", func(t *testing.T) {
+		// The Runner keeps a window's items (not its slice, which it
+		// copies) while later windows are read.
+		open, want := h.New(t, 12)
+		src := open()
+		w1, c1, err := src.Read(ctx, "", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w1 = slices.Clone(w1)
+		if _, _, err := src.Read(ctx, c1, 4); err != nil {
+			t.Fatal(err)
+		}
+		if err := sameItems(w1, want[:4], eq); err != nil {
+			t.Fatalf("first window after later reads: %v (a Source must not change items it returned)", err)
 		}
 	})
 

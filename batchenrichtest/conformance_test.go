@@ -1,6 +1,7 @@
 package batchenrichtest_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -32,6 +33,12 @@ func TestSinkConformance(t *testing.T) {
 	batchenrichtest.TestSink(t, batchenrichtest.SinkHarness[int, string]{
 		New: func(t *testing.T) batchenrichtest.SinkFixture[int, string] {
 			s := batchenrichtest.NewSink[int, string]()
+			s.FailItem = func(r batchenrich.Result[int, string]) error {
+				if r.Item < 0 {
+					return errors.New("poison")
+				}
+				return nil
+			}
 			return batchenrichtest.SinkFixture[int, string]{
 				Sink: s,
 				Stored: func(t *testing.T) []batchenrichtest.Stored {
@@ -49,9 +56,10 @@ func TestSinkConformance(t *testing.T) {
 				},
 			}
 		},
-		Item:  func(i int) int { return i },
-		Value: func(i int) string { return fmt.Sprint("v", i) },
-		Key:   func(item int) string { return fmt.Sprint(item) },
+		Item:   func(i int) int { return i },
+		Value:  func(i int) string { return fmt.Sprint("v", i) },
+		Key:    func(item int) string { return fmt.Sprint(item) },
+		Poison: func(i int) int { return -1 - i },
 	})
 }
 
