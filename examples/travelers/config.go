@@ -104,10 +104,14 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	if err := c.checkProfileURL(); err != nil {
 		return c, err
 	}
-	if c.dsn == "" {
+	fromEnv := c.dsn == ""
+	if fromEnv {
 		c.dsn = getenv("DATABASE_URL")
 	}
 	if err := c.resolveDSN(); err != nil {
+		if fromEnv {
+			return c, fmt.Errorf("%w (the value of $DATABASE_URL)", err)
+		}
 		return c, err
 	}
 	if c.executionID == "" {

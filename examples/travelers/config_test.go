@@ -139,3 +139,16 @@ func TestParseFlagsDSN(t *testing.T) {
 		t.Fatalf("defaults = %+v, %v", c, err)
 	}
 }
+
+func TestParseFlagsNamesDatabaseURL(t *testing.T) {
+	t.Parallel()
+	_, err := parseFlags(nil, io.Discard, func(k string) string {
+		if k == "DATABASE_URL" {
+			return "s3cr3t"
+		}
+		return ""
+	})
+	if err == nil || !strings.HasSuffix(err.Error(), "(the value of $DATABASE_URL)") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -81,15 +82,25 @@ func openReadOnly(ctx context.Context, cfg config) (*sqlx.DB, error) {
 }
 
 // loadCheckpoint reads the run's checkpoint, a zero one if there is no
-// checkpoint table yet.
+// checkpoint table yet. It reads the row itself rather than through
+// CheckpointStore.Load, which may first add columns to an older table: a
+// dry run writes nothing.
 func loadCheckpoint(ctx context.Context, db *sqlx.DB, runKey string) (batchenrich.Checkpoint, error) {
 	cp := batchenrich.Checkpoint{RunKey: runKey}
 	if _, _, exists, err := describeTable(ctx, db, sqlbatch.DefaultCheckpointTable); err != nil || !exists {
 		return cp, err
 	}
-	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
-	if err != nil {
-		return cp, err
+	var row struct {
+		Batch int  `db:"batch"`
+		Done  bool `db:"done"`
 	}
-	return store.Load(ctx, runKey)
+	err := db.GetContext(ctx, &row, db.Rebind(`SELECT batch, done FROM `+sqlbatch.DefaultCheckpointTable+` WHERE run_key = ?`), runKey)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return cp, nil
+	case err != nil:
+		return cp, fmt.Errorf("read checkpoint: %w", err)
+	}
+	cp.Batch, cp.Done = row.Batch, row.Done
+	return cp, nil
 }

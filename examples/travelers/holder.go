@@ -31,6 +31,9 @@ func withAppName(dsn string) string {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
+	if strings.HasSuffix(dsn, `\`) {
+		return dsn // a trailing backslash would escape the space we add
+	}
 	return dsn + " fallback_application_name='" + appName() + "'"
 }
 

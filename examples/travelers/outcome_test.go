@@ -223,3 +223,33 @@ func TestAllFailedStopsResumably(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunLeavesAnOlderCheckpointTableAlone plans from a checkpoint table
+// of an earlier release (without the columns later releases add): the
+// dry run reads the checkpoint without upgrading the table.
+func TestDryRunLeavesAnOlderCheckpointTableAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "old.db")
+	db, err := sqlx.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range append(schemas["sqlite"],
+		`CREATE TABLE batchenrich_checkpoints (run_key TEXT PRIMARY KEY, batch BIGINT NOT NULL, "cursor" TEXT NOT NULL,
+			done BOOLEAN NOT NULL, updated_at TEXT NOT NULL, lock_owner TEXT, lock_expires_at BIGINT)`,
+		`INSERT INTO batchenrich_checkpoints VALUES ('old-1', 2, '["200"]', 0, '2026-01-01T00:00:00Z', NULL, NULL)`) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	before := listing(t, dir)
+	code, stdout, stderr := program(t, context.Background(), "-dsn", path, "-seed-rows", "500", "-dry-run", "-execution-id", "old-1")
+	if code != exitOK || !strings.Contains(stdout, "a run resumes at batch 3") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if after := listing(t, dir); after != before {
+		t.Fatalf("dry run changed the database:\nbefore %s\nafter  %s", before, after)
+	}
+}
