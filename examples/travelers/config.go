@@ -28,6 +28,7 @@ type config struct {
 	httpTimeout time.Duration
 	httpRetries int
 	overlap     bool
+	adaptive    bool
 	dryRun      bool
 	json        bool
 	retryFailed retryMode
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt (at most "+maxHTTPTimeout.String()+")")
 	fs.IntVar(&c.httpRetries, "http-retries", 3, fmt.Sprintf("HTTP retries after the first attempt (0..%d)", maxRetries))
 	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
+	fs.BoolVar(&c.adaptive, "adaptive", false, "adapt the HTTP calls in flight to what the profile API admits (429, 503, latency, rate-limit headers), -concurrency being the ceiling")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
 	fs.Var(&c.retryFailed, "retry-failed", "replay the failures of run -execution-id: its transient ones, or every one with -retry-failed=all")

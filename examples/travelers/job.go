@@ -134,6 +134,7 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 		Pool:           pool.ForConcurrency(cfg.concurrency),
 		AttemptTimeout: cfg.httpTimeout,
 		MaxAttempts:    cfg.httpRetries + 1,
+		Adaptive:       adaptive(cfg),
 	})
 	if err != nil {
 		return nil, err

@@ -183,12 +183,13 @@ func finish(ctx context.Context, db *sqlx.DB, cfg config, rep batchenrich.Report
 		s := Summary{
 			Status:      "ok",
 			ExecutionID: cfg.executionID,
-			Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap},
+			Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap, Adaptive: cfg.adaptive},
 			Data:        data,
 			Execution: Execution{
 				BatchesRun:     rep.BatchesRun,
 				BatchesSkipped: rep.BatchesSkipped,
 				DurationMS:     rep.Duration.Milliseconds(),
+				Limits:         rep.Limits,
 			},
 			Replay: replay,
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/batchenrich/batchenrich/httpenrich"
 
+	"github.com/batchenrich/batchenrich"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -46,6 +47,7 @@ type Configured struct {
 	MaxBatches  int  `json:"max_batches"`
 	Concurrency int  `json:"concurrency"`
 	Overlap     bool `json:"overlap"`
+	Adaptive    bool `json:"adaptive"`
 }
 
 // Execution describes what this invocation did.
@@ -53,6 +55,8 @@ type Execution struct {
 	BatchesRun     int   `json:"batches_run"`
 	BatchesSkipped int   `json:"batches_skipped"`
 	DurationMS     int64 `json:"duration_ms"` // enrichment phase only
+	// Limits are the profile API's concurrency limits with -adaptive.
+	Limits []batchenrich.UpstreamLimit `json:"limits,omitempty"`
 }
 
 // validate computes the final validation of executionID from the database.
@@ -129,6 +133,9 @@ func printTable(w io.Writer, s Summary) error {
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v)
+	}
+	for _, r := range limitRows(s.Execution.Limits) {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	for _, r := range s.Replay.rows() {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
