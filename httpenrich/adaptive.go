@@ -13,8 +13,8 @@ const (
 	// by when it is lowered (the ratio of Netflix concurrency-limits'
 	// AIMDLimit).
 	DefaultAdaptiveBackoff = 0.9
-	// DefaultLatencyTolerance is how many times the lowest recent latency
-	// the smoothed latency may reach before the limit is lowered.
+	// DefaultLatencyTolerance is how many times its long-term average the
+	// short-term average latency may reach before the limit is lowered.
 	DefaultLatencyTolerance = 2.0
 )
 
@@ -35,9 +35,13 @@ const (
 //     requests waiting) while the request was in flight: a limit that is
 //     not used is not evidence.
 //   - It is multiplied by Backoff on a 429 Too Many Requests, a 503 Service
-//     Unavailable, an attempt timed out, or when the smoothed latency
-//     (an average with weight 1/8 per answer, as TCP's SRTT) exceeds
-//     LatencyTolerance times the lowest latency seen recently. Only
+//     Unavailable, an attempt timed out, or when latency grows sharply:
+//     the short-term average latency of successful answers (exponentially
+//     weighted, 1/16 per answer) exceeds LatencyTolerance times the
+//     long-term one (1/256 per answer), as in the gradient limiters'
+//     short/long window comparison; the long average makes it robust to
+//     the scheduling noise of a busy client, which a comparison with the
+//     lowest latency seen is not. Only
 //     requests sent after the last decrease can lower it again, so a burst
 //     of refusals to requests sent together counts once: at most one
 //     decrease per round-trip window.
@@ -105,9 +109,9 @@ type Adaptive struct {
 	// (exclusive). Zero means DefaultAdaptiveBackoff.
 	Backoff float64
 
-	// LatencyTolerance is how many times the lowest recent latency the
-	// smoothed latency may reach before the limit is lowered; more than
-	// 1. Zero means DefaultLatencyTolerance. Use math.Inf(1) to ignore
+	// LatencyTolerance is how many times the long-term average latency
+	// the short-term average may reach before the limit is lowered; more
+	// than 1. Zero means DefaultLatencyTolerance. Use math.Inf(1) to ignore
 	// latency.
 	LatencyTolerance float64
 
@@ -151,10 +155,14 @@ const (
 	refused                // 429, 503, an attempt timeout: lower the limit
 )
 
-// latencyEpoch is how many answers the lowest latency is remembered over
-// (it is the lowest of the current and the previous epoch), so that a
-// host that became slower for good sets a new baseline.
-const latencyEpoch = 256
+// The weights of the answers' latencies in the short-term and long-term
+// averages (exponentially weighted: each answer moves the average by
+// 1/weight of its difference), and the answers seen before latency can
+// lower the limit.
+const (
+	shortWeight = 16
+	longWeight  = 256
+)
 
 // aimd is one host's limit. Its methods are safe for concurrent use.
 type aimd struct {
@@ -171,10 +179,9 @@ type aimd struct {
 	fulls    uint64 // grants that took the last free slot
 	waiters  []*waiter
 
-	srtt          time.Duration // smoothed latency of successes, 0 before the first
-	minCur        time.Duration // lowest latency of this epoch, 0 before the first
-	minPrev       time.Duration // lowest latency of the previous epoch, 0 if none
-	samplesInEpoc int
+	srtt    time.Duration // short-term average latency of successes, 0 before the first
+	lrtt    time.Duration // long-term average latency of successes
+	samples int           // successes with a latency
 }
 
 // slot is a granted place among the requests in flight.
@@ -306,26 +313,17 @@ func (l *aimd) lower(s slot) {
 	l.hold = l.seq
 }
 
-// latencyHigh records rtt and reports whether the smoothed latency exceeds
-// the tolerance over the lowest recent one; l.mu is held.
+// latencyHigh records rtt and reports whether the short-term average
+// latency exceeds the tolerance over the long-term one; l.mu is held.
 func (l *aimd) latencyHigh(rtt time.Duration) bool {
+	l.samples++
 	if l.srtt == 0 {
-		l.srtt = rtt
-	} else {
-		l.srtt += (rtt - l.srtt) / 8
+		l.srtt, l.lrtt = rtt, rtt
+		return false
 	}
-	if l.minCur == 0 || rtt < l.minCur {
-		l.minCur = rtt
-	}
-	l.samplesInEpoc++
-	if l.samplesInEpoc >= latencyEpoch {
-		l.minPrev, l.minCur, l.samplesInEpoc = l.minCur, 0, 0
-	}
-	base := l.minCur
-	if l.minPrev > 0 && (base == 0 || l.minPrev < base) {
-		base = l.minPrev
-	}
-	return base > 0 && float64(l.srtt) > l.tolerance*float64(base)
+	l.srtt += (rtt - l.srtt) / shortWeight
+	l.lrtt += (rtt - l.lrtt) / longWeight
+	return l.samples >= longWeight && float64(l.srtt) > l.tolerance*float64(l.lrtt)
 }
 
 // smoothedRTT returns the smoothed latency, 0 before the first success.

@@ -122,21 +122,25 @@ func TestAIMDLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newAIMD(a)
-	for range 20 {
+	for i := range 300 {
+		rtt := 10 * time.Millisecond
+		if i%10 == 5 {
+			rtt = 60 * time.Millisecond // noise: one answer in ten 6× slower
+		}
 		s := take(t, l, 1)[0]
-		if c := l.release(s, success, "", 10*time.Millisecond); c.from != c.to {
+		if c := l.release(s, success, "", rtt); c.from != c.to {
 			t.Fatalf("steady latency changed the limit: %+v", c)
 		}
 	}
 	var c change
-	for range 20 {
+	for range 40 {
 		s := take(t, l, 1)[0]
-		if c = l.release(s, success, "", 50*time.Millisecond); c.from != c.to {
+		if c = l.release(s, success, "", 60*time.Millisecond); c.from != c.to {
 			break
 		}
 	}
 	if c != (change{from: 10, to: 9, reason: "latency"}) {
-		t.Fatalf("latency ×5: change %+v, want 10 → 9 for latency", c)
+		t.Fatalf("latency ×6: change %+v, want 10 → 9 for latency", c)
 	}
 }
 
