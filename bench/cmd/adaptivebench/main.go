@@ -1,0 +1,316 @@
+// Command adaptivebench measures httpenrich's Config.Adaptive (issue 14)
+// against an API that admits K requests at once and answers 429 beyond
+// (internal/admitapi), with an in-memory Source and Sink, so that only the
+// HTTP side counts. Contenders alternate round by round; medians are
+// printed.
+//
+// Scenarios:
+//
+//	k20     K = 20, 5000 items, 5 ms per request: fixed concurrency 20 (the
+//	        hand-tuned optimum), fixed 100 (today's guess), adaptive with a
+//	        ceiling of 100. Wall time, failed items, share of 429s.
+//	step    K = 20, then 60 from 2 s on; adaptive, ceiling 100: how long
+//	        the limit takes to follow (to reach 0.9 × 60, the bottom of
+//	        AIMD's oscillation).
+//	outage  K = 100, ceiling 50, every request answered 503 with
+//	        Retry-After: 2 from 1 s to 4 s: requests sent during the
+//	        outage per Retry-After window, failed items; fixed 50 vs
+//	        adaptive.
+//
+//	go run ./cmd/adaptivebench -scenario k20 -rounds 5
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+	"github.com/batchenrich/batchenrich/bench/internal/admitapi"
+	"github.com/batchenrich/batchenrich/httpenrich"
+)
+
+type item int
+
+func (i item) Key() string { return strconv.Itoa(int(i)) }
+
+// contender is one way to configure the job.
+type contender struct {
+	name        string
+	concurrency int
+	adaptive    bool
+}
+
+// result is one run's figures.
+type result struct {
+	wall                time.Duration
+	failed              int
+	ok, tooMany, outage int64
+	limit               int                         // the host's limit at the end (adaptive)
+	limits              []batchenrich.UpstreamLimit // Report.Limits
+	followed            time.Duration               // step: from the change of K to the limit at 0.9 × K
+	windows             []int                       // outage: 503s per Retry-After window
+	reasons             map[string]int              // limit changes by reason
+}
+
+func main() {
+	scenario := flag.String("scenario", "k20", "k20, step or outage")
+	rounds := flag.Int("rounds", 5, "rounds (each runs every contender once, order rotated)")
+	batchSize := flag.Int("batch-size", 1000, "Runner batch size")
+	flag.Parse()
+	var err error
+	switch *scenario {
+	case "k20":
+		err = k20(*rounds, *batchSize)
+	case "step":
+		err = step(*rounds, *batchSize)
+	case "outage":
+		err = outage(*rounds, *batchSize)
+	default:
+		err = fmt.Errorf("unknown -scenario %q", *scenario)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "adaptivebench:", err)
+		os.Exit(1)
+	}
+}
+
+// run enriches n items against api with c, calling during(ctx, e) in the
+// background while it runs.
+func run(api *admitapi.Server, c contender, n, batchSize int, during func(context.Context, *httpenrich.Enricher[item, json.RawMessage, json.RawMessage])) (result, error) {
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	cfg := httpenrich.Config[item, json.RawMessage, json.RawMessage]{
+		URL: srv.URL + "/items/{id}",
+		Request: func(i item) (httpenrich.Params, error) {
+			return httpenrich.Params{Path: map[string]string{"id": strconv.Itoa(int(i))}}, nil
+		},
+		Pool: httpenrich.Pool{}.ForConcurrency(c.concurrency),
+	}
+	if c.adaptive {
+		cfg.Adaptive = &httpenrich.Adaptive{MaxConcurrency: c.concurrency}
+	}
+	e, err := httpenrich.New(cfg)
+	if err != nil {
+		return result{}, err
+	}
+	defer e.Close()
+	items := make([]item, n)
+	for i := range items {
+		items[i] = item(i + 1)
+	}
+	var failed atomic.Int64
+	sink := batchenrich.SinkFunc[item, json.RawMessage](func(_ context.Context, b batchenrich.Batch[item, json.RawMessage]) error {
+		failed.Add(int64(b.Failed()))
+		return nil
+	})
+	events := make(chan batchenrich.Event, 1024)
+	reasons := map[string]int{}
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		for ev := range events {
+			if ev.Kind == batchenrich.EventLimitChanged {
+				reasons[ev.Limit.Reason]++
+			}
+		}
+	}()
+	defer func() { close(events); <-evDone }()
+	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), e, sink,
+		batchenrich.Options{BatchSize: batchSize, Concurrency: c.concurrency, Events: events})
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if during != nil {
+		go func() { defer close(done); during(ctx, e) }()
+	} else {
+		close(done)
+	}
+	start := time.Now()
+	rep, err := r.Run(context.Background())
+	wall := time.Since(start)
+	cancel()
+	<-done
+	if err != nil {
+		return result{}, err
+	}
+	res := result{wall: wall, failed: int(failed.Load()), limits: rep.Limits, reasons: reasons}
+	res.ok, res.tooMany, res.outage = api.Counts()
+	u, _ := url.Parse(srv.URL)
+	res.limit = e.Limits()[u.Host]
+	return res, nil
+}
+
+func k20(rounds, batchSize int) error {
+	const k, n, latency = 20, 5000, 5 * time.Millisecond
+	cs := []contender{{"fixed-20", 20, false}, {"fixed-100", 100, false}, {"adaptive-100", 100, true}}
+	res := map[string][]result{}
+	for r := range rounds {
+		for i := range cs {
+			c := cs[(i+r)%len(cs)]
+			got, err := run(admitapi.New(k, latency), c, n, batchSize, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			res[c.name] = append(res[c.name], got)
+			fmt.Printf("round %d %-13s wall %-8v failed %-4d ok %-5d 429 %-5d (%.1f%%) limit %d %+v\n", r+1, c.name,
+				got.wall.Round(time.Millisecond), got.failed, got.ok, got.tooMany, pct(got.tooMany, got.ok+got.tooMany), got.limit, got.limits)
+			fmt.Println("   ", got.reasons)
+		}
+	}
+	fmt.Printf("\nK=%d, %d items, %v per request, batch size %d, %d rounds; medians:\n", k, n, latency, batchSize, rounds)
+	base := median(res["fixed-20"], func(r result) float64 { return r.wall.Seconds() })
+	for _, c := range cs {
+		rs := res[c.name]
+		w := median(rs, func(r result) float64 { return r.wall.Seconds() })
+		ratios := make([]result, len(rs)) // per round, against that round's fixed-20
+		for i := range rs {
+			ratios[i].wall = time.Duration(float64(time.Second) * rs[i].wall.Seconds() / res["fixed-20"][i].wall.Seconds())
+		}
+		fmt.Printf("%-13s wall %.3fs (%.2f× fixed-20's median; median of per-round ratios %.2f×)  failed %g  429s %.1f%% of requests\n",
+			c.name, w, w/base, median(ratios, func(r result) float64 { return r.wall.Seconds() }),
+			median(rs, func(r result) float64 { return float64(r.failed) }),
+			median(rs, func(r result) float64 { return pct(r.tooMany, r.ok+r.tooMany) }))
+	}
+	return nil
+}
+
+func step(rounds, batchSize int) error {
+	const k0, k1, n, latency = 20, 60, 40000, 5 * time.Millisecond
+	const at = 2 * time.Second
+	c := contender{"adaptive-100", 100, true}
+	var rs []result
+	for r := range rounds {
+		api := admitapi.New(k0, latency)
+		var followed time.Duration = -1
+		var minAfter, maxAfter atomic.Int64
+		got, err := run(api, c, n, batchSize, func(ctx context.Context, e *httpenrich.Enricher[item, json.RawMessage, json.RawMessage]) {
+			limit := func() int {
+				for _, l := range e.Limits() {
+					return l
+				}
+				return 0
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(at):
+			}
+			api.SetK(k1)
+			changed := time.Now()
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			minAfter.Store(1 << 30)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				l := int64(limit())
+				if followed < 0 && l*10 >= k1*9 {
+					followed = time.Since(changed)
+				}
+				if followed >= 0 {
+					minAfter.Store(min(minAfter.Load(), l))
+					maxAfter.Store(max(maxAfter.Load(), l))
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		got.followed = followed
+		rs = append(rs, got)
+		fmt.Printf("round %d wall %v failed %d 429 %d (%.1f%%) limit followed K %d→%d in %v; limit after: %d..%d, at the end %d\n", r+1,
+			got.wall.Round(time.Millisecond), got.failed, got.tooMany, pct(got.tooMany, got.ok+got.tooMany), k0, k1,
+			followed.Round(time.Millisecond), minAfter.Load(), maxAfter.Load(), got.limit)
+	}
+	fmt.Printf("\nK %d→%d at %v, %d items, %v per request, ceiling 100, batch size %d, %d rounds; median time for the limit to reach %d: %.3fs (max %.3fs)\n",
+		k0, k1, at, n, latency, batchSize, rounds, k1*9/10,
+		median(rs, func(r result) float64 { return r.followed.Seconds() }),
+		slices.Max(values(rs, func(r result) float64 { return r.followed.Seconds() })))
+	return nil
+}
+
+func outage(rounds, batchSize int) error {
+	const k, n, latency, retryAfter = 100, 20000, 5 * time.Millisecond, 2
+	const from, length = time.Second, 3 * time.Second
+	cs := []contender{{"fixed-50", 50, false}, {"adaptive-50", 50, true}}
+	res := map[string][]result{}
+	for r := range rounds {
+		for i := range cs {
+			c := cs[(i+r)%len(cs)]
+			api := admitapi.New(k, latency)
+			var began time.Time
+			got, err := run(api, c, n, batchSize, func(ctx context.Context, _ *httpenrich.Enricher[item, json.RawMessage, json.RawMessage]) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(from):
+					began = time.Now()
+					api.Outage(length, retryAfter)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			got.windows = make([]int, int(length/(retryAfter*time.Second))+1)
+			for _, t := range api.OutageHits() {
+				got.windows[int(t.Sub(began)/(retryAfter*time.Second))]++
+			}
+			res[c.name] = append(res[c.name], got)
+			fmt.Printf("round %d %-12s wall %-8v failed %-4d 503s %-5d per %ds window %v limit %d %+v\n", r+1, c.name,
+				got.wall.Round(time.Millisecond), got.failed, got.outage, retryAfter, got.windows, got.limit, got.limits)
+		}
+	}
+	fmt.Printf("\noutage of %v (503, Retry-After: %d) from %v, K=%d, %d items, %v per request, batch size %d, %d rounds; medians:\n",
+		length, retryAfter, from, k, n, latency, batchSize, rounds)
+	for _, c := range cs {
+		rs := res[c.name]
+		fmt.Printf("%-12s failed %g  503s %g  (first window %g, each later one %g)  wall %.3fs\n", c.name,
+			median(rs, func(r result) float64 { return float64(r.failed) }),
+			median(rs, func(r result) float64 { return float64(r.outage) }),
+			median(rs, func(r result) float64 { return float64(r.windows[0]) }),
+			median(rs, func(r result) float64 { return float64(slices.Max(r.windows[1:])) }),
+			median(rs, func(r result) float64 { return r.wall.Seconds() }))
+	}
+	return nil
+}
+
+func pct(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func values(rs []result, f func(result) float64) []float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return v
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	v := values(rs, f)
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
