@@ -30,7 +30,8 @@
 // through Transport), each upstream's concurrency limit where the
 // Enricher adapts one (MetricLimit, from Config.Limits), and the run's
 // progress: batches done of planned (MetricBatchesDone,
-// MetricBatchesPlanned).
+// MetricBatchesPlanned). otelhttp's own client metrics are recorded only
+// with Config.HTTPMetrics.
 //
 // # Cost
 //

@@ -55,7 +55,7 @@ type instruments struct {
 	items         metric.Int64Counter
 	itemDuration  metric.Float64Histogram
 	batchDuration metric.Float64Histogram
-	inFlight      metric.Int64UpDownCounter
+	inFlight      metric.Int64ObservableUpDownCounter
 	retries       metric.Int64Counter
 	limit         metric.Int64ObservableGauge
 	done          metric.Int64Gauge
@@ -76,7 +76,7 @@ func newInstruments(m metric.Meter) (instruments, error) {
 	in.batchDuration, errs[2] = m.Float64Histogram(MetricBatchDuration, metric.WithUnit("s"),
 		metric.WithDescription("Time from a batch's first enrichment to the end of its write."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	in.inFlight, errs[3] = m.Int64UpDownCounter(MetricInFlight, metric.WithUnit("{item}"),
+	in.inFlight, errs[3] = m.Int64ObservableUpDownCounter(MetricInFlight, metric.WithUnit("{item}"),
 		metric.WithDescription("Enrichments in flight."))
 	in.retries, errs[4] = m.Int64Counter(MetricRetries, metric.WithUnit("{request}"),
 		metric.WithDescription("HTTP requests resent for an item: retries and redirects."))

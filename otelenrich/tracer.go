@@ -61,15 +61,23 @@ type Config struct {
 	// Transport. Nil means otel.GetTextMapPropagator() at New.
 	Propagators propagation.TextMapPropagator
 
+	// HTTPMetrics makes Transport record otelhttp's own client metrics
+	// (http.client.request.duration, request and response body sizes) on
+	// MeterProvider. Off by default: building their attributes is most of
+	// otelhttp's cost per attempt, and MetricItemDuration and
+	// MetricRetries already tell how the calls went.
+	HTTPMetrics bool
+
 	// ItemKeys records each item's key (batchenrich.Keyer) on its span as
 	// batchenrich.item.key. Off by default: keys may identify people.
 	ItemKeys bool
 
 	// Limits, if set, reports the current concurrency limit per upstream
-	// (for example host name to requests in flight at most), observed as
-	// the gauge batchenrich.concurrency.limit with a server.address
-	// attribute. It is called from the MeterProvider's collection, so it
-	// must be safe for concurrent use. Call Close to stop observing it.
+	// (host to requests in flight at most), observed as the gauge
+	// batchenrich.concurrency.limit with a server.address attribute. For
+	// httpenrich with Config.Adaptive, pass the Enricher's Limits method.
+	// It is called from the MeterProvider's collection, so it must be safe
+	// for concurrent use. Call Close to stop observing it.
 	Limits func() map[string]int
 }
 
@@ -92,7 +100,9 @@ type Tracer struct {
 	mp          metric.MeterProvider
 	propagators propagation.TextMapPropagator
 	itemKeys    bool
+	httpMetrics bool
 	m           instruments
+	inFlight    atomic.Int64 // observed as MetricInFlight
 	reg         metric.Registration
 }
 
@@ -104,7 +114,7 @@ var (
 // New returns a Tracer configured by cfg. It fails only when the
 // MeterProvider refuses an instrument.
 func New(cfg Config) (*Tracer, error) {
-	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys}
+	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys, httpMetrics: cfg.HTTPMetrics}
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
 	}
@@ -121,26 +131,28 @@ func New(cfg Config) (*Tracer, error) {
 		return nil, err
 	}
 	t.m = m
-	if cfg.Limits != nil {
-		limits := cfg.Limits
-		t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	// The enrichments in flight are counted in an atomic and observed at
+	// collection, rather than added to an UpDownCounter twice per item.
+	limits := cfg.Limits
+	t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(m.inFlight, t.inFlight.Load())
+		if limits != nil {
 			for up, n := range limits() {
 				o.ObserveInt64(m.limit, int64(n), metric.WithAttributes(AttrUpstream.String(up)))
 			}
-			return nil
-		}, m.limit)
-		if err != nil {
-			return nil, errors.Join(errors.New("otelenrich: register the limits callback"), err)
 		}
+		return nil
+	}, m.inFlight, m.limit)
+	if err != nil {
+		return nil, errors.Join(errors.New("otelenrich: register the observation callback"), err)
 	}
 	return t, nil
 }
 
-// Close stops observing Config.Limits. The Tracer stays usable.
+// Close unregisters the callback observing MetricInFlight and
+// Config.Limits from the MeterProvider. The Tracer stays usable for spans
+// and the other metrics.
 func (t *Tracer) Close() error {
-	if t.reg == nil {
-		return nil
-	}
 	return t.reg.Unregister()
 }
 
@@ -249,7 +261,7 @@ func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 
 // TraceItemStart starts the item's span and counts it in flight.
 func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
-	t.m.inFlight.Add(ctx, 1)
+	t.inFlight.Add(1)
 	attrs := trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index))
 	if t.itemKeys && d.Key != "" {
 		attrs = trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index), AttrItemKey.String(d.Key))
@@ -260,7 +272,7 @@ func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStar
 
 // TraceItemEnd ends the item's span and counts it by outcome and class.
 func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
-	t.m.inFlight.Add(ctx, -1)
+	t.inFlight.Add(-1)
 	span := trace.SpanFromContext(ctx)
 	o := t.m.outcome(d.Outcome, d.Class)
 	if d.Outcome != batchenrich.OutcomeEnriched {
@@ -270,7 +282,9 @@ func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndDat
 			span.SetStatus(codes.Error, d.Err.Error())
 		}
 	}
-	t.m.items.Add(ctx, 1, o.add)
+	// No context: an exemplar per counted item would cost more than it
+	// tells; the duration histogram keeps the item's trace as exemplar.
+	t.m.items.Add(context.Background(), 1, o.add)
 	if s := itemFrom(ctx); s != nil {
 		t.m.itemDuration.Record(ctx, time.Since(s.start).Seconds(), o.record)
 	}

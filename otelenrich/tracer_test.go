@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,8 +156,8 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 	tel := newTelemetry(t)
 	tr, err := otelenrich.New(otelenrich.Config{
 		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: propagation.TraceContext{},
-		ItemKeys: true,
-		Limits:   func() map[string]int { return map[string]int{"api.example": 7} },
+		ItemKeys: true, HTTPMetrics: true,
+		Limits: func() map[string]int { return map[string]int{"api.example": 7} },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -345,6 +346,11 @@ func TestFailedRun(t *testing.T) {
 		t.Errorf("batch statuses = %v", batches)
 	}
 	ms := tel.metrics(t)
+	for name := range ms {
+		if !strings.HasPrefix(name, otelenrich.ScopeName+" ") {
+			t.Errorf("metric %s recorded without Config.HTTPMetrics", name)
+		}
+	}
 	got := map[string]uint64{}
 	for _, p := range ms[otelenrich.ScopeName+" "+otelenrich.MetricBatchDuration].Data.(metricdata.Histogram[float64]).DataPoints {
 		got[p.Attributes.Encoded(attribute.DefaultEncoder())] = p.Count
@@ -396,4 +402,50 @@ func TestProgressOnResume(t *testing.T) {
 	if during != 1 {
 		t.Errorf("during the resumed run's first batch, batches done = %d, want 1", during)
 	}
+}
+
+// With httpenrich's Config.Adaptive, Config.Limits: enr.Limits exposes
+// each host's concurrency limit as a gauge.
+func TestAdaptiveLimitGauge(t *testing.T) {
+	tel := newTelemetry(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	var enr *httpenrich.Enricher[traveler, json.RawMessage, json.RawMessage]
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tel.tp, MeterProvider: tel.mp,
+		Limits: func() map[string]int { return enr.Limits() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	enr, err = httpenrich.New(httpenrich.Config[traveler, json.RawMessage, json.RawMessage]{
+		URL:      srv.URL + "/profile",
+		Adaptive: &httpenrich.Adaptive{MaxConcurrency: 4, InitialConcurrency: 2},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enr.Close()
+	r, err := batchenrich.New(batchenrichtest.NewSliceSource(make([]traveler, 40)), enr,
+		batchenrichtest.NewSink[traveler, json.RawMessage](), batchenrich.Options{BatchSize: 10, Concurrency: 4, Tracer: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := enr.Limits()
+	if len(want) != 1 {
+		t.Fatalf("Limits() = %v, want one host", want)
+	}
+	got := map[string]int{}
+	for _, p := range tel.metrics(t)[otelenrich.ScopeName+" "+otelenrich.MetricLimit].Data.(metricdata.Gauge[int64]).DataPoints {
+		host, _ := p.Attributes.Value(otelenrich.AttrUpstream)
+		got[host.AsString()] = int(p.Value)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("gauge = %v, want %v", got, want)
+	}
+	t.Logf("limits: %v", got)
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -15,8 +17,9 @@ import (
 // redirects alike, carry http.request.resend_count (1 for the first
 // resend) per the HTTP semantic conventions, and are counted in
 // MetricRetries. otelhttp's own client metrics (http.client.request.duration
-// and others) use the Tracer's MeterProvider; opts are passed to otelhttp
-// after the Tracer's providers and propagators.
+// and others) are recorded on the Tracer's MeterProvider with
+// Config.HTTPMetrics, else not at all. opts are passed to otelhttp after
+// the Tracer's providers and propagators.
 //
 // With httpenrich, hand it over in a Client:
 //
@@ -29,9 +32,13 @@ func (t *Tracer) Transport(base http.RoundTripper, opts ...otelhttp.Option) http
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	var mp metric.MeterProvider = noop.NewMeterProvider()
+	if t.httpMetrics {
+		mp = t.mp
+	}
 	all := append([]otelhttp.Option{
 		otelhttp.WithTracerProvider(t.tp),
-		otelhttp.WithMeterProvider(t.mp),
+		otelhttp.WithMeterProvider(mp),
 		otelhttp.WithPropagators(t.propagators),
 	}, opts...)
 	return otelhttp.NewTransport(&resendCounter{base: base, t: t}, all...)

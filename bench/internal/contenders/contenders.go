@@ -19,6 +19,7 @@ func All() []harness.Named {
 		{Name: "strong", Run: Strong},
 		{Name: "batchenrich", Run: Library},
 		{Name: "batchenrich-overlap", Run: LibraryOverlapped},
+		{Name: "batchenrich-otel", Run: LibraryOTel},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
 }

@@ -37,17 +37,39 @@ var libColumns = []string{
 // (sqlbatch.CheckpointStore, run key = execution id). Batches are strictly
 // ordered; the next window is prefetched.
 func Library(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
-	return library(ctx, cfg, false)
+	return library(ctx, cfg, variant{})
 }
 
 // LibraryOverlapped is Library with Options.Overlap: batch n+1 is enriched
 // while batch n is written, writes and checkpoints still in batch order.
 func LibraryOverlapped(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
-	return library(ctx, cfg, true)
+	return library(ctx, cfg, variant{overlap: true})
 }
 
-func library(ctx context.Context, cfg harness.Config, overlap bool) (harness.Stats, error) {
+// LibraryOTel is Library with otelenrich's Tracer on an OpenTelemetry SDK
+// (see otel.go): spans and metrics of the run, its batches, its items and
+// each HTTP attempt.
+func LibraryOTel(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
+	return library(ctx, cfg, variant{otel: true})
+}
+
+// variant selects a way of running the library.
+type variant struct {
+	overlap bool // Options.Overlap
+	otel    bool // otelenrich's Tracer, on the SDK
+}
+
+func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats, error) {
+	overlap := v.overlap
 	var st harness.Stats
+	var tel *telemetry
+	if v.otel {
+		var err error
+		if tel, err = startTelemetry(); err != nil {
+			return st, err
+		}
+		defer tel.shutdown()
+	}
 	db, err := sqlx.Open("postgres", cfg.DatabaseURL)
 	if err != nil {
 		return st, err
@@ -66,7 +88,7 @@ func library(ctx context.Context, cfg harness.Config, overlap bool) (harness.Sta
 		return st, err
 	}
 
-	enr, err := httpenrich.New(httpenrich.Config[libTraveler, job.Echo, job.Row]{
+	ecfg := httpenrich.Config[libTraveler, job.Echo, job.Row]{
 		URL: strings.TrimSuffix(cfg.TargetURL, "/") + "/anything",
 		Request: func(t libTraveler) (httpenrich.Params, error) {
 			return httpenrich.Params{Query: url.Values{
@@ -78,7 +100,15 @@ func library(ctx context.Context, cfg harness.Config, overlap bool) (harness.Sta
 			return job.FromEcho(job.Traveler(t), 0, resp.Status, resp.Raw, &resp.Body), nil
 		},
 		Pool: httpenrich.Pool{}.ForConcurrency(cfg.Concurrency),
-	})
+	}
+	if tel != nil {
+		closeIdle, err := tel.instrument(&ecfg)
+		if err != nil {
+			return st, err
+		}
+		defer closeIdle()
+	}
+	enr, err := httpenrich.New(ecfg)
 	if err != nil {
 		return st, err
 	}
@@ -121,6 +151,7 @@ func library(ctx context.Context, cfg harness.Config, overlap bool) (harness.Sta
 		Overlap:     overlap,
 		Checkpoints: store,
 		RunKey:      cfg.ExecutionID,
+		Tracer:      tel.tracer(),
 	})
 	if err != nil {
 		return st, err
@@ -133,6 +164,12 @@ func library(ctx context.Context, cfg harness.Config, overlap bool) (harness.Sta
 	}
 	st.Detail = fmt.Sprintf("Run %.1f ms: enrich %.1f, write %.1f, read %.1f (sums over batches; reads mostly prefetched%s)",
 		ms(rep.Duration), ms(enrich), ms(write), ms(read), map[bool]string{true: "; writes overlap the next enrichment"}[overlap])
+	if tel != nil {
+		if terr := tel.shutdown(); terr != nil && err == nil {
+			err = terr
+		}
+		st.Detail += "; " + tel.summary()
+	}
 	if err != nil {
 		return st, fmt.Errorf("batchenrich: %w", err)
 	}

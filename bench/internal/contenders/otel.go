@@ -1,0 +1,106 @@
+package contenders
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/bench/internal/job"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/otelenrich"
+	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// telemetry is what a service running the library under OpenTelemetry
+// has: the SDK with the always-on sampler and a batch span processor, a
+// MeterProvider, W3C trace context propagated to the API. Spans go to an
+// exporter that counts them (no I/O, so that what is measured is the
+// instrumentation, not a collector); metrics are collected once at the
+// end, as a periodic reader would every few seconds.
+type telemetry struct {
+	tp       *sdktrace.TracerProvider
+	mp       *sdkmetric.MeterProvider
+	reader   *sdkmetric.ManualReader
+	spans    *countingExporter
+	tr       *otelenrich.Tracer
+	once     sync.Once
+	err      error
+	metrics  int
+	shutdown func() error
+}
+
+func startTelemetry() (*telemetry, error) {
+	t := &telemetry{spans: &countingExporter{}, reader: sdkmetric.NewManualReader()}
+	t.tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(t.spans))
+	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(t.reader))
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: t.tp, MeterProvider: t.mp, Propagators: propagation.TraceContext{}})
+	if err != nil {
+		return nil, err
+	}
+	t.tr = tr
+	t.shutdown = func() error {
+		t.once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var rm metricdata.ResourceMetrics
+			if err := t.reader.Collect(ctx, &rm); err != nil {
+				t.err = err
+			}
+			for _, sm := range rm.ScopeMetrics {
+				t.metrics += len(sm.Metrics)
+			}
+			if err := t.tp.Shutdown(ctx); err != nil && t.err == nil {
+				t.err = err
+			}
+			if err := t.mp.Shutdown(ctx); err != nil && t.err == nil {
+				t.err = err
+			}
+		})
+		return t.err
+	}
+	return t, nil
+}
+
+// tracer is the Runner's Tracer; nil without telemetry.
+func (t *telemetry) tracer() batchenrich.Tracer {
+	if t == nil {
+		return nil
+	}
+	return t.tr
+}
+
+// instrument makes cfg send through the Tracer's transport over a pool
+// sized as without telemetry (the same default retries), and returns what
+// closes the pool's idle connections.
+func (t *telemetry) instrument(cfg *httpenrich.Config[libTraveler, job.Echo, job.Row]) (func(), error) {
+	base, err := httpenrich.NewTransport(cfg.Pool)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Pool = httpenrich.Pool{}
+	cfg.Client = &retryablehttp.Client{HTTPClient: &http.Client{Transport: t.tr.Transport(base)}}
+	cfg.MaxAttempts = httpenrich.DefaultMaxAttempts
+	return base.CloseIdleConnections, nil
+}
+
+func (t *telemetry) summary() string {
+	return fmt.Sprintf("otel: %d spans exported, %d metrics", t.spans.n.Load(), t.metrics)
+}
+
+// countingExporter counts the spans a batch span processor hands it.
+type countingExporter struct{ n atomic.Int64 }
+
+func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.n.Add(int64(len(spans)))
+	return nil
+}
+
+func (e *countingExporter) Shutdown(context.Context) error { return nil }
