@@ -24,6 +24,7 @@ type config struct {
 	batchSize   int
 	maxBatches  int
 	concurrency int
+	partitions  int
 	executionID string
 	httpTimeout time.Duration
 	httpRetries int
@@ -71,7 +72,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.IntVar(&c.seedRows, "seed-rows", 2000, fmt.Sprintf("source rows to seed (0..%d)", maxSeedRows))
 	fs.IntVar(&c.batchSize, "batch-size", 100, fmt.Sprintf("rows per batch (1..%d)", maxBatchSize))
 	fs.IntVar(&c.maxBatches, "max-batches", 20, fmt.Sprintf("batches at most (1..%d)", maxMaxBatches))
-	fs.IntVar(&c.concurrency, "concurrency", 25, fmt.Sprintf("HTTP calls in flight at most, within a batch (1..%d)", maxConcurrency))
+	fs.IntVar(&c.concurrency, "concurrency", 25, fmt.Sprintf("HTTP calls in flight at most, in total (1..%d); with -partitions P, shared by the P partitions (8 partitions at 25 each: 200)", maxConcurrency))
+	fs.IntVar(&c.partitions, "partitions", 1, fmt.Sprintf("key partitions worked on at once, each its own ordered run with its own batch numbers and checkpoint; -max-batches caps each (1..%d; 1 is one ordered stream)", maxPartitions))
 	fs.StringVar(&c.executionID, "execution-id", "", "run key: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit; rows are keyed by it and running again with the same id resumes (default: a new id)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt (at most "+maxHTTPTimeout.String()+")")
 	fs.IntVar(&c.httpRetries, "http-retries", 3, fmt.Sprintf("HTTP retries after the first attempt (0..%d)", maxRetries))
@@ -99,6 +101,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		return c, errors.New("-retry-failed: needs the -execution-id of the run whose failures to replay")
 	case c.retryFailed != retryOff && c.dryRun:
 		return c, errors.New("-retry-failed and -dry-run: give one or the other")
+	case c.retryFailed != retryOff && c.partitions > 1:
+		return c, errors.New("-retry-failed and -partitions: a replay is one ordered stream; give -retry-failed without -partitions")
+	case c.dryRun && c.partitions > 1:
+		return c, errors.New("-dry-run and -partitions: the plan is printed for one stream only; give -dry-run without -partitions")
 	}
 	if c.executionID != "" && !executionIDPattern.MatchString(c.executionID) {
 		return c, fmt.Errorf("-execution-id %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.executionID))
@@ -132,6 +138,7 @@ func (c *config) checkNumbers() error {
 		{"-batch-size", int64(c.batchSize), 1, maxBatchSize},
 		{"-max-batches", int64(c.maxBatches), 1, maxMaxBatches},
 		{"-concurrency", int64(c.concurrency), 1, maxConcurrency},
+		{"-partitions", int64(c.partitions), 1, maxPartitions},
 		{"-http-retries", int64(c.httpRetries), 0, maxRetries},
 	} {
 		if f.v < f.lo || f.v > f.hi {

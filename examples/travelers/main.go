@@ -116,6 +116,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err := addFailureColumns(ctx, db); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
+	if err := addPartitionColumn(ctx, db); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
 	if cfg.retryFailed == retryOff {
 		if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
 			return fail(exitIncomplete, "%v", err)
@@ -137,16 +140,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	} else if !cfg.json {
 		expected := expectedRows(cfg.seedRows, cfg.batchSize, cfg.maxBatches)
+		if cfg.partitions > 1 {
+			expected = expectedRows(cfg.seedRows, cfg.batchSize, cfg.maxBatches*cfg.partitions)
+		}
 		before, err := storedRows(ctx, db, cfg.executionID)
 		if err != nil {
 			return fail(exitIncomplete, "%v", err)
 		}
 		events = make(chan batchenrich.Event, 1024)
 		bar = make(chan struct{})
-		p := newProgress(stderr, (expected+cfg.batchSize-1)/cfg.batchSize, expected, before)
+		batches := (expected + cfg.batchSize - 1) / cfg.batchSize
+		if cfg.partitions > 1 {
+			batches += cfg.partitions - 1 // each partition may end on a short batch
+		}
+		p := newProgress(stderr, batches, expected, before)
+		p.split = cfg.partitions > 1
 		go func() { defer close(bar); p.follow(events) }()
 	}
-	if cfg.retryFailed == retryOff {
+	if cfg.retryFailed == retryOff && cfg.partitions > 1 {
+		rep, runErr = j.runPartitioned(ctx, db, cfg, events)
+		if errors.Is(runErr, batchenrich.ErrInvalidOptions) {
+			return fail(exitUsage, "%v", runErr)
+		}
+	} else if cfg.retryFailed == retryOff {
 		runner, err := batchenrich.New[Traveler, Profile](j.source, j.enr, j.sink, j.options(cfg, events))
 		if err != nil {
 			return fail(exitUsage, "%v", err)
@@ -156,6 +172,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if events != nil {
 		close(events)
 		<-bar
+	}
+	if errors.Is(runErr, batchenrich.ErrPartitionsChanged) {
+		// Refused before any request: the run's rows are another
+		// partition count's, and a summary would blame this run for them.
+		return fail(exitUsage, "%v (-partitions); nothing done here", runErr)
 	}
 	if errors.Is(runErr, batchenrich.ErrRunLocked) {
 		// The twin wrote nothing: a summary would report the other
@@ -178,12 +199,15 @@ func finish(ctx context.Context, db *sqlx.DB, cfg config, rep batchenrich.Report
 	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	data, valErr := validate(vctx, db, cfg.executionID, cfg.batchSize, cfg.maxBatches)
+	if valErr == nil && cfg.partitions > 1 {
+		data.ExpectedRows, data.MissingRows, valErr = partitionedExpectation(vctx, db, cfg.executionID, cfg.batchSize, cfg.maxBatches, cfg.partitions)
+	}
 	var printErr error
 	if valErr == nil {
 		s := Summary{
 			Status:      "ok",
 			ExecutionID: cfg.executionID,
-			Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap, Adaptive: cfg.adaptive},
+			Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Overlap: cfg.overlap, Adaptive: cfg.adaptive, Partitions: shownPartitions(cfg.partitions)},
 			Data:        data,
 			Execution: Execution{
 				BatchesRun:     rep.BatchesRun,
@@ -273,8 +297,9 @@ func openDB(ctx context.Context, cfg config) (*sqlx.DB, error) {
 	if cfg.driver == "postgres" {
 		// The Runner needs the run lock's connection, the Sink's
 		// transaction and the Source's prefetch at once.
-		db.SetMaxOpenConns(max(8, cfg.concurrency/4))
-		db.SetMaxIdleConns(max(8, cfg.concurrency/4))
+		// Each partition needs as much.
+		db.SetMaxOpenConns(max(8, cfg.concurrency/4, 3*cfg.partitions+2))
+		db.SetMaxIdleConns(max(8, cfg.concurrency/4, 3*cfg.partitions+2))
 	}
 	return db, nil
 }

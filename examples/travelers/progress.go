@@ -23,6 +23,7 @@ type progress struct {
 	failed   int
 	batch    int
 	lastDraw time.Time
+	split    bool // -partitions: batch counts the batches written over all partitions
 }
 
 // newProgress follows a run of batches batches and rows rows, of which
@@ -42,14 +43,24 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 	for ev := range events {
 		switch ev.Kind {
 		case batchenrich.EventRunResumed:
+			if p.split {
+				fmt.Fprintf(p.w, "partition %d resuming after batch %d\n", ev.Partition, ev.Batch)
+				p.batch += ev.Batch
+				break
+			}
 			fmt.Fprintf(p.w, "resuming after batch %d\n", ev.Batch)
 			p.batch = ev.Batch
 		case batchenrich.EventBatchStarted:
-			p.batch = ev.Batch
+			if !p.split {
+				p.batch = ev.Batch
+			}
 		case batchenrich.EventItemFailed:
 			p.failed++
 		case batchenrich.EventBatchWritten:
 			p.done += ev.Stats.Written
+			if p.split {
+				p.batch++
+			}
 		}
 		switch {
 		case !p.tty:

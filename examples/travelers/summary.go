@@ -48,6 +48,9 @@ type Configured struct {
 	Concurrency int  `json:"concurrency"`
 	Overlap     bool `json:"overlap"`
 	Adaptive    bool `json:"adaptive"`
+	// Partitions is -partitions; absent for one partition (the seed's
+	// shape).
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // Execution describes what this invocation did.
@@ -118,6 +121,7 @@ func printTable(w io.Writer, s Summary) error {
 		{"execution_id", s.ExecutionID},
 		{"batch_size × max_batches", fmt.Sprintf("%d × %d", s.Configured.BatchSize, s.Configured.MaxBatches)},
 		{"concurrency", s.Configured.Concurrency},
+		{"partitions", max(1, s.Configured.Partitions)},
 		{"overlap", s.Configured.Overlap},
 		{"source_rows", s.Data.SourceRows},
 		{"expected_rows", s.Data.ExpectedRows},
