@@ -12,7 +12,8 @@ type Reason string
 // The reasons an *Error can give.
 const (
 	// ReasonRequest: the request could not be built from the item (a
-	// missing path parameter, a body that does not encode, an invalid
+	// missing path parameter or one the URL template does not use, a
+	// body that does not encode, an invalid
 	// header, an error from Config.Request). Fatal (batchenrich.Fatal):
 	// the program is at fault and every item would fail alike, so the
 	// Runner stops the run at once instead of storing one invalid row per

@@ -40,6 +40,7 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"  // PostgreSQL driver, "postgres"
 	_ "modernc.org/sqlite" // SQLite driver, "sqlite" (pure Go)
@@ -189,7 +190,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return fail(exitIncomplete, "execution id %s is being run by %s; nothing done here: wait for it to finish (run again with the same -execution-id to check)", cfg.executionID, who)
 	}
+	if refusedBeforeWork(runErr) {
+		// The run's settings do not fit its checkpoint or the catalog:
+		// bad input, refused before anything was enriched.
+		return fail(exitUsage, "%v", oneLine(runErr))
+	}
 	return finish(ctx, db, cfg, rep, replay, runErr, stdout, stderr)
+}
+
+// refusedBeforeWork reports whether Run refused to start: settings that
+// differ from those the run's checkpoint recorded, or a configuration the
+// catalog check rejected. Running again with the same flags fails alike,
+// so no summary and no resume hint.
+func refusedBeforeWork(err error) bool {
+	var ce *sqlbatch.ConfigError
+	return errors.Is(err, batchenrich.ErrCheckpointMismatch) || errors.Is(err, batchenrich.ErrPartitionsChanged) ||
+		errors.Is(err, batchenrich.ErrInvalidOptions) || errors.As(err, &ce)
 }
 
 // finish validates the run from the database and prints the summary and

@@ -253,3 +253,20 @@ func TestDryRunLeavesAnOlderCheckpointTableAlone(t *testing.T) {
 		t.Fatalf("dry run changed the database:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestResumeWithOtherBatchSizeRefused resumes a run with another
+// -batch-size: the core refuses to mix batch sizes; the program says so in
+// one line, exit 2, without a summary or a resume hint.
+func TestResumeWithOtherBatchSizeRefused(t *testing.T) {
+	t.Parallel()
+	_, dsn := dbFor(t, testdb.SQLite)
+	args := []string{"-dsn", dsn, "-seed-rows", "100", "-json", "-execution-id", "shape-1"}
+	if code, _, stderr := program(t, context.Background(), append(args, "-batch-size", "20", "-max-batches", "2")...); code != exitOK {
+		t.Fatalf("first: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := program(t, context.Background(), append(args, "-batch-size", "50")...)
+	if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "checkpoint") || strings.Contains(stderr, "to resume") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	t.Log(stderr)
+}
