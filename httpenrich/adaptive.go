@@ -35,7 +35,8 @@ const (
 //     requests waiting) while the request was in flight: a limit that is
 //     not used is not evidence.
 //   - It is multiplied by Backoff on a 429 Too Many Requests, a 503 Service
-//     Unavailable, an attempt timed out, or when latency grows sharply:
+//     Unavailable, an attempt that timed out waiting for its response, or
+//     when latency grows sharply:
 //     the short-term average latency of successful answers (exponentially
 //     weighted, 1/16 per answer) exceeds LatencyTolerance times the
 //     long-term one (1/256 per answer), as in the gradient limiters'
@@ -64,6 +65,9 @@ const (
 // limit's backoff, a server that admits K requests at once would keep the
 // items it refused waiting for the default 100 ms or more, often the last
 // ones of a batch, which the whole batch then waits for.)
+//
+// The reasons a change is reported with (batchenrich.LimitChange.Reason)
+// are "growth", "429", "503", "timeout" and "latency".
 //
 // # Retry-After: one gate per host
 //

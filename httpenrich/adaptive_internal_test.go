@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 func newTestAIMD(t *testing.T, a Adaptive) *aimd {
@@ -311,5 +313,64 @@ func TestIdempotencyKeyFor(t *testing.T) {
 		if other == k {
 			t.Fatalf("different run or item, same key %q", k)
 		}
+	}
+}
+
+// TestAdmitReadsTheAnswer: what admit's done function makes of an answer's
+// status and headers.
+func TestAdmitReadsTheAnswer(t *testing.T) {
+	u, err := newUpstreams(&Adaptive{MaxConcurrency: 10, InitialConcurrency: 10}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://api.example/x", nil)
+	answer := func(code int, h map[string]string) {
+		t.Helper()
+		done, err := u.admit(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody, Request: req}
+		for k, v := range h {
+			resp.Header.Set(k, v)
+		}
+		done(resp, nil)
+		resp.Body.Close()
+	}
+	h := u.host("api.example")
+
+	answer(200, map[string]string{"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "8", "X-RateLimit-Reset": "4"})
+	if got := float64(h.pacer.Limit()); got != 2 {
+		t.Errorf("8 left of 100 for 4 s: pacing at %v/s, want 2/s", got)
+	}
+	answer(200, map[string]string{"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "90", "X-RateLimit-Reset": "4"})
+	if h.pacer.Limit() != rate.Inf {
+		t.Errorf("90 left of 100: pacing at %v/s, want none", h.pacer.Limit())
+	}
+	if h.gate.probing {
+		t.Fatal("gate closed without a pause")
+	}
+	answer(503, map[string]string{"Retry-After": "3600"})
+	if !h.gate.probing || time.Until(h.gate.until) > 5*time.Second {
+		t.Errorf("Retry-After: 3600: probing %v, paused for %v; want a pause capped at 5s", h.gate.probing, time.Until(h.gate.until))
+	}
+	if got := h.lim.Limit(); got != 9 {
+		t.Errorf("after a 503: limit %d, want 9", got)
+	}
+	if u.limits()["api.example"] != 9 {
+		t.Errorf("limits() = %v", u.limits())
+	}
+	// A 429 without Retry-After is retried after about a round trip.
+	h.lim.srtt = 10 * time.Millisecond
+	resp := &http.Response{StatusCode: 429, Header: http.Header{}, Request: req}
+	if d := u.retryWait(time.Second, 0, resp); d != 10*time.Millisecond {
+		t.Errorf("retry 0 after a 429: wait %v, want 10ms", d)
+	}
+	if d := u.retryWait(time.Second, 2, resp); d != 40*time.Millisecond {
+		t.Errorf("retry 2 after a 429: wait %v, want 40ms", d)
+	}
+	resp.Header.Set("Retry-After", "1")
+	if d := u.retryWait(700*time.Millisecond, 0, resp); d != 700*time.Millisecond {
+		t.Errorf("a 429 with Retry-After: wait %v, want the Backoff's", d)
 	}
 }
