@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/batchenrich/batchenrich"
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 )
 
@@ -49,5 +51,22 @@ func TestAdaptive(t *testing.T) {
 	}
 	if rows := limitRows(s.Execution.Limits); len(rows) != 1 || rows[0][0] != "limit "+l.Upstream {
 		t.Errorf("table rows %v", rows)
+	}
+}
+
+// TestProgressThrottlesLimitEvents: a terminal's progress line is not
+// redrawn for every change of the limit (hundreds per second).
+func TestProgressThrottlesLimitEvents(t *testing.T) {
+	var out strings.Builder
+	p := newProgress(&out, 10, 1000, 0)
+	p.tty = true
+	events := make(chan batchenrich.Event, 1000)
+	for i := range 1000 {
+		events <- batchenrich.Event{Kind: batchenrich.EventLimitChanged, Limit: &batchenrich.LimitChange{Upstream: "h", From: i, To: i + 1}}
+	}
+	close(events)
+	p.follow(events)
+	if n := strings.Count(out.String(), "\r"); n > 100 {
+		t.Errorf("%d redraws for 1000 limit events", n)
 	}
 }

@@ -67,7 +67,7 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 			if ev.Kind == batchenrich.EventBatchWritten {
 				p.line()
 			}
-		case ev.Kind != batchenrich.EventItemFailed || time.Since(p.lastDraw) > 100*time.Millisecond:
+		case (ev.Kind != batchenrich.EventItemFailed && ev.Kind != batchenrich.EventLimitChanged) || time.Since(p.lastDraw) > 100*time.Millisecond:
 			p.draw()
 		}
 	}
