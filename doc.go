@@ -56,9 +56,9 @@
 //
 // A Source or Sink error stops the run with a *BatchError naming the batch
 // and stage; so does a failure to take or release the run's lock
-// (StageLock). A panic in user code becomes a *PanicError inside an
-// *ItemError (Enricher) or *BatchError (Source, Sink, CheckpointStore,
-// Locker). Transient, Permanent and Fatal classify errors; Classify reads
+// (StageLock, StageUnlock). A panic in user code becomes a *PanicError
+// inside an *ItemError (Enricher) or *BatchError (Source, Sink,
+// CheckpointStore, Locker). Transient, Permanent and Fatal classify errors; Classify reads
 // the class back. Error texts say each thing once: one "batchenrich: "
 // prefix, the batch number once.
 //

@@ -71,7 +71,7 @@ func TestLockPanicsAreErrors(t *testing.T) {
 			rep, err := f.run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "r"})
 			var be *batchenrich.BatchError
 			var pe *batchenrich.PanicError
-			if !errors.As(err, &be) || be.Stage != batchenrich.StageLock || be.RunKey != "r" || !errors.As(err, &pe) {
+			if !errors.As(err, &be) || (be.Stage != batchenrich.StageLock && be.Stage != batchenrich.StageUnlock) || be.RunKey != "r" || !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want a StageLock *BatchError wrapping a *PanicError", err)
 			}
 			if rep.Written != tc.written {
@@ -111,10 +111,10 @@ func TestUnlockErrorReturned(t *testing.T) {
 	f := newFixture(10)
 	rep, err := f.run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "r"})
 	var be *batchenrich.BatchError
-	if !errors.Is(err, lost) || !errors.As(err, &be) || be.Stage != batchenrich.StageLock {
-		t.Fatalf("err = %v, want the unlock error in a StageLock *BatchError", err)
+	if !errors.Is(err, lost) || !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock {
+		t.Fatalf("err = %v, want the unlock error in a StageUnlock *BatchError", err)
 	}
-	if want := `batchenrich: run "r": lock: unlock: run lock lost`; err.Error() != want {
+	if want := `batchenrich: run "r": unlock: run lock lost`; err.Error() != want {
 		t.Fatalf("err = %q, want %q", err, want)
 	}
 	if rep.Written != 10 {
@@ -380,6 +380,36 @@ func TestSourceReusingItsSlice(t *testing.T) {
 	for i, r := range res {
 		if int(r.Item) != i || r.Value != 2*i {
 			t.Fatalf("result %d = item %d value %d", i, r.Item, r.Value)
+		}
+	}
+}
+
+// A Replay takes and releases the run's lock like Run: panics become
+// errors, and an unlock error is joined to the result, not put in its
+// place.
+func TestReplayLockEdges(t *testing.T) {
+	t.Parallel()
+	lost := errors.New("run lock lost")
+	for _, tc := range []struct {
+		name    string
+		tryLock func() (func() error, bool, error)
+		stage   batchenrich.Stage
+		is      error
+	}{
+		{"TryLockPanics", func() (func() error, bool, error) { panic("boom") }, batchenrich.StageLock, nil},
+		{"UnlockPanics", func() (func() error, bool, error) { return func() error { panic("boom") }, true, nil }, batchenrich.StageUnlock, nil},
+		{"UnlockFails", func() (func() error, bool, error) { return func() error { return lost }, true, nil }, batchenrich.StageUnlock, lost},
+	} {
+		store := &locker{Checkpoints: batchenrichtest.NewCheckpoints(), tryLock: tc.tryLock}
+		p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Run(context.Background())
+		var be *batchenrich.BatchError
+		if !errors.As(err, &be) || be.Stage != tc.stage || (tc.is != nil && !errors.Is(err, tc.is)) {
+			t.Errorf("%s: err = %v", tc.name, err)
 		}
 	}
 }

@@ -52,9 +52,11 @@ func (e *OptionError) Unwrap() error { return ErrInvalidOptions }
 // Stage names the step of a batch in which an error happened.
 type Stage string
 
-// The stages of a batch.
+// The stages of a batch, and of the run around its batches (StageLock,
+// StageUnlock).
 const (
-	StageLock       Stage = "lock"
+	StageLock       Stage = "lock"   // taking the run's lock, before any batch
+	StageUnlock     Stage = "unlock" // releasing it, after the last batch
 	StageCheckpoint Stage = "checkpoint"
 	StageRead       Stage = "read"
 	StageEnrich     Stage = "enrich"
@@ -64,26 +66,27 @@ const (
 // BatchError is returned by Run when a batch fails as a whole: the Source
 // or Sink returned an error, the failure policy stopped the run, a
 // checkpoint could not be loaded or saved, or the context ended; and when
-// the run's lock could not be taken or released (Stage StageLock). It
-// names the batch and the stage, and wraps the cause.
+// the run's lock could not be taken (StageLock) or released
+// (StageUnlock). It names the batch and the stage, and wraps the cause.
 type BatchError struct {
 	// Batch is the batch number, from 1: the batch being read, enriched,
 	// written or checkpointed (for the final checkpoint of a run whose
 	// last window was empty, that empty window's number). It is 0 only
-	// for StageLock, which comes before the checkpoint says where the run
-	// starts.
+	// for StageLock and StageUnlock, which concern the run rather than a
+	// batch.
 	Batch  int
 	Stage  Stage  // where it failed
-	RunKey string // Options.RunKey; always set for StageLock, whose Batch is 0
+	RunKey string // Options.RunKey; always set when Batch is 0
 	Err    error  // the cause
 }
 
-// Error reads "batchenrich: batch N: stage: cause", or for StageLock
-// `batchenrich: run "key": lock: cause`. It says each thing once: the
-// cause's text is given without the prefix of this module's packages
-// ("batchenrich: ", "sqlbatch: ", "httpenrich: ") and without its own
-// "batch N: " when N is this batch, and the stage is left out when the
-// cause's text starts with it (a Sink's "write product_prices: …").
+// Error reads "batchenrich: batch N: stage: cause", or when Batch is 0
+// `batchenrich: run "key": stage: cause`. It says each thing once: the
+// cause's text is given without the prefixes of this module's packages
+// ("batchenrich: ", "sqlbatch: ", "httpenrich: "), without a leading
+// "batch N: " for this batch N (or ` run "key"` when the head names the
+// run), and the stage is left out when the cause's text starts with it (a
+// Sink's "write product_prices: …").
 func (e *BatchError) Error() string {
 	head := "batchenrich: batch " + strconv.Itoa(e.Batch)
 	if e.Batch == 0 {
@@ -92,6 +95,9 @@ func (e *BatchError) Error() string {
 	msg := "<nil>"
 	if e.Err != nil {
 		msg = trimSaid(e.Err.Error(), e.Batch)
+		if e.Batch == 0 && e.RunKey != "" {
+			msg = trimRun(msg, e.RunKey)
+		}
 	}
 	if !startsWithWord(msg, string(e.Stage)) {
 		msg = string(e.Stage) + ": " + msg
@@ -112,7 +118,7 @@ type ItemError struct {
 }
 
 // Error reads "batchenrich: batch N item I (key): cause", the cause's text
-// without the prefix of this module's packages (see BatchError.Error). For
+// without the prefixes of this module's packages (see BatchError.Error). For
 // the cause alone, to store in a column, use FailureReason.
 func (e *ItemError) Error() string {
 	s := "batchenrich: batch " + strconv.Itoa(e.Batch) + " item " + strconv.Itoa(e.Index)

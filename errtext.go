@@ -10,19 +10,26 @@ import (
 var ownPrefixes = []string{"batchenrich: ", "sqlbatch: ", "httpenrich: ", "batchenrichtest: "}
 
 // trimSaid returns msg, an inner error's text, without what the outer
-// error's text already says: one of ownPrefixes, then "batch N: " for the
+// error's text already says: the prefixes of this module's packages (at
+// the start, and after each ": "), then a leading "batch N: " for the
 // outer error's batch N.
 func trimSaid(msg string, batch int) string {
 	for _, p := range ownPrefixes {
-		if strings.HasPrefix(msg, p) {
-			msg = msg[len(p):]
-			break
-		}
+		msg = strings.TrimPrefix(msg, p)
+		msg = strings.ReplaceAll(msg, ": "+p, ": ")
 	}
 	if batch > 0 {
 		msg = strings.TrimPrefix(msg, "batch "+strconv.Itoa(batch)+": ")
 	}
 	return msg
+}
+
+// trimRun returns msg without its mentions of the run key that the outer
+// error's head already names: "unlock run "k": x" reads "unlock: x".
+func trimRun(msg, runKey string) string {
+	r := "run " + strconv.Quote(runKey)
+	msg = strings.TrimPrefix(msg, r+": ")
+	return strings.ReplaceAll(msg, " "+r+": ", ": ")
 }
 
 // startsWithWord reports whether msg starts with word followed by a space

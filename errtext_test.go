@@ -48,7 +48,7 @@ func TestRunLockedErrorText(t *testing.T) {
 	unlock, _, _ := store.TryLock(context.Background(), "x")
 	defer unlock()
 	_, err := newFixture(10).run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "x"})
-	if want := `batchenrich: run "x": lock: run key is locked by another runner`; err == nil || err.Error() != want {
+	if want := `batchenrich: run "x": lock: run key is locked by another runner (set Options.LockWait to wait for it)`; err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
 }

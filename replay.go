@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 )
 
 // ReplayScope chooses which of a run's stored failures a replay retries.
@@ -134,11 +133,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 		if err != nil {
 			return rr, err
 		}
-		defer func() {
-			if uerr := unlock(); uerr != nil {
-				err = fmt.Errorf("batchenrich: unlock run %q after replay: %w", key, uerr)
-			}
-		}()
+		defer func() { err = unlockRun(err, unlock, key) }()
 	}
 
 	var g run[T, R] // for its guard
@@ -181,26 +176,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 
 // lockKey takes the lock on key, waiting for it if o.LockWait is set.
 func lockKey(ctx context.Context, l Locker, key string, o Options) (func() error, error) {
-	for {
-		unlock, ok, err := l.TryLock(ctx, key)
-		if err != nil {
-			return nil, fmt.Errorf("batchenrich: lock run %q: %w", key, err)
-		}
-		if ok {
-			return unlock, nil
-		}
-		if !o.LockWait {
-			return nil, fmt.Errorf("batchenrich: run %q (or a replay of it) is running: %w", key, ErrRunLocked)
-		}
-		o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
-		t := time.NewTimer(o.LockRetryInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("batchenrich: waiting for lock on run %q: %w", key, ctx.Err())
-		case <-t.C:
-		}
-	}
+	return lockRun(ctx, l, key, o, "the run or a replay of it is running")
 }
 
 // replaySink marks each batch with the replay's number before handing it

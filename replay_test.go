@@ -300,7 +300,7 @@ func TestReplayExcludesTheRunAndOtherReplays(t *testing.T) {
 	if !errors.Is(err, batchenrich.ErrRunLocked) {
 		t.Fatalf("replay of a locked run: %v", err)
 	}
-	if got := err.Error(); !strings.HasPrefix(got, `batchenrich: run "run" (or a replay of it) is running: `) {
+	if got := err.Error(); !strings.HasPrefix(got, `batchenrich: run "run": lock: run key is locked by another runner (the run or a replay of it is running;`) {
 		t.Fatalf("error text: %s", got)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -80,8 +79,8 @@ type run[T, R any] struct {
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
 // which errors.Is(err, ctx.Err()) holds. Other failures are reported as a
-// *BatchError naming the batch and stage (StageLock for the run's lock,
-// with Batch 0), or an *ItemError when an Enricher panicked or returned a
+// *BatchError naming the batch and stage (StageLock and StageUnlock, with
+// Batch 0, for the run's lock), or an *ItemError when an Enricher panicked or returned a
 // Fatal error. An error releasing the lock is joined to Run's result. The
 // Report covers the batches handled until then.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
@@ -117,11 +116,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 			return st.rep, lerr
 		}
 		if unlock != nil {
-			defer func() {
-				if uerr := st.guard(unlock); uerr != nil {
-					err = errors.Join(err, st.lockError(fmt.Errorf("unlock: %w", uerr)))
-				}
-			}()
+			defer func() { err = unlockRun(err, unlock, r.opts.RunKey) }()
 		}
 	}
 	return st.rep, st.loop(ctx)
@@ -132,11 +127,6 @@ func (st *run[T, R]) batchError(num int, stage Stage, err error) error {
 	return &BatchError{Batch: num, Stage: stage, RunKey: st.opts.RunKey, Err: err}
 }
 
-// lockError is a failure to take or release the run's lock.
-func (st *run[T, R]) lockError(err error) error {
-	return &BatchError{Stage: StageLock, RunKey: st.opts.RunKey, Err: err}
-}
-
 // lock takes the run key's lock if the store is a Locker, waiting for it if
 // Options.LockWait is set.
 func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
@@ -144,34 +134,7 @@ func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
 	if !ok {
 		return nil, nil
 	}
-	key := st.opts.RunKey
-	for {
-		var (
-			unlock func() error
-			ok     bool
-		)
-		err := st.guard(func() (e error) { unlock, ok, e = l.TryLock(ctx, key); return })
-		if err != nil {
-			return nil, st.lockError(err)
-		}
-		if ok {
-			if unlock == nil {
-				return nil, st.lockError(errors.New("TryLock returned ok with a nil unlock function"))
-			}
-			return unlock, nil
-		}
-		if !st.opts.LockWait {
-			return nil, st.lockError(ErrRunLocked)
-		}
-		st.opts.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
-		t := time.NewTimer(st.opts.LockRetryInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, st.lockError(fmt.Errorf("waiting for the lock: %w", ctx.Err()))
-		case <-t.C:
-		}
-	}
+	return lockRun(ctx, l, st.opts.RunKey, st.opts, "")
 }
 
 func (st *run[T, R]) loop(ctx context.Context) (err error) {
@@ -498,11 +461,4 @@ func (st *run[T, R]) emit(ev Event) {
 }
 
 // guard calls f, turning a panic into a *PanicError.
-func (st *run[T, R]) guard(f func() error) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return f()
-}
+func (st *run[T, R]) guard(f func() error) error { return guarded(f) }

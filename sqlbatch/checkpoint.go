@@ -293,7 +293,10 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 // it is free and returns ok=true with a function releasing it, or
 // ok=false at once if another holder has it. See CheckpointStore for how
 // locks work on each database. Always call the release function: on
-// SQLite it also stops the lease's renewal. Calling it again returns nil
+// SQLite it also stops the lease's renewal. It returns an error wrapping
+// ErrLockLost when the lock was no longer held (the lease expired and
+// another runner took it, or PostgreSQL found no lock to release), and an
+// error when the lock's connection is gone. Calling it again returns nil
 // and does nothing.
 func (s *CheckpointStore) TryLock(ctx context.Context, runKey string) (unlock func() error, ok bool, err error) {
 	if s.d.Kind == sqldialect.PostgreSQL {
@@ -414,8 +417,14 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 			_ = h.bg.Wait()
 			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 			defer cancel()
-			if _, e := s.db.ExecContext(ctx, s.qRelease, runKey, token); e != nil {
+			res, e := s.db.ExecContext(ctx, s.qRelease, runKey, token)
+			if e != nil {
 				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, e)
+				return
+			}
+			if n, e := res.RowsAffected(); e == nil && n == 0 {
+				// The lease expired and another runner took it.
+				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, ErrLockLost)
 			}
 		})
 		return err

@@ -17,8 +17,9 @@ var (
 	ErrInvalidConfig = errors.New("sqlbatch: invalid config")
 
 	// ErrLockLost is returned by CheckpointStore.Save and SaveTx (and so
-	// by Sink.WriteCheckpointed) when the run lock this store took with
-	// TryLock is no longer held: the PostgreSQL session holding the
+	// by Sink.WriteCheckpointed), and by the release function TryLock
+	// returned, when the run lock this store took with TryLock is no
+	// longer held: the PostgreSQL session holding the
 	// advisory lock ended, or the SQLite lease expired and another runner
 	// took it. Nothing is saved; the runner must stop.
 	ErrLockLost = errors.New("sqlbatch: run lock lost")

@@ -1,0 +1,65 @@
+package batchenrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// lockRun takes l's lock on key, waiting for it if o.LockWait is set. Its
+// errors are *BatchErrors at StageLock; a panic in TryLock is one. holder
+// says who may hold the lock, if there is more to say than ErrRunLocked.
+func lockRun(ctx context.Context, l Locker, key string, o Options, holder string) (func() error, error) {
+	fail := func(err error) error { return &BatchError{Stage: StageLock, RunKey: key, Err: err} }
+	for {
+		var (
+			unlock func() error
+			ok     bool
+		)
+		err := guarded(func() (e error) { unlock, ok, e = l.TryLock(ctx, key); return })
+		if err != nil {
+			return nil, fail(err)
+		}
+		if ok {
+			if unlock == nil {
+				return nil, fail(errors.New("TryLock returned ok with a nil unlock function"))
+			}
+			return unlock, nil
+		}
+		if !o.LockWait {
+			if holder != "" {
+				holder += "; "
+			}
+			return nil, fail(fmt.Errorf("%w (%sset Options.LockWait to wait for it)", ErrRunLocked, holder))
+		}
+		o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
+		t := time.NewTimer(o.LockRetryInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fail(fmt.Errorf("waiting for the lock: %w", ctx.Err()))
+		case <-t.C:
+		}
+	}
+}
+
+// unlockRun calls unlock, returning its error (or panic) as a *BatchError
+// at StageUnlock, joined to err.
+func unlockRun(err error, unlock func() error, key string) error {
+	if uerr := guarded(unlock); uerr != nil {
+		return errors.Join(err, &BatchError{Stage: StageUnlock, RunKey: key, Err: uerr})
+	}
+	return err
+}
+
+// guarded calls f, turning a panic into a *PanicError.
+func guarded(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}

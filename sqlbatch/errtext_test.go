@@ -1,0 +1,131 @@
+package sqlbatch_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+)
+
+// A Sink error in a run reads once: one "batchenrich: " prefix, the batch
+// number once, the table named by the Sink.
+func TestRunErrorTextReadsOnce(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		createSource(t, db, 25)
+		createResults(t, k, db)
+		sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
+			Table: "traveler_batch_results", Key: []string{"execution_id", "traveler_id"},
+			Columns:     []string{"execution_id", "traveler_id", "payload", "is_valid", "validation_error", "processed_at"},
+			BatchColumn: "batch_number",
+			Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+				var at any = fixedTime
+				if r.Item.TravelerID == 15 {
+					at = nil // NOT NULL: the database refuses the batch
+				}
+				return []any{r.Item.ExecutionID, r.Item.TravelerID, sqlbatch.JSON[Enriched]{V: r.Value}, true, nil, at}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrichtest.NewEnricher(enrich), sink,
+			batchenrich.Options{BatchSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Run(context.Background())
+		msg := fmtErr(err)
+		if !strings.HasPrefix(msg, "batchenrich: batch 2: write traveler_batch_results: ") ||
+			strings.Count(msg, "batchenrich:") != 1 || strings.Contains(msg, "sqlbatch:") || strings.Count(msg, "batch 2") != 1 {
+			t.Fatalf("error text %q does not read once", msg)
+		}
+	})
+}
+
+func fmtErr(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// lostAfterDone wraps a CheckpointStore: once the final (Done) checkpoint
+// is saved, lose the run's lock.
+type lostAfterDone struct {
+	*sqlbatch.CheckpointStore
+	lose func()
+}
+
+func (s lostAfterDone) Save(ctx context.Context, cp batchenrich.Checkpoint) error {
+	err := s.CheckpointStore.Save(ctx, cp)
+	if err == nil && cp.Done {
+		s.lose()
+	}
+	return err
+}
+
+// A run whose lock was lost after its last checkpoint reports it: the
+// release error reaches the caller as a StageLock *BatchError.
+func TestRunReportsLockLostAtUnlock(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		createSource(t, db, 25)
+		createResults(t, k, db)
+		store := checkpointStore(t, db)
+		lose := func() {
+			if k == testdb.PostgreSQL {
+				pid := store.LockPID("e1")
+				mustExec(t, db, `SELECT pg_terminate_backend($1)`, pid)
+				for i := 0; ; i++ {
+					var n int
+					if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid); err != nil {
+						t.Fatal(err)
+					}
+					if n == 0 {
+						break
+					}
+					if i == 1000 {
+						t.Fatalf("backend %d still alive", pid)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				return
+			}
+			// The lease expires and another runner takes it.
+			mustExec(t, db, `UPDATE batchenrich_checkpoints SET lock_expires_at = 0 WHERE run_key = 'e1'`)
+			other := checkpointStore(t, db)
+			unlock, ok, err := other.TryLock(context.Background(), "e1")
+			if err != nil || !ok {
+				t.Fatalf("takeover: %v, %v", ok, err)
+			}
+			t.Cleanup(func() { _ = unlock() })
+		}
+		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrichtest.NewEnricher(enrich), resultsSink(t, db),
+			batchenrich.Options{BatchSize: 10, Checkpoints: lostAfterDone{store, lose}, RunKey: "e1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := r.Run(context.Background())
+		var be *batchenrich.BatchError
+		if !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock || rep.Written != 25 {
+			t.Fatalf("err = %v, written %d; want the lost lock reported at unlock", err, rep.Written)
+		}
+		want := `batchenrich: run "e1": unlock: driver: bad connection` // the lock's session was ended
+		if k == testdb.SQLite {
+			want = `batchenrich: run "e1": unlock: run lock lost`
+			if !errors.Is(err, sqlbatch.ErrLockLost) {
+				t.Fatalf("err = %v, want ErrLockLost", err)
+			}
+		}
+		if err.Error() != want {
+			t.Fatalf("err = %q, want %q", err, want)
+		}
+	})
+}
