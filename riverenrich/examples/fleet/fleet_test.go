@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
+	"go.uber.org/goleak"
+
+	"github.com/batchenrich/batchenrich/internal/testdb"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// api is an httpbin /anything that counts requests and answers after
+// delay.
+func api(t *testing.T, delay time.Duration) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	h := httpbin.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		time.Sleep(delay)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/anything/profile", &n
+}
+
+func program(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, &out, &errOut, func(string) string { return "" })
+	return code, out.String(), errOut.String()
+}
+
+func summaryOf(t *testing.T, stdout string) Summary {
+	t.Helper()
+	var s Summary
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("stdout is not one JSON summary: %v\n%s", err, stdout)
+	}
+	return s
+}
+
+func TestFleetInOneProcess(t *testing.T) {
+	_, dsn := testdb.PostgresWithURL(t)
+	profile, requests := api(t, 0)
+	args := []string{"-dsn", dsn, "-profile-url", profile, "-execution-id", "fleet-1", "-seed-rows", "300",
+		"-batch-size", "20", "-partitions", "4", "-concurrency", "16", "-json"}
+	code, stdout, stderr := program(t, context.Background(), args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	s := summaryOf(t, stdout)
+	if s.Status != "ok" || s.Data.StoredRows != 300 || s.Data.ExpectedRows != 300 || s.Data.ValidRows != 300 ||
+		s.Configured.Partitions != 4 || s.Data.MaxBatchNumber > 6 || s.Execution.BatchesRun < 15 {
+		t.Fatalf("summary %+v", s)
+	}
+	// Enqueued again: the jobs exist, nothing runs twice.
+	code, stdout, stderr = program(t, context.Background(), args...)
+	if s := summaryOf(t, stdout); code != exitOK || s.Execution.BatchesRun != 0 || requests.Load() != 300 {
+		t.Fatalf("again: exit %d %+v, %d requests\n%s", code, s, requests.Load(), stderr)
+	}
+	// Another partition count for the run: refused before any request.
+	args[11] = "2"
+	code, _, stderr = program(t, context.Background(), args...)
+	if code != exitUsage || !strings.Contains(stderr, "partition count changed") || requests.Load() != 300 {
+		t.Fatalf("-partitions 2 after 4: exit %d, %d requests\n%s", code, requests.Load(), stderr)
+	}
+	t.Log(strings.TrimSpace(stderr))
+}
+
+// TestFleetSurvivesAKilledWorker runs a split run over the enqueueing
+// process and three worker processes, SIGKILLs a worker that holds
+// partitions mid-run, and checks that the run finishes with every row
+// stored once, that at most one batch per taken-over partition was
+// enriched again, and how long the takeover took.
+func TestFleetSurvivesAKilledWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs worker processes")
+	}
+	_, dsn := testdb.PostgresWithURL(t)
+	profile, requests := api(t, 30*time.Millisecond)
+	bin := filepath.Join(t.TempDir(), "fleet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	withApp := func(name string) string {
+		u, _ := url.Parse(dsn)
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	var workers []*exec.Cmd
+	for i := range 3 {
+		cmd := exec.Command(bin, "-worker", "-dsn", withApp(fmt.Sprintf("fleet-w%d", i)), "-profile-url", profile,
+			"-concurrency", "15", "-max-partitions", "3", "-takeover-interval", "1s")
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers = append(workers, cmd)
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("worker %d stderr:\n%s", i, errb.String())
+			}
+		})
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	// Kill, once a batch is committed, a worker holding partition locks.
+	killed := make(chan time.Time, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	go func() {
+		defer close(killed)
+		for ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			var n int
+			_ = db.Get(&n, `SELECT count(*) FROM batchenrich_checkpoints WHERE batch > 0`)
+			if n == 0 {
+				continue
+			}
+			for i, w := range workers {
+				var held int
+				_ = db.Get(&held, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+					WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`, fmt.Sprintf("fleet-w%d", i))
+				if held > 0 {
+					_ = w.Process.Signal(syscall.SIGKILL)
+					_ = w.Wait()
+					killed <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	const rows, batch = 1200, 20
+	code, stdout, stderr := program(t, ctx, "-dsn", withApp("fleet-enqueuer"), "-profile-url", profile, "-execution-id", "fleet-kill",
+		"-seed-rows", fmt.Sprint(rows), "-batch-size", fmt.Sprint(batch), "-partitions", "6", "-concurrency", "30",
+		"-max-partitions", "1", "-takeover-interval", "1s", "-json")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	killAt, ok := <-killed
+	if !ok {
+		t.Fatal("no worker was killed: the run ended before one held a partition")
+	}
+	s := summaryOf(t, stdout)
+	if s.Status != "ok" || s.Data.StoredRows != rows || s.Data.MissingRows != 0 || s.Data.ValidRows != rows {
+		t.Fatalf("summary %+v", s)
+	}
+	var taken []struct {
+		ID          int64     `db:"id"`
+		AttemptedAt time.Time `db:"attempted_at"`
+	}
+	if err := db.Select(&taken, `SELECT id, attempted_at FROM river_job WHERE (metadata ->> 'batchenrich:takeovers')::int > 0`); err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) == 0 {
+		t.Fatal("no job was taken over")
+	}
+	extra := int(requests.Load()) - rows
+	if extra < 0 || extra > batch*len(taken) {
+		t.Fatalf("%d requests for %d rows: %d re-enriched, more than one batch of %d for each of %d taken-over partitions",
+			requests.Load(), rows, extra, batch, len(taken))
+	}
+	var worst time.Duration
+	for _, j := range taken {
+		worst = max(worst, j.AttemptedAt.Sub(killAt))
+	}
+	if worst > 30*time.Second {
+		t.Errorf("takeover took %v, more than 30 s", worst)
+	}
+	t.Logf("killed a worker holding partitions; %d partitions taken over within %v of the kill; %d requests re-enriched (batch %d)",
+		len(taken), worst.Round(10*time.Millisecond), extra, batch)
+}

@@ -1,0 +1,368 @@
+// Command fleet runs the seed job of batchenrich (examples/travelers) on
+// PostgreSQL as River jobs, one per key partition, worked on by any number
+// of processes sharing the database.
+//
+// The enqueueing command seeds the source like travelers, enqueues the run
+// (one unique job per partition), works on it in this process too, waits
+// until every partition is done, runs travelers' final validation from the
+// database and prints the same summary (-json: travelers' shape, plus
+// configured.partitions). It exits 0 only if every expected row is stored.
+//
+//	go run ./examples/fleet -dsn URL -profile-url URL -execution-id X -seed-rows N -batch-size B -partitions P -concurrency C [-json]
+//
+// A worker only works on jobs, until SIGINT or SIGTERM; it then lets each
+// partition it holds commit the batch it is on, puts the job back in the
+// queue and releases its run lock.
+//
+//	go run ./examples/fleet -dsn URL -profile-url URL -worker
+//
+// -concurrency is the total of HTTP calls in flight in the process, over
+// every partition it works on; -max-partitions how many partitions it works
+// on at once. Whichever process starts first on a fresh database applies
+// River's migration (riverenrich.Migrate; several starting at once take
+// turns). A worker that dies is taken over (see riverenrich).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq" // PostgreSQL driver, "postgres"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/riverenrich"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+)
+
+const (
+	exitOK         = 0
+	exitIncomplete = 1
+	exitUsage      = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+type config struct {
+	dsn, profileURL, executionID string
+	seedRows, batchSize          int
+	partitions, concurrency      int
+	maxBatches, maxPartitions    int
+	httpTimeout                  time.Duration
+	httpRetries                  int
+	takeover, slice              time.Duration
+	worker, json, verbose        bool
+}
+
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.dsn, "dsn", "", "PostgreSQL URL, postgres://… (default $DATABASE_URL)")
+	fs.StringVar(&c.profileURL, "profile-url", "", "httpbin-compatible profile API URL, e.g. http://127.0.0.1:8080/anything (required)")
+	fs.StringVar(&c.executionID, "execution-id", "", "run key; running again with the same id resumes (default: a new id)")
+	fs.IntVar(&c.seedRows, "seed-rows", 2000, "source rows to seed (0..10000000)")
+	fs.IntVar(&c.batchSize, "batch-size", 100, "rows per batch (1..100000)")
+	fs.IntVar(&c.partitions, "partitions", 1, fmt.Sprintf("key partitions of the run, one River job each (1..%d)", 64))
+	fs.IntVar(&c.concurrency, "concurrency", 25, "HTTP calls in flight at most in this process, over all its partitions (1..1000)")
+	fs.IntVar(&c.maxBatches, "max-batches", 0, "batches at most per partition (0: no cap)")
+	fs.IntVar(&c.maxPartitions, "max-partitions", 4, "partitions this process works on at once (1..64)")
+	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt")
+	fs.IntVar(&c.httpRetries, "http-retries", 3, "HTTP retries after the first attempt (0..20)")
+	fs.DurationVar(&c.takeover, "takeover-interval", riverenrich.DefaultTakeoverInterval, "how often to look for partitions of dead workers")
+	fs.DurationVar(&c.slice, "slice", riverenrich.DefaultSlice, "how long a job works before it goes back to the queue at a batch boundary")
+	fs.BoolVar(&c.worker, "worker", false, "only work on jobs, until SIGINT or SIGTERM")
+	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
+	fs.BoolVar(&c.verbose, "v", false, "log River's and riverenrich's records to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "Usage: go run ./examples/fleet [flags]")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, f := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"-seed-rows", c.seedRows, 0, 10_000_000}, {"-batch-size", c.batchSize, 1, 100_000},
+		{"-partitions", c.partitions, 1, 64}, {"-concurrency", c.concurrency, 1, 1000},
+		{"-max-batches", c.maxBatches, 0, 10_000_000}, {"-max-partitions", c.maxPartitions, 1, 64},
+		{"-http-retries", c.httpRetries, 0, 20},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return c, fmt.Errorf("%s %d: must be between %d and %d", f.name, f.v, f.lo, f.hi)
+		}
+	}
+	switch {
+	case c.httpTimeout <= 0 || c.httpTimeout > time.Hour:
+		return c, fmt.Errorf("-http-timeout %s: must be positive and at most 1h", c.httpTimeout)
+	case c.takeover <= 0 || c.slice <= 0:
+		return c, errors.New("-takeover-interval and -slice must be positive")
+	}
+	if c.dsn == "" {
+		c.dsn = getenv("DATABASE_URL")
+	}
+	if !strings.HasPrefix(c.dsn, "postgres://") && !strings.HasPrefix(c.dsn, "postgresql://") {
+		return c, errors.New("-dsn: a postgres:// URL is required (River runs on PostgreSQL)")
+	}
+	if _, err := url.Parse(c.dsn); err != nil {
+		return c, errors.New("-dsn: not a valid URL")
+	}
+	u, err := url.Parse(c.profileURL)
+	if c.profileURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, errors.New("-profile-url: an http:// or https:// URL is required")
+	}
+	if c.worker && c.executionID != "" {
+		return c, errors.New("-worker and -execution-id: a worker works on every run's jobs; give one or the other")
+	}
+	if c.executionID == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		c.executionID = "fleet-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
+	}
+	return c, nil
+}
+
+// params are the run's parameters, carried by its jobs to every worker.
+type params struct {
+	BatchSize   int `json:"batch_size"`
+	MaxBatches  int `json:"max_batches"`
+	Concurrency int `json:"concurrency"` // per partition
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "fleet: "+format+"\n", a...)
+		return code
+	}
+	cfg, err := parseFlags(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	dbDesc := redact.String(cfg.dsn)
+	db, err := sqlx.Open("postgres", cfg.dsn)
+	if err != nil {
+		return fail(exitUsage, "database %s: %v", dbDesc, err)
+	}
+	defer db.Close()
+	// Per partition: the run lock's session, the Sink's transaction and
+	// the Source's prefetch; and River's own few.
+	db.SetMaxOpenConns(3*cfg.maxPartitions + 6)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = db.PingContext(pctx)
+	cancel()
+	if err != nil {
+		return fail(exitUsage, "database %s cannot be reached: %v", dbDesc, err)
+	}
+	if err := riverenrich.Migrate(ctx, db.DB, ""); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	if err := sqlbatch.ExecDDL(ctx, db, schema...); err != nil {
+		return fail(exitIncomplete, "create tables: %v", err)
+	}
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if err := store.CreateTable(ctx); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	client, enr, err := newClient(db, store, cfg, stderr)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	defer enr.Close()
+	if err := client.Start(ctx); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return client.Stop(sctx)
+	}
+	defer stop()
+
+	if cfg.worker {
+		if !cfg.json {
+			fmt.Fprintf(stderr, "fleet worker on %s: working on jobs until SIGINT or SIGTERM\n", dbDesc)
+		}
+		<-ctx.Done()
+		if err := stop(); err != nil {
+			return fail(exitIncomplete, "%v", err)
+		}
+		return exitOK
+	}
+
+	if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	if !cfg.json {
+		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\n", dbDesc, redact.String(cfg.profileURL), cfg.executionID)
+	}
+	before, err := committed(ctx, store, cfg.executionID, cfg.partitions)
+	if err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	start := time.Now()
+	p := params{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: (cfg.concurrency + cfg.partitions - 1) / cfg.partitions}
+	e, err := client.Enqueue(ctx, cfg.executionID, cfg.partitions, p)
+	if errors.Is(err, batchenrich.ErrPartitionsChanged) {
+		return fail(exitUsage, "%v (-partitions); nothing done", err)
+	}
+	if err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	runErr := client.Wait(ctx, e, 100*time.Millisecond)
+	elapsed := time.Since(start)
+	if err := stop(); err != nil && runErr == nil {
+		runErr = err
+	}
+
+	vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer vcancel()
+	data, err := validate(vctx, db, cfg.executionID, cfg.batchSize, cfg.maxBatches, cfg.partitions)
+	if err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	after, err := committed(vctx, store, cfg.executionID, cfg.partitions)
+	if err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
+	s := Summary{
+		Status:      "ok",
+		ExecutionID: cfg.executionID,
+		Configured:  Configured{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: cfg.concurrency, Partitions: cfg.partitions},
+		Data:        data,
+		Execution:   Execution{BatchesRun: after - before, BatchesSkipped: before, DurationMS: elapsed.Milliseconds()},
+	}
+	if runErr != nil || !data.OK() {
+		s.Status = "failed"
+	}
+	if cfg.json {
+		err = printJSON(stdout, s)
+	} else {
+		err = printTable(stdout, s)
+	}
+	if err != nil {
+		return fail(exitIncomplete, "print summary: %v", err)
+	}
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		return fail(exitIncomplete, "interrupted: %v; run again with -execution-id %s -partitions %d to resume (the jobs stay queued for any worker)", runErr, cfg.executionID, cfg.partitions)
+	case runErr != nil:
+		return fail(exitIncomplete, "run failed: %v", runErr)
+	case !data.OK():
+		return fail(exitIncomplete, "validation failed: %d of %d expected rows missing", data.MissingRows, data.ExpectedRows)
+	}
+	return exitOK
+}
+
+// newClient builds the riverenrich Client working on the seed job's
+// partitions, and its Enricher (close it after the Client stopped).
+func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr io.Writer) (*riverenrich.Client[Traveler, Profile], *httpenrich.Enricher[Traveler, json.RawMessage, Profile], error) {
+	pool, err := httpenrich.PoolFromEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	enr, err := httpenrich.New(httpenrich.Config[Traveler, json.RawMessage, Profile]{
+		URL: cfg.profileURL,
+		Request: func(t Traveler) (httpenrich.Params, error) {
+			return httpenrich.Params{Query: url.Values{
+				"traveler_id":   {strconv.FormatInt(t.TravelerID, 10)},
+				"traveler_name": {t.TravelerName},
+			}}, nil
+		},
+		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
+			return transform(t, resp.Status, resp.Body), nil
+		},
+		Pool:           pool.ForConcurrency(cfg.concurrency),
+		AttemptTimeout: cfg.httpTimeout,
+		MaxAttempts:    cfg.httpRetries + 1,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	c, err := riverenrich.New(riverenrich.Config[Traveler, Profile]{
+		DB:    db.DB,
+		Store: store,
+		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[Traveler], error) {
+			return sqlbatch.NewSource[Traveler](db, sourceConfig(job.Run, job.Partition))
+		},
+		Enricher: enr,
+		Sink: func(ctx context.Context, job riverenrich.Job) (batchenrich.Sink[Traveler, Profile], error) {
+			part := job.Partition.Index
+			return sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
+				Table:       "traveler_batch_results",
+				Key:         []string{"execution_id", "traveler_id"},
+				Columns:     resultColumns,
+				Row:         func(r batchenrich.Result[Traveler, Profile]) ([]any, error) { return resultRow(part, r) },
+				BatchColumn: "batch_number",
+			})
+		},
+		Options: func(job riverenrich.Job) (batchenrich.Options, error) {
+			var p params
+			if err := json.Unmarshal(job.Params, &p); err != nil {
+				return batchenrich.Options{}, fmt.Errorf("job params: %w", err)
+			}
+			return batchenrich.Options{BatchSize: p.BatchSize, MaxBatches: p.MaxBatches, Concurrency: p.Concurrency}, nil
+		},
+		Concurrency:      cfg.concurrency,
+		MaxPartitions:    cfg.maxPartitions,
+		Slice:            cfg.slice,
+		TakeoverInterval: cfg.takeover,
+		Logger:           logger,
+	})
+	if err != nil {
+		enr.Close()
+		return nil, nil, err
+	}
+	return c, enr, nil
+}
+
+// seed inserts travelers 1..rows of executionID, idempotently.
+func seed(ctx context.Context, db *sqlx.DB, executionID string, rows int) error {
+	if _, err := db.ExecContext(ctx, `INSERT INTO traveler_batch_source (execution_id, traveler_id, traveler_name)
+		SELECT $1, n, 'Traveler ' || n FROM generate_series(1, $2::int) AS n
+		ON CONFLICT (execution_id, traveler_id) DO NOTHING`, executionID, rows); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	return nil
+}
