@@ -119,6 +119,14 @@ func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], 
 // stops it, or ctx ends. A run with no failure left to replay is left as
 // it is: Run returns a report with NothingToReplay set and a nil error.
 //
+// An unfinished replay goes on after its checkpoint's cursor with the
+// Source given now: resumed with another scope, it retries the failures
+// of that scope after the cursor, and the next replay those before it.
+// The all-failed stop applies as in any run (see ErrAllFailed): a replay
+// during an outage that goes on stops at its first batch whose every item
+// failed again, leaving the stored failures as they were, and goes on
+// when Run is called again.
+//
 // It returns an error wrapping ErrRunLocked when the run or another replay
 // of it holds the run's lock and Options.LockWait is false; the other
 // errors are those of Runner.Run.

@@ -18,7 +18,8 @@ type FailedSourceConfig struct {
 	// Source is the run's SourceConfig, as given to NewSource: a replay
 	// reads the same table or query, with the same Key, Filter and
 	// Columns. Its Paging must be PageByKey: a replay heals failed items
-	// as it goes, which would shift OFFSET windows.
+	// as it goes, which would shift OFFSET windows. It must not set a
+	// Partition: a replay covers the whole run.
 	Source SourceConfig
 
 	// Table is the table where the run's Sink stored its results,
@@ -77,6 +78,9 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 	}
 	if src.Paging != PageByKey {
 		return nil, configErr("Source.Paging", "a replay pages by key (failed items heal as it goes, which would shift OFFSET windows)", nil)
+	}
+	if src.Partition.Partitioned() {
+		return nil, configErr("Source.Partition", "a replay reads the failures of the whole run, not of one partition", nil)
 	}
 	table, err := quoteTable(d, "Table", cfg.Table)
 	if err != nil {

@@ -396,6 +396,7 @@ func TestNewFailedSourceRefusesBadConfig(t *testing.T) {
 	}{
 		{func(c *sqlbatch.FailedSourceConfig) { c.Source.Key = nil }, "Source.Key"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.Source.Paging = sqlbatch.PageByOffset }, "Source.Paging"},
+		{func(c *sqlbatch.FailedSourceConfig) { c.Source.Partition = batchenrich.Partition{Index: 1, Count: 2} }, "Source.Partition"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.Table = "" }, "Table"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.On = nil }, "On"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.On = map[string]string{"traveler_id": ""} }, "On"},
