@@ -64,10 +64,7 @@ func ReplayKey(runKey string, n int) string {
 // to the replay's number, so that a Sink keeps the batch number the items
 // were stored with (see Batch.Replay).
 type Replay[T, R any] struct {
-	failed Source[T]
-	enr    Enricher[T, R]
-	sink   Sink[T, R]
-	opts   Options
+	base *Runner[T, R] // the components and options, RunKey the run's
 }
 
 // ReplayReport describes a replay. Its Report covers the batches of the
@@ -111,7 +108,7 @@ func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], 
 		}
 		return nil, err
 	}
-	return &Replay[T, R]{failed: failed, enr: enr, sink: sink, opts: r.Options()}, nil
+	return &Replay[T, R]{base: r}, nil
 }
 
 // Run works on the first unfinished replay of the run, or starts a new
@@ -131,60 +128,58 @@ func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], 
 // of it holds the run's lock and Options.LockWait is false; the other
 // errors are those of Runner.Run.
 func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
-	key := p.opts.RunKey
-	rr.RunKey = key
+	o := p.base.opts
+	rr.RunKey = o.RunKey
 	if err := ctx.Err(); err != nil {
 		return rr, err
 	}
-	if l, ok := p.opts.Checkpoints.(Locker); ok {
-		unlock, err := lockKey(ctx, l, key, p.opts)
+	if err := p.base.check(ctx); err != nil {
+		return rr, err
+	}
+	// The run's own lock, taken as a Runner of the run takes it.
+	if l, ok := o.Checkpoints.(Locker); ok {
+		unlock, err := lockRun(ctx, l, o.RunKey, o, "the run or a replay of it is running")
 		if err != nil {
 			return rr, err
 		}
-		defer func() { err = unlockRun(err, unlock, key) }()
+		defer func() { err = unlockRun(err, unlock, o.RunKey) }()
 	}
 
-	var g run[T, R] // for its guard
-	rr.Number = 1
-	for ; ; rr.Number++ {
-		rk := ReplayKey(key, rr.Number)
+	for rr.Number = 1; ; rr.Number++ {
+		rk := ReplayKey(o.RunKey, rr.Number)
 		var cp Checkpoint
-		if err := g.guard(func() (e error) { cp, e = p.opts.Checkpoints.Load(ctx, rk); return }); err != nil {
-			return rr, fmt.Errorf("batchenrich: replay of run %q: load checkpoint %q: %w", key, rk, err)
+		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, rk); return }); err != nil {
+			return rr, &BatchError{Stage: StageCheckpoint, RunKey: rk, Err: err}
 		}
-		if !cp.Done {
-			rr.ReplayKey = rk
-			if cp.Batch == 0 {
-				// Not started yet (or nothing of it committed): is
-				// there anything to replay at all?
-				var items []T
-				if err := g.guard(func() (e error) { items, _, e = p.failed.Read(ctx, "", 1); return }); err != nil {
-					return rr, &BatchError{Batch: 1, Stage: StageRead, Err: err}
-				}
-				if len(items) == 0 {
-					rr.NothingToReplay = true
-					p.opts.Logger.InfoContext(ctx, "batchenrich: nothing to replay", "run_key", key)
-					return rr, nil
-				}
+		if cp.Done {
+			continue
+		}
+		rr.ReplayKey = rk
+		if cp.Batch == 0 {
+			// Not started yet (or nothing of it committed): is there
+			// anything to replay at all?
+			var items []T
+			if err := guarded(func() (e error) { items, _, e = p.base.src.Read(ctx, "", 1); return }); err != nil {
+				return rr, &BatchError{Batch: 1, Stage: StageRead, RunKey: rk, Err: err}
 			}
-			break
+			if len(items) == 0 {
+				rr.NothingToReplay = true
+				o.Logger.InfoContext(ctx, "batchenrich: nothing to replay", "run_key", o.RunKey)
+				return rr, nil
+			}
 		}
+		break
 	}
 
-	opts := p.opts
-	opts.RunKey = rr.ReplayKey
-	r, err := New[T, R](p.failed, p.enr, &replaySink[T, R]{Sink: p.sink, n: rr.Number}, opts)
+	ro := o
+	ro.RunKey = rr.ReplayKey
+	r, err := New[T, R](p.base.src, p.base.enr, &replaySink[T, R]{Sink: p.base.sink, n: rr.Number}, ro)
 	if err != nil {
 		return rr, err
 	}
-	opts.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", key, "replay", rr.Number)
+	o.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", o.RunKey, "replay", rr.Number)
 	rr.Report, err = r.Run(ctx)
 	return rr, err
-}
-
-// lockKey takes the lock on key, waiting for it if o.LockWait is set.
-func lockKey(ctx context.Context, l Locker, key string, o Options) (func() error, error) {
-	return lockRun(ctx, l, key, o, "the run or a replay of it is running")
 }
 
 // replaySink marks each batch with the replay's number before handing it

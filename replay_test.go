@@ -305,6 +305,29 @@ func TestReplayExcludesTheRunAndOtherReplays(t *testing.T) {
 	}
 }
 
+// checkedSink is a Sink whose Check fails.
+type checkedSink struct{ batchenrich.Sink[item, int] }
+
+func (checkedSink) Check(context.Context) error { return errors.New("no such table") }
+
+func TestReplayChecksBeforeWork(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, _ := runWithFailures(t, cps)
+	enr := batchenrichtest.NewEnricher(double)
+	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.Enricher[item, int](enr),
+		checkedSink{st.sink(t, 1)}, batchenrich.Options{Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background()); err == nil || err.Error() != "no such table" || enr.Calls() != 0 {
+		t.Fatalf("replay with a failing Check: %v, %d calls", err, enr.Calls())
+	}
+	if cp, _ := cps.Load(context.Background(), "run#replay-1"); cp.Batch != 0 || cp.Done {
+		t.Fatalf("checkpoint saved: %+v", cp)
+	}
+}
+
 func TestNewReplayRefusesBadOptions(t *testing.T) {
 	t.Parallel()
 	src := batchenrichtest.NewSliceSource(items(1))
