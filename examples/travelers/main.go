@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		bar    chan struct{}
 	)
 	if cfg.retryFailed != retryOff {
-		rep, replay, runErr = j.replay(ctx, db, cfg, stderr)
+		rep, replay, runErr = j.replay(ctx, db, &cfg, stderr)
 		if errors.Is(runErr, errNoSuchRun) {
 			return fail(exitUsage, "%v", runErr)
 		}

@@ -140,16 +140,20 @@ type ReplaySummary struct {
 var errNoSuchRun = errors.New("no such run")
 
 // replay runs the replay of cfg.executionID's failures that
-// -retry-failed asks for.
-func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg config, stderr io.Writer) (batchenrich.Report, *ReplaySummary, error) {
+// -retry-failed asks for. It sets cfg.partitions to the partition count
+// the run was recorded with, for the final validation.
+func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg *config, stderr io.Writer) (batchenrich.Report, *ReplaySummary, error) {
 	s := &ReplaySummary{Scope: cfg.retryFailed.scope().String()}
 	cp, err := j.store.Load(ctx, cfg.executionID)
 	if err != nil {
 		return batchenrich.Report{}, nil, err
 	}
-	if cp.Batch == 0 && !cp.Done {
+	if cp.Batch == 0 && !cp.Done && cp.Partitions == 0 {
 		return batchenrich.Report{}, nil, fmt.Errorf("-retry-failed: %w %q here: nothing was committed under that -execution-id", errNoSuchRun, cfg.executionID)
 	}
+	// A run split into partitions records its count under its own key;
+	// the replay, one stream, covers them all.
+	cfg.partitions = max(1, cp.Partitions)
 	failed, err := sqlbatch.NewFailedSource[Traveler](db, sqlbatch.FailedSourceConfig{
 		Source:      sourceConfig(cfg.executionID),
 		Table:       "traveler_batch_results",
@@ -160,7 +164,7 @@ func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg config, stderr io.Wri
 	if err != nil {
 		return batchenrich.Report{}, nil, err
 	}
-	opts := j.options(cfg, nil)
+	opts := j.options(*cfg, nil)
 	opts.MaxBatches = 0 // the failures are the run's rows, which its cap bounded already
 	// Retrying every failure, permanent ones included, expects batches in
 	// which every item fails again: store them. A replay of transient

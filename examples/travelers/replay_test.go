@@ -286,3 +286,33 @@ func mapsEqual(a, b map[int]int) bool {
 	}
 	return true
 }
+
+// A run split into partitions is replayed as one stream: its failures in
+// every partition, each row keeping its batch number and partition, and
+// the final validation that of the partitioned run.
+func TestRetryFailedOfAPartitionedRun(t *testing.T) {
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			dsn := dsnFor(t, k)
+			api := newOutageAPI(t)
+			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
+				"-max-batches", "10", "-http-retries", "0", "-json", "-execution-id", "part-1"}
+			code, stdout, stderr := program(t, context.Background(), append(args, "-partitions", "2")...)
+			if s := summaryOf(t, stdout); code != exitOK || s.Data.InvalidRows != 24 {
+				t.Fatalf("partitioned run: exit %d %+v\n%s", code, s, stderr)
+			}
+			batches := batchNumbers(t, dsn, "part-1")
+			api.requests()
+			api.healed.Store(true)
+			code, stdout, stderr = program(t, context.Background(), append(args, "-retry-failed")...)
+			s := summaryOf(t, stdout)
+			if code != exitOK || s.Replay == nil || s.Replay.Replayed != 20 || s.Configured.Partitions != 2 ||
+				s.Data.ExpectedRows != 400 || s.Data.StoredRows != 400 || s.Data.ValidRows != 396 || sum(api.requests()) != 20 {
+				t.Fatalf("replay: exit %d %+v %+v\n%s", code, s, s.Replay, stderr)
+			}
+			if got := batchNumbers(t, dsn, "part-1"); !mapsEqual(got, batches) {
+				t.Fatal("batch numbers changed by the replay")
+			}
+		})
+	}
+}
