@@ -59,7 +59,9 @@ type CheckpointSink[T, R any] interface {
 //
 // TryLock takes the lock on key if it is free and returns ok=true with a
 // function that releases it. If another holder has it, TryLock returns
-// ok=false and a nil error at once. A lock must be freed by the store when
+// ok=false at once, with a nil error or with an error wrapping
+// ErrRunLocked that names the holder (which Run then reports, or logs
+// while it waits with Options.LockWait). A lock must be freed by the store when
 // its holder dies (a PostgreSQL session advisory lock, a lease that
 // expires), so that another runner can take over.
 type Locker interface {

@@ -19,7 +19,7 @@ func lockRun(ctx context.Context, l Locker, key string, o Options, holder string
 			ok     bool
 		)
 		err := guarded(func() (e error) { unlock, ok, e = l.TryLock(ctx, key); return })
-		if err != nil {
+		if err != nil && (ok || !errors.Is(err, ErrRunLocked)) {
 			return nil, fail(err)
 		}
 		if ok {
@@ -29,12 +29,24 @@ func lockRun(ctx context.Context, l Locker, key string, o Options, holder string
 			return unlock, nil
 		}
 		if !o.LockWait {
+			if err != nil {
+				// err wraps ErrRunLocked, names the holder and says
+				// what to do.
+				if holder != "" {
+					err = fmt.Errorf("%w (%s)", err, holder)
+				}
+				return nil, fail(err)
+			}
 			if holder != "" {
 				holder += "; "
 			}
 			return nil, fail(fmt.Errorf("%w (%sset Options.LockWait to wait for it)", ErrRunLocked, holder))
 		}
-		o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
+		if err != nil {
+			o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key, "holder", err.Error())
+		} else {
+			o.Logger.DebugContext(ctx, "batchenrich: run locked by another runner, waiting", "run_key", key)
+		}
 		t := time.NewTimer(o.LockRetryInterval)
 		select {
 		case <-ctx.Done():

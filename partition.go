@@ -110,7 +110,7 @@ func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 		deadline := time.Now().Add(wait)
 		for {
 			unlock, ok, err := l.TryLock(ctx, run)
-			if err != nil {
+			if err != nil && (ok || !errors.Is(err, ErrRunLocked)) {
 				return fmt.Errorf("batchenrich: lock run %q: %w", run, err)
 			}
 			if ok {
@@ -121,7 +121,10 @@ func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 				return err
 			}
 			if !time.Now().Before(deadline) {
-				return fmt.Errorf("batchenrich: run %q: %w (an unpartitioned run of the same key, or a partition claim taking long)", run, ErrRunLocked)
+				if err == nil {
+					err = ErrRunLocked // else err wraps it and names the holder
+				}
+				return fmt.Errorf("batchenrich: run %q: %w (an unpartitioned run of the same key, or a partition claim taking long)", run, err)
 			}
 			t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
 			select {

@@ -2,10 +2,8 @@ package sqlbatch
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -71,9 +69,24 @@ type CheckpointConfig struct {
 // on top of those the run uses: do not cap the pool at one connection.
 //
 // On SQLite, which has no session locks, TryLock writes a lease into the
-// run's row (an owner token and an expiry, LeaseTTL ahead) and renews it
-// in the background; unlock clears it. A runner that dies holds the run
-// until the lease expires. Leases rely on every runner seeing the same
+// run's row (an owner record naming its host and pid, and an expiry,
+// LeaseTTL ahead) and renews it in the background; unlock clears it. The
+// holder also takes an OS lock (flock) on a file beside the database file,
+// <db>-batchenrich-<hash>.lock, which the kernel frees when the process
+// dies, even by SIGKILL: a runner of the same host that finds the lease
+// unexpired but that OS lock free knows the holder is dead and takes over
+// at once. A live holder, or one on another host, still blocks: TryLock
+// then returns a *LockHeldError (wrapping batchenrich.ErrRunLocked) naming
+// its host, pid and lease expiry, e.g.
+//
+//	batchenrich: run "exec-42": lock held by pid 4242 on host build-1, alive (lease renewed until 2026-11-29T06:05:30Z): wait for it to finish (Options.LockWait), or stop that process
+//
+// What to do: wait for a live holder (Options.LockWait), or stop it; a
+// holder on another host that died blocks until its lease expires
+// (LeaseTTL, 30 s by default), after which a new run takes over. Where
+// flock is missing (Windows, an in-memory database, a read-only
+// directory) leases alone lock runs, and a dead holder blocks until its
+// lease expires there too. Leases rely on every runner seeing the same
 // database file and roughly the same clock: processes on one machine, not
 // a database file shared over a network file system (which SQLite does
 // not support for locking anyway).
@@ -89,7 +102,7 @@ type CheckpointStore struct {
 	table string // quoted
 	ttl   time.Duration
 
-	qLoad, qSave, qSaveFenced, qSaveLocked, qLease, qRenew, qRelease string
+	qLoad, qSave, qSaveFenced, qSaveLocked, qLease, qRenew, qRelease, qHolder string
 
 	mu   sync.Mutex
 	held map[string]*heldLock
@@ -106,6 +119,7 @@ type heldLock struct {
 	key  int64
 	// SQLite
 	token string
+	file  *lockFile // the OS lock beside the database file, or nil
 	stop  context.CancelFunc
 	bg    errgroup.Group
 
@@ -161,7 +175,8 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
 		VALUES (?, 0, '', ?, ?, ?, ?)
 		ON CONFLICT (run_key) DO UPDATE SET lock_owner = excluded.lock_owner, lock_expires_at = excluded.lock_expires_at
-		WHERE cp.lock_owner IS NULL OR cp.lock_expires_at < ?`)
+		WHERE cp.lock_owner IS NULL OR cp.lock_expires_at < ? OR cp.lock_owner = ?`)
+	s.qHolder = d.Rebind(`SELECT lock_owner, lock_expires_at FROM ` + table + ` WHERE run_key = ?`)
 	s.qRenew = d.Rebind(`UPDATE ` + table + ` SET lock_expires_at = ? WHERE run_key = ? AND lock_owner = ?`)
 	s.qRelease = d.Rebind(`UPDATE ` + table + ` SET lock_owner = NULL, lock_expires_at = NULL WHERE run_key = ? AND lock_owner = ?`)
 	return s, nil
@@ -379,56 +394,6 @@ func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (f
 func discard(conn *sql.Conn) {
 	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	conn.Close()
-}
-
-func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() error, bool, error) {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	token := hex.EncodeToString(b[:])
-	now := time.Now()
-	res, err := s.db.ExecContext(ctx, s.qLease, runKey, false, now.UTC(), token, now.Add(s.ttl).UnixMilli(), now.UnixMilli())
-	if sqliteBusy(err) && ctx.Err() == nil {
-		// Another runner holds SQLite's write lock past the busy
-		// timeout (a long write, or a frozen process): the run is
-		// taken for now, which a waiting Runner retries.
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return nil, false, nil
-	}
-	h := &heldLock{token: token}
-	if !s.register(runKey, h) {
-		return nil, false, nil
-	}
-	hctx, stop := context.WithCancel(context.Background())
-	h.stop = stop
-	h.bg.Go(func() error {
-		s.heartbeat(hctx, runKey, h)
-		return nil
-	})
-	return func() error {
-		var err error
-		h.once.Do(func() {
-			defer s.forget(runKey, h)
-			h.stop()
-			_ = h.bg.Wait()
-			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
-			defer cancel()
-			res, e := s.db.ExecContext(ctx, s.qRelease, runKey, token)
-			if e != nil {
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, e)
-				return
-			}
-			if n, e := res.RowsAffected(); e == nil && n == 0 {
-				// The lease expired and another runner took it.
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, ErrLockLost)
-			}
-		})
-		return err
-	}, true, nil
 }
 
 // heartbeat renews the lease of h every ttl/3 until ctx ends or the lease

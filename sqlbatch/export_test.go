@@ -97,3 +97,13 @@ func (s *Sink[T, R]) Conflicted() bool { return s.conflicted.Load() }
 
 // DDLLockKeyName is what DDLLockKey hashes.
 const DDLLockKeyName = "batchenrich:ddl"
+
+// DB returns the store's database.
+func (s *CheckpointStore) DB() *sqlx.DB { return s.db }
+
+// File returns the path of the store's SQLite database file.
+func (s *CheckpointStore) File() string {
+	var f string
+	_ = s.db.Get(&f, `SELECT file FROM pragma_database_list WHERE name = 'main'`)
+	return f
+}

@@ -95,7 +95,8 @@ func TestSecondRunnerLocked(t *testing.T) {
 
 // TestLockFreedWhenHolderDies kills the lock holder; the lock becomes
 // free by itself (PostgreSQL: the server ends the session; SQLite: the
-// lease expires), and a runner without LockWait then takes over.
+// kernel frees the holder's OS lock beside the database, which proves the
+// lease abandoned), and a runner without LockWait then takes over.
 func TestLockFreedWhenHolderDies(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
