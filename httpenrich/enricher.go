@@ -48,6 +48,7 @@ type Enricher[T, B, R any] struct {
 	header   http.Header
 	request  func(T) (Params, error)
 	validate func(T, *Response[B]) (R, error)
+	decode   func(raw []byte, dst *B) error
 	accept   func(int) bool
 	maxBody  int64
 	client   *retryablehttp.Client
@@ -99,6 +100,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		header:   cfg.Header.Clone(),
 		request:  cfg.Request,
 		validate: validate,
+		decode:   decoder[B](),
 		accept:   s.accept,
 		maxBody:  s.maxBody,
 		up:       up,
@@ -201,7 +203,8 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		return zero, he
 	}
 
-	st := &httpx.State{}
+	c := &call[B]{maxBody: e.maxBody}
+	st := &c.st
 	req, err := e.newRequest(httpx.WithState(ctx, st), item)
 	if err != nil {
 		// The program's fault, not the item's: every item would fail
@@ -212,37 +215,20 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		}
 		return fail(&Error{Method: e.method, URL: redact.String(e.tmpl.String()), Reason: ReasonRequest, Err: err}, class)
 	}
-
 	// The body is read inside the attempt, under its timeout, so that a
 	// slow or broken body is retried like any other failed attempt.
-	var (
-		handled  bool
-		status   int
-		header   http.Header
-		raw      []byte
-		tooLarge bool
-	)
-	req.SetResponseHandler(func(resp *http.Response) error {
-		defer resp.Body.Close()
-		var rerr error
-		raw, tooLarge, rerr = httpx.ReadLimitedSize(resp.Body, e.maxBody, resp.ContentLength)
-		if rerr != nil && !tooLarge {
-			handled = false
-			return rerr
-		}
-		handled, status, header = true, resp.StatusCode, resp.Header
-		return nil
-	})
+	req.SetResponseHandler(c.handle)
 
 	resp, err := e.client.Do(req)
-	if resp != nil && !handled {
+	if resp != nil && !c.handled {
 		drain(resp.Body)
 	}
 	// The *Error is built only for a failure: redacting copies the URL.
 	newErr := func() *Error {
 		return &Error{Method: e.method, URL: redact.String(req.URL.String()), Status: st.Status, Attempts: st.Attempts}
 	}
-	if err != nil || !handled {
+	status, raw := c.resp.Status, c.resp.Raw
+	if err != nil || !c.handled {
 		he := newErr()
 		if err == nil {
 			err = errors.New("no response")
@@ -276,7 +262,7 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	}
 
 	switch {
-	case tooLarge:
+	case c.tooLarge:
 		he := newErr()
 		he.Status, he.Reason, he.Err = status, ReasonTooLarge, fmt.Errorf("more than %d bytes", e.maxBody)
 		return fail(he, batchenrich.ClassPermanent)
@@ -285,9 +271,10 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		he.Status, he.Reason = status, ReasonStatus
 		return fail(he, batchenrich.ClassPermanent)
 	}
-	r := &Response[B]{Status: status, Header: header, Raw: raw, Attempts: st.Attempts}
+	r := &c.resp
+	r.Attempts = st.Attempts
 	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &r.Body); err != nil {
+		if err := e.decode(raw, &r.Body); err != nil {
 			he := newErr()
 			he.Status, he.Reason, he.Err = status, ReasonMalformed, err
 			return fail(he, batchenrich.ClassPermanent)
@@ -306,6 +293,31 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	return v, nil
 }
 
+// call is the state of one Enrich call, in one allocation: the attempts'
+// record, what the response handler read, and the Response handed to
+// Validate.
+type call[B any] struct {
+	st       httpx.State
+	maxBody  int64
+	handled  bool // the last attempt's response was read
+	tooLarge bool
+	resp     Response[B]
+}
+
+// handle reads an attempt's response (go-retryablehttp's response
+// handler).
+func (c *call[B]) handle(resp *http.Response) error {
+	defer resp.Body.Close()
+	raw, tooLarge, err := httpx.ReadLimitedSize(resp.Body, c.maxBody, resp.ContentLength)
+	if err != nil && !tooLarge {
+		c.handled = false
+		return err
+	}
+	c.handled, c.tooLarge = true, tooLarge
+	c.resp.Status, c.resp.Header, c.resp.Raw = resp.StatusCode, resp.Header, raw
+	return nil
+}
+
 // newRequest builds item's request.
 func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryablehttp.Request, error) {
 	var p Params
@@ -315,16 +327,9 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryableh
 			return nil, err
 		}
 	}
-	u, err := e.tmpl.Expand(p.Path)
+	u, err := e.tmpl.ExpandQuery(p.Path, p.Query)
 	if err != nil {
 		return nil, err
-	}
-	if len(p.Query) > 0 {
-		sep := "?"
-		if e.tmpl.HasQuery() {
-			sep = "&"
-		}
-		u += sep + httpx.EncodeQuery(p.Query)
 	}
 	var body any // a nil interface: no body
 	if p.Body != nil {

@@ -212,3 +212,46 @@ func TestReadLimited(t *testing.T) {
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
+
+// FuzzQueryEscaping holds EscapeQuery and EncodeQuery to what they were
+// first written as: net/url's escaping with every '+' turned into %20.
+func FuzzQueryEscaping(f *testing.F) {
+	for _, s := range []string{"", "x y", "1+1", "é", "a&b=c", "~-_.", "/?#[]@!$'()*,;%", "\x00\xff", "日本"} {
+		f.Add(s, "k "+s)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if got, want := EscapeQuery(a), strings.ReplaceAll(url.QueryEscape(a), "+", "%20"); got != want {
+			t.Fatalf("EscapeQuery(%q) = %q, want %q", a, got, want)
+		}
+		v := url.Values{a: {b, a}, b: {a}, "z": {b}}
+		if got, want := EncodeQuery(v), strings.ReplaceAll(v.Encode(), "+", "%20"); got != want {
+			t.Fatalf("EncodeQuery(%v) = %q, want %q", v, got, want)
+		}
+	})
+}
+
+func TestExpandQuery(t *testing.T) {
+	for _, tc := range []struct{ tmpl, want string }{
+		{"http://h/a/{id}", "http://h/a/x%2Fy?a=1%2B1&a=%C3%A9&b=x%20y"},
+		{"http://h/a/{id}?k={id}", "http://h/a/x%2Fy?k=x%2Fy&a=1%2B1&a=%C3%A9&b=x%20y"},
+		{"http://h/a?", "http://h/a?&a=1%2B1&a=%C3%A9&b=x%20y"},
+	} {
+		tmpl, err := ParseTemplate(tc.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params := map[string]string{"id": "x/y"}
+		q := url.Values{"b": {"x y"}, "a": {"1+1", "é"}}
+		got, err := tmpl.ExpandQuery(params, q)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: ExpandQuery = %q, %v; want %q", tc.tmpl, got, err, tc.want)
+		}
+		want, _ := tmpl.Expand(params)
+		if got, err := tmpl.ExpandQuery(params, nil); err != nil || got != want {
+			t.Errorf("%s: ExpandQuery without a query = %q, %v; want %q", tc.tmpl, got, err, want)
+		}
+		if _, err := tmpl.ExpandQuery(nil, q); err == nil && len(tmpl.Names()) > 0 {
+			t.Errorf("%s: missing parameter not reported", tc.tmpl)
+		}
+	}
+}

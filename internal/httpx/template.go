@@ -16,9 +16,10 @@ import (
 // cannot climb); a parameter in the query is escaped as a query value.
 // Parameters in the scheme, host or fragment are not allowed.
 type Template struct {
-	raw   string
-	parts []part
-	names []string
+	raw      string
+	parts    []part
+	names    []string
+	hasQuery bool
 }
 
 type part struct {
@@ -44,7 +45,7 @@ func ParseTemplate(s string) (*Template, error) {
 	if i := strings.IndexAny(s[sep+3:], "/?"); i >= 0 {
 		pathStart = sep + 3 + i
 	}
-	t := &Template{raw: s}
+	t := &Template{raw: s, hasQuery: strings.Contains(s, "?")}
 	seen := map[string]bool{}
 	inQuery := false
 	lit := strings.Builder{}
@@ -132,7 +133,7 @@ func (t *Template) String() string { return t.raw }
 func (t *Template) Names() []string { return append([]string(nil), t.names...) }
 
 // HasQuery reports whether the template has a query part.
-func (t *Template) HasQuery() bool { return strings.Contains(t.raw, "?") }
+func (t *Template) HasQuery() bool { return t.hasQuery }
 
 // Expand returns the URL with every parameter replaced by its escaped value
 // from params. A missing parameter, an empty one in the path, or a key of
@@ -183,6 +184,14 @@ func (t *Template) Check(names []string) error {
 func (t *Template) expand(params map[string]string) (string, error) {
 	var b strings.Builder
 	b.Grow(len(t.raw) + 16)
+	if err := t.write(&b, params); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// write writes the URL with params to b.
+func (t *Template) write(b *strings.Builder, params map[string]string) error {
 	for _, p := range t.parts {
 		if p.name == "" {
 			b.WriteString(p.lit)
@@ -190,15 +199,15 @@ func (t *Template) expand(params map[string]string) (string, error) {
 		}
 		v, ok := params[p.name]
 		if !ok {
-			return "", fmt.Errorf("missing parameter {%s}", p.name)
+			return fmt.Errorf("missing parameter {%s}", p.name)
 		}
 		if p.query {
-			b.WriteString(EscapeQuery(v))
+			writeEscaped(b, v)
 			continue
 		}
 		switch v {
 		case "":
-			return "", fmt.Errorf("empty path parameter {%s}", p.name)
+			return fmt.Errorf("empty path parameter {%s}", p.name)
 		case ".":
 			b.WriteString("%2E")
 		case "..":
@@ -207,19 +216,22 @@ func (t *Template) expand(params map[string]string) (string, error) {
 			b.WriteString(url.PathEscape(v))
 		}
 	}
-	return b.String(), nil
+	return nil
 }
 
 // EscapeQuery escapes s for a query key or value, with spaces as %20 rather
 // than '+', which every server decodes alike.
 func EscapeQuery(s string) string {
-	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+	var b strings.Builder
+	b.Grow(len(s))
+	writeEscaped(&b, s)
+	return b.String()
 }
 
 // EncodeQuery encodes v like url.Values.Encode (sorted by key), with spaces
 // as %20.
 func EncodeQuery(v url.Values) string {
-	// url.Values.Encode escapes a literal '+' as %2B, so every '+' left
-	// is a space.
-	return strings.ReplaceAll(v.Encode(), "+", "%20")
+	var b strings.Builder
+	writeQuery(&b, v)
+	return b.String()
 }
