@@ -241,6 +241,9 @@ func TestExpandQuery(t *testing.T) {
 			t.Fatal(err)
 		}
 		params := map[string]string{"id": "x/y"}
+		if len(tmpl.Names()) == 0 {
+			params = nil
+		}
 		q := url.Values{"b": {"x y"}, "a": {"1+1", "é"}}
 		got, err := tmpl.ExpandQuery(params, q)
 		if err != nil || got != tc.want {
@@ -252,6 +255,9 @@ func TestExpandQuery(t *testing.T) {
 		}
 		if _, err := tmpl.ExpandQuery(nil, q); err == nil && len(tmpl.Names()) > 0 {
 			t.Errorf("%s: missing parameter not reported", tc.tmpl)
+		}
+		if _, err := tmpl.ExpandQuery(map[string]string{"id": "1", "other": "2"}, q); err == nil || !strings.Contains(err.Error(), "is not in the URL template") {
+			t.Errorf("%s: unused parameter: err = %v", tc.tmpl, err)
 		}
 	}
 }

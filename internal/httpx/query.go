@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -8,12 +9,16 @@ import (
 
 // ExpandQuery is Expand followed by the query q (sorted by key, spaces as
 // %20, like EncodeQuery), joined with '?' or '&': the whole URL built in
-// one buffer.
+// one buffer. Its errors are Expand's.
 func (t *Template) ExpandQuery(params map[string]string, q url.Values) (string, error) {
 	var b strings.Builder
 	b.Grow(len(t.raw) + 16 + 32*len(q))
 	if err := t.write(&b, params); err != nil {
 		return "", err
+	}
+	// write found every name in params, so any more keys are unused.
+	if len(params) > len(t.names) {
+		return "", fmt.Errorf("parameter {%s} is not in the URL template", t.unused(params))
 	}
 	if len(q) > 0 {
 		sep := byte('?')
