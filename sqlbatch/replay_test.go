@@ -321,6 +321,44 @@ func TestReplay(t *testing.T) {
 	})
 }
 
+// A replay while the outage goes on stores each failure again, with its
+// latest reason and attempts.
+func TestReplayRecordsTheLatestFailure(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		j := newReplayJob(t, k, db)
+		j.run(t)
+		j.api.requests()
+		threeTries, err := httpenrich.New(httpenrich.Config[Traveler, Enriched, Enriched]{
+			URL: j.api.URL + "/travelers/{id}",
+			Request: func(tr Traveler) (httpenrich.Params, error) {
+				return httpenrich.Params{Path: map[string]string{"id": strconv.FormatInt(tr.TravelerID, 10)}}, nil
+			},
+			MaxAttempts:  3,
+			RetryWaitMin: time.Millisecond,
+			RetryWaitMax: time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer threeTries.Close()
+		rr, err := j.replay(t, context.Background(), batchenrich.ReplayTransient, threeTries)
+		if err != nil || rr.Written != 10 || rr.Failed != 10 || total(j.api.requests()) != 30 {
+			t.Fatalf("replay during the outage: %+v, %v", rr, err)
+		}
+		j.checkRows(t, func(id int64) (string, int, bool) {
+			if id%20 == 0 {
+				return "transient", 3, true
+			}
+			return outage(id)
+		})
+		var reason string
+		if err := db.Get(&reason, `SELECT validation_error FROM traveler_batch_results WHERE traveler_id = 20`); err != nil ||
+			!strings.Contains(reason, "3 attempts") {
+			t.Fatalf("stored reason %q, %v; want the replay's", reason, err)
+		}
+	})
+}
+
 func TestReplayInterruptedThenResumed(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		j := newReplayJob(t, k, db)
