@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 // Tracer observes a run as it goes: its start and end, each batch's, and
@@ -256,30 +257,73 @@ func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err erro
 // and TraceItemEnd. The Runner calls it only with a Tracer.
 func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 	one func(context.Context, int) (Outcome, error)) func(context.Context, int) (Outcome, error) {
+	// Items are boxed to ask for their key only if they may have one:
+	// boxing costs an allocation per item.
+	var zero T
+	_, keyed := any(zero).(Keyer)
+	keyed = keyed || any(zero) == nil // T is an interface type: boxing is free
 	return func(ctx context.Context, i int) (Outcome, error) {
 		var key string
-		fail := func(method string, err error) (Outcome, error) {
-			ie := &ItemError{Batch: num, Index: i, Key: key, Err: hookPanic(method, err)}
-			results[i].Err = ie
-			return OutcomePanicked, ie
+		if keyed {
+			var err error
+			if key, err = itemKey(items[i]); err != nil {
+				return st.hookFailed(results, num, i, key, "Keyer.Key", err)
+			}
 		}
-		if err := st.guard(func() error { key = keyOf(items[i]); return nil }); err != nil {
-			return fail("Keyer.Key", err)
+		ictx, err := st.itemStart(ctx, TraceItemStartData{Batch: num, Index: i, Key: key})
+		if err != nil {
+			return st.hookFailed(results, num, i, key, "TraceItemStart", err)
 		}
-		ictx := ctx
-		data := TraceItemStartData{Batch: num, Index: i, Key: key}
-		if err := st.guard(func() error { ictx = st.tracer.TraceItemStart(ctx, data); return nil }); err != nil {
-			return fail("TraceItemStart", err)
-		}
-		ictx = orCtx(ictx, ctx)
 		out, err := one(ictx, i)
 		res := &results[i]
 		end := TraceItemEndData{Batch: num, Index: i, Key: key, Outcome: out, Err: res.Err, Class: Classify(res.Err)}
-		if perr := st.guard(func() error { st.tracer.TraceItemEnd(ictx, end); return nil }); perr != nil {
-			return fail("TraceItemEnd", perr)
+		if perr := st.itemEnd(ictx, end); perr != nil {
+			return st.hookFailed(results, num, i, key, "TraceItemEnd", perr)
 		}
 		return out, err
 	}
+}
+
+// The item hooks are called through these rather than guard, whose
+// closures would cost an allocation per item.
+
+// itemKey returns keyOf(item), or the *PanicError of Key.
+func itemKey(item any) (key string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return keyOf(item), nil
+}
+
+// itemStart calls TraceItemStart, turning a panic into a *PanicError.
+func (st *run[T, R]) itemStart(ctx context.Context, data TraceItemStartData) (ictx context.Context, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ictx, err = ctx, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return orCtx(st.tracer.TraceItemStart(ctx, data), ctx), nil
+}
+
+// itemEnd calls TraceItemEnd, turning a panic into a *PanicError.
+func (st *run[T, R]) itemEnd(ctx context.Context, data TraceItemEndData) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	st.tracer.TraceItemEnd(ctx, data)
+	return nil
+}
+
+// hookFailed stores and returns the *ItemError of a panic in a hook for
+// item i.
+func (st *run[T, R]) hookFailed(results []Result[T, R], num, i int, key, method string, err error) (Outcome, error) {
+	ie := &ItemError{Batch: num, Index: i, Key: key, Err: hookPanic(method, err)}
+	results[i].Err = ie
+	return OutcomePanicked, ie
 }
 
 // readSource reads the window after cursor for batch num, between

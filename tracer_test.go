@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,54 @@ func TestNoTracerNoAllocationPerItem(t *testing.T) {
 	small, large := allocs(10), allocs(1000)
 	if large > small+100 {
 		t.Fatalf("a run of 1000 items allocates %.0f times, of 10 items %.0f", large, small)
+	}
+}
+
+// nopTracer does nothing, returning the contexts it is given.
+type nopTracer struct{}
+
+func (nopTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+	return ctx
+}
+func (nopTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+func (nopTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (nopTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
+func (nopTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	return ctx
+}
+func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
+
+// BenchmarkRunnerNopTracer is BenchmarkRunner's batch=1000 case with a
+// Tracer that does nothing: the cost of calling the hooks.
+func BenchmarkRunnerNopTracer(b *testing.B) {
+	ctx := context.Background()
+	total := b.N
+	src := batchenrich.SourceFunc[int](func(_ context.Context, after batchenrich.Cursor, limit int) ([]int, batchenrich.Cursor, error) {
+		start := 0
+		if after != "" {
+			start, _ = strconv.Atoi(string(after))
+		}
+		n := min(limit, total-start)
+		if n <= 0 {
+			return nil, after, nil
+		}
+		items := make([]int, n)
+		for i := range items {
+			items[i] = start + i
+		}
+		return items, batchenrich.Cursor(strconv.Itoa(start + n)), nil
+	})
+	enr := batchenrich.EnricherFunc[int, int](func(_ context.Context, v int) (int, error) { return v, nil })
+	sink := batchenrich.SinkFunc[int, int](func(context.Context, batchenrich.Batch[int, int]) error { return nil })
+	r, err := batchenrich.New(src, enr, sink, batchenrich.Options{BatchSize: 1000, Concurrency: 64, Tracer: nopTracer{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := r.Run(ctx); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -282,11 +282,13 @@ func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndDat
 			span.SetStatus(codes.Error, d.Err.Error())
 		}
 	}
-	// No context: an exemplar per counted item would cost more than it
-	// tells; the duration histogram keeps the item's trace as exemplar.
+	// Recorded without the item's context, so without an exemplar: with
+	// a sampled span, the SDK's default filter would offer every item to
+	// the exemplar reservoir, which costs more than the measurement (the
+	// item spans already carry the durations).
 	t.m.items.Add(context.Background(), 1, o.add)
 	if s := itemFrom(ctx); s != nil {
-		t.m.itemDuration.Record(ctx, time.Since(s.start).Seconds(), o.record)
+		t.m.itemDuration.Record(context.Background(), time.Since(s.start).Seconds(), o.record)
 	}
 	span.End()
 }
