@@ -7,7 +7,7 @@ import "context"
 // catalog, say — before any work. Run calls Check on each of its Source,
 // Sink and CheckpointStore that implements it, in that order, before it
 // takes the run lock or reads anything, and returns the first error as it
-// is, having enriched nothing. Its error should name the component and
+// is (a panic in Check as a *PanicError), having enriched nothing. Its error should name the component and
 // the problem (sqlbatch's say "sqlbatch: invalid SinkConfig.Key: …").
 type Checker interface {
 	Check(ctx context.Context) error
@@ -17,7 +17,7 @@ type Checker interface {
 func (r *Runner[T, R]) check(ctx context.Context) error {
 	for _, c := range [...]any{r.src, r.sink, r.opts.Checkpoints} {
 		if ch, ok := c.(Checker); ok {
-			if err := ch.Check(ctx); err != nil {
+			if err := guarded(func() error { return ch.Check(ctx) }); err != nil {
 				return err
 			}
 		}

@@ -413,3 +413,22 @@ func TestReplayLockEdges(t *testing.T) {
 		}
 	}
 }
+
+// panickyChecker is a Source whose Check panics.
+type panickyChecker struct{ *batchenrichtest.SliceSource[item] }
+
+func (panickyChecker) Check(context.Context) error { panic("boom in Check") }
+
+// A panic in a Checker is an error, not a crash.
+func TestCheckerPanicIsAnError(t *testing.T) {
+	t.Parallel()
+	src := panickyChecker{batchenrichtest.NewSliceSource(items(3))}
+	r, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](), batchenrich.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pe *batchenrich.PanicError
+	if _, err := r.Run(context.Background()); !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want a *PanicError", err)
+	}
+}

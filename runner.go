@@ -78,11 +78,16 @@ type run[T, R any] struct {
 //
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
-// which errors.Is(err, ctx.Err()) holds. Other failures are reported as a
-// *BatchError naming the batch and stage (StageLock and StageUnlock, with
-// Batch 0, for the run's lock), or an *ItemError when an Enricher panicked or returned a
-// Fatal error. An error releasing the lock is joined to Run's result. The
-// Report covers the batches handled until then.
+// which errors.Is(err, ctx.Err()) holds.
+//
+// Before the run's lock is taken, Run returns as they are the error of a
+// Checker (see Checker), of a panic in Options.Tracer's TraceRunStart,
+// and of a partitioned run's claim (see ClaimPartitions). From then on,
+// failures are reported as a *BatchError naming the batch and stage
+// (StageLock and StageUnlock, with Batch 0, for the run's lock), or as an
+// *ItemError when an Enricher panicked or returned a Fatal error; an
+// error releasing the lock is joined to Run's result. The Report covers
+// the batches handled until then.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now()
@@ -148,7 +153,7 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		}
 		cp.RunKey = o.RunKey
 		if err := checkPartitions(o.RunKey, cp, o.Partition.Count); err != nil {
-			return err
+			return st.batchError(cp.Batch+1, StageCheckpoint, err)
 		}
 		if err := checkShape(cp, o); err != nil {
 			return st.batchError(cp.Batch+1, StageCheckpoint, err)
