@@ -415,7 +415,9 @@ func TestReplayLockEdges(t *testing.T) {
 }
 
 // panickyChecker is a Source whose Check panics.
-type panickyChecker struct{ *batchenrichtest.SliceSource[item] }
+type panickyChecker struct {
+	*batchenrichtest.SliceSource[item]
+}
 
 func (panickyChecker) Check(context.Context) error { panic("boom in Check") }
 
