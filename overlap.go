@@ -50,7 +50,7 @@ func (w *writer[T, R]) write(bctx context.Context, b Batch[T, R], done bool, br 
 		return st.account(br, st.commit(bctx, b, done, &br))
 	}
 	if err := w.settle(nil); err != nil {
-		return err
+		return st.traceBatchEnd(bctx, br, err) // b is abandoned
 	}
 	ch := make(chan writeDone, 1)
 	w.bg.Go(func() error {

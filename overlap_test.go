@@ -590,16 +590,37 @@ func TestOverlapRefusesNoPrefetch(t *testing.T) {
 // TestOverlapTracer checks the Tracer under Overlap: every batch started
 // ends once, the ends of written batches come in order, each write runs in
 // its batch's context, and with batch 3's write failing, batch 3 and the
-// batch enriched meanwhile end with an error.
+// batch enriched meanwhile end with an error: whether that write fails
+// during batch 4's enrichment or (late) after it.
 func TestOverlapTracer(t *testing.T) {
 	t.Parallel()
-	for _, failAt := range []int{0, 3} {
-		t.Run(fmt.Sprintf("write %d fails", failAt), func(t *testing.T) {
+	for _, tc := range []struct {
+		failAt int
+		late   bool
+	}{{0, false}, {3, false}, {3, true}} {
+		failAt := tc.failAt
+		t.Run(fmt.Sprintf("write %d fails, late %v", failAt, tc.late), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(100)
 			f.enr = tracedEnricher(t)
+			batch4Done := make(chan struct{})
+			if fn := f.enr.Fn; tc.late {
+				f.enr.Fn = func(ctx context.Context, i item) (int, error) {
+					v, err := fn(ctx, i)
+					if i == 39 { // batch 4's last item
+						close(batch4Done)
+					}
+					return v, err
+				}
+			}
 			f.sink.FailWrite = func(n int) error {
 				if n == failAt {
+					if tc.late {
+						// Most likely the Runner is then waiting for
+						// this write to start batch 4's.
+						<-batch4Done
+						time.Sleep(20 * time.Millisecond)
+					}
 					return errors.New("disk full")
 				}
 				return nil
