@@ -37,7 +37,13 @@ func (s *Sink[T, R]) Check(ctx context.Context) error {
 }
 
 func (s *Sink[T, R]) check(ctx context.Context, q sqldialect.Querier) (err error) {
-	defer func() { err = inConfig("SinkConfig", err) }()
+	defer func() {
+		config := s.config
+		if config == "" {
+			config = "SinkConfig"
+		}
+		err = inConfig(config, err)
+	}()
 	if s.checked.Load() {
 		return nil
 	}
@@ -75,7 +81,11 @@ func (t *target[T, R]) check(ctx context.Context, d sqldialect.Dialect, q sqldia
 			if t.batchCol && i == len(t.names)-1 {
 				field = prefix + "BatchColumn"
 			}
-			return configErr(field, noColumn(t.name, c, info), nil)
+			reason := noColumn(t.name, c, info)
+			if i < len(t.fields) {
+				reason += ", read from field " + t.fields[i] + " of the row type"
+			}
+			return configErr(field, reason, nil)
 		}
 		if col.Text {
 			t.text = append(t.text, i)

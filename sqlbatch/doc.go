@@ -48,6 +48,10 @@
 // Writing a batch again leaves the same rows. A
 // RowFunc maps each result to a row; failed results go through it too (to
 // be stored as invalid rows) or to a FailureTable, and are never dropped.
+// NewStructSink instead takes a function returning a struct with `db`
+// tags, whose fields are the columns (checked when the Sink is made), so
+// columns and values cannot drift apart. A []byte for a text or JSON
+// column is stored as text (see SinkConfig).
 // The batch number goes into the column you name. JSON wraps Go values for
 // json/jsonb columns. WriteTx writes within your own transaction. Any error
 // — a constraint, a dropped connection, a cancelled context — rolls the

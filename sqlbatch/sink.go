@@ -113,6 +113,9 @@ type Sink[T, R any] struct {
 	// connection, through which it COPYs (see pgx.go).
 	pgxConns sync.Map
 
+	// config names the configuration in errors ("SinkConfig" if empty).
+	config string
+
 	// checked is set once Check succeeded (see check.go).
 	checked atomic.Bool
 	checkMu sync.Mutex
@@ -126,6 +129,7 @@ type target[T, R any] struct {
 	names    []string // cols as configured
 	keyNames []string // key as configured
 	text     []int    // positions in cols of text and JSON columns (Check)
+	fields   []string // struct field of each column, for messages (NewStructSink)
 	cols     []string // quoted; the batch column last, if any
 	ncol     int      // columns Row fills
 	keyIdx   []int    // positions of the key columns in cols
