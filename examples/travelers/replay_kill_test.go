@@ -31,11 +31,17 @@ func TestHelperProcess(t *testing.T) {
 
 // TestRetryFailedKilledThenResumed kills a replay with SIGKILL in its
 // third batch, then runs it again: it resumes after the two committed
-// batches and ends with exact rows. PostgreSQL only: there the dead
-// process's run locks end with its sessions, while on SQLite its leases
-// hold the run until they expire (sqlbatch.DefaultLeaseTTL).
+// batches and ends with exact rows. The dead process's run locks end with
+// its sessions on PostgreSQL, and are recognised as a dead holder's on
+// SQLite.
 func TestRetryFailedKilledThenResumed(t *testing.T) {
-	dsn := dsnFor(t, testdb.PostgreSQL)
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) { killedThenResumed(t, k) })
+	}
+}
+
+func killedThenResumed(t *testing.T, k testdb.Kind) {
+	dsn := dsnFor(t, k)
 	api := newOutageAPI(t)
 	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
 		"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "kill-1"}
