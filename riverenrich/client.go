@@ -94,8 +94,9 @@ func (c *Client[T, R]) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends every slice at its next batch boundary (each job commits the
-// batch it is on, then puts itself back in the queue for any worker),
+// Stop ends every slice at a batch boundary (each job commits the batch it
+// is on, and the next one if its window was already read ahead, then puts
+// itself back in the queue for any worker),
 // waits for the jobs to return, releasing their run locks, and stops the
 // takeover loop. If ctx ends first, the jobs are cancelled instead (their
 // current batch is not written; it is re-enriched by whoever continues).

@@ -78,6 +78,9 @@ func main() {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(child(spec))
 	}
+	if spec := os.Getenv(contenders.RiverWorkerEnv); spec != "" {
+		os.Exit(contenders.RiverWorker(spec))
+	}
 	var f flags
 	flag.StringVar(&f.scenario, "scenario", "latency", "latency, cpu, memory or custom")
 	flag.IntVar(&f.rounds, "rounds", 3, "runs of each contender (alternating)")

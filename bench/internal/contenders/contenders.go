@@ -20,6 +20,8 @@ func All() []harness.Named {
 		{Name: "batchenrich", Run: Library},
 		{Name: "batchenrich-overlap", Run: LibraryOverlapped},
 		{Name: "batchenrich-otel", Run: LibraryOTel},
+		{Name: "batchenrich-8p", Run: LibraryPartitioned},
+		{Name: "riverenrich-8p-3proc", Run: RiverFleet},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
 }

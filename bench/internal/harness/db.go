@@ -133,7 +133,7 @@ SELECT count(*), count(DISTINCT traveler_id),
 	count(*) FILTER (WHERE is_valid AND validation_error IS NULL),
 	count(*) FILTER (WHERE profile_status = 200),
 	min(traveler_id), max(traveler_id),
-	count(*) FILTER (WHERE batch_number <> (traveler_id - 1) / $2 + 1),
+	count(*) FILTER (WHERE partition_index IS NULL AND batch_number <> (traveler_id - 1) / $2 + 1),
 	count(*) FILTER (WHERE profile_hash <> substr(encode(sha256(convert_to(traveler_id || ':' || upper(btrim(traveler_name)), 'UTF8')), 'hex'), 1, 20)),
 	count(*) FILTER (WHERE normalized_name <> upper(btrim(traveler_name)) OR traveler_name <> 'Traveler ' || traveler_id),
 	count(*) FILTER (WHERE NOT (profile_payload -> 'args' ? 'traveler_id'))
@@ -155,6 +155,9 @@ FROM traveler_batch_results WHERE execution_id = $1`, cfg.ExecutionID, cfg.Batch
 	check(valid == total, "%d rows not valid", total-valid)
 	check(ok200 == total, "%d rows without status 200", total-ok200)
 	check(badBatch == 0, "%d rows with a wrong batch_number", badBatch)
+	if err := d.verifyPartitions(ctx, cfg); err != nil {
+		errs = append(errs, err)
+	}
 	check(badHash == 0, "%d rows with a wrong profile_hash", badHash)
 	check(badName == 0, "%d rows with a wrong name", badName)
 	check(badArgs == 0, "%d payloads without args.traveler_id", badArgs)
@@ -175,3 +178,39 @@ func randomHex(n int) string {
 
 // redact hides a password in u.
 func redact(u *url.URL) string { return u.Redacted() }
+
+// verifyPartitions checks the rows a partitioned contender stored (those
+// with a partition_index): within each partition, batches numbered 1..n
+// in traveler_id order, each of BatchSize rows but the last.
+func (d *DB) verifyPartitions(ctx context.Context, cfg Config) error {
+	rows, err := d.db.QueryContext(ctx, `SELECT partition_index, batch_number, count(*), min(traveler_id), max(traveler_id)
+		FROM traveler_batch_results WHERE execution_id = $1 AND partition_index IS NOT NULL
+		GROUP BY 1, 2 ORDER BY 1, 2`, cfg.ExecutionID)
+	if err != nil {
+		return fmt.Errorf("harness: verify partitions: %w", err)
+	}
+	defer rows.Close()
+	type batch struct{ part, num, n, lo, hi int }
+	var bs []batch
+	for rows.Next() {
+		var b batch
+		if err := rows.Scan(&b.part, &b.num, &b.n, &b.lo, &b.hi); err != nil {
+			return err
+		}
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, b := range bs {
+		first := i == 0 || bs[i-1].part != b.part
+		last := i == len(bs)-1 || bs[i+1].part != b.part
+		switch {
+		case first && b.num != 1, !first && (b.num != bs[i-1].num+1 || b.lo <= bs[i-1].hi):
+			return fmt.Errorf("partition %d: batch %d out of order", b.part, b.num)
+		case b.n > cfg.BatchSize || (!last && b.n != cfg.BatchSize):
+			return fmt.Errorf("partition %d: batch %d has %d rows", b.part, b.num, b.n)
+		}
+	}
+	return nil
+}

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS traveler_batch_results (
 	batch_number INTEGER NOT NULL,
 	processed_at TIMESTAMPTZ DEFAULT NOW(),
 	PRIMARY KEY (execution_id, traveler_id)
-);`
+);
+ALTER TABLE traveler_batch_results ADD COLUMN IF NOT EXISTS partition_index INTEGER;`
 
 // Traveler is one source row.
 type Traveler struct {
