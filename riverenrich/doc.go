@@ -45,9 +45,10 @@
 // errors and its metadata "batchenrich:takeovers" record it). The next
 // fetch resumes the partition after its last committed batch: the batch
 // in flight when the worker died is enriched again, nothing else. A dead
-// worker's partitions are thus taken over within 2 × TakeoverInterval
-// plus the fetch poll interval, about 11 s by default, and never later
-// than 30 s while at least one worker runs.
+// worker's partitions are thus taken over within about
+// 2 × TakeoverInterval plus the fetch poll interval after its death, about
+// 11 s by default (BENCHMARKS.md has the times measured), as long as
+// another worker runs and the database answers.
 //
 // Trade-offs: a shorter TakeoverInterval takes over sooner and costs one
 // River job listing plus one lock probe per running job per interval. A
