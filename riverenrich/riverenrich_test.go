@@ -37,7 +37,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db := testdb.Postgres(t)
-	db.SetMaxOpenConns(40)
+	db.SetMaxOpenConns(12) // the machine's PostgreSQL is shared: keep to what the tests need
 	if err := riverenrich.Migrate(ctx, db.DB, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -140,6 +140,9 @@ func run(ctx context.Context, f flags) (err error) {
 		if _, ok := contenders.Lookup(n); !ok {
 			return fmt.Errorf("unknown contender %q", n)
 		}
+		if contenders.IsPartitioned(n) && cfg.MaxBatches > 0 {
+			return fmt.Errorf("contender %q splits the run into partitions, each with its own batch cap: use -max-batches 0", n)
+		}
 		names = append(names, n)
 	}
 	rowCounts := []int{cfg.Rows}

@@ -20,8 +20,8 @@ func All() []harness.Named {
 		{Name: "batchenrich", Run: Library},
 		{Name: "batchenrich-overlap", Run: LibraryOverlapped},
 		{Name: "batchenrich-otel", Run: LibraryOTel},
-		{Name: "batchenrich-8p", Run: LibraryPartitioned},
-		{Name: "riverenrich-8p-3proc", Run: RiverFleet},
+		{Name: "batchenrich-8p", Run: LibraryPartitioned, Partitioned: true},
+		{Name: "riverenrich-8p-3proc", Run: RiverFleet, Partitioned: true},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
 }
@@ -32,6 +32,17 @@ func IsProbe(name string) bool {
 	for _, c := range All() {
 		if c.Name == name {
 			return c.Probe
+		}
+	}
+	return false
+}
+
+// IsPartitioned reports whether the contender called name splits the run
+// into partitions (see harness.Named.Partitioned).
+func IsPartitioned(name string) bool {
+	for _, c := range All() {
+		if c.Name == name {
+			return c.Partitioned
 		}
 	}
 	return false

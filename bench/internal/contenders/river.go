@@ -84,7 +84,13 @@ func RiverFleet(ctx context.Context, cfg harness.Config) (harness.Stats, error) 
 		return st, err
 	}
 	st.Phase = time.Since(start)
-	st.Written, st.Batches = cfg.Expected(), cfg.Batches()
+	if err := db.GetContext(ctx, &st.Written, `SELECT count(*) FROM traveler_batch_results WHERE execution_id = $1`, cfg.ExecutionID); err != nil {
+		return st, err
+	}
+	if err := db.GetContext(ctx, &st.Batches, `SELECT count(*) FROM (SELECT DISTINCT partition_index, batch_number
+		FROM traveler_batch_results WHERE execution_id = $1) b`, cfg.ExecutionID); err != nil {
+		return st, err
+	}
 	st.Detail = fmt.Sprintf("%d partitions over %d processes; enqueue → done %.1f ms", Partitions, RiverProcesses, ms(st.Phase))
 	return st, nil
 }
@@ -126,7 +132,7 @@ func riverClient(ctx context.Context, cfg harness.Config) (*sqlx.DB, *riverenric
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	db.SetMaxOpenConns(3*riverMaxPartitions + 6)
+	db.SetMaxOpenConns(2*riverMaxPartitions + 4)
 	fail := func(err error) (*sqlx.DB, *riverenrich.Client[libTraveler, job.Row], interface{ Close() error }, error) {
 		db.Close()
 		return nil, nil, nil, err

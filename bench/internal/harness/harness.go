@@ -72,6 +72,10 @@ type Named struct {
 	// the API served and the rows the probe reports (Stats.Written, its
 	// count of checked responses) instead of the results table.
 	Probe bool
+	// Partitioned marks a contender that splits the run into key
+	// partitions: each numbers its own batches, and a batch cap applies
+	// per partition, so it runs only uncapped jobs (MaxBatches 0).
+	Partitioned bool
 }
 
 // Result is one timed run of a contender, as the harness saw it.

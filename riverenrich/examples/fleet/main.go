@@ -174,9 +174,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitUsage, "database %s: %v", dbDesc, err)
 	}
 	defer db.Close()
-	// Per partition: the run lock's session, the Sink's transaction and
-	// the Source's prefetch; and River's own few.
-	db.SetMaxOpenConns(3*cfg.maxPartitions + 6)
+	// Per partition: the run lock's session (held), and the Sink's
+	// transaction and the Source's prefetch (in turn, mostly); and River's
+	// own few.
+	db.SetMaxOpenConns(2*cfg.maxPartitions + 4)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = db.PingContext(pctx)
 	cancel()
