@@ -367,15 +367,35 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 		j.api.healed.Store(true)
 
 		// Transient failures 20, 40, …, 200 in replay batches of 3:
-		// interrupted as traveler 120 (batch 2) is enriched.
+		// interrupted as traveler 120 (batch 2) is enriched. The cancel
+		// waits for the request of batch 2 in flight, if any: a request
+		// cancelled on the wire may reach the API after the replay
+		// returned, and would be counted with the resumed replay's.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		var (
+			mu       sync.Mutex
+			stopping bool
+			inFlight sync.WaitGroup
+		)
 		enr := batchenrich.EnricherFunc[Traveler, Enriched](func(ctx context.Context, tr Traveler) (Enriched, error) {
+			mu.Lock()
 			if tr.TravelerID == 120 {
+				stopping = true
+				mu.Unlock()
+				inFlight.Wait()
 				cancel()
 				<-ctx.Done()
 				return Enriched{}, ctx.Err()
 			}
+			if stopping {
+				mu.Unlock()
+				<-ctx.Done()
+				return Enriched{}, ctx.Err()
+			}
+			inFlight.Add(1)
+			mu.Unlock()
+			defer inFlight.Done()
 			return j.enr.Enrich(ctx, tr)
 		})
 		rr, err := j.replay(t, ctx, batchenrich.ReplayTransient, enr)
