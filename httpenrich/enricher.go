@@ -374,7 +374,9 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryableh
 }
 
 // Limits returns the current concurrency limit of each host the Enricher
-// sent requests to, with Config.Adaptive; nil without.
+// sent requests to (host or host:port, as in the URL), with
+// Config.Adaptive; nil without. It is safe for concurrent use: e.Limits
+// fits otelenrich's Config.Limits, which exports it as a gauge.
 func (e *Enricher[T, B, R]) Limits() map[string]int {
 	if e.up == nil {
 		return nil
