@@ -256,6 +256,7 @@ func TestParseBudget(t *testing.T) {
 		{"x past reset", map[string]string{"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1600000000"}, budget{-1, 1, 0}, true},
 		{"x limit with window", map[string]string{"X-RateLimit-Limit": "100, 100;w=60", "X-RateLimit-Remaining": "99"}, budget{100, 99, 0}, true},
 		{"malformed", map[string]string{"X-RateLimit-Remaining": "lots"}, budget{}, false},
+		{"huge reset", map[string]string{"RateLimit": `"d";r=0;t=999999999999999`}, budget{-1, 0, 24 * time.Hour}, true},
 	} {
 		h := http.Header{}
 		for k, v := range tc.h {
@@ -294,7 +295,7 @@ func FuzzParseBudget(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rl, rem, reset string) {
 		h := http.Header{"Ratelimit": {rl}, "X-Ratelimit-Remaining": {rem}, "X-Ratelimit-Reset": {reset}}
 		b, ok := parseBudget(h, time.Unix(1_700_000_000, 0))
-		if ok && (b.reset < 0 || b.reset > 24*time.Hour && rl == "") {
+		if ok && (b.reset < 0 || b.reset > 24*time.Hour || b.remaining < 0) {
 			t.Fatalf("budget %+v", b)
 		}
 		_, _ = b.pace(10)

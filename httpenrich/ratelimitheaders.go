@@ -70,7 +70,7 @@ func parseRateLimitField(v string) (budget, bool) {
 			case "r":
 				b.remaining = n
 			case "t":
-				b.reset = time.Duration(n) * time.Second
+				b.reset = seconds(int64(n))
 			case "q":
 				b.limit = n
 			case "limit":
@@ -78,7 +78,7 @@ func parseRateLimitField(v string) (budget, bool) {
 			case "remaining":
 				dict.remaining, dictOK = n, true
 			case "reset":
-				dict.reset = time.Duration(n) * time.Second
+				dict.reset = seconds(int64(n))
 			}
 		}
 		if b.remaining >= 0 && (!found || b.remaining < best.remaining) {
@@ -118,13 +118,19 @@ func resetDelay(v int64, now time.Time) time.Duration {
 	case v > 1e9:
 		v -= now.Unix()
 	}
+	return seconds(v)
+}
+
+// maxReset caps an announced reset: whatever a header says, the pause is
+// capped again at Config.RetryWaitMax.
+const maxReset = 24 * time.Hour
+
+// seconds returns v seconds, 0 if negative, at most maxReset.
+func seconds(v int64) time.Duration {
 	if v <= 0 {
 		return 0
 	}
-	if v > int64(24*time.Hour/time.Second) {
-		v = int64(24 * time.Hour / time.Second)
-	}
-	return time.Duration(v) * time.Second
+	return time.Duration(min(v, int64(maxReset/time.Second))) * time.Second
 }
 
 // leadingInt parses the non-negative integer that v starts with, after
