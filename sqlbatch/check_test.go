@@ -216,3 +216,42 @@ func TestSourceUnknownNames(t *testing.T) {
 		wantConfigErr(t, err, "SourceConfig", "Columns", `table "traveler_batch_source" has column "name", which has no field in sqlbatch_test.Partial`)
 	})
 }
+
+// A replay's Source checks the failure table's names too: SQLite would
+// read a misspelt class column as a string literal.
+func TestFailedSourceUnknownNames(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		ctx := context.Background()
+		createSource(t, db, 10)
+		createReplayResults(t, k, db)
+		good := sqlbatch.FailedSourceConfig{
+			Source: replaySourceConfig, Table: "traveler_batch_results",
+			On: map[string]string{"execution_id": "execution_id", "traveler_id": "traveler_id"}, ClassColumn: "failure_class",
+		}
+		for _, tc := range []struct {
+			edit  func(c *sqlbatch.FailedSourceConfig)
+			field string
+			says  string
+		}{
+			{func(c *sqlbatch.FailedSourceConfig) { c.Table = "traveler_batch_resluts" }, "Table", `no such table "traveler_batch_resluts"`},
+			{func(c *sqlbatch.FailedSourceConfig) { c.ClassColumn = "failure_clas" }, "ClassColumn", `table "traveler_batch_results" has no column "failure_clas"`},
+			{func(c *sqlbatch.FailedSourceConfig) { c.On = map[string]string{"traveler_id": "traveler"} }, `On["traveler_id"]`, `has no column "traveler"`},
+		} {
+			cfg := good
+			tc.edit(&cfg)
+			src, err := sqlbatch.NewFailedSource[Traveler](db, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = src.Read(ctx, "", 5)
+			wantConfigErr(t, err, "FailedSourceConfig", tc.field, tc.says)
+		}
+		src, err := sqlbatch.NewFailedSource[Traveler](db, good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

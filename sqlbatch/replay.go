@@ -128,7 +128,17 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 		return nil, configErr("Scope", "unknown replay scope "+cfg.Scope.String(), nil)
 	}
 	src.Table, src.Query, src.Args = "", b.String(), args
-	return NewSource[T](db, src)
+	s, err := NewSource[T](db, src)
+	if err != nil {
+		return nil, err
+	}
+	// Check compares the failure table's names with the catalog too.
+	need := needCols{field: "Table", table: cfg.Table, cols: []string{cfg.ClassColumn}, fields: []string{"ClassColumn"}}
+	for _, c := range cols {
+		need.cols, need.fields = append(need.cols, cfg.On[c]), append(need.fields, fmt.Sprintf("On[%q]", c))
+	}
+	s.config, s.needs = "FailedSourceConfig", []needCols{need}
+	return s, nil
 }
 
 // replaySink returns the Sink that writes the batches of replays

@@ -120,6 +120,8 @@ type Source[T any] struct {
 	filters []string // sorted
 	cols    []string // Columns as configured; nil for every column
 	fields  *reflectx.StructMap
+	config  string     // names the configuration in errors ("SourceConfig" if empty)
+	needs   []needCols // other tables the Source reads (NewFailedSource)
 	checked atomic.Bool
 	checkMu sync.Mutex
 }

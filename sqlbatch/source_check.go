@@ -21,7 +21,13 @@ import (
 // first problem. Once it has succeeded it does nothing more; Read calls it
 // before its first read.
 func (s *Source[T]) Check(ctx context.Context) (err error) {
-	defer func() { err = inConfig("SourceConfig", err) }()
+	defer func() {
+		config := s.config
+		if config == "" {
+			config = "SourceConfig"
+		}
+		err = inConfig(config, err)
+	}()
 	if s.checked.Load() {
 		return nil
 	}
@@ -29,6 +35,11 @@ func (s *Source[T]) Check(ctx context.Context) (err error) {
 	defer s.checkMu.Unlock()
 	if s.checked.Load() {
 		return nil
+	}
+	for _, n := range s.needs {
+		if err := n.check(ctx, s.d, s.db); err != nil {
+			return err
+		}
 	}
 	cols, what, err := s.columns(ctx)
 	if err != nil {
@@ -127,4 +138,29 @@ func columnFields(fi *reflectx.FieldInfo) []*reflectx.FieldInfo {
 		}
 	}
 	return out
+}
+
+// needCols is a table a Source reads besides its own, and the columns of
+// it that it names, each with the configuration field naming it.
+type needCols struct {
+	field  string // the field naming the table
+	table  string
+	cols   []string
+	fields []string
+}
+
+func (n needCols) check(ctx context.Context, d sqldialect.Dialect, q sqldialect.Querier) error {
+	info, err := d.Describe(ctx, q, n.table)
+	if errors.Is(err, sqldialect.ErrNoTable) {
+		return configErr(n.field, "", err)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlbatch: source: check table %q: %w", n.table, err)
+	}
+	for i, c := range n.cols {
+		if _, ok := info.Column(c); !ok {
+			return configErr(n.fields[i], noColumn(n.table, c, info), nil)
+		}
+	}
+	return nil
 }
