@@ -16,7 +16,11 @@
 // parameters such as api_key or token).
 // The response body is read up to Config.MaxBodyBytes and decoded from JSON
 // into the type B (json.RawMessage keeps it raw), then Config.Validate turns
-// the item and the Response into the result R, or rejects it.
+// the item and the Response into the result R, or rejects it. Decoding
+// follows encoding/json's rules, done in one pass by the encoding/json/v2
+// implementation (github.com/go-json-experiment/json) instead of
+// json.Unmarshal's two; a B that can hold a json.Number, which only
+// encoding/json knows, is decoded by encoding/json itself.
 //
 // # Connections
 //
