@@ -50,13 +50,21 @@ func LibraryOverlapped(ctx context.Context, cfg harness.Config) (harness.Stats, 
 // (see otel.go): spans and metrics of the run, its batches, its items and
 // each HTTP attempt.
 func LibraryOTel(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
+	return library(ctx, cfg, variant{otel: true, otelHTTP: true})
+}
+
+// LibraryOTelNoHTTP is LibraryOTel without the Tracer's HTTP transport:
+// the run, batch, item, read and write spans and the metrics, but no span
+// per HTTP attempt. The difference from LibraryOTel is otelhttp's cost.
+func LibraryOTelNoHTTP(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	return library(ctx, cfg, variant{otel: true})
 }
 
 // variant selects a way of running the library.
 type variant struct {
-	overlap bool // Options.Overlap
-	otel    bool // otelenrich's Tracer, on the SDK
+	overlap  bool // Options.Overlap
+	otel     bool // otelenrich's Tracer, on the SDK
+	otelHTTP bool // and its Transport: a client span per HTTP attempt
 }
 
 func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats, error) {
@@ -101,7 +109,7 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		},
 		Pool: httpenrich.Pool{}.ForConcurrency(cfg.Concurrency),
 	}
-	if tel != nil {
+	if v.otelHTTP {
 		closeIdle, err := tel.instrument(&ecfg)
 		if err != nil {
 			return st, err
