@@ -270,3 +270,71 @@ func TestConfigRefused(t *testing.T) {
 		t.Fatalf("store without locks: err = %v", err)
 	}
 }
+
+// TestStopHandsPartitionsBack stops a working Client mid-run: each of its
+// jobs commits the batch it is on and goes back to the queue, its locks
+// are released, and another Client finishes the run without enriching any
+// row twice.
+func TestStopHandsPartitionsBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 300)
+	cfg := f.config(t)
+	slow := cfg.Enricher
+	cfg.Enricher = batchenrich.EnricherFunc[row, int64](func(ctx context.Context, r row) (int64, error) {
+		time.Sleep(5 * time.Millisecond)
+		return slow.Enrich(ctx, r)
+	})
+	first, err := riverenrich.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := first.Enqueue(ctx, "run-5", 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var n int
+		if err := f.db.Get(&n, `SELECT count(*) FROM res`); err != nil {
+			t.Fatal(err)
+		}
+		if n >= 30 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stored, running int
+	if err := f.db.Get(&stored, `SELECT count(*) FROM res`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Get(&running, `SELECT count(*) FROM river_job WHERE state = 'running'`); err != nil || running != 0 {
+		t.Fatalf("%d jobs still running after Stop (%v)", running, err)
+	}
+	if stored == 300 {
+		t.Skip("the run finished before Stop; nothing to hand back")
+	}
+	for p := range 3 {
+		key := batchenrich.Partition{Index: p, Count: 3}.RunKey("run-5")
+		unlock, ok, err := f.store.TryLock(ctx, key)
+		if err != nil || !ok {
+			t.Fatalf("partition %d still locked after Stop: %v, %v", p, ok, err)
+		}
+		_ = unlock()
+	}
+	f.start(t, f.config(t))
+	if err := first.Wait(ctx, e, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	f.check(t, 300, 3, 10)
+	if got := f.calls.Load(); got != 300 {
+		t.Errorf("%d enrichments for 300 rows: Stop re-enriched %d", got, got-300)
+	}
+	t.Logf("stopped with %d of 300 rows stored", stored)
+}

@@ -97,7 +97,7 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	}
 	// The defaults keep CI short; FLEET_KILL_* give the measured job
 	// (see BENCHMARKS.md): rows, batch size, partitions, latency per
-	// request, worker concurrency and takeover interval.
+	// request, concurrency per partition and takeover interval.
 	env := func(name, def string) string {
 		if v := os.Getenv("FLEET_KILL_" + name); v != "" {
 			return v
@@ -106,9 +106,13 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	}
 	rows, _ := strconv.Atoi(env("ROWS", "1200"))
 	batch, _ := strconv.Atoi(env("BATCH", "20"))
-	parts := env("PARTITIONS", "6")
+	parts, _ := strconv.Atoi(env("PARTITIONS", "6"))
 	latency, _ := time.ParseDuration(env("LATENCY", "30ms"))
-	workerConc, takeover := env("CONCURRENCY", "15"), env("TAKEOVER", "1s")
+	perPart, _ := strconv.Atoi(env("CONCURRENCY", "5"))
+	takeover := env("TAKEOVER", "1s")
+	// Workers take up to 3 partitions each; the enqueuer's -concurrency
+	// sets the run's concurrency per partition (its total ÷ partitions).
+	workerConc, enqConc := fmt.Sprint(3*perPart), fmt.Sprint(parts*perPart)
 	_, dsn := testdb.PostgresWithURL(t)
 	profile, requests := api(t, latency)
 	bin := filepath.Join(t.TempDir(), "fleet")
@@ -176,7 +180,7 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	}()
 	start := time.Now()
 	code, stdout, stderr := program(t, ctx, "-dsn", withApp("fleet-enqueuer"), "-profile-url", profile, "-execution-id", "fleet-kill",
-		"-seed-rows", fmt.Sprint(rows), "-batch-size", fmt.Sprint(batch), "-partitions", parts, "-concurrency", workerConc,
+		"-seed-rows", fmt.Sprint(rows), "-batch-size", fmt.Sprint(batch), "-partitions", fmt.Sprint(parts), "-concurrency", enqConc,
 		"-max-partitions", "1", "-takeover-interval", takeover, "-json")
 	wall := time.Since(start)
 	if code != exitOK {
