@@ -75,11 +75,11 @@ type flags struct {
 }
 
 func main() {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(child(spec))
-	}
 	if spec := os.Getenv(contenders.RiverWorkerEnv); spec != "" {
 		os.Exit(contenders.RiverWorker(spec))
+	}
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(child(spec))
 	}
 	var f flags
 	flag.StringVar(&f.scenario, "scenario", "latency", "latency, cpu, memory or custom")

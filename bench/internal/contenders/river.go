@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,7 +62,7 @@ func RiverFleet(ctx context.Context, cfg harness.Config) (harness.Stats, error) 
 	}()
 	for range RiverProcesses - 1 {
 		w := exec.Command(exe)
-		w.Env = append(os.Environ(), RiverWorkerEnv+"="+string(spec))
+		w.Env = workerEnv(string(spec))
 		w.Stderr = os.Stderr
 		if err := w.Start(); err != nil {
 			return st, err
@@ -167,10 +169,34 @@ func riverClient(ctx context.Context, cfg harness.Config) (*sqlx.DB, *riverenric
 		},
 		Concurrency:   total,
 		MaxPartitions: riverMaxPartitions,
+		Logger:        riverLogger(),
 	})
 	if err != nil {
 		enr.Close()
 		return fail(err)
 	}
 	return db, c, enr, nil
+}
+
+// riverLogger logs River's and riverenrich's warnings and errors to
+// stderr when ENRICHBENCH_RIVER_LOG is set (a level: debug, info, warn).
+func riverLogger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("ENRICHBENCH_RIVER_LOG"))); err != nil {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// workerEnv is this process's environment for a worker: RiverWorkerEnv
+// set, and no other job for the binary (the harness's child spec, which
+// it checks first, would make the worker run this contender again).
+func workerEnv(spec string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); name != RiverWorkerEnv && !strings.HasPrefix(name, "ENRICHBENCH_CHILD") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, RiverWorkerEnv+"="+spec)
 }
