@@ -172,10 +172,13 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 			AND pid = $9 AND classid = $10::bigint::oid AND objid = $11::bigint::oid AND objsubid = 1)
 		ON CONFLICT (run_key) DO UPDATE SET ` + set
 	}
+	// The lease is taken when free, expired, or held by a holder known
+	// to be dead; a free lease (or a missing row) only when the
+	// parameter "free" is true (see tryLease).
 	s.qLease = d.Rebind(`INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at)
-		VALUES (?, 0, '', ?, ?, ?, ?)
+		SELECT ?, 0, '', ?, ?, ?, ? WHERE ? OR EXISTS (SELECT 1 FROM ` + table + ` WHERE run_key = ?)
 		ON CONFLICT (run_key) DO UPDATE SET lock_owner = excluded.lock_owner, lock_expires_at = excluded.lock_expires_at
-		WHERE cp.lock_owner IS NULL OR cp.lock_expires_at < ? OR cp.lock_owner = ?`)
+		WHERE (cp.lock_owner IS NULL AND ?) OR cp.lock_expires_at < ? OR cp.lock_owner = ?`)
 	s.qHolder = d.Rebind(`SELECT lock_owner, lock_expires_at FROM ` + table + ` WHERE run_key = ?`)
 	s.qRenew = d.Rebind(`UPDATE ` + table + ` SET lock_expires_at = ? WHERE run_key = ? AND lock_owner = ?`)
 	s.qRelease = d.Rebind(`UPDATE ` + table + ` SET lock_owner = NULL, lock_expires_at = NULL WHERE run_key = ? AND lock_owner = ?`)

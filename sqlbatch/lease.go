@@ -128,7 +128,16 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 			dead = prev
 		}
 	}
-	res, err := s.db.ExecContext(ctx, s.qLease, runKey, false, now.UTC(), owner, now.Add(s.ttl).UnixMilli(), now.UnixMilli(), dead)
+	// A free lease (or no row yet) while a live process of this host
+	// holds the OS lock means that holder is releasing the lock (it
+	// clears the lease before the file) or taking it (it locks the file
+	// before writing the lease): taken for now. Taking the lease then,
+	// without the OS lock, would let the next runner that gets the OS
+	// lock find a lease of this host without a file lock and take it
+	// over from a live holder.
+	free := state != fileBusy
+	res, err := s.db.ExecContext(ctx, s.qLease, runKey, false, now.UTC(), owner, now.Add(s.ttl).UnixMilli(), free, runKey,
+		free, now.UnixMilli(), dead)
 	if sqliteBusy(err) && ctx.Err() == nil {
 		// Another runner holds SQLite's write lock past the busy
 		// timeout (a long write, or a frozen process): the run is
