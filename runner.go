@@ -323,7 +323,6 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 		err := st.guard(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
 		if err == nil {
 			res.Value = v
-			enriched.Add(1)
 			return OutcomeEnriched, nil
 		}
 		ie := &ItemError{Batch: num, Index: i, Err: err}
@@ -368,12 +367,18 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 	var next atomic.Int64
 	for range min(o.Concurrency, len(items)) {
 		g.Go(func() error {
+			n := 0 // enriched by this worker: one shared add, not one per item
+			defer func() { enriched.Add(int64(n)) }()
 			for gctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= len(items) {
 					return nil
 				}
-				if _, err := one(gctx, i); err != nil {
+				out, err := one(gctx, i)
+				if out == OutcomeEnriched {
+					n++
+				}
+				if err != nil {
 					return err
 				}
 			}
