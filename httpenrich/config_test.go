@@ -115,7 +115,8 @@ func TestClientNotModified(t *testing.T) {
 	}
 	hc, tr := c.HTTPClient, c.HTTPClient.Transport
 	e := mustNew(t, raw{URL: srv.URL, Client: c})
-	if _, err := e.Enrich(testCtx(t), 1); err != nil {
+	var pool poolTrace
+	if _, err := e.Enrich(pool.context(testCtx(t)), 1); err != nil {
 		t.Fatal(err)
 	}
 	if len(attempts) != 3 || checks < 3 {
@@ -124,9 +125,7 @@ func TestClientNotModified(t *testing.T) {
 	if c.HTTPClient != hc || c.HTTPClient.Transport != tr || c.ErrorHandler != nil || c.Backoff != nil || c.Logger != nil || c.RetryMax != 2 {
 		t.Errorf("the caller's client was modified: %+v", c)
 	}
-	if srv.conns.Load() != 1 {
-		t.Errorf("%d connections, want 1 through the caller's transport", srv.conns.Load())
-	}
+	pool.check(t, srv, 1) // one connection through the caller's transport
 }
 
 func TestLogger(t *testing.T) {

@@ -44,7 +44,10 @@ const maxKeepAliveExpiry = 24 * time.Hour
 // with 25 requests in flight would close and reopen connections all the
 // time. A Pool keeps MaxKeepAliveConnections idle connections to the host.
 // Sized with ForConcurrency, a whole run opens no more connections than its
-// concurrency, unless the server closes them.
+// concurrency, but for those replacing a closed one: closed by the server,
+// or by net/http, which drops rather than pools a connection when it has
+// not seen the request's write finish within 50ms of reading the response
+// (on a starved CPU).
 type Pool struct {
 	// MaxConnections bounds the connections to one host, in use or idle;
 	// requests beyond it wait for a free connection. Zero means
@@ -64,11 +67,12 @@ type Pool struct {
 // ForConcurrency returns p sized for a Runner with n enrichments in flight
 // (batchenrich.Options.Concurrency): defaults filled in, MaxConnections set
 // to n and MaxKeepAliveConnections raised to at least n. A run then opens at
-// most n connections, reused from batch to batch, unless the server closes
-// them. Capping MaxConnections matters as much as keeping n idle: without
-// the cap, net/http dials a new connection for a request that finds none
-// idle even while another request is about to release one, and the
-// extra connections pile up. A non-positive n returns p with its defaults.
+// most n connections, reused from batch to batch, but for replacements of
+// closed ones (see Pool). Capping MaxConnections matters as much as
+// keeping n idle: without the cap, net/http dials a new connection for a
+// request that finds none idle even while another request is about to
+// release one, and the extra connections pile up. A non-positive n returns
+// p with its defaults.
 func (p Pool) ForConcurrency(n int) Pool {
 	p = p.withDefaults()
 	if n <= 0 {
