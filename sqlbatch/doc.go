@@ -78,7 +78,8 @@
 //
 // A batchenrich.Replay retries the items a run stored as failed.
 // NewFailedSource reads them back: the run's Source rows whose result row
-// (in the Sink's Table) has a failure class in scope. For that the Sink's
+// (in the Sink's Table) has a failure class in scope; its Check compares
+// the configuration with the catalog before the replay's first request. For that the Sink's
 // RowFunc stores each failure's class in a nullable column of its own
 // (batchenrich.Classify(r.Err).String(), NULL for a success), and
 // optionally its attempts (httpenrich.Error.Attempts) in another. A Sink

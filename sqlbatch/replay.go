@@ -138,6 +138,14 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 		need.cols, need.fields = append(need.cols, cfg.On[c]), append(need.fields, fmt.Sprintf("On[%q]", c))
 	}
 	s.config, s.needs = "FailedSourceConfig", []needCols{need}
+	if cfg.Source.Table != "" {
+		// The join's other side: the run's table has the On columns.
+		run := needCols{field: "Source.Table", table: cfg.Source.Table}
+		for _, c := range cols {
+			run.cols, run.fields = append(run.cols, c), append(run.fields, fmt.Sprintf("On[%q]", c))
+		}
+		s.needs = append(s.needs, run)
+	}
 	return s, nil
 }
 
@@ -150,6 +158,8 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 func (s *Sink[T, R]) replaySink(cfg SinkConfig[T, R]) (*Sink[T, R], error) {
 	r := &Sink[T, R]{db: s.db, d: s.d, pg: s.pg}
 	r.conflicted.Store(true)
+	// The same tables, which s checks before it hands r a batch.
+	r.checked.Store(true)
 	var err error
 	if r.main, err = newTarget(s.d, "", cfg.Table, cfg.Key, cfg.Columns, cfg.Row, cfg.BatchColumn); err != nil {
 		return nil, err

@@ -493,3 +493,58 @@ func TestReplayRefusesASinkWithAFailureTable(t *testing.T) {
 		t.Fatalf("replay write with a failure table: %v", err)
 	}
 }
+
+// A replay whose Sink or failed-items Source does not match the database
+// is refused before any request.
+func TestReplayRefusesAMismatchBeforeWork(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		j := newReplayJob(t, k, db)
+		j.run(t)
+		j.api.requests()
+		failed := func(class string, on map[string]string) *sqlbatch.Source[Traveler] {
+			src, err := sqlbatch.NewFailedSource[Traveler](db, sqlbatch.FailedSourceConfig{
+				Source: replaySourceConfig, Table: "traveler_batch_results", On: on, ClassColumn: class,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		}
+		badSink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
+			Table: "traveler_batch_results", Key: []string{"execution_id", "traveler_id"},
+			Columns: []string{"execution_id", "traveler_id", "failure_clas"}, BatchColumn: "batch_number",
+			Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+				return []any{r.Item.ExecutionID, r.Item.TravelerID, nil}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := map[string]string{"execution_id": "execution_id", "traveler_id": "traveler_id"}
+		for _, c := range []struct {
+			src  *sqlbatch.Source[Traveler]
+			sink *sqlbatch.Sink[Traveler, Enriched]
+			want string
+		}{
+			{failed("failure_class", on), badSink, `sqlbatch: invalid SinkConfig.Columns[2]: table "traveler_batch_results" has no column "failure_clas"`},
+			{failed("failure_klass", on), j.sink, `sqlbatch: invalid FailedSourceConfig.ClassColumn: table "traveler_batch_results" has no column "failure_klass"`},
+			{failed("failure_class", map[string]string{"execution_id": "execution_id", "traveler_id": "travelr_id"}), j.sink,
+				`sqlbatch: invalid FailedSourceConfig.On["traveler_id"]: table "traveler_batch_results" has no column "travelr_id"`},
+			{failed("failure_class", map[string]string{"execution_id": "execution_id", "travelr_id": "traveler_id"}), j.sink,
+				`sqlbatch: invalid FailedSourceConfig.On["travelr_id"]: table "traveler_batch_source" has no column "travelr_id"`},
+		} {
+			p, err := batchenrich.NewReplay(c.src, batchenrich.Enricher[Traveler, Enriched](j.enr), batchenrich.Sink[Traveler, Enriched](c.sink),
+				batchenrich.Options{Checkpoints: j.store, RunKey: "e1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Run(context.Background())
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) || total(j.api.requests()) != 0 {
+				t.Errorf("replay with %s: %v", c.want, err)
+			}
+		}
+		if cp, err := j.store.Load(context.Background(), "e1#replay-1"); err != nil || cp.Batch != 0 || cp.Done {
+			t.Fatalf("replay checkpoint %+v, %v", cp, err)
+		}
+	})
+}
