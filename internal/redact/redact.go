@@ -119,13 +119,15 @@ func redactQuery(raw string) string {
 // credential. Matching is on the name lower-cased without '_', '-' and
 // '.', so "API_KEY", "x-api-key", "apiKey" and "sslpassword" all match.
 var sensitiveParts = []string{
-	"pass", "pwd", "secret", "token", "key", "sig", "auth", "credential", "session", "cookie", "bearer",
+	"pass", "pwd", "secret", "token", "key", "sig", "auth", "credential", "session", "cookie", "bearer", "jwt",
 }
 
 // Sensitive reports whether a query parameter or keyword named name
 // carries a credential: its name, in any case and with '_', '-' and '.'
 // ignored, contains one of pass, pwd, secret, token, key, sig, auth,
-// credential, session, cookie or bearer. It errs on the side of masking.
+// credential, session, cookie, bearer or jwt (so access_token, signature,
+// X-Amz-Signature, X-Amz-Credential and X-Amz-Security-Token match too).
+// It errs on the side of masking.
 func Sensitive(name string) bool {
 	n := strings.Map(func(r rune) rune {
 		switch r {

@@ -30,6 +30,7 @@ func TestString(t *testing.T) {
 		{"https://h/x?x-api-key=s3cr3t", "https://h/x?x-api-key=xxxxx"},
 		{"https://h/x?Token=s3cr3t", "https://h/x?Token=xxxxx"},
 		{"https://h/x?access_token=s3cr3t", "https://h/x?access_token=xxxxx"},
+		{"https://h/x?jwt=s3cr3t&id_jwt=s3cr3t&signature=s3cr3t&X-Amz-Signature=s3cr3t&X-Amz-Credential=s3cr3t&X-Amz-Security-Token=s3cr3t&X-Amz-Date=20260101", "https://h/x?jwt=xxxxx&id_jwt=xxxxx&signature=xxxxx&X-Amz-Signature=xxxxx&X-Amz-Credential=xxxxx&X-Amz-Security-Token=xxxxx&X-Amz-Date=20260101"},
 		{"https://h/x?key=s3cr3t", "https://h/x?key=xxxxx"},
 		{"https://h/x?Secret=s3cr3t", "https://h/x?Secret=xxxxx"},
 		{"https://h/x?sig=s3cr3t&X-Amz-Signature=s3cr3t", "https://h/x?sig=xxxxx&X-Amz-Signature=xxxxx"},
