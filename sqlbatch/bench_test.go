@@ -53,13 +53,16 @@ func wideTags(id int64) map[string]string {
 // (no upsert, no conflict handling): the floor. payload=small rows carry
 // about 30 bytes of JSON, payload=wide about 700 (an httpbin answer).
 func BenchmarkSink(b *testing.B) {
-	for _, k := range testdb.Kinds {
+	for _, k := range testdb.AllKinds {
 		b.Run(string(k), func(b *testing.B) {
 			db := testdb.Open(b, k)
 			createResults(b, k, db)
 			modes := []string{"values"}
-			if k == testdb.PostgreSQL {
+			switch k {
+			case testdb.PostgreSQL:
 				modes = append(modes, "copy", "unnest", "auto", "upsert-only", "rawcopy")
+			case testdb.PGX:
+				modes = append(modes, "copy", "auto", "upsert-only") // unnest and rawcopy are lib/pq code
 			}
 			num := 0
 			for _, payload := range []string{"small", "wide"} {
