@@ -661,3 +661,40 @@ func TestOverlapTracer(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlapPartitioned runs a partitioned run overlapped: each partition
+// writes its batches in order, one at a time, every item once, within the
+// total concurrency.
+func TestOverlapPartitioned(t *testing.T) {
+	t.Parallel()
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		time.Sleep(200 * time.Microsecond)
+		return 2 * int(i), nil
+	})
+	sink := newPartSink()
+	store := batchenrichtest.NewCheckpoints()
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Overlap: true, Checkpoints: store, RunKey: "run"}, enr, sink)
+	rep, err := pr.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sink.err != nil {
+		t.Fatal(sink.err)
+	}
+	for i := range 1000 {
+		if n := sink.items[item(i)]; n != 1 {
+			t.Fatalf("item %d written %d times", i, n)
+		}
+	}
+	if got := enr.MaxInFlight(); got > 10 {
+		t.Errorf("max in flight over partitions = %d, want ≤ 10 (the total)", got)
+	}
+	for p := range 4 {
+		if cp, _ := store.Load(context.Background(), fmt.Sprintf("run#p%d", p)); !cp.Done || cp.Batch != 9 {
+			t.Errorf("checkpoint of partition %d = %+v", p, cp)
+		}
+	}
+	if rep.BatchesRun() != 36 || rep.Written() != 1000 {
+		t.Errorf("report: %d batches, %d written", rep.BatchesRun(), rep.Written())
+	}
+}
