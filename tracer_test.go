@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
@@ -435,5 +436,43 @@ func BenchmarkRunnerNopTracer(b *testing.B) {
 	b.ResetTimer()
 	if _, err := r.Run(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// slowTracer sleeps in every item hook and in the batch end.
+type slowTracer struct{ nopTracer }
+
+func (slowTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	time.Sleep(time.Millisecond)
+	return ctx
+}
+
+func (slowTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {
+	time.Sleep(time.Millisecond)
+}
+
+func (slowTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {
+	time.Sleep(5 * time.Millisecond)
+}
+
+// A slow Tracer slows the run but keeps its guarantees: order (the test
+// Sink checks it), the concurrency bound, and cancellation.
+func TestTracerSlow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(200)
+	if _, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 50, Concurrency: 4, Tracer: slowTracer{}}); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.checkWritten(t, 0, 200, 50, 1)
+	if n := f.enr.MaxInFlight(); n > 4 {
+		t.Errorf("%d enrichments in flight, Concurrency 4", n)
+	}
+
+	f = newFixture(100000)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	_, err := f.run(t, ctx, batchenrich.Options{BatchSize: 1000, Concurrency: 4, Tracer: slowTracer{}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel: %v", err)
 	}
 }

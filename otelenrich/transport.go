@@ -28,10 +28,13 @@ import (
 // parameter whose name looks like a credential (token, api_key, jwt,
 // signature, …) is replaced by xxxxx, as is any fragment.
 //
-// With httpenrich, hand it over in a Client:
+// With httpenrich, hand it over in a Client (and set MaxAttempts: with a
+// Client it is otherwise the Client's RetryMax+1):
 //
-//	tr := otelTracer.Transport(httpenrich.NewTransport(pool))
-//	httpenrich.Config{…, Client: &retryablehttp.Client{HTTPClient: &http.Client{Transport: tr}}, MaxAttempts: 4}
+//	base, err := httpenrich.NewTransport(httpenrich.Pool{}.ForConcurrency(n))
+//	…
+//	cfg.Client = &retryablehttp.Client{HTTPClient: &http.Client{Transport: tracer.Transport(base)}}
+//	cfg.MaxAttempts = httpenrich.DefaultMaxAttempts
 //
 // The returned transport does not close base's idle connections: close
 // base when done.
