@@ -3,10 +3,11 @@
 // OpenTelemetry.
 //
 // A Tracer implements batchenrich.Tracer and batchenrich.StageTracer: set
-// it in batchenrich.Options.Tracer. It depends on the OpenTelemetry API
-// only, and takes a TracerProvider and a MeterProvider (the global ones by
-// default); the application chooses the SDK, the sampler and the
-// exporters. Its instrumentation scope is ScopeName, this package's path.
+// it in batchenrich.Options.Tracer. The package depends on the
+// OpenTelemetry API (and otelhttp), not the SDK, and takes a TracerProvider
+// and a MeterProvider (the global ones by default): the application
+// chooses the SDK, the sampler and the exporters (the module's tests and
+// example use the SDK). Its instrumentation scope is ScopeName, this package's path.
 //
 //	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tp, MeterProvider: mp})
 //	runner, err := batchenrich.New(src, enr, sink, batchenrich.Options{…, Tracer: tr})

@@ -82,7 +82,8 @@ type Config struct {
 }
 
 // Tracer is a batchenrich.Tracer (and StageTracer) that makes OpenTelemetry
-// spans and metrics of a run. Set it in batchenrich.Options.Tracer; wrap
+// spans and metrics of a run. Create one with New (the zero value is not
+// usable) and set it in batchenrich.Options.Tracer; wrap
 // the Enricher's HTTP transport with Transport to see each attempt too. It
 // is safe for concurrent use and may serve any number of runs, one after
 // the other or at once.
