@@ -63,8 +63,11 @@
 // and stage; so does a failure to take or release the run's lock
 // (StageLock, StageUnlock). A panic in user code becomes a *PanicError
 // inside an *ItemError (Enricher) or *BatchError (Source, Sink,
-// CheckpointStore, Locker). Transient, Permanent and Fatal classify errors; Classify reads
-// the class back. Error texts say each thing once: one "batchenrich: "
+// CheckpointStore, Locker). A panic in the handler of Options.Logger loses
+// that record, and a send to a closed Options.Events channel drops that
+// event (counted in Report.EventsDropped): neither ever escapes Run, with
+// or without Options.Overlap. Transient, Permanent and Fatal classify
+// errors; Classify reads the class back. Error texts say each thing once: one "batchenrich: "
 // prefix, the batch number once.
 //
 // # Durable runs

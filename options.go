@@ -166,12 +166,14 @@ type Options struct {
 	// means DefaultLockRetryInterval. Only allowed with Checkpoints.
 	LockRetryInterval time.Duration
 
-	// Logger receives the run's log records. Nil means silent.
+	// Logger receives the run's log records. Nil means silent. A record
+	// whose handler panics is lost; the panic never escapes the Runner.
 	Logger *slog.Logger
 
 	// Events, when set, receives progress events. Sends never block the
 	// run: an event that does not fit in the channel's buffer is dropped
-	// and counted in Report.EventsDropped. Give it a buffer.
+	// and counted in Report.EventsDropped, and so is one sent to a closed
+	// channel (the send's panic is recovered). Give it a buffer.
 	Events chan<- Event
 
 	// Tracer, when set, observes the run, its batches and its items, for
@@ -240,6 +242,8 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		o.Logger = safeLogger(o.Logger)
 	}
 	return o, nil
 }

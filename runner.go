@@ -463,6 +463,11 @@ func (st *run[T, R]) emit(ev Event) {
 	}
 	ev.Time = time.Now()
 	ev.Partition = st.opts.Partition.Index
+	defer func() {
+		if recover() != nil { // the channel was closed
+			st.dropped.Add(1)
+		}
+	}()
 	select {
 	case st.opts.Events <- ev:
 	default:
