@@ -166,9 +166,9 @@ func (j *replayJob) run(t *testing.T) batchenrich.Report {
 	return rep
 }
 
-// replay replays e1's failures in scope, in batches of 3, with enr
-// wrapping the job's Enricher.
-func (j *replayJob) replay(t *testing.T, ctx context.Context, scope batchenrich.ReplayScope, enr batchenrich.Enricher[Traveler, Enriched]) (batchenrich.ReplayReport, error) {
+// replayer is the replay of e1's failures in scope, in batches of 3,
+// with enr (nil: the job's Enricher).
+func (j *replayJob) replayer(t *testing.T, scope batchenrich.ReplayScope, enr batchenrich.Enricher[Traveler, Enriched]) *batchenrich.Replay[Traveler, Enriched] {
 	t.Helper()
 	failed, err := sqlbatch.NewFailedSource[Traveler](j.db, sqlbatch.FailedSourceConfig{
 		Source:      replaySourceConfig,
@@ -188,7 +188,13 @@ func (j *replayJob) replay(t *testing.T, ctx context.Context, scope batchenrich.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.Run(ctx)
+	return p
+}
+
+// replay runs j.replayer(t, scope, enr).
+func (j *replayJob) replay(t *testing.T, ctx context.Context, scope batchenrich.ReplayScope, enr batchenrich.Enricher[Traveler, Enriched]) (batchenrich.ReplayReport, error) {
+	t.Helper()
+	return j.replayer(t, scope, enr).Run(ctx)
 }
 
 // replayRow is a row of the results as a replay cares about it.
@@ -546,5 +552,47 @@ func TestReplayRefusesAMismatchBeforeWork(t *testing.T) {
 		if cp, err := j.store.Load(context.Background(), "e1#replay-1"); err != nil || cp.Batch != 0 || cp.Done {
 			t.Fatalf("replay checkpoint %+v, %v", cp, err)
 		}
+	})
+}
+
+// Two replays of one run never work at once, from two stores (as from two
+// processes): the second is refused while the first works, sending
+// nothing.
+func TestTwoReplaysNeverAtOnce(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		j := newReplayJob(t, k, db)
+		j.run(t)
+		j.api.requests()
+		j.api.healed.Store(true)
+		started, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		blocking := batchenrich.EnricherFunc[Traveler, Enriched](func(ctx context.Context, tr Traveler) (Enriched, error) {
+			once.Do(func() { close(started) })
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return Enriched{}, ctx.Err()
+			}
+			return j.enr.Enrich(ctx, tr)
+		})
+		p := j.replayer(t, batchenrich.ReplayTransient, blocking)
+		first := make(chan error, 1)
+		go func() {
+			_, err := p.Run(context.Background())
+			first <- err
+		}()
+		<-started
+
+		other := *j
+		other.store = checkpointStore(t, db)
+		_, err := other.replay(t, context.Background(), batchenrich.ReplayAll, nil)
+		if !errors.Is(err, batchenrich.ErrRunLocked) || total(j.api.requests()) != 0 {
+			t.Errorf("second replay while the first works: %v", err)
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		j.checkRows(t, only404)
 	})
 }
