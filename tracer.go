@@ -41,7 +41,9 @@ import (
 //     the item, inside one of the Options.Concurrency slots, so up to
 //     Concurrency of them run at once. The end is called whatever the
 //     Enricher did, panic included. Items never started (their batch was
-//     abandoned first) get neither call.
+//     abandoned first) get neither call. With a Tracer, an item that is a
+//     Keyer is asked for its key before TraceItemStart (a panic there
+//     stops the run like one in TraceItemStart).
 //
 // A slow Tracer slows the run and, in the item methods, holds a
 // concurrency slot; it cannot reorder batches, lift a bound, or keep Run

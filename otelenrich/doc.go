@@ -21,7 +21,10 @@
 // transport with otelhttp so that each attempt is a client span under its
 // item, with http.request.resend_count on resends. Failed items and
 // batches have an Error status and the error recorded; canceled items
-// (their batch was abandoned) do not.
+// (their batch was abandoned) do not. The run span is a child of the span
+// in the context given to Run, if any; a batchenrich.Partitioned run has
+// one run span per partition, with the partition's run key, and its
+// progress per partition.
 //
 // # Metrics
 //

@@ -449,3 +449,67 @@ func TestAdaptiveLimitGauge(t *testing.T) {
 	}
 	t.Logf("limits: %v", got)
 }
+
+// A partitioned run has a run span per partition, with the partition's run
+// key, under the span of the context given to Run; progress is per
+// partition.
+func TestPartitionedRun(t *testing.T) {
+	tel := newTelemetry(t)
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tel.tp, MeterProvider: tel.mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	enr := batchenrich.EnricherFunc[traveler, int](func(_ context.Context, tv traveler) (int, error) { return int(tv), nil })
+	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[traveler, int]{
+		Partitions: 2,
+		Source: func(p batchenrich.Partition) (batchenrich.Source[traveler], error) {
+			var items []traveler
+			for i := range 10 {
+				if i%2 == p.Index {
+					items = append(items, traveler(i))
+				}
+			}
+			return batchenrichtest.NewSliceSource(items), nil
+		},
+		Enricher: enr,
+		Sink: func(batchenrich.Partition) (batchenrich.Sink[traveler, int], error) {
+			return batchenrichtest.NewSink[traveler, int](), nil
+		},
+		Options: batchenrich.Options{BatchSize: 2, RunKey: "run", Checkpoints: batchenrichtest.NewCheckpoints(), Tracer: tr},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, parent := tel.tp.Tracer("test").Start(context.Background(), "job")
+	if _, err := pr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var keys []string
+	items := 0
+	for _, s := range tel.spans.GetSpans() {
+		switch s.Name {
+		case otelenrich.SpanRun:
+			k, _ := attr(s.Attributes, otelenrich.AttrRunKey)
+			keys = append(keys, k.AsString())
+			if s.Parent.SpanID() != parent.SpanContext().SpanID() {
+				t.Errorf("run span %s is not under the caller's span", k.AsString())
+			}
+		case otelenrich.SpanItem:
+			items++
+		}
+	}
+	slices.Sort(keys)
+	if fmt.Sprint(keys) != "[run#p0 run#p1]" || items != 10 {
+		t.Errorf("run spans %v, %d item spans", keys, items)
+	}
+	got := map[string]int64{}
+	for _, p := range tel.metrics(t)[otelenrich.ScopeName+" "+otelenrich.MetricBatchesDone].Data.(metricdata.Gauge[int64]).DataPoints {
+		k, _ := p.Attributes.Value(otelenrich.AttrRunKey)
+		got[k.AsString()] = p.Value
+	}
+	if fmt.Sprint(got) != "map[run#p0:3 run#p1:3]" {
+		t.Errorf("batches done = %v", got)
+	}
+}
