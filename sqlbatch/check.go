@@ -55,6 +55,11 @@ func (s *Sink[T, R]) check(ctx context.Context, q sqldialect.Querier) (err error
 	if err := s.main.check(ctx, s.d, q, ""); err != nil {
 		return err
 	}
+	if s.replay != nil {
+		// The replay Sink writes the same columns; it is not checked
+		// itself, so it learns its text columns here.
+		s.replay.main.text = s.main.text
+	}
 	if s.failures != nil {
 		if err := s.failures.check(ctx, s.d, q, "Failures."); err != nil {
 			return err

@@ -147,3 +147,41 @@ func TestQuestionMarkNames(t *testing.T) {
 		}
 	})
 }
+
+// A replay's batch converts []byte for text columns too.
+func TestBytesForTextColumnsInReplay(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		ctx := context.Background()
+		mustExec(t, db, `CREATE TABLE replayed (id BIGINT PRIMARY KEY, txt TEXT, b INTEGER)`)
+		s, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
+			Table: "replayed", Key: []string{"id"}, Columns: []string{"id", "txt"}, BatchColumn: "b",
+			Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+				return []any{r.Item.TravelerID, []byte("héllo")}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 200 rows of 3 values: PostgreSQL stages them with COPY.
+		if err := s.Write(ctx, batchOf(1, "e1", ids(1, 200)...)); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, `UPDATE replayed SET txt = NULL`)
+		b := batchOf(1, "e1", ids(1, 200)...)
+		b.Replay = 1
+		if err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		typ := `'text'`
+		if k == testdb.SQLite {
+			typ = `typeof(txt)`
+		}
+		var got struct {
+			Txt string `db:"txt"`
+			Typ string `db:"typ"`
+		}
+		if err := db.Get(&got, `SELECT txt, `+typ+` AS typ FROM replayed WHERE id = 7`); err != nil || got.Txt != "héllo" || got.Typ != "text" {
+			t.Fatalf("replayed row: %+v, %v", got, err)
+		}
+	})
+}
