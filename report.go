@@ -40,12 +40,15 @@ type Report struct {
 	Duration time.Duration
 }
 
-// BatchReport describes one batch.
+// BatchReport describes one batch. In a batch that stopped the run
+// (FailBatch, MaxBatchFailures, the all-failed stop, a panic, a Fatal
+// error), Enriched and Failed count the items finished before the stop;
+// items cut short by it count in neither.
 type BatchReport struct {
 	Number   int // batch number, from 1
 	Read     int // items read from the Source
 	Enriched int // items enriched without error
-	Failed   int // items whose enrichment failed
+	Failed   int // items whose enrichment failed (a panic or a Fatal error included)
 	Written  int // items handed to a Sink write that succeeded
 
 	// ReadDuration is how long the run waited for the window: the whole
