@@ -152,11 +152,8 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return st.batchError(1, StageCheckpoint, err)
 		}
 		cp.RunKey = o.RunKey
-		if err := checkPartitions(o.RunKey, cp, o.Partition.Count); err != nil {
-			return st.batchError(cp.Batch+1, StageCheckpoint, err)
-		}
-		if err := checkShape(cp, o); err != nil {
-			return st.batchError(cp.Batch+1, StageCheckpoint, err)
+		if err := CheckResume(cp, o); err != nil {
+			return err
 		}
 		st.rep.BatchesSkipped = cp.Batch
 		if cp.Done {

@@ -31,10 +31,15 @@ func dryRun(ctx context.Context, cfg config, w io.Writer) error {
 		if err := checkSchema(ctx, db); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)
 		if cp, err = loadCheckpoint(ctx, db, cfg.executionID); err != nil {
 			return err
 		}
+		// What the run would refuse (another -batch-size or -partitions
+		// than the checkpoint recorded), refused alike.
+		if err := batchenrich.CheckResume(cp, batchenrich.Options{BatchSize: cfg.batchSize, RunKey: cfg.executionID}); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)
 	}
 	if cfg.profileURL == "" {
 		fmt.Fprintln(w, "profile API: embedded httpbin on loopback (started by a run)")
@@ -87,14 +92,29 @@ func openReadOnly(ctx context.Context, cfg config) (*sqlx.DB, error) {
 // dry run writes nothing.
 func loadCheckpoint(ctx context.Context, db *sqlx.DB, runKey string) (batchenrich.Checkpoint, error) {
 	cp := batchenrich.Checkpoint{RunKey: runKey}
-	if _, _, exists, err := describeTable(ctx, db, sqlbatch.DefaultCheckpointTable); err != nil || !exists {
+	cols, _, exists, err := describeTable(ctx, db, sqlbatch.DefaultCheckpointTable)
+	if err != nil || !exists {
 		return cp, err
 	}
-	var row struct {
-		Batch int  `db:"batch"`
-		Done  bool `db:"done"`
+	// The shape columns, where the table has them (an older table has
+	// not: its checkpoints recorded no shape).
+	q := `SELECT batch, done`
+	for _, c := range cols {
+		switch c.Name {
+		case "partitions":
+			q += `, COALESCE(partitions, 0) AS partitions`
+		case "batch_size", "fingerprint":
+			q += `, ` + c.Name
+		}
 	}
-	err := db.GetContext(ctx, &row, db.Rebind(`SELECT batch, done FROM `+sqlbatch.DefaultCheckpointTable+` WHERE run_key = ?`), runKey)
+	var row struct {
+		Batch       int    `db:"batch"`
+		Done        bool   `db:"done"`
+		Partitions  int    `db:"partitions"`
+		BatchSize   int    `db:"batch_size"`
+		Fingerprint string `db:"fingerprint"`
+	}
+	err = db.GetContext(ctx, &row, db.Rebind(q+` FROM `+sqlbatch.DefaultCheckpointTable+` WHERE run_key = ?`), runKey)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
@@ -102,5 +122,6 @@ func loadCheckpoint(ctx context.Context, db *sqlx.DB, runKey string) (batchenric
 		return cp, fmt.Errorf("read checkpoint: %w", err)
 	}
 	cp.Batch, cp.Done = row.Batch, row.Done
+	cp.Partitions, cp.BatchSize, cp.Fingerprint = row.Partitions, row.BatchSize, row.Fingerprint
 	return cp, nil
 }

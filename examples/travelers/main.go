@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	if cfg.dryRun {
 		if err := dryRun(ctx, cfg, stdout); err != nil {
+			if refusedBeforeWork(err) {
+				return fail(exitUsage, "%s", refusal(err))
+			}
 			return fail(exitUsage, "%v", err)
 		}
 		return exitOK
@@ -177,7 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if errors.Is(runErr, batchenrich.ErrPartitionsChanged) {
 		// Refused before any request: the run's rows are another
 		// partition count's, and a summary would blame this run for them.
-		return fail(exitUsage, "%v (-partitions); nothing done here", runErr)
+		return fail(exitUsage, "%s", refusal(runErr))
 	}
 	if errors.Is(runErr, batchenrich.ErrRunLocked) {
 		// The twin wrote nothing: a summary would report the other
@@ -193,9 +196,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if refusedBeforeWork(runErr) {
 		// The run's settings do not fit its checkpoint or the catalog:
 		// bad input, refused before anything was enriched.
-		return fail(exitUsage, "%v", oneLine(runErr))
+		return fail(exitUsage, "%s", refusal(runErr))
 	}
 	return finish(ctx, db, cfg, rep, replay, runErr, stdout, stderr)
+}
+
+// refusal is the one line saying why Run (or a dry run, with
+// batchenrich.CheckResume) refused to start.
+func refusal(err error) string {
+	if errors.Is(err, batchenrich.ErrPartitionsChanged) {
+		return fmt.Sprintf("%v (-partitions); nothing done here", err)
+	}
+	return oneLine(err)
 }
 
 // refusedBeforeWork reports whether Run refused to start: settings that

@@ -270,3 +270,37 @@ func TestResumeWithOtherBatchSizeRefused(t *testing.T) {
 	}
 	t.Log(stderr)
 }
+
+// TestDryRunRefusesLikeTheRun plans a run whose flags do not fit the
+// checkpoint's recorded shape (another -batch-size; no -partitions for a
+// partitioned run): the dry run refuses it with the real run's exit code
+// and line, instead of printing a plan the run would not follow.
+func TestDryRunRefusesLikeTheRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		first, then []string
+	}{
+		{"batch-size", []string{"-batch-size", "20", "-max-batches", "2"}, []string{"-batch-size", "50"}},
+		{"partitions", []string{"-batch-size", "20", "-partitions", "2"}, []string{"-batch-size", "20"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, dsn := dbFor(t, testdb.SQLite)
+			args := []string{"-dsn", dsn, "-seed-rows", "100", "-json", "-execution-id", "shape-" + tc.name}
+			if code, _, stderr := program(t, context.Background(), append(args, tc.first...)...); code != exitOK {
+				t.Fatalf("first: exit %d\n%s", code, stderr)
+			}
+			args = append(args, tc.then...)
+			dcode, dstdout, dstderr := program(t, context.Background(), append(args, "-dry-run")...)
+			code, _, stderr := program(t, context.Background(), args...)
+			if code != exitUsage || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("run: exit %d, stderr %q", code, stderr)
+			}
+			if dcode != code || dstdout != "" || dstderr != stderr {
+				t.Fatalf("dry run: exit %d, stdout %q, stderr %q; want exit %d, no stdout, stderr %q", dcode, dstdout, dstderr, code, stderr)
+			}
+			t.Log(stderr)
+		})
+	}
+}
