@@ -23,11 +23,16 @@ type Checkpoint struct {
 	// BatchSize is the Options.BatchSize of the run that saved the
 	// checkpoint; 0 if unknown (a checkpoint saved by an older version).
 	// A run resuming with another BatchSize is refused (see
-	// ErrCheckpointMismatch).
+	// ErrCheckpointMismatch); 0 matches any, and the resumed run's
+	// checkpoints record its own.
 	BatchSize int
 	// Fingerprint is the Options.Fingerprint of the run that saved the
-	// checkpoint, "" if it had none. A run resuming with another one is
-	// refused (see ErrCheckpointMismatch).
+	// checkpoint, "" if it had none (or was an older version). A run
+	// resuming a non-empty Fingerprint with another one, "" included, is
+	// refused (see ErrCheckpointMismatch). An empty one matches any: a
+	// run with a Fingerprint resumes it, and its checkpoints record the
+	// Fingerprint from then on (so a job can start fingerprinting in
+	// mid-run, e.g. after an upgrade).
 	Fingerprint string
 }
 

@@ -89,7 +89,10 @@
 // (an optional caller-provided fingerprint of the job's configuration). A
 // run resuming a checkpoint recorded with other ones is refused with
 // ErrCheckpointMismatch, saying what differs, before anything is read;
-// Options.AllowReshape allows it deliberately.
+// Options.AllowReshape allows it deliberately. A checkpoint that recorded
+// none (an older version's, or a run's without a Fingerprint) matches any
+// and records the resumed run's from then on. CheckResume makes the same
+// check on a loaded checkpoint without running (for a dry run).
 //
 // # Replays
 //

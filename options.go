@@ -144,9 +144,11 @@ type Options struct {
 	// Fingerprint, optional, identifies the job's configuration (for
 	// example a hash of the URL template and the validation version). It
 	// is recorded in each checkpoint with BatchSize, and a run resuming a
-	// checkpoint recorded with a different Fingerprint or BatchSize is
-	// refused with ErrCheckpointMismatch before anything is read. Only
-	// allowed with Checkpoints.
+	// checkpoint recorded with a different non-empty Fingerprint (or a
+	// different BatchSize) is refused with ErrCheckpointMismatch before
+	// anything is read. A checkpoint recorded without a Fingerprint is
+	// resumed whatever this one, and records it from then on (see
+	// Checkpoint.Fingerprint). Only allowed with Checkpoints.
 	Fingerprint string
 
 	// AllowReshape lets a run resume a checkpoint recorded with another

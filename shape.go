@@ -9,7 +9,7 @@ import (
 
 // ErrCheckpointMismatch is returned by Run, wrapped in a *BatchError (stage
 // StageCheckpoint), when the checkpoint of its RunKey was recorded by a run
-// with another BatchSize or Fingerprint (see Checkpoint). Nothing is read:
+// with another BatchSize or non-empty Fingerprint (see Checkpoint). Nothing is read:
 // resuming would mix batch sizes or configurations in one run. The error
 // says what differs and how to proceed: run with the recorded settings,
 // start afresh under a new RunKey, or set Options.AllowReshape.
