@@ -134,8 +134,8 @@ type Options struct {
 	// the partition, and MaxBatches caps the partition's batches. The
 	// count is recorded with the checkpoints: a run recorded with another
 	// count is refused before any read (ErrPartitionsChanged). The zero
-	// value, like Count 1, is an unpartitioned run. RunPartitions runs all
-	// partitions of a run in one process.
+	// value, like Count 1, is an unpartitioned run. NewPartitioned (then
+	// Partitioned.Run) runs all partitions of a run in one process.
 	Partition Partition
 
 	// run is RunKey as given, when Partition derived RunKey from it.
