@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -76,6 +77,18 @@ func TestFleetInOneProcess(t *testing.T) {
 	code, stdout, stderr = program(t, context.Background(), args...)
 	if s := summaryOf(t, stdout); code != exitOK || s.Execution.BatchesRun != 0 || requests.Load() != 300 {
 		t.Fatalf("again: exit %d %+v, %d requests\n%s", code, s, requests.Load(), stderr)
+	}
+	// Other parameters than the run's jobs carry: refused, one line, no
+	// summary, no request (River's unique jobs would keep the first ones).
+	for _, c := range []struct{ flag, value, says string }{
+		{"-batch-size", "50", "-batch-size 20 (this run: 50)"},
+		{"-max-batches", "9", "-max-batches 0 (this run: 9)"},
+	} {
+		code, stdout, stderr := program(t, context.Background(), append(slices.Clone(args), c.flag, c.value)...)
+		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.says) || requests.Load() != 300 {
+			t.Fatalf("%s %s: exit %d, %d requests\n%s%s", c.flag, c.value, code, requests.Load(), stdout, stderr)
+		}
+		t.Log(strings.TrimSpace(stderr))
 	}
 	// Another partition count for the run: refused before any request.
 	args[11] = "2"

@@ -3,7 +3,9 @@
 // of processes sharing the database.
 //
 // The enqueueing command seeds the source like travelers, enqueues the run
-// (one unique job per partition), works on it in this process too, waits
+// (one unique job per partition; enqueued again with another -batch-size,
+// -max-batches or -concurrency it is refused, exit 2, as its jobs keep the
+// first enqueue's), works on it in this process too, waits
 // until every partition is done, runs travelers' final validation from the
 // database and prints the same summary (-json: travelers' shape, plus
 // configured.partitions). It exits 0 only if every expected row is stored.
@@ -202,12 +204,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitUsage, "%v", err)
 	}
 	defer enr.Close()
-	if err := client.Start(ctx); err != nil {
-		return fail(exitIncomplete, "%v", err)
+	started, stopped := false, false
+	startClient := func() error {
+		started = true
+		return client.Start(ctx)
 	}
-	stopped := false
 	stop := func() error {
-		if stopped {
+		if stopped || !started {
 			return nil
 		}
 		stopped = true
@@ -218,6 +221,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer stop()
 
 	if cfg.worker {
+		if err := startClient(); err != nil {
+			return fail(exitIncomplete, "%v", err)
+		}
 		if !cfg.json {
 			fmt.Fprintf(stderr, "fleet worker on %s: working on jobs until SIGINT or SIGTERM\n", dbDesc)
 		}
@@ -238,7 +244,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
-	start := time.Now()
+	began := time.Now()
 	p := params{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: (cfg.concurrency + cfg.partitions - 1) / cfg.partitions}
 	e, err := client.Enqueue(ctx, cfg.executionID, cfg.partitions, p)
 	if errors.Is(err, batchenrich.ErrPartitionsChanged) {
@@ -247,8 +253,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
+	if was, dup, err := enqueuedParams(ctx, client, e); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	} else if diff := paramsChanged(was, p); dup && diff != "" {
+		// The jobs exist with their first enqueue's parameters, which
+		// they keep: going on would run (or report) other settings
+		// than these flags say.
+		return fail(exitUsage, "execution id %s was enqueued with %s; its jobs keep the first enqueue's settings: run again with them, or use a new -execution-id; nothing done here", cfg.executionID, diff)
+	}
+	if err := startClient(); err != nil {
+		return fail(exitIncomplete, "%v", err)
+	}
 	runErr := client.Wait(ctx, e, 100*time.Millisecond)
-	elapsed := time.Since(start)
+	elapsed := time.Since(began)
 	if err := stop(); err != nil && runErr == nil {
 		runErr = err
 	}
