@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,20 +57,27 @@ func killedThenResumed(t *testing.T, k testdb.Kind) {
 	api.healed.Store(true)
 
 	// The child hangs on traveler 260's request (its third replay
-	// batch), where it is killed.
+	// batch) until it is killed. It has an API of its own: a request it
+	// sent just before the kill may reach an API after the kill, and
+	// must not be counted with the resumed replay's.
+	childAPI := newOutageAPI(t)
+	childAPI.healed.Store(true)
+	dead := make(chan struct{})
+	var release sync.Once
+	defer release.Do(func() { close(dead) })
 	reached := make(chan struct{}, 1)
-	api.mu.Lock()
-	api.onRequest = func(id int) {
+	childAPI.mu.Lock()
+	childAPI.onRequest = func(id int) {
 		if id == 260 {
 			select {
 			case reached <- struct{}{}:
 			default:
 			}
-			time.Sleep(time.Second) // the child dies meanwhile
+			<-dead
 		}
 	}
-	api.mu.Unlock()
-	spec, _ := json.Marshal(replayArgs)
+	childAPI.mu.Unlock()
+	spec, _ := json.Marshal(append(replayArgs[:len(replayArgs):len(replayArgs)], "-profile-url", childAPI.URL+"/anything"))
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(os.Environ(), childArgsEnv+"="+string(spec))
 	if err := cmd.Start(); err != nil {
@@ -86,10 +94,8 @@ func killedThenResumed(t *testing.T, k testdb.Kind) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	api.mu.Lock()
-	api.onRequest = nil
-	api.mu.Unlock()
-	first := api.requests()
+	release.Do(func() { close(dead) })
+	first := childAPI.requests()
 
 	code, stdout, stderr := program(t, context.Background(), replayArgs...)
 	s := summaryOf(t, stdout)
