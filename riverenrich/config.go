@@ -41,6 +41,11 @@ const (
 	// DefaultLockedRetry is how long a job whose partition is locked by
 	// another runner waits before it is tried again.
 	DefaultLockedRetry = 2 * time.Second
+
+	// RetryMax bounds the wait before a failed partition job is retried
+	// (attempt n waits n seconds, up to this); River discards a job after
+	// its MaxAttempts (25 by default) failed attempts.
+	RetryMax = 30 * time.Second
 )
 
 // Config configures a Client. The zero value of each optional field means

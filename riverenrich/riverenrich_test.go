@@ -338,3 +338,40 @@ func TestStopHandsPartitionsBack(t *testing.T) {
 	}
 	t.Logf("stopped with %d of 300 rows stored", stored)
 }
+
+// TestFailedJobRetriedSoon fails a partition's first two attempts (its
+// Source cannot be built): the job is retried after 1 s then 2 s, not
+// after River's default backoff (1 s then 16 s), and the run completes.
+func TestFailedJobRetriedSoon(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 60)
+	cfg := f.config(t)
+	var failures atomic.Int64
+	src := cfg.Source
+	cfg.Source = func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[row], error) {
+		if job.Partition.Index == 0 && failures.Load() < 2 {
+			failures.Add(1)
+			return nil, errors.New("database restarting")
+		}
+		return src(ctx, job)
+	}
+	c := f.start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	e, err := c.Enqueue(ctx, "run-6", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(ctx, e, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); failures.Load() != 2 || took > 12*time.Second {
+		t.Fatalf("%d failures; run took %v, want well under River's default 17 s", failures.Load(), took)
+	}
+	f.check(t, 60, 2, 10)
+	var attempts int
+	if err := f.db.Get(&attempts, `SELECT attempt FROM river_job WHERE id = $1`, e.JobIDs[0]); err != nil || attempts != 3 {
+		t.Fatalf("partition 0's job took %d attempts (%v), want 3", attempts, err)
+	}
+}

@@ -23,6 +23,13 @@ func (w *worker[T, R]) Timeout(*river.Job[PartitionArgs]) time.Duration {
 	return w.c.cfg.Slice + SliceGrace
 }
 
+// NextRetry retries a failed job after its attempt number in seconds, at
+// most RetryMax: a partition resumes from its checkpoint, so there is no
+// reason to wait as long as River's default (attempt⁴ seconds).
+func (w *worker[T, R]) NextRetry(j *river.Job[PartitionArgs]) time.Time {
+	return time.Now().Add(min(time.Duration(j.Attempt)*time.Second, RetryMax))
+}
+
 // Work runs the job's partition for one slice.
 func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) error {
 	c, a := w.c, rj.Args
