@@ -38,17 +38,17 @@
 // RescueStuckJobsAfter (one hour by default; the rescuer runs every 30 s
 // on the leader, which cannot be made faster from outside). So a working
 // Client runs a takeover loop of its own, every TakeoverInterval
-// (DefaultTakeoverInterval, 5 s): a partition job that has been running
-// for at least that long while nobody holds its partition's run lock —
-// a PostgreSQL session advisory lock, freed by the server the moment its
-// process dies — seen so twice in a row, is put back as available (its
+// (DefaultTakeoverInterval, 5 s): a partition job still "running" while
+// nobody holds its partition's run lock — a PostgreSQL session advisory
+// lock, freed by the server the moment its process dies — seen so twice
+// in a row, one interval apart, is put back as available (its
 // errors and its metadata "batchenrich:takeovers" record it). The next
 // fetch resumes the partition after its last committed batch: the batch
 // in flight when the worker died is enriched again, nothing else. A dead
 // worker's partitions are thus taken over within about
 // 2 × TakeoverInterval plus the fetch poll interval after its death, about
-// 11 s by default (BENCHMARKS.md has the times measured), as long as
-// another worker runs and the database answers.
+// 11 s by default (9 s measured: BENCHMARKS.md), as long as another worker
+// runs and the database answers.
 //
 // Trade-offs: a shorter TakeoverInterval takes over sooner and costs one
 // River job listing plus one lock probe per running job per interval. A

@@ -20,8 +20,9 @@ import (
 // PostgreSQL session advisory lock) ends the moment its process dies. So
 // each working Client looks, every TakeoverInterval, at the running
 // partition jobs of its queue: a job that has run for at least
-// TakeoverInterval and whose partition lock nobody holds, found so twice
-// in a row (same attempt), has lost its worker. The Client puts it back
+// minRunning and whose partition lock nobody holds, found so twice in a
+// row at least 0.9 × TakeoverInterval apart (same attempt), has lost its
+// worker. The Client puts it back
 // as available, noting the takeover in its errors and metadata; any
 // worker then fetches it and resumes the partition after its last
 // committed batch.
@@ -32,6 +33,11 @@ import (
 // lock still keeps the two off the partition at once, and River's
 // bookkeeping converges: the second job finds the lock taken or the
 // partition done.
+
+// minRunning is how long a job must have been running before a look
+// counts it: a live worker takes its partition's lock within milliseconds
+// of River handing it the job.
+const minRunning = time.Second
 
 // sighting is a running job first seen with its partition unlocked.
 type sighting struct {
@@ -68,7 +74,7 @@ func (c *Client[T, R]) takeoverOnce(ctx context.Context, seen map[int64]sighting
 	now := time.Now()
 	next := map[int64]sighting{}
 	for _, row := range res.Jobs {
-		if row.AttemptedAt == nil || now.Sub(*row.AttemptedAt) < c.cfg.TakeoverInterval {
+		if row.AttemptedAt == nil || now.Sub(*row.AttemptedAt) < minRunning {
 			continue
 		}
 		var a PartitionArgs
