@@ -21,7 +21,8 @@ type progress struct {
 	before   int // rows written by earlier invocations of the run
 	done     int // rows written, before included
 	failed   int
-	batch    int
+	batch    int // the batch being worked on (the bar)
+	written  int // the last batch written (the lines); with Overlap it trails batch
 	lastDraw time.Time
 	split    bool // -partitions: batch counts the batches written over all partitions
 }
@@ -46,10 +47,11 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 			if p.split {
 				fmt.Fprintf(p.w, "partition %d resuming after batch %d\n", ev.Partition, ev.Batch)
 				p.batch += ev.Batch
+				p.written = p.batch
 				break
 			}
 			fmt.Fprintf(p.w, "resuming after batch %d\n", ev.Batch)
-			p.batch = ev.Batch
+			p.batch, p.written = ev.Batch, ev.Batch
 		case batchenrich.EventBatchStarted:
 			if !p.split {
 				p.batch = ev.Batch
@@ -60,6 +62,9 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 			p.done += ev.Stats.Written
 			if p.split {
 				p.batch++
+				p.written = p.batch
+			} else {
+				p.written = ev.Batch
 			}
 		}
 		switch {
@@ -80,7 +85,7 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 // line reports the last batch written, for logs and pipes.
 func (p *progress) line() {
 	fmt.Fprintf(p.w, "batch %d/%d written  %d/%d rows  %.0f rows/s  %d failed\n",
-		p.batch, p.batches, p.done, p.rows, p.rate(), p.failed)
+		p.written, p.batches, p.done, p.rows, p.rate(), p.failed)
 }
 
 func (p *progress) rate() float64 {
