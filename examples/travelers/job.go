@@ -50,7 +50,10 @@ var resultColumns = []string{
 
 // resultRow maps a result to a row of traveler_batch_results. A failed
 // enrichment (HTTP error after the retries, timeout, non-JSON body) is
-// stored as an invalid row with the reason: never dropped.
+// stored as an invalid row with the reason: never dropped. The reason is
+// batchenrich.FailureReason's ("status 503 after 4 attempts",
+// "malformed JSON: …"): it names no host and no batch, so it stays true
+// when a replay rewrites the row keeping its batch_number.
 func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
 	class, attempts := failureColumns(r)
@@ -59,7 +62,7 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	if r.Err != nil {
 		norm := normalizeName(t.TravelerName)
-		status, reason, detail := 0, "error", r.Err.Error()
+		status, reason, detail := 0, "error", batchenrich.FailureReason(r.Err)
 		var he *httpenrich.Error
 		if errors.As(r.Err, &he) {
 			status, reason = he.Status, string(he.Reason)
@@ -72,7 +75,7 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 			return nil, err
 		}
 		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			profileHash(t.TravelerID, norm), string(payload), false, reason + ": " + detail, now, class, attempts}, nil
+			profileHash(t.TravelerID, norm), string(payload), false, detail, now, class, attempts}, nil
 	}
 	p := r.Value
 	var verr any // NULL when valid

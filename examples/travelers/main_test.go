@@ -183,7 +183,7 @@ func TestFailedRowsContent(t *testing.T) {
 		}
 		switch r.ID % 10 {
 		case 0:
-			if r.Valid || r.Status != 500 || !strings.Contains(msg, "unexpected status") || !strings.Contains(r.Payload, `"status":500`) {
+			if r.Valid || r.Status != 500 || !strings.HasPrefix(msg, "status 500 after ") || strings.Contains(msg, "127.0.0.1") || !strings.Contains(r.Payload, `"status":500`) {
 				t.Errorf("500 row = %+v", r)
 			}
 		case 1:
@@ -191,7 +191,7 @@ func TestFailedRowsContent(t *testing.T) {
 				t.Errorf("wrong echo row = %+v", r)
 			}
 		case 2:
-			if r.Valid || !strings.Contains(msg, "malformed JSON") {
+			if r.Valid || !strings.HasPrefix(msg, "malformed JSON: ") || strings.Contains(msg, "batch") || strings.Contains(msg, "127.0.0.1") {
 				t.Errorf("non-JSON row = %+v", r)
 			}
 		case 3:

@@ -89,12 +89,12 @@ func TestResultRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	if col(row, "is_valid") != false || col(row, "profile_status") != 503 || col(row, "normalized_name") != "TRAVELER 5" ||
-		!strings.HasPrefix(col(row, "validation_error").(string), "unexpected status: ") {
+		col(row, "validation_error") != "status 503 after 4 attempts" {
 		t.Fatalf("failed row = %v", row)
 	}
 	var payload map[string]any
 	if err := json.Unmarshal([]byte(col(row, "profile_payload").(string)), &payload); err != nil ||
-		payload["error"] != "unexpected status" || payload["status"] != 503.0 || payload["class"] != "transient" {
+		payload["error"] != "unexpected status" || payload["detail"] != "status 503 after 4 attempts" || payload["status"] != 503.0 || payload["class"] != "transient" {
 		t.Fatalf("failed payload = %v (%v)", payload, err)
 	}
 }
