@@ -98,20 +98,34 @@ func prepare(ctx context.Context, db *sqlx.DB, execID string, rows int) error {
 func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
 	if r.Err != nil {
-		return []any{t.ExecutionID, t.TravelerID, 0, "{}", false, r.Err.Error()}, nil
+		return []any{t.ExecutionID, t.TravelerID, 0, "{}", false, batchenrich.FailureReason(r.Err)}, nil
 	}
 	return []any{t.ExecutionID, t.TravelerID, r.Value.Status, string(r.Value.Payload), true, nil}, nil
 }
 
-// validate checks that the API echoed the traveler's id.
+// validate checks that the API echoed the traveler's id: an httpbin
+// /anything answer, whose args hold strings (httpbin.org) or lists of
+// strings (go-httpbin).
 func validate(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
 	var echo struct {
-		Args map[string][]string `json:"args"`
+		Args map[string]json.RawMessage `json:"args"`
 	}
 	if err := json.Unmarshal(resp.Body, &echo); err != nil {
 		return Profile{}, fmt.Errorf("not an httpbin echo: %w", err)
 	}
-	if got := echo.Args["traveler_id"]; len(got) != 1 || got[0] != strconv.FormatInt(t.TravelerID, 10) {
+	raw, ok := echo.Args["traveler_id"]
+	if !ok {
+		return Profile{}, errors.New("no traveler_id echoed")
+	}
+	var got []string
+	if err := json.Unmarshal(raw, &got); err != nil {
+		var one string
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return Profile{}, fmt.Errorf("echoed traveler_id %s", raw)
+		}
+		got = []string{one}
+	}
+	if len(got) != 1 || got[0] != strconv.FormatInt(t.TravelerID, 10) {
 		return Profile{}, fmt.Errorf("echoed traveler_id %v", got)
 	}
 	return Profile{Status: resp.Status, Payload: resp.Body}, nil
