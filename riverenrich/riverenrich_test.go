@@ -375,3 +375,54 @@ func TestFailedJobRetriedSoon(t *testing.T) {
 		t.Fatalf("partition 0's job took %d attempts (%v), want 3", attempts, err)
 	}
 }
+
+// TestEnqueueTxFollowsTheTransaction enqueues inside the caller's
+// transaction: rolled back, no job exists; committed, the run's jobs do.
+func TestEnqueueTxFollowsTheTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 10)
+	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	count := func() int {
+		var n int
+		if err := f.db.Get(&n, `SELECT count(*) FROM river_job`); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tx, err := f.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ins.EnqueueTx(ctx, tx, "run-7", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d jobs after a rolled-back enqueue", n)
+	}
+	tx, err = f.db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO src VALUES (1000)`); err != nil { // the caller's own work
+		t.Fatal(err)
+	}
+	if _, err := ins.EnqueueTx(ctx, tx, "run-7", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d jobs visible before the commit", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("%d jobs after the commit, want 3", n)
+	}
+}
