@@ -100,8 +100,9 @@
 //
 // so a window reads about P × limit entries of the key's index to return
 // limit rows, at the same cost along the table (keyset paging within the
-// partition). The hash is PostgreSQL's own: resume a partitioned run on
-// the server version that started it. An expression index on that hash
+// partition). The hash is PostgreSQL's own (hashtextextended, PostgreSQL
+// 11 and later): resume a partitioned run on the server version that
+// started it. An expression index on that hash
 // makes each partition read only its own rows.
 //
 // SQLite has no hash function, so there the Source reads rows in key
