@@ -88,6 +88,9 @@ func (t *target[T, R]) check(ctx context.Context, d sqldialect.Dialect, q sqldia
 			}
 			reason := noColumn(t.name, c, info)
 			if i < len(t.fields) {
+				// A struct Sink's columns come from its row type,
+				// which StructSinkConfig.Row returns.
+				field = prefix + "Row"
 				reason += ", read from field " + t.fields[i] + " of the row type"
 			}
 			return configErr(field, reason, nil)
@@ -120,6 +123,14 @@ func noUnique(d sqldialect.Dialect, table string, key []string, info *sqldialect
 			sets[i] = "(" + strings.Join(u, ", ") + ")"
 		}
 		has = "it has unique keys on " + strings.Join(sets, ", ")
+	}
+	if len(info.Unusable) > 0 {
+		// A partial or expression index cannot back ON CONFLICT:
+		// say so rather than "no unique index".
+		if len(info.Unique) == 0 {
+			has = "it has no primary key or unique index ON CONFLICT can use"
+		}
+		has += "; " + strings.Join(info.Unusable, ", ") + ", which ON CONFLICT cannot use"
 	}
 	qt, _ := d.QuoteTable(table)
 	qk, _ := d.QuoteIdents(key)

@@ -60,6 +60,13 @@ func TestSinkKeyNotUnique(t *testing.T) {
 				t.Fatalf("%d rows written", n)
 			}
 		}
+		// Only a partial unique index: the error names it rather than
+		// saying there is no unique index.
+		mustExec(t, db, ddl(k, `CREATE TABLE partialkey (execution_id TEXT NOT NULL, traveler_id BIGINT NOT NULL,
+			batch_number INTEGER NOT NULL, payload JSONB, is_valid BOOLEAN NOT NULL, validation_error TEXT, processed_at TIMESTAMPTZ NOT NULL)`))
+		mustExec(t, db, `CREATE UNIQUE INDEX partialkey_valid ON partialkey (execution_id, traveler_id) WHERE is_valid`)
+		err := sinkOn(t, db, "partialkey", []string{"execution_id", "traveler_id"}).Check(ctx)
+		wantConfigErr(t, err, "SinkConfig", "Key", `(it has no primary key or unique index ON CONFLICT can use; unique index "partialkey_valid" is partial, which ON CONFLICT cannot use)`)
 		// A key in another order than the index's is fine.
 		s := sinkOn(t, db, "traveler_batch_results", []string{"traveler_id", "execution_id"})
 		createResults(t, k, db)

@@ -45,9 +45,17 @@ type StructSinkConfig[T, R, S any] struct {
 // the first problem. Like NewSink it does not touch the database; Check
 // compares the columns with the catalog.
 func NewStructSink[T, R, S any](db *sqlx.DB, cfg StructSinkConfig[T, R, S]) (_ *Sink[T, R], err error) {
+	var names []string // the struct field of each column
 	defer func() {
 		if ce, ok := err.(*ConfigError); ok && ce.Config == "SinkConfig" {
 			ce.Config = "StructSinkConfig"
+			// StructSinkConfig has no Columns: they come from the
+			// fields of the row type.
+			var i int
+			if _, e := fmt.Sscanf(ce.Field, "Columns[%d]", &i); e == nil && i >= 0 && i < len(names) {
+				ce.Field = "Row"
+				ce.Reason = "field " + names[i] + " of the row type: " + ce.Reason
+			}
 		}
 	}()
 	if db == nil {
@@ -66,7 +74,7 @@ func NewStructSink[T, R, S any](db *sqlx.DB, cfg StructSinkConfig[T, R, S]) (_ *
 	}
 	cols := make([]string, len(fields))
 	paths := make([][]int, len(fields))
-	names := make([]string, len(fields))
+	names = make([]string, len(fields))
 	for i, f := range fields {
 		if j := slices.Index(cols[:i], f.Path); j >= 0 {
 			return nil, &ConfigError{Config: "StructSinkConfig", Field: "Row",

@@ -82,7 +82,7 @@ func TestStructSink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantConfigErr(t, bad.Check(ctx), "StructSinkConfig", "Columns[2]", `has no column "is_vaild"`, "read from field Valid of the row type")
+		wantConfigErr(t, bad.Check(ctx), "StructSinkConfig", "Row", `has no column "is_vaild"`, "read from field Valid of the row type")
 	})
 }
 
@@ -112,6 +112,15 @@ func TestStructSinkConfigErrors(t *testing.T) {
 		Table: "t", Key: key, Row: func(batchenrich.Result[Traveler, Enriched]) (twice, error) { return twice{}, nil },
 	})
 	wantConfigErr(t, err, "StructSinkConfig", "Row", `fields TravelerID and ID of sqlbatch_test.twice both map to column "traveler_id"`)
+
+	type badTag struct {
+		resultKey
+		Note string `db:"no\x00te"`
+	}
+	_, err = sqlbatch.NewStructSink(db, sqlbatch.StructSinkConfig[Traveler, Enriched, badTag]{
+		Table: "t", Key: key, Row: func(batchenrich.Result[Traveler, Enriched]) (badTag, error) { return badTag{}, nil },
+	})
+	wantConfigErr(t, err, "StructSinkConfig", "Row", "field Note of the row type: bad column name")
 
 	_, err = sqlbatch.NewStructSink(db, sqlbatch.StructSinkConfig[Traveler, Enriched, int]{
 		Table: "t", Key: key, Row: func(batchenrich.Result[Traveler, Enriched]) (int, error) { return 0, nil },

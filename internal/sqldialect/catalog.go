@@ -36,6 +36,9 @@ type Table struct {
 	// indexes that can back an ON CONFLICT clause: not partial, not on
 	// expressions, not deferrable.
 	Unique [][]string
+	// Unusable describes its unique indexes that cannot, e.g.
+	// `unique index "results_valid" is partial`, for messages.
+	Unusable []string
 }
 
 // Column returns the column called name, exactly (names are quoted, so
@@ -132,6 +135,26 @@ func (d Dialect) describePG(ctx context.Context, q Querier, table string) (*Tabl
 		}
 		t.Unique[len(t.Unique)-1] = append(t.Unique[len(t.Unique)-1], col)
 	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	rows, err = q.QueryContext(ctx, `SELECT c.relname::text, CASE WHEN i.indpred IS NOT NULL THEN 'partial'
+			WHEN i.indexprs IS NOT NULL THEN 'on expressions' WHEN NOT i.indimmediate THEN 'deferrable' ELSE 'not valid' END
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1::bigint::oid AND i.indisunique
+			AND NOT (i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL)
+		ORDER BY 1`, oid.Int64)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var name, why string
+		if err := rows.Scan(&name, &why); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is %s", name, why))
+	}
 	return t, closeRows(rows)
 }
 
@@ -208,16 +231,21 @@ func describeSQLite(ctx context.Context, q Querier, table string) (*Table, error
 		}
 		t.Unique = append(t.Unique, cols)
 	}
-	rows, err = q.QueryContext(ctx, `SELECT name FROM `+fn("index_list")+` WHERE "unique" AND NOT partial`, args(name)...)
+	rows, err = q.QueryContext(ctx, `SELECT name, partial FROM `+fn("index_list")+` WHERE "unique" ORDER BY name`, args(name)...)
 	if err != nil {
 		return nil, err
 	}
 	var indexes []string
 	for rows.Next() {
 		var n string
-		if err := rows.Scan(&n); err != nil {
+		var partial bool
+		if err := rows.Scan(&n, &partial); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		if partial {
+			t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is partial", n))
+			continue
 		}
 		indexes = append(indexes, n)
 	}
@@ -247,6 +275,8 @@ func describeSQLite(ctx context.Context, q Querier, table string) (*Table, error
 		}
 		if !expr {
 			t.Unique = append(t.Unique, cols)
+		} else {
+			t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is on expressions", idx))
 		}
 	}
 	return t, nil
