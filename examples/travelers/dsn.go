@@ -15,7 +15,7 @@ const defaultSQLiteFile = "travelers.db"
 // errDSNKind is -dsn's answer to a value it cannot place. It never repeats
 // the value: a password pasted alone would be shown.
 var errDSNKind = errors.New("-dsn: not a PostgreSQL URL (postgres://…), a keyword connection string (host=… dbname=…) " +
-	"or a SQLite file (an absolute path, ./x, a name ending in .db, .sqlite or .sqlite3, or file:x.db)")
+	"or a SQLite file (an absolute path, ./x, a name ending in .db, .db3, .sqlite or .sqlite3, or file:x.db)")
 
 // resolveDSN picks the driver for c.dsn and describes the database for
 // people, its secrets masked:
@@ -23,7 +23,7 @@ var errDSNKind = errors.New("-dsn: not a PostgreSQL URL (postgres://…), a keyw
 //   - postgres:// or postgresql:// URLs and libpq keyword strings
 //     (host=… user=… dbname=…) are PostgreSQL;
 //   - file:, sqlite: and sqlite:// URIs, absolute paths, paths starting
-//     with ./ or ../, and names ending in .db, .sqlite, .sqlite3 or .db3
+//     with ./ or ../, and names ending in .db, .db3, .sqlite or .sqlite3
 //     are SQLite files;
 //   - anything else is refused, rather than taken for a file name.
 func (c *config) resolveDSN() error {

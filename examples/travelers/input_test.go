@@ -52,7 +52,7 @@ func TestBadInputRefusedBeforeWork(t *testing.T) {
 		{"password in a DSN's query, unreachable", []string{"-dsn", "postgres://postgres@127.0.0.1:1/x?password=s3cr3t&sslmode=disable", "-profile-url", api},
 			"database PostgreSQL postgres://postgres@127.0.0.1:1/x?password=xxxxx&sslmode=disable cannot be reached: dial tcp 127.0.0.1:1: connect: connection refused"},
 		{"a bare word DSN", []string{"-dsn", "s3cr3t", "-profile-url", api},
-			"-dsn: not a PostgreSQL URL (postgres://…), a keyword connection string (host=… dbname=…) or a SQLite file (an absolute path, ./x, a name ending in .db, .sqlite or .sqlite3, or file:x.db)"},
+			"-dsn: not a PostgreSQL URL (postgres://…), a keyword connection string (host=… dbname=…) or a SQLite file (an absolute path, ./x, a name ending in .db, .db3, .sqlite or .sqlite3, or file:x.db)"},
 		{"profile URL credentials, unreachable", []string{"-dsn", "./x.db", "-profile-url", "http://me:s3cr3t@127.0.0.1:1/anything?API_KEY=s3cr3t"},
 			"profile API http://xxxxx@127.0.0.1:1/anything?API_KEY=xxxxx cannot be reached: dial tcp 127.0.0.1:1: connect: connection refused"},
 		{"profile URL not parsable", []string{"-profile-url", "http://me:s3/cr3t@h/x"},
@@ -237,3 +237,19 @@ func TestNoSecretPrinted(t *testing.T) {
 }
 
 func redactForTest(s string) string { return strings.ReplaceAll(s, "s3cr3t", "…") }
+
+// TestDSNErrorListsEverySQLiteSuffix checks that -dsn's error lists every
+// file suffix taken for a SQLite file, and only those.
+func TestDSNErrorListsEverySQLiteSuffix(t *testing.T) {
+	for _, ext := range []string{".db", ".db3", ".sqlite", ".sqlite3"} {
+		if !explicitSQLitePath("x" + ext) {
+			t.Errorf("x%s is not taken for a SQLite file", ext)
+		}
+		if !strings.Contains(errDSNKind.Error(), " "+ext+",") && !strings.Contains(errDSNKind.Error(), " "+ext+" ") {
+			t.Errorf("-dsn's error does not list %s: %v", ext, errDSNKind)
+		}
+	}
+	if explicitSQLitePath("x.sqlite4") {
+		t.Errorf("x.sqlite4 taken for a SQLite file")
+	}
+}
