@@ -106,6 +106,19 @@ func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	if store == nil || run == "" {
 		return errors.New("batchenrich: ClaimPartitions: nil store or empty run key")
 	}
+	if count > 1 {
+		// Fast path, no lock: a count once recorded never changes (an
+		// unpartitioned run refuses the key, a partitioned one saves only
+		// its partitions' keys), so the partitions of a run starting
+		// together do not queue for the run's lock.
+		cp, err := store.Load(ctx, run)
+		if err != nil {
+			return fmt.Errorf("batchenrich: load checkpoint of run %q: %w", run, err)
+		}
+		if recorded(cp) {
+			return checkPartitions(run, cp, count)
+		}
+	}
 	if l, ok := store.(Locker); ok && count > 1 {
 		deadline := time.Now().Add(wait)
 		for {

@@ -195,3 +195,35 @@ func TestPartitionedRunOnDatabase(t *testing.T) {
 		}
 	})
 }
+
+// TestPartitionOfAQuery splits a Query source: its partitions, read to
+// the end, hold each row of the query once.
+func TestPartitionOfAQuery(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		createSource(t, db, 120)
+		seen := map[int64]int{}
+		for p := range 3 {
+			src, err := sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
+				Query:     `SELECT execution_id, traveler_id, name FROM traveler_batch_source WHERE execution_id = ? AND traveler_id > ?`,
+				Args:      []any{"e1", 20},
+				Key:       []string{"traveler_id"},
+				Partition: batchenrich.Partition{Index: p, Count: 3},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, _ := readAll[Traveler](t, src, 9)
+			for _, r := range rows {
+				seen[r.TravelerID]++
+			}
+		}
+		if len(seen) != 100 {
+			t.Fatalf("%d distinct rows over the partitions, want 100", len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 || id <= 20 {
+				t.Fatalf("row %d read %d times", id, n)
+			}
+		}
+	})
+}
