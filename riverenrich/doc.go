@@ -42,7 +42,10 @@
 // nobody holds its partition's run lock — a PostgreSQL session advisory
 // lock, freed by the server the moment its process dies — seen so twice
 // in a row, one interval apart, is put back as available (its
-// errors and its metadata "batchenrich:takeovers" record it). The next
+// errors and its metadata "batchenrich:takeovers" record it). River has
+// no API to free a running job (JobRetry leaves running jobs alone), so
+// this is an UPDATE of River's river_job table, guarded by the job's
+// state and attempt: it follows River v0.51.2's schema. The next
 // fetch resumes the partition after its last committed batch: the batch
 // in flight when the worker died is enriched again, nothing else. A dead
 // worker's partitions are thus taken over within about
