@@ -189,8 +189,16 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 // ExecDDL: several processes may call it at once. It also adds to an
 // existing table the columns that a table created by an older version
 // lacks (partitions, batch_size, fingerprint), so existing stores keep
-// working without a manual migration.
+// working without a manual migration. A table that already has every
+// column is only read, never written: CreateTable then takes no write
+// lock, so on SQLite it succeeds while another process holds the
+// database's write lock (a runner frozen in a write, or one writing for
+// longer than the busy timeout).
 func (s *CheckpointStore) CreateTable(ctx context.Context) error {
+	if s.complete(ctx) {
+		s.upgraded.Store(true)
+		return nil
+	}
 	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (
 		run_key ` + s.d.TypeText() + ` PRIMARY KEY,
 		batch ` + s.d.TypeBigInt() + ` NOT NULL,

@@ -61,3 +61,18 @@ func (s *CheckpointStore) hasColumn(ctx context.Context, name string) bool {
 	rows.Close()
 	return true
 }
+
+// complete reports whether the checkpoint table exists with every column
+// this version uses, by a read that selects them all and no row (no write
+// lock taken; false on any error, which the DDL that follows reports).
+func (s *CheckpointStore) complete(ctx context.Context) bool {
+	cols := `run_key, batch, "cursor", done, updated_at, lock_owner, lock_expires_at`
+	for _, c := range shapeColumns {
+		cols += ", " + c.name
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM `+s.table+` WHERE 1 = 0`)
+	if err != nil {
+		return false
+	}
+	return rows.Close() == nil
+}
