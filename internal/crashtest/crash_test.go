@@ -153,6 +153,8 @@ func TestRandomKills(t *testing.T) {
 			log := filepath.Join(t.TempDir(), "enrichments.log")
 			cfg := childFor(k, dsn, log)
 			cfg.BatchSize, cfg.Concurrency, cfg.Delay, cfg.LockWait = size, 2, 3*time.Millisecond, true
+			var app string
+			cfg.DSN, app = tagSessions(t, k, cfg.DSN)
 			inFlight := map[int]int{} // batch → kills while it was in flight
 			var killedAt []string
 			for i := range kills {
@@ -162,6 +164,7 @@ func TestRandomKills(t *testing.T) {
 				time.Sleep(delay)
 				_ = p.cmd.Process.Kill()
 				code := p.wait()
+				waitSessionsGone(t, db, app) // its last COMMIT may still be landing
 				s := readState(t, db)
 				checkCommitted(t, db, n, size, s.cp.Batch, s.cp.Done)
 				if code != -1 { // it finished before the kill

@@ -127,6 +127,8 @@ func TestRandomKillsOverlapped(t *testing.T) {
 			log := filepath.Join(t.TempDir(), "enrichments.log")
 			cfg := childFor(k, dsn, log)
 			cfg.BatchSize, cfg.Concurrency, cfg.Delay, cfg.LockWait, cfg.Overlap = size, 2, 3*time.Millisecond, true, true
+			var app string
+			cfg.DSN, app = tagSessions(t, k, cfg.DSN)
 			inFlight := map[int]int{} // batch → kills while it was in flight
 			var killedAt []string
 			for i := range kills {
@@ -136,6 +138,7 @@ func TestRandomKillsOverlapped(t *testing.T) {
 				time.Sleep(delay)
 				_ = p.cmd.Process.Kill()
 				code := p.wait()
+				waitSessionsGone(t, db, app) // its last COMMIT may still be landing
 				s := readState(t, db)
 				checkCommitted(t, db, n, size, s.cp.Batch, s.cp.Done)
 				if code != -1 { // it finished before the kill

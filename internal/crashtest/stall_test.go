@@ -28,7 +28,9 @@ func TestStalledHolder(t *testing.T) {
 			holder := startChild(t, "holder", hcfg)
 			first := writerOf(holder)
 			holder.waitLine("paused enrich 2")
-			if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			if k == testdb.SQLite {
+				stopOutsideWrite(t, holder, cfg.DSN)
+			} else if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
 			total := batchesOf(nItems, batchSize)
