@@ -190,26 +190,28 @@ func TestRetryFailedInterruptedThenResumed(t *testing.T) {
 			api.healed.Store(true)
 
 			// Ctrl-C as the replay's third batch (travelers 220..300)
-			// is enriched.
+			// is enriched. The interrupted replay has an API of its own:
+			// a request it cancelled may reach an API after the
+			// replay returned, and must not be counted with the resumed
+			// replay's.
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			api.mu.Lock()
-			api.onRequest = func(id int) {
+			interruptedAPI := newOutageAPI(t)
+			interruptedAPI.healed.Store(true)
+			interruptedAPI.mu.Lock()
+			interruptedAPI.onRequest = func(id int) {
 				if id == 260 {
 					cancel()
 				}
 			}
-			api.mu.Unlock()
-			code, stdout, stderr := program(t, ctx, replayArgs...)
+			interruptedAPI.mu.Unlock()
+			code, stdout, stderr := program(t, ctx, append(replayArgs[:len(replayArgs):len(replayArgs)], "-profile-url", interruptedAPI.URL+"/anything")...)
 			s := summaryOf(t, stdout)
 			if code != exitIncomplete || s.Status != "failed" || s.Replay == nil || s.Replay.Replayed != 10 ||
 				!strings.Contains(stderr, "run again with -execution-id out-2 -retry-failed=transient to resume") {
 				t.Fatalf("interrupted replay: exit %d %+v\n%s", code, s.Replay, stderr)
 			}
-			first := api.requests()
-			api.mu.Lock()
-			api.onRequest = nil
-			api.mu.Unlock()
+			first := interruptedAPI.requests()
 
 			// Run again: the replay resumes after its committed batches
 			// and completes with exact rows.
