@@ -16,7 +16,10 @@ import (
 
 // appName is this process's PostgreSQL application_name, so that a
 // refused twin can say which process holds its run.
-func appName() string { return "travelers pid " + strconv.Itoa(os.Getpid()) }
+func appName() string { return appNameOf(os.Getpid()) }
+
+// appNameOf is the application_name of the process pid.
+func appNameOf(pid int) string { return "travelers pid " + strconv.Itoa(pid) }
 
 // withAppName sets fallback_application_name on a PostgreSQL DSN (a URL
 // or a keyword string); an application_name the user set wins.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -96,6 +97,7 @@ func killedThenResumed(t *testing.T, k testdb.Kind) {
 	_ = cmd.Wait()
 	release.Do(func() { close(dead) })
 	first := childAPI.requests()
+	waitSessionsGone(t, k, dsn, cmd.Process.Pid)
 
 	code, stdout, stderr := program(t, context.Background(), replayArgs...)
 	s := summaryOf(t, stdout)
@@ -114,5 +116,43 @@ func killedThenResumed(t *testing.T, k testdb.Kind) {
 	}
 	if got := batchNumbers(t, dsn, "kill-1"); !mapsEqual(got, batches) {
 		t.Fatal("batch numbers changed by the replay")
+	}
+}
+
+// waitSessionsGone waits until the PostgreSQL sessions of the killed
+// travelers process pid have ended; on SQLite it does nothing. The server
+// ends a dead client's session, and the run lock it holds, only when it
+// notices the closed socket, a moment after the process is reaped: a run
+// started meanwhile would be refused as locked by a live holder.
+func waitSessionsGone(t *testing.T, k testdb.Kind, dsn string, pid int) {
+	t.Helper()
+	if k != testdb.PostgreSQL {
+		return
+	}
+	c, err := parseFlags([]string{"-dsn", dsn}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	for i := 0; ; i++ {
+		var n int
+		if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, appNameOf(pid)); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			if i > 0 {
+				t.Logf("the killed child's sessions lasted %s after it was reaped", time.Since(start).Round(time.Millisecond))
+			}
+			return
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("%d sessions of the killed child still open after a minute", n) // a hang guard
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
