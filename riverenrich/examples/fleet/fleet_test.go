@@ -270,3 +270,37 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	t.Logf("killed a worker holding partitions %v into the run; %d partitions taken over within %v of the kill (takeover interval %s); %d requests re-enriched (batch %d); run %v",
 		killAt.Sub(start).Round(10*time.Millisecond), len(taken), worst.Round(10*time.Millisecond), takeover, extra, batch, wall.Round(10*time.Millisecond))
 }
+
+// TestFleetRefusesBeforeWork: flags a process would silently ignore, and a
+// -profile-url its requests cannot fill, are refused with one line and
+// exit 2 before any request.
+func TestFleetRefusesBeforeWork(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-worker", "-batch-size", "50"}, "-worker and -batch-size: a worker takes each run's settings from its jobs"},
+		{[]string{"-worker", "-partitions", "8", "-seed-rows", "10"}, "-worker and -partitions, -seed-rows:"},
+		{[]string{"-worker", "-max-batches", "3"}, "-worker and -max-batches:"},
+	} {
+		args := append([]string{"-dsn", "postgres://u@127.0.0.1:1/x", "-profile-url", "http://127.0.0.1:1/a"}, c.args...)
+		code, stdout, stderr := program(t, context.Background(), args...)
+		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.says) {
+			t.Errorf("%v: exit %d\n%s%s", c.args, code, stdout, stderr)
+		}
+	}
+
+	_, dsn := testdb.PostgresWithURL(t)
+	profile, requests := api(t, 0)
+	for _, mode := range [][]string{{"-worker"}, {"-execution-id", "fleet-param", "-seed-rows", "5"}} {
+		args := append([]string{"-dsn", dsn, "-profile-url", profile + "/{x}?token=s3cret"}, mode...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a worker accepting it would work until then
+		code, stdout, stderr := program(t, ctx, args...)
+		cancel()
+		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "{x}") ||
+			strings.Contains(stderr, "s3cret") || requests.Load() != 0 {
+			t.Errorf("%v: exit %d, %d requests\n%s%s", mode, code, requests.Load(), stdout, stderr)
+		}
+		t.Log(strings.TrimSpace(stderr))
+	}
+}

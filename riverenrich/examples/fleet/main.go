@@ -18,6 +18,11 @@
 //
 //	go run ./examples/fleet -dsn URL -profile-url URL -worker
 //
+// A worker refuses -execution-id, -seed-rows, -batch-size, -partitions and
+// -max-batches (exit 2): a run's settings travel with its jobs. The
+// -profile-url takes no {parameter} (the job sets the query only): one is
+// refused with exit 2 before any request.
+//
 // -concurrency is the total of HTTP calls in flight in the process, over
 // every partition it works on; -max-partitions how many partitions it works
 // on at once. Whichever process starts first on a fresh database applies
@@ -142,6 +147,20 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	}
 	if c.worker && c.executionID != "" {
 		return c, errors.New("-worker and -execution-id: a worker works on every run's jobs; give one or the other")
+	}
+	if c.worker {
+		// The run's settings travel with its jobs, from the enqueueing
+		// command: a worker given one would silently ignore it.
+		var set []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "seed-rows", "batch-size", "partitions", "max-batches":
+				set = append(set, "-"+f.Name)
+			}
+		})
+		if len(set) > 0 {
+			return c, fmt.Errorf("-worker and %s: a worker takes each run's settings from its jobs (set them on the enqueueing command)", strings.Join(set, ", "))
+		}
 	}
 	if c.executionID == "" {
 		b := make([]byte, 4)
@@ -327,6 +346,7 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
 			return transform(t, resp.Status, resp.Body), nil
 		},
+		PathParams:     []string{}, // Request fills none: New refuses a -profile-url with a {parameter}
 		Pool:           pool.ForConcurrency(cfg.concurrency),
 		AttemptTimeout: cfg.httpTimeout,
 		MaxAttempts:    cfg.httpRetries + 1,
