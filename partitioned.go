@@ -173,8 +173,9 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 type PartitionedReport struct {
 	// Partitions holds each partition's Report, by index.
 	Partitions []Report
-	Started    time.Time
-	Duration   time.Duration
+	// Started is when Run began, and Duration how long it took.
+	Started  time.Time
+	Duration time.Duration
 }
 
 // BatchesRun counts the batches written by this run over all partitions.
@@ -202,6 +203,7 @@ func (r PartitionedReport) sum(f func(Report) int) int {
 
 // PartitionError is the failure of one partition of a split run.
 type PartitionError struct {
+	// Partition is the partition that failed, and Err its Runner's error.
 	Partition Partition
 	Err       error
 }

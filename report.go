@@ -36,6 +36,7 @@ type Report struct {
 	// Config.Adaptive does), sorted by upstream; nil when none.
 	Limits []UpstreamLimit
 
+	// Started is when Run began, and Duration how long it took.
 	Started  time.Time
 	Duration time.Duration
 }
@@ -111,7 +112,7 @@ func (k EventKind) String() string {
 
 // Event is a progress notice sent to Options.Events.
 type Event struct {
-	Kind  EventKind
+	Kind  EventKind    // what happened
 	Batch int          // batch number
 	Items int          // items in the batch (EventBatchStarted)
 	Index int          // item index in the batch (EventItemFailed)
@@ -119,7 +120,7 @@ type Event struct {
 	Err   error        // the *ItemError (EventItemFailed)
 	Stats BatchReport  // the batch's figures (EventBatchWritten)
 	Limit *LimitChange // the change (EventLimitChanged)
-	Time  time.Time
+	Time  time.Time    // when it happened
 	// Partition is the Runner's Options.Partition.Index: which partition
 	// Batch counts in, when the run is split.
 	Partition int

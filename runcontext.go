@@ -66,6 +66,7 @@ type LimitChange struct {
 // UpstreamLimit sums up the changes of one upstream's concurrency limit
 // during a run (Report.Limits).
 type UpstreamLimit struct {
+	// Upstream names the upstream, as LimitChange.Upstream does.
 	Upstream string
 	// First is the limit before the first change; Last the limit after
 	// the last one; Min and Max the extremes reached, First included.

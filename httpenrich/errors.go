@@ -62,6 +62,7 @@ const (
 //		log.Print(he.Status, he.Reason)
 //	}
 type Error struct {
+	// Method is the request's HTTP method.
 	Method string
 	// URL is the request URL (the template when the request could not be
 	// built), its secrets masked: the userinfo, the values of query

@@ -118,6 +118,7 @@ type Config[T, R any] struct {
 
 // ConfigError reports an invalid Config field.
 type ConfigError struct {
+	// Field is the Config field, Reason what is wrong with it.
 	Field  string
 	Reason string
 }

@@ -15,6 +15,7 @@ import (
 
 // Enqueued describes the jobs of one run.
 type Enqueued struct {
+	// Run is the run key and Partitions its partition count.
 	Run        string
 	Partitions int
 	// JobIDs holds each partition's job id, by partition index.

@@ -14,6 +14,7 @@ import (
 // A nil V is stored as the JSON text null, not as SQL NULL: to store SQL
 // NULL, pass nil instead of a JSON value (or use a *JSON[T]).
 type JSON[T any] struct {
+	// V is the value, encoded to and decoded from the column's JSON.
 	V T
 }
 

@@ -39,7 +39,7 @@ import (
 // batchenrich.ErrRunLocked, so a Runner reports it (or waits, with
 // Options.LockWait).
 type LockHeldError struct {
-	RunKey  string
+	RunKey  string    // the run key whose lock is held
 	Host    string    // the holder's host name; empty if unknown
 	PID     int       // the holder's process id; 0 if unknown
 	Expires time.Time // when its lease expires unless it renews it
