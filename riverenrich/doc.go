@@ -9,7 +9,10 @@
 // A run split into P partitions (batchenrich.Options.Partition) is P River
 // jobs of kind Kind, one per partition, unique by run key and partition:
 // enqueueing a run twice (Client.Enqueue, or Client.EnqueueTx inside the
-// caller's transaction) inserts its jobs once. Enqueueing first checks the
+// caller's transaction) inserts its jobs once, as long as River keeps them
+// (see EnqueueTx: a cancelled or discarded job, or a completed one past
+// River's retention, is inserted again, and resumes its partition from
+// its checkpoint). Enqueueing first checks the
 // partition count recorded for the run (batchenrich.ClaimPartitions) and
 // refuses another one with batchenrich.ErrPartitionsChanged.
 //

@@ -27,8 +27,12 @@ type Enqueued struct {
 
 // EnqueueTx inserts, within tx, one job per partition of run (River's
 // InsertManyTx), each unique by run and partition, so that enqueueing a
-// run again inserts nothing. params, if not nil, is JSON-encoded into
-// PartitionArgs.Params.
+// run again inserts nothing while River keeps its jobs: River's default
+// unique states leave out cancelled and discarded jobs, and its cleaner
+// deletes completed jobs after Config.CompletedJobRetentionPeriod (24 h
+// by default). A job inserted again then resumes its partition from its
+// checkpoint: nothing committed is enriched twice. params, if not nil,
+// is JSON-encoded into PartitionArgs.Params.
 //
 // First, outside tx, it checks the partition count recorded for run
 // (batchenrich.ClaimPartitions): a run recorded with another count is
