@@ -29,7 +29,7 @@ type Enqueued struct {
 // InsertManyTx), each unique by run and partition, so that enqueueing a
 // run again inserts nothing while River keeps its jobs: River's default
 // unique states leave out cancelled and discarded jobs, and its cleaner
-// deletes completed jobs after Config.CompletedJobRetentionPeriod (24 h
+// deletes completed jobs after river.Config.CompletedJobRetentionPeriod (24 h
 // by default). A job inserted again then resumes its partition from its
 // checkpoint: nothing committed is enriched twice. params, if not nil,
 // is JSON-encoded into PartitionArgs.Params.
