@@ -44,7 +44,9 @@ const (
 
 	// RetryMax bounds the wait before a failed partition job is retried
 	// (attempt n waits n seconds, up to this); River discards a job after
-	// its MaxAttempts (25 by default) failed attempts.
+	// its MaxAttempts (25 by default) failed attempts. A job whose run
+	// failed with a batchenrich.Fatal error (the program's fault), or
+	// whose options are invalid, is cancelled at once instead.
 	RetryMax = 30 * time.Second
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -425,4 +426,33 @@ func TestEnqueueTxFollowsTheTransaction(t *testing.T) {
 	if n := count(); n != 3 {
 		t.Fatalf("%d jobs after the commit, want 3", n)
 	}
+}
+
+// TestFatalCancelsTheJob: an Enricher's Fatal error (the program's fault:
+// every attempt would fail the same way) cancels the partition's job at
+// its first attempt instead of retrying it up to River's MaxAttempts.
+func TestFatalCancelsTheJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 20)
+	cfg := f.config(t)
+	cfg.Enricher = batchenrich.EnricherFunc[row, int64](func(ctx context.Context, r row) (int64, error) {
+		f.calls.Add(1)
+		return 0, batchenrich.Fatal(errors.New("request template has no {id}"))
+	})
+	c := f.start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, err := c.Enqueue(ctx, "run-fatal", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Wait(ctx, e, 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "request template has no {id}") {
+		t.Fatalf("Wait: %v, want the job cancelled with the Fatal error", err)
+	}
+	var attempts int
+	if err := f.db.Get(&attempts, `SELECT attempt FROM river_job WHERE id = $1`, e.JobIDs[0]); err != nil || attempts != 1 {
+		t.Fatalf("the job took %d attempts (%v), want 1", attempts, err)
+	}
+	t.Log(err)
 }

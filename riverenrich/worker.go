@@ -74,7 +74,8 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	case errors.Is(err, batchenrich.ErrRunLocked):
 		log.DebugContext(ctx, "riverenrich: partition locked by another runner", "run", a.Run, "partition", job.Partition.String())
 		return river.JobSnooze(DefaultLockedRetry)
-	case errors.Is(err, batchenrich.ErrPartitionsChanged), errors.Is(err, batchenrich.ErrInvalidOptions):
+	case errors.Is(err, batchenrich.ErrPartitionsChanged), errors.Is(err, batchenrich.ErrInvalidOptions),
+		batchenrich.Classify(err) == batchenrich.ClassFatal: // the program's fault: every attempt would fail so
 		return river.JobCancel(err)
 	case ctx.Err() != nil && c.draining():
 		return river.JobSnooze(0)
