@@ -2,7 +2,7 @@
 // jobs (github.com/riverqueue/river, over database/sql and lib/pq with
 // riverdatabasesql), so that any number of worker processes on the same
 // PostgreSQL database share the work of a run. It is a module of its own:
-// users of batchenrich's core never download River or pgx.
+// users of batchenrich's core never download River.
 //
 // # Model
 //
