@@ -456,3 +456,47 @@ func TestFatalCancelsTheJob(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// checkedSource is a Source whose Check refuses its configuration.
+type checkedSource struct {
+	batchenrich.Source[row]
+	checked *atomic.Int64
+}
+
+func (s checkedSource) Check(context.Context) error {
+	s.checked.Add(1)
+	return errors.New("source: invalid SourceConfig.Table: no table \"srcx\"")
+}
+
+// TestSourceCheckedBeforeWork: the partition's Source is checked
+// (batchenrich.Checker) before anything is read or enriched, as a Runner
+// checks its Source, even though the job wraps it to end its slice.
+func TestSourceCheckedBeforeWork(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 20)
+	cfg := f.config(t)
+	var checked, reads atomic.Int64
+	src := cfg.Source
+	cfg.Source = func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[row], error) {
+		s, err := src(ctx, job)
+		if err != nil {
+			return nil, err
+		}
+		counted := batchenrich.SourceFunc[row](func(ctx context.Context, after batchenrich.Cursor, limit int) ([]row, batchenrich.Cursor, error) {
+			reads.Add(1)
+			return s.Read(ctx, after, limit)
+		})
+		return checkedSource{Source: counted, checked: &checked}, nil
+	}
+	c := f.start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	e, err := c.Enqueue(ctx, "run-checked", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Wait(ctx, e, 50*time.Millisecond) // retried: a Check error is not the program's fault
+	if checked.Load() == 0 || reads.Load() != 0 || f.calls.Load() != 0 {
+		t.Fatalf("Check called %d times, %d reads, %d enrichments: want the Source checked before any read", checked.Load(), reads.Load(), f.calls.Load())
+	}
+}

@@ -32,3 +32,12 @@ func (s *slice[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int
 	}
 	return s.src.Read(ctx, after, limit)
 }
+
+// Check checks the partition's Source when it is a batchenrich.Checker,
+// so that the Runner checks it before any read, as it would unwrapped.
+func (s *slice[T]) Check(ctx context.Context) error {
+	if ch, ok := s.src.(batchenrich.Checker); ok {
+		return ch.Check(ctx)
+	}
+	return nil
+}
