@@ -153,8 +153,11 @@ func (c *Config[T, R]) withDefaults() error {
 	if _, ok := c.Store.(batchenrich.Locker); !ok {
 		return bad("Store", ErrNotLocker.Error())
 	}
-	if c.Source != nil && (c.Enricher == nil || c.Sink == nil) {
-		return bad("Enricher", "a working Client needs Source, Enricher and Sink")
+	switch {
+	case c.Source != nil && c.Enricher == nil:
+		return bad("Enricher", "required with Source: a working Client needs Source, Enricher and Sink")
+	case c.Source != nil && c.Sink == nil:
+		return bad("Sink", "required with Source: a working Client needs Source, Enricher and Sink")
 	}
 	if c.MaxPartitions == 0 {
 		c.MaxPartitions = DefaultMaxPartitions

@@ -270,6 +270,20 @@ func TestConfigRefused(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Field != "Store" {
 		t.Fatalf("store without locks: err = %v", err)
 	}
+	// A working Client missing its Enricher or its Sink: the error names
+	// the one missing.
+	for _, missing := range []string{"Enricher", "Sink"} {
+		cfg := f.config(t)
+		if missing == "Enricher" {
+			cfg.Enricher = nil
+		} else {
+			cfg.Sink = nil
+		}
+		_, err := riverenrich.New(cfg)
+		if !errors.As(err, &ce) || ce.Field != missing {
+			t.Errorf("no %s: err = %v", missing, err)
+		}
+	}
 }
 
 // TestStopHandsPartitionsBack stops a working Client mid-run: each of its
