@@ -304,3 +304,32 @@ func TestFleetRefusesBeforeWork(t *testing.T) {
 		t.Log(strings.TrimSpace(stderr))
 	}
 }
+
+// TestFleetStoresTravelersFailureReason: an invalid row of a failed call
+// holds travelers' reason (batchenrich.FailureReason: no host, no batch
+// number), as the shared tables' rows must be the same whichever program
+// wrote them.
+func TestFleetStoresTravelersFailureReason(t *testing.T) {
+	db, dsn := testdb.PostgresWithURL(t)
+	h := httpbin.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("traveler_id") == "3" {
+			http.Error(w, "no such traveler", http.StatusNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := program(t, context.Background(), "-dsn", dsn, "-profile-url", srv.URL+"/anything",
+		"-execution-id", "fleet-reason", "-seed-rows", "10", "-batch-size", "5", "-partitions", "2", "-http-retries", "0", "-json")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var reason string
+	if err := db.Get(&reason, `SELECT validation_error FROM traveler_batch_results WHERE execution_id = 'fleet-reason' AND traveler_id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "status 404 after 1 attempt" {
+		t.Fatalf("validation_error %q, want travelers' %q", reason, "status 404 after 1 attempt")
+	}
+}

@@ -104,7 +104,7 @@ func resultRow(part int, r batchenrich.Result[Traveler, Profile]) ([]any, error)
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	if r.Err != nil {
 		norm := normalizeName(t.TravelerName)
-		status, reason, detail := 0, "error", r.Err.Error()
+		status, reason, detail := 0, "error", batchenrich.FailureReason(r.Err) // no host, no batch number
 		var he *httpenrich.Error
 		if errors.As(r.Err, &he) {
 			status, reason = he.Status, string(he.Reason)
@@ -115,7 +115,7 @@ func resultRow(part int, r batchenrich.Result[Traveler, Profile]) ([]any, error)
 			return nil, err
 		}
 		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			profileHash(t.TravelerID, norm), string(payload), false, reason + ": " + detail, now, part}, nil
+			profileHash(t.TravelerID, norm), string(payload), false, detail, now, part}, nil
 	}
 	p := r.Value
 	var verr any
