@@ -45,8 +45,10 @@ const (
 	// RetryMax bounds the wait before a failed partition job is retried
 	// (attempt n waits n seconds, up to this); River discards a job after
 	// its MaxAttempts (25 by default) failed attempts. A job whose run
-	// failed with a batchenrich.Fatal error (the program's fault), or
-	// whose options are invalid, is cancelled at once instead.
+	// failed with a batchenrich.Fatal error (the program's fault), whose
+	// options are invalid, or whose checkpoint was recorded with other
+	// settings (batchenrich.ErrCheckpointMismatch) or another partition
+	// count, is cancelled at once instead.
 	RetryMax = 30 * time.Second
 )
 

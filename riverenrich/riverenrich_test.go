@@ -2,6 +2,7 @@ package riverenrich_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -513,4 +514,50 @@ func TestSourceCheckedBeforeWork(t *testing.T) {
 	if checked.Load() == 0 || reads.Load() != 0 || f.calls.Load() != 0 {
 		t.Fatalf("Check called %d times, %d reads, %d enrichments: want the Source checked before any read", checked.Load(), reads.Load(), f.calls.Load())
 	}
+}
+
+// TestReshapedRunCancelsTheJob: a job whose run's checkpoint was recorded
+// with another batch size (batchenrich.ErrCheckpointMismatch: retrying
+// cannot help) is cancelled at its first attempt, not retried up to
+// River's MaxAttempts. Here the run's first job was deleted, as River's
+// cleaner deletes completed jobs, and the run enqueued again with other
+// parameters.
+func TestReshapedRunCancelsTheJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 40)
+	cfg := f.config(t)
+	cfg.Options = func(job riverenrich.Job) (batchenrich.Options, error) {
+		var p struct{ B, M int }
+		if err := json.Unmarshal(job.Params, &p); err != nil {
+			return batchenrich.Options{}, err
+		}
+		return batchenrich.Options{BatchSize: p.B, MaxBatches: p.M, Concurrency: 4}, nil
+	}
+	c := f.start(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	e, err := c.Enqueue(ctx, "run-reshape", 1, map[string]int{"B": 10, "M": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(ctx, e, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Exec(`DELETE FROM river_job WHERE id = $1`, e.JobIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls.Load()
+	e, err = c.Enqueue(ctx, "run-reshape", 1, map[string]int{"B": 20})
+	if err != nil || e.Duplicates != 0 {
+		t.Fatalf("enqueue again: %+v, %v", e, err)
+	}
+	err = c.Wait(ctx, e, 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "other settings") {
+		t.Fatalf("Wait: %v, want the job cancelled with the mismatch", err)
+	}
+	var attempts int
+	if err := f.db.Get(&attempts, `SELECT attempt FROM river_job WHERE id = $1`, e.JobIDs[0]); err != nil || attempts != 1 || f.calls.Load() != calls {
+		t.Fatalf("the job took %d attempts (%v), %d enrichments: want 1 attempt, none", attempts, err, f.calls.Load()-calls)
+	}
+	t.Log(err)
 }

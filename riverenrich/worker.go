@@ -75,6 +75,7 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 		log.DebugContext(ctx, "riverenrich: partition locked by another runner", "run", a.Run, "partition", job.Partition.String())
 		return river.JobSnooze(DefaultLockedRetry)
 	case errors.Is(err, batchenrich.ErrPartitionsChanged), errors.Is(err, batchenrich.ErrInvalidOptions),
+		errors.Is(err, batchenrich.ErrCheckpointMismatch),   // retrying cannot help
 		batchenrich.Classify(err) == batchenrich.ClassFatal: // the program's fault: every attempt would fail so
 		return river.JobCancel(err)
 	case ctx.Err() != nil && c.draining():
