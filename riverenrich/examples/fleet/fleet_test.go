@@ -290,8 +290,24 @@ func TestFleetRefusesBeforeWork(t *testing.T) {
 		}
 	}
 
-	_, dsn := testdb.PostgresWithURL(t)
+	db, dsn := testdb.PostgresWithURL(t)
 	profile, requests := api(t, 0)
+	// A profile API that cannot be reached: refused before anything is
+	// created, its secrets masked.
+	for _, mode := range [][]string{{"-worker"}, {"-execution-id", "fleet-noapi", "-seed-rows", "5"}} {
+		args := append([]string{"-dsn", dsn, "-profile-url", "http://u:s3cret@127.0.0.1:1/anything?token=s3cret"}, mode...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code, stdout, stderr := program(t, ctx, args...)
+		cancel()
+		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "profile API http://xxxxx@127.0.0.1:1/anything?token=xxxxx cannot be reached") {
+			t.Errorf("%v: exit %d\n%s%s", mode, code, stdout, stderr)
+		}
+	}
+	var tables int
+	if err := db.Get(&tables, `SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('traveler_batch_source', 'river_job')`); err != nil || tables != 0 {
+		t.Errorf("%d tables created (%v), want none", tables, err)
+	}
+
 	for _, mode := range [][]string{{"-worker"}, {"-execution-id", "fleet-param", "-seed-rows", "5"}} {
 		args := append([]string{"-dsn", dsn, "-profile-url", profile + "/{x}?token=s3cret"}, mode...)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a worker accepting it would work until then

@@ -21,7 +21,9 @@
 // A worker refuses -execution-id, -seed-rows, -batch-size, -partitions and
 // -max-batches (exit 2): a run's settings travel with its jobs. The
 // -profile-url takes no {parameter} (the job sets the query only): one is
-// refused with exit 2 before any request.
+// refused with exit 2 before any request, and so are a database or a
+// profile API host that cannot be reached (the API is dialled, sent no
+// request), before anything is created.
 //
 // -concurrency is the total of HTTP calls in flight in the process, over
 // every partition it works on; -max-partitions how many partitions it works
@@ -204,6 +206,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cancel()
 	if err != nil {
 		return fail(exitUsage, "database %s cannot be reached: %v", dbDesc, err)
+	}
+	if err := dialAPI(ctx, cfg.profileURL); err != nil {
+		return fail(exitUsage, "%v", err)
 	}
 	if err := riverenrich.Migrate(ctx, db.DB, ""); err != nil {
 		return fail(exitIncomplete, "%v", err)

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/batchenrich/batchenrich/internal/redact"
+)
+
+// dialAPI checks that the profile API's host accepts connections, sending
+// no request, as travelers does: a run against an API that cannot be
+// reached would fail every item, and its jobs be retried for minutes.
+func dialAPI(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("-profile-url: not a valid URL")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return fmt.Errorf("profile API %s cannot be reached: %w", redact.String(raw), err)
+	}
+	return conn.Close()
+}
