@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/internal/redact"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
@@ -44,7 +45,7 @@ func dryRun(ctx context.Context, cfg config, w io.Writer) error {
 	if cfg.profileURL == "" {
 		fmt.Fprintln(w, "profile API: embedded httpbin on loopback (started by a run)")
 	} else {
-		if err := dialAPI(ctx, cfg.profileURL); err != nil {
+		if err := seedjob.DialAPI(ctx, cfg.profileURL); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "profile API: %s (reachable)\n", redact.String(cfg.profileURL))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -9,36 +8,19 @@ import (
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 )
 
-// Profile is the enrichment of one traveler: the fixture's transform of the
-// profile API's answer.
-type Profile struct {
-	NormalizedName  string
-	Status          int
-	Hash            string
-	Payload         json.RawMessage
-	ValidationError string // empty when the echo matched
-}
+// Traveler is one row of traveler_batch_source (package seedjob, shared
+// with the fleet and otelenrich examples).
+type Traveler = seedjob.Traveler
 
-// transform is the fixture's validate/transform step.
-func transform(t Traveler, status int, payload json.RawMessage) Profile {
-	norm := normalizeName(t.TravelerName)
-	var compact bytes.Buffer
-	if json.Compact(&compact, payload) == nil {
-		payload = compact.Bytes()
-	}
-	return Profile{
-		NormalizedName:  norm,
-		Status:          status,
-		Hash:            profileHash(t.TravelerID, norm),
-		Payload:         payload,
-		ValidationError: validateEcho(payload, t.TravelerID),
-	}
-}
+// Profile is the enrichment of one traveler: seedjob.Transform of the
+// profile API's answer.
+type Profile = seedjob.Profile
 
 // resultColumns are the columns of traveler_batch_results the Sink fills;
 // batch_number is filled by the Sink itself.
@@ -61,7 +43,7 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	// date functions read it.
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	if r.Err != nil {
-		norm := normalizeName(t.TravelerName)
+		norm := seedjob.NormalizeName(t.TravelerName)
 		status, reason, detail := 0, "error", batchenrich.FailureReason(r.Err)
 		var he *httpenrich.Error
 		if errors.As(r.Err, &he) {
@@ -75,7 +57,7 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 			return nil, err
 		}
 		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			profileHash(t.TravelerID, norm), string(payload), false, detail, now, class, attempts}, nil
+			seedjob.ProfileHash(t.TravelerID, norm), string(payload), false, detail, now, class, attempts}, nil
 	}
 	p := r.Value
 	var verr any // NULL when valid
@@ -132,7 +114,7 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 		},
 		PathParams: cfg.pathParams, // New refuses a -profile-url this Request cannot fill
 		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
-			return transform(t, resp.Status, resp.Body), nil
+			return seedjob.Transform(t, resp.Status, resp.Body), nil
 		},
 		Pool:           pool.ForConcurrency(cfg.concurrency),
 		AttemptTimeout: cfg.httpTimeout,

@@ -30,8 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,6 +37,7 @@ import (
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/internal/redact"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
@@ -94,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer api.Close()
 		cfg.profileURL = api.URL()
-	} else if err := dialAPI(ctx, cfg.profileURL); err != nil {
+	} else if err := seedjob.DialAPI(ctx, cfg.profileURL); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 
@@ -124,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitIncomplete, "%v", err)
 	}
 	if cfg.retryFailed == retryOff {
-		if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
+		if err := seedjob.Seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
 			return fail(exitIncomplete, "%v", err)
 		}
 	}
@@ -330,23 +329,4 @@ func openDB(ctx context.Context, cfg config) (*sqlx.DB, error) {
 		db.SetMaxIdleConns(max(8, cfg.concurrency/4, 3*cfg.partitions+2))
 	}
 	return db, nil
-}
-
-// dialAPI checks that the profile API's host accepts connections, sending
-// no request.
-func dialAPI(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("-profile-url: not a valid URL")
-	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
-	if err != nil {
-		return fmt.Errorf("profile API %s cannot be reached: %w", redact.String(raw), err)
-	}
-	return conn.Close()
 }

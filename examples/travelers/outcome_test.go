@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
@@ -235,7 +236,7 @@ func TestDryRunLeavesAnOlderCheckpointTableAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range append(schemas["sqlite"],
+	for _, q := range append(seedjob.Schema("sqlite"),
 		`CREATE TABLE batchenrich_checkpoints (run_key TEXT PRIMARY KEY, batch BIGINT NOT NULL, "cursor" TEXT NOT NULL,
 			done BOOLEAN NOT NULL, updated_at TEXT NOT NULL, lock_owner TEXT, lock_expires_at BIGINT)`,
 		`INSERT INTO batchenrich_checkpoints VALUES ('old-1', 2, '["200"]', 0, '2026-01-01T00:00:00Z', NULL, NULL)`) {

@@ -7,7 +7,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/jmoiron/sqlx"
@@ -16,19 +16,7 @@ import (
 // Data is the final validation, computed from the database, about the
 // whole run of the execution id (every invocation). examples/README.md
 // documents each field.
-type Data struct {
-	SourceRows          int `json:"source_rows"`
-	ExpectedRows        int `json:"expected_rows"`
-	StoredRows          int `json:"stored_rows"`
-	MissingRows         int `json:"missing_rows"`
-	SuccessfulHTTPCalls int `json:"successful_http_calls"` // 2xx with a JSON body within the size limit
-	ValidRows           int `json:"valid_rows"`
-	InvalidRows         int `json:"invalid_rows"`
-	MaxBatchNumber      int `json:"max_batch_number"`
-}
-
-// OK reports whether every expected row was stored: the run's exit status.
-func (d Data) OK() bool { return d.MissingRows == 0 && d.StoredRows == d.ExpectedRows }
+type Data = seedjob.Data
 
 // Summary is the program's final report (-json prints it as is).
 type Summary struct {
@@ -64,31 +52,11 @@ type Execution struct {
 
 // validate computes the final validation of executionID from the database.
 func validate(ctx context.Context, db *sqlx.DB, executionID string, batchSize, maxBatches int) (Data, error) {
-	var d Data
-	if err := db.GetContext(ctx, &d.SourceRows, db.Rebind(
-		`SELECT count(*) FROM traveler_batch_source WHERE execution_id = ?`), executionID); err != nil {
-		return d, fmt.Errorf("validate: %w", err)
+	d, err := seedjob.Count(ctx, db, executionID)
+	if err != nil {
+		return d, err
 	}
 	d.ExpectedRows = expectedRows(d.SourceRows, batchSize, maxBatches)
-	var agg struct {
-		Stored  int `db:"stored"`
-		OK200   int `db:"ok200"`
-		Valid   int `db:"valid"`
-		MaxBtch int `db:"max_batch"`
-	}
-	if err := db.GetContext(ctx, &agg, db.Rebind(`
-		SELECT count(*) AS stored,
-		       COALESCE(SUM(CASE WHEN profile_status BETWEEN 200 AND 299
-		           AND (validation_error IS NULL OR (validation_error NOT LIKE ? AND validation_error NOT LIKE ?))
-		           THEN 1 ELSE 0 END), 0) AS ok200,
-		       COALESCE(SUM(CASE WHEN is_valid THEN 1 ELSE 0 END), 0) AS valid,
-		       COALESCE(MAX(batch_number), 0) AS max_batch
-		FROM traveler_batch_results WHERE execution_id = ?`),
-		failedPrefix(httpenrich.ReasonMalformed), failedPrefix(httpenrich.ReasonTooLarge), executionID); err != nil {
-		return d, fmt.Errorf("validate: %w", err)
-	}
-	d.StoredRows, d.SuccessfulHTTPCalls, d.ValidRows, d.MaxBatchNumber = agg.Stored, agg.OK200, agg.Valid, agg.MaxBtch
-	d.InvalidRows = d.StoredRows - d.ValidRows
 	// Expected rows are the first ExpectedRows source rows in traveler_id
 	// order; missing are those of them without a result row.
 	if err := db.GetContext(ctx, &d.MissingRows, db.Rebind(`
@@ -145,12 +113,6 @@ func printTable(w io.Writer, s Summary) error {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
-}
-
-// failedPrefix is the LIKE pattern of the validation_error of a row whose
-// enrichment failed for reason (see resultRow).
-func failedPrefix(reason httpenrich.Reason) string {
-	return string(reason) + ": %" // a literal _ or % in it matches itself too
 }
 
 // storedRows counts the result rows already stored for executionID: the

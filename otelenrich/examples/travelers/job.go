@@ -10,10 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/otelenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
@@ -23,16 +23,10 @@ import (
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
 
-// Traveler is one row of traveler_batch_source.
-type Traveler struct {
-	ExecutionID  string `db:"execution_id"`
-	TravelerID   int64  `db:"traveler_id"`
-	TravelerName string `db:"traveler_name"`
-}
-
-// Key names the traveler in errors (and, with otelenrich.Config.ItemKeys,
-// on its span).
-func (t Traveler) Key() string { return "traveler " + strconv.FormatInt(t.TravelerID, 10) }
+// Traveler is one row of traveler_batch_source (package seedjob, shared
+// with examples/travelers). Its Key names it in errors and, with
+// otelenrich.Config.ItemKeys, on its span.
+type Traveler = seedjob.Traveler
 
 // Profile is the enrichment of one traveler: the API's echo, checked.
 type Profile struct {
@@ -41,11 +35,7 @@ type Profile struct {
 }
 
 var schema = []string{
-	`CREATE TABLE IF NOT EXISTS traveler_batch_source (
-		execution_id TEXT NOT NULL,
-		traveler_id INTEGER NOT NULL,
-		traveler_name TEXT NOT NULL,
-		PRIMARY KEY (execution_id, traveler_id))`,
+	seedjob.SourceDDL,
 	`CREATE TABLE IF NOT EXISTS traveler_batch_results (
 		execution_id TEXT NOT NULL,
 		traveler_id INTEGER NOT NULL,
@@ -65,33 +55,7 @@ func prepare(ctx context.Context, db *sqlx.DB, execID string, rows int) error {
 			return fmt.Errorf("create tables: %w", err)
 		}
 	}
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	defer tx.Rollback()
-	const chunk = 5000 // rows per INSERT, under SQLite's parameter limit
-	for lo := 1; lo <= rows; lo += chunk {
-		hi := min(rows, lo+chunk-1)
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO traveler_batch_source (execution_id, traveler_id, traveler_name) VALUES `)
-		args := make([]any, 0, 3*(hi-lo+1))
-		for n := lo; n <= hi; n++ {
-			if n > lo {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?, ?, ?)")
-			args = append(args, execID, n, fmt.Sprintf("Traveler %d", n))
-		}
-		sb.WriteString(` ON CONFLICT (execution_id, traveler_id) DO NOTHING`)
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	return nil
+	return seedjob.Seed(ctx, db, execID, rows)
 }
 
 // resultRow stores a profile, or a failed enrichment as an invalid row.

@@ -54,6 +54,7 @@ import (
 	_ "github.com/lib/pq" // PostgreSQL driver, "postgres"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/internal/redact"
 	"github.com/batchenrich/batchenrich/riverenrich"
@@ -207,7 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return fail(exitUsage, "database %s cannot be reached: %v", dbDesc, err)
 	}
-	if err := dialAPI(ctx, cfg.profileURL); err != nil {
+	if err := seedjob.DialAPI(ctx, cfg.profileURL); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	if err := riverenrich.Migrate(ctx, db.DB, ""); err != nil {
@@ -349,7 +350,7 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 			}}, nil
 		},
 		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
-			return transform(t, resp.Status, resp.Body), nil
+			return seedjob.Transform(t, resp.Status, resp.Body), nil
 		},
 		PathParams:     []string{}, // Request fills none: New refuses a -profile-url with a {parameter}
 		Pool:           pool.ForConcurrency(cfg.concurrency),

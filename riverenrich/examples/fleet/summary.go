@@ -10,24 +10,12 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/batchenrich/batchenrich"
-	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
 // Data is travelers' final validation, computed from the database.
-type Data struct {
-	SourceRows          int `json:"source_rows"`
-	ExpectedRows        int `json:"expected_rows"`
-	StoredRows          int `json:"stored_rows"`
-	MissingRows         int `json:"missing_rows"`
-	SuccessfulHTTPCalls int `json:"successful_http_calls"`
-	ValidRows           int `json:"valid_rows"`
-	InvalidRows         int `json:"invalid_rows"`
-	MaxBatchNumber      int `json:"max_batch_number"`
-}
-
-// OK reports whether every expected row was stored.
-func (d Data) OK() bool { return d.MissingRows == 0 && d.StoredRows == d.ExpectedRows }
+type Data = seedjob.Data
 
 // Summary is travelers' summary (-json prints it as is), plus
 // configured.partitions.
@@ -74,30 +62,10 @@ func committed(ctx context.Context, store *sqlbatch.CheckpointStore, run string,
 // validate is travelers' final validation for a run split into
 // partitions with at most maxBatches (0: no cap) batches each.
 func validate(ctx context.Context, db *sqlx.DB, executionID string, batchSize, maxBatches, partitions int) (Data, error) {
-	var d Data
-	if err := db.GetContext(ctx, &d.SourceRows, `SELECT count(*) FROM traveler_batch_source WHERE execution_id = $1`, executionID); err != nil {
-		return d, fmt.Errorf("validate: %w", err)
+	d, err := seedjob.Count(ctx, db, executionID)
+	if err != nil {
+		return d, err
 	}
-	var agg struct {
-		Stored  int `db:"stored"`
-		OK200   int `db:"ok200"`
-		Valid   int `db:"valid"`
-		MaxBtch int `db:"max_batch"`
-	}
-	if err := db.GetContext(ctx, &agg, `
-		SELECT count(*) AS stored,
-		       COALESCE(SUM(CASE WHEN profile_status BETWEEN 200 AND 299
-		           AND (validation_error IS NULL OR (validation_error NOT LIKE $2 AND validation_error NOT LIKE $3))
-		           THEN 1 ELSE 0 END), 0) AS ok200,
-		       COALESCE(SUM(CASE WHEN is_valid THEN 1 ELSE 0 END), 0) AS valid,
-		       COALESCE(MAX(batch_number), 0) AS max_batch
-		FROM traveler_batch_results WHERE execution_id = $1`,
-		executionID, string(httpenrich.ReasonMalformed)+": %", string(httpenrich.ReasonTooLarge)+": %"); err != nil {
-		return d, fmt.Errorf("validate: %w", err)
-	}
-	d.StoredRows, d.SuccessfulHTTPCalls, d.ValidRows, d.MaxBatchNumber = agg.Stored, agg.OK200, agg.Valid, agg.MaxBtch
-	d.InvalidRows = d.StoredRows - d.ValidRows
-
 	// Expected: each partition's first batchSize × maxBatches rows in
 	// traveler_id order, read through the partitions' own Sources.
 	var stored []int64

@@ -1,6 +1,7 @@
-package main
+package seedjob
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,30 +10,48 @@ import (
 	"strings"
 )
 
-// Traveler is one row of traveler_batch_source.
-type Traveler struct {
-	ExecutionID  string `db:"execution_id"`
-	TravelerID   int64  `db:"traveler_id"`
-	TravelerName string `db:"traveler_name"`
+// Profile is the enrichment of one traveler: the fixture's transform of the
+// profile API's answer.
+type Profile struct {
+	NormalizedName  string
+	Status          int
+	Hash            string
+	Payload         json.RawMessage
+	ValidationError string // empty when the echo matched
 }
 
-// Key names the traveler in errors and progress events.
-func (t Traveler) Key() string { return "traveler " + strconv.FormatInt(t.TravelerID, 10) }
+// Transform is the fixture's validate/transform step: the traveler's
+// normalized name and hash, the answer's status and compacted payload,
+// and ValidateEcho's verdict on it.
+func Transform(t Traveler, status int, payload json.RawMessage) Profile {
+	norm := NormalizeName(t.TravelerName)
+	var compact bytes.Buffer
+	if json.Compact(&compact, payload) == nil {
+		payload = compact.Bytes()
+	}
+	return Profile{
+		NormalizedName:  norm,
+		Status:          status,
+		Hash:            ProfileHash(t.TravelerID, norm),
+		Payload:         payload,
+		ValidationError: ValidateEcho(payload, t.TravelerID),
+	}
+}
 
-// normalizeName is the fixture's normalized_name: upper(trim(name)).
-func normalizeName(name string) string { return strings.ToUpper(strings.TrimSpace(name)) }
+// NormalizeName is the fixture's normalized_name: upper(trim(name)).
+func NormalizeName(name string) string { return strings.ToUpper(strings.TrimSpace(name)) }
 
-// profileHash is the fixture's profile_hash: the first 20 hex characters of
+// ProfileHash is the fixture's profile_hash: the first 20 hex characters of
 // sha256("<id>:<normalized_name>").
-func profileHash(id int64, normalized string) string {
+func ProfileHash(id int64, normalized string) string {
 	sum := sha256.Sum256([]byte(strconv.FormatInt(id, 10) + ":" + normalized))
 	return hex.EncodeToString(sum[:])[:20]
 }
 
-// validateEcho checks that an httpbin-compatible /anything response echoes
+// ValidateEcho checks that an httpbin-compatible /anything response echoes
 // the traveler id it was asked for. It returns "" when it does, else the
 // fixture's validation_error text.
-func validateEcho(payload []byte, want int64) string {
+func ValidateEcho(payload []byte, want int64) string {
 	var body struct {
 		Args map[string]json.RawMessage `json:"args"`
 	}

@@ -1,4 +1,4 @@
-package main
+package seedjob
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 	"github.com/batchenrich/batchenrich/internal/redact"
 )
 
-// dialAPI checks that the profile API's host accepts connections, sending
-// no request, as travelers does: a run against an API that cannot be
-// reached would fail every item, and its jobs be retried for minutes.
-func dialAPI(ctx context.Context, raw string) error {
+// DialAPI checks that the profile API's host (raw is the -profile-url
+// flag's value) accepts TCP connections within 5 seconds, sending no
+// request: a run against an API that cannot be reached would fail every
+// item. Its error names the URL with any password redacted.
+func DialAPI(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("-profile-url: not a valid URL")
