@@ -81,36 +81,24 @@ func printJSON(w io.Writer, s Summary) error {
 // printTable writes s as a readable table.
 func printTable(w io.Writer, s Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	rows := []struct {
-		k string
-		v any
-	}{
-		{"status", s.Status},
-		{"execution_id", s.ExecutionID},
-		{"batch_size × max_batches", fmt.Sprintf("%d × %d", s.Configured.BatchSize, s.Configured.MaxBatches)},
-		{"concurrency", s.Configured.Concurrency},
-		{"partitions", max(1, s.Configured.Partitions)},
-		{"overlap", s.Configured.Overlap},
-		{"source_rows", s.Data.SourceRows},
-		{"expected_rows", s.Data.ExpectedRows},
-		{"stored_rows", s.Data.StoredRows},
-		{"missing_rows", s.Data.MissingRows},
-		{"successful_http_calls", s.Data.SuccessfulHTTPCalls},
-		{"valid_rows", s.Data.ValidRows},
-		{"invalid_rows", s.Data.InvalidRows},
-		{"max_batch_number", s.Data.MaxBatchNumber},
-		{"batches_run", s.Execution.BatchesRun},
-		{"batches_skipped", s.Execution.BatchesSkipped},
-		{"duration_ms", s.Execution.DurationMS},
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("status", s.Status)
+	row("execution_id", s.ExecutionID)
+	row("batch_size × max_batches", fmt.Sprintf("%d × %d", s.Configured.BatchSize, s.Configured.MaxBatches))
+	row("concurrency", s.Configured.Concurrency)
+	row("partitions", max(1, s.Configured.Partitions))
+	row("overlap", s.Configured.Overlap)
+	for _, f := range s.Data.Fields() {
+		row(f.Name, f.Value)
 	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v)
-	}
+	row("batches_run", s.Execution.BatchesRun)
+	row("batches_skipped", s.Execution.BatchesSkipped)
+	row("duration_ms", s.Execution.DurationMS)
 	for _, r := range limitRows(s.Execution.Limits) {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		row(r[0], r[1])
 	}
 	for _, r := range s.Replay.rows() {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		row(r[0], r[1])
 	}
 	return tw.Flush()
 }

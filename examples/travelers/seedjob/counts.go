@@ -26,6 +26,27 @@ type Data struct {
 // OK reports whether every expected row was stored: the run's exit status.
 func (d Data) OK() bool { return d.MissingRows == 0 && d.StoredRows == d.ExpectedRows }
 
+// Field is one field of Data, named as in its JSON.
+type Field struct {
+	Name  string
+	Value int
+}
+
+// Fields lists d's fields in the summary's order (the order of Data's
+// declaration), for a program printing them as a table.
+func (d Data) Fields() []Field {
+	return []Field{
+		{"source_rows", d.SourceRows},
+		{"expected_rows", d.ExpectedRows},
+		{"stored_rows", d.StoredRows},
+		{"missing_rows", d.MissingRows},
+		{"successful_http_calls", d.SuccessfulHTTPCalls},
+		{"valid_rows", d.ValidRows},
+		{"invalid_rows", d.InvalidRows},
+		{"max_batch_number", d.MaxBatchNumber},
+	}
+}
+
 // Count counts executionID's source rows and result rows: stored, valid,
 // invalid, successful HTTP calls (a 2xx status whose body was neither
 // malformed nor too large) and the highest batch number. Its errors start

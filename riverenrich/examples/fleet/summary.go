@@ -116,28 +116,17 @@ func printTable(w io.Writer, s Summary) error {
 	if s.Configured.MaxBatches == 0 {
 		maxB = "no cap"
 	}
-	for _, r := range []struct {
-		k string
-		v any
-	}{
-		{"status", s.Status},
-		{"execution_id", s.ExecutionID},
-		{"batch_size × max_batches", fmt.Sprintf("%d × %s per partition", s.Configured.BatchSize, maxB)},
-		{"concurrency", s.Configured.Concurrency},
-		{"partitions", s.Configured.Partitions},
-		{"source_rows", s.Data.SourceRows},
-		{"expected_rows", s.Data.ExpectedRows},
-		{"stored_rows", s.Data.StoredRows},
-		{"missing_rows", s.Data.MissingRows},
-		{"successful_http_calls", s.Data.SuccessfulHTTPCalls},
-		{"valid_rows", s.Data.ValidRows},
-		{"invalid_rows", s.Data.InvalidRows},
-		{"max_batch_number", s.Data.MaxBatchNumber},
-		{"batches_run", s.Execution.BatchesRun},
-		{"batches_skipped", s.Execution.BatchesSkipped},
-		{"duration_ms", s.Execution.DurationMS},
-	} {
-		fmt.Fprintf(tw, "%s\t%v\n", r.k, r.v)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("status", s.Status)
+	row("execution_id", s.ExecutionID)
+	row("batch_size × max_batches", fmt.Sprintf("%d × %s per partition", s.Configured.BatchSize, maxB))
+	row("concurrency", s.Configured.Concurrency)
+	row("partitions", s.Configured.Partitions)
+	for _, f := range s.Data.Fields() {
+		row(f.Name, f.Value)
 	}
+	row("batches_run", s.Execution.BatchesRun)
+	row("batches_skipped", s.Execution.BatchesSkipped)
+	row("duration_ms", s.Execution.DurationMS)
 	return tw.Flush()
 }
