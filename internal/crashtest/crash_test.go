@@ -2,7 +2,6 @@ package crashtest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,55 +141,10 @@ func crashAndResume(t *testing.T, k testdb.Kind, point string, batch, n int) {
 // item is there once, and only batches in flight at a kill were enriched
 // again, each at most once per kill.
 func TestRandomKills(t *testing.T) {
-	const n, size, kills = 60, 5, 4
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
-			seed := uint64(time.Now().UnixNano())
-			rng := rand.New(rand.NewPCG(seed, 0))
-			db, dsn := dbFor(t, k)
-			createTables(t, db, n)
-			log := filepath.Join(t.TempDir(), "enrichments.log")
-			cfg := childFor(k, dsn, log)
-			cfg.BatchSize, cfg.Concurrency, cfg.Delay, cfg.LockWait = size, 2, 3*time.Millisecond, true
-			var app string
-			cfg.DSN, app = tagSessions(t, k, cfg.DSN)
-			inFlight := map[int]int{} // batch → kills while it was in flight
-			var killedAt []string
-			for i := range kills {
-				p := startChild(t, fmt.Sprintf("child %d", i+1), cfg)
-				p.waitLine("start ")
-				delay := time.Duration(rng.IntN(250)) * time.Millisecond
-				time.Sleep(delay)
-				_ = p.cmd.Process.Kill()
-				code := p.wait()
-				waitSessionsGone(t, db, app) // its last COMMIT may still be landing
-				s := readState(t, db)
-				checkCommitted(t, db, n, size, s.cp.Batch, s.cp.Done)
-				if code != -1 { // it finished before the kill
-					killedAt = append(killedAt, fmt.Sprintf("finished (exit %d)", code))
-					break
-				}
-				inFlight[s.cp.Batch+1]++
-				killedAt = append(killedAt, fmt.Sprintf("+%s: %d committed", delay, s.cp.Batch))
-				if s.cp.Done {
-					break
-				}
-			}
-			p := startChild(t, "last child", cfg)
-			p.finish(exitOK)
-			checkCommitted(t, db, n, size, batchesOf(n, size), true)
-			counts := enrichments(t, log, size)
-			again := map[int]bool{}
-			for id := int64(1); id <= n; id++ {
-				b := batchOf(id, size)
-				if c := counts[id]; c < 1 || c > 1+inFlight[b] {
-					t.Errorf("item %d (batch %d) enriched %d times; %d kills in its batch", id, b, c, inFlight[b])
-				} else if c > 1 {
-					again[b] = true
-				}
-			}
-			t.Logf("FINDING %s, random SIGKILLs (seed %d): %s; batches enriched again: %v", k, seed, strings.Join(killedAt, ", "), again)
+			randomKills(t, k, false)
 		})
 	}
 }
