@@ -3,10 +3,8 @@ package sqlbatch_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -31,23 +29,7 @@ func TestCheckpointLockLost(t *testing.T) {
 		}
 		// The holder dies.
 		if k.Postgres() {
-			pid := a.LockPID("e1")
-			mustExec(t, db, `SELECT pg_terminate_backend($1)`, pid)
-			// pg_terminate_backend only signals the backend: wait
-			// until it is gone, and its lock with it.
-			for i := 0; ; i++ {
-				var n int
-				if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid); err != nil {
-					t.Fatal(err)
-				}
-				if n == 0 {
-					break
-				}
-				if i == 1000 {
-					t.Fatalf("backend %d still alive after pg_terminate_backend", pid)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			terminateBackend(t, db, a.LockPID("e1"))
 		} else {
 			mustExec(t, db, `UPDATE batchenrich_checkpoints SET lock_expires_at = 0 WHERE run_key = 'e1'`)
 		}
@@ -127,15 +109,7 @@ func TestCheckpointConfigErrors(t *testing.T) {
 func TestCheckpointTryLockSQLiteBusy(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "busy.db")
-	open := func(busyMS int) *sqlx.DB {
-		db, err := sqlx.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_txlock=immediate", path, busyMS))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	holder, db := open(10000), open(50)
+	holder, db := openSQLite(t, path, 10000), openSQLite(t, path, 50)
 	store := checkpointStore(t, db)
 	ctx := context.Background()
 	tx, err := holder.BeginTxx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock

@@ -2,11 +2,8 @@ package sqlbatch_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
@@ -19,15 +16,7 @@ import (
 func TestCreateTableExistingWhileWriteLocked(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "ddl.db")
-	open := func(busyMS int) *sqlx.DB {
-		db, err := sqlx.Open("sqlite", fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_txlock=immediate", path, busyMS))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	holder, db := open(10000), open(50)
+	holder, db := openSQLite(t, path, 10000), openSQLite(t, path, 50)
 	ctx := context.Background()
 	first, err := sqlbatch.NewCheckpointStore(holder, sqlbatch.CheckpointConfig{})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -81,21 +80,7 @@ func TestRunReportsLockLostAtUnlock(t *testing.T) {
 		store := checkpointStore(t, db)
 		lose := func() {
 			if k == testdb.PostgreSQL {
-				pid := store.LockPID("e1")
-				mustExec(t, db, `SELECT pg_terminate_backend($1)`, pid)
-				for i := 0; ; i++ {
-					var n int
-					if err := db.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, pid); err != nil {
-						t.Fatal(err)
-					}
-					if n == 0 {
-						break
-					}
-					if i == 1000 {
-						t.Fatalf("backend %d still alive", pid)
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				terminateBackend(t, db, store.LockPID("e1"))
 				return
 			}
 			// The lease expires and another runner takes it.
