@@ -78,6 +78,18 @@ func sourceConfig(executionID string) sqlbatch.SourceConfig {
 	}
 }
 
+// newSink writes results to traveler_batch_results, one row per
+// (execution_id, traveler_id), with resultRow.
+func newSink(db *sqlx.DB) (*sqlbatch.Sink[Traveler, Profile], error) {
+	return sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
+		Table:       "traveler_batch_results",
+		Key:         []string{"execution_id", "traveler_id"},
+		Columns:     resultColumns,
+		Row:         resultRow,
+		BatchColumn: "batch_number",
+	})
+}
+
 // job is the seed fixture's pipeline, built on batchenrich's defaults.
 type job struct {
 	source *sqlbatch.Source[Traveler]
@@ -124,13 +136,7 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
-		Table:       "traveler_batch_results",
-		Key:         []string{"execution_id", "traveler_id"},
-		Columns:     resultColumns,
-		Row:         resultRow,
-		BatchColumn: "batch_number",
-	})
+	sink, err := newSink(db)
 	if err != nil {
 		enr.Close()
 		return nil, err

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
+	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+)
+
+// TestConformance runs the example's Source, Sink and checkpoint store, as
+// newJob configures them (sourceConfig, newSink, the default checkpoint
+// table, created as the program creates them), through batchenrichtest's
+// suites on each database.
+func TestConformance(t *testing.T) {
+	for _, k := range testdb.Kinds {
+		t.Run(string(k), func(t *testing.T) {
+			t.Run("Source", func(t *testing.T) {
+				batchenrichtest.TestSource(t, batchenrichtest.SourceHarness[Traveler]{
+					New: func(t *testing.T, n int) (func() batchenrich.Source[Traveler], []Traveler) {
+						db, _ := conformanceDB(t, k)
+						// Another execution's rows, which the Filter must skip.
+						for _, id := range []string{"other", "conf"} {
+							if err := seedjob.Seed(context.Background(), db, id, n); err != nil {
+								t.Fatal(err)
+							}
+						}
+						want := make([]Traveler, n)
+						for i := range want {
+							want[i] = Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
+						}
+						return func() batchenrich.Source[Traveler] {
+							src, err := sqlbatch.NewSource[Traveler](db, sourceConfig("conf"))
+							if err != nil {
+								t.Fatal(err)
+							}
+							return src
+						}, want
+					},
+				})
+			})
+			t.Run("Sink", func(t *testing.T) {
+				batchenrichtest.TestSink(t, batchenrichtest.SinkHarness[Traveler, Profile]{
+					New: func(t *testing.T) batchenrichtest.SinkFixture[Traveler, Profile] {
+						db, store := conformanceDB(t, k)
+						sink, err := newSink(db)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return batchenrichtest.SinkFixture[Traveler, Profile]{
+							Sink:        sink,
+							Checkpoints: store,
+							Stored: func(t *testing.T) []batchenrichtest.Stored {
+								var rows []struct {
+									ID    int64 `db:"traveler_id"`
+									Batch int   `db:"batch_number"`
+									Valid bool  `db:"is_valid"`
+								}
+								if err := db.Select(&rows, `SELECT traveler_id, batch_number, is_valid
+									FROM traveler_batch_results WHERE execution_id = 'conf'`); err != nil {
+									t.Fatal(err)
+								}
+								out := make([]batchenrichtest.Stored, len(rows))
+								for i, r := range rows {
+									out[i] = batchenrichtest.Stored{Key: Traveler{TravelerID: r.ID}.Key(), Batch: r.Batch, Failed: !r.Valid}
+								}
+								return out
+							},
+						}
+					},
+					Item: func(i int) Traveler {
+						return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
+					},
+					Value: func(i int) Profile {
+						t := Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
+						body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(t.TravelerID)}})
+						return seedjob.Transform(t, 200, body)
+					},
+					Key: Traveler.Key,
+				})
+			})
+			t.Run("CheckpointStore", func(t *testing.T) {
+				batchenrichtest.TestCheckpointStore(t, batchenrichtest.CheckpointHarness{
+					New: func(t *testing.T) func() batchenrich.CheckpointStore {
+						db, _ := conformanceDB(t, k)
+						return func() batchenrich.CheckpointStore {
+							store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+							if err != nil {
+								t.Fatal(err)
+							}
+							return store
+						}
+					},
+				})
+			})
+		})
+	}
+}
+
+// conformanceDB returns a fresh database of kind k with the program's
+// tables (createTables, addFailureColumns) and its checkpoint store.
+func conformanceDB(t *testing.T, k testdb.Kind) (*sqlx.DB, *sqlbatch.CheckpointStore) {
+	t.Helper()
+	db := testdb.Open(t, k)
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := createTables(ctx, db, store); err != nil {
+		t.Fatal(err)
+	}
+	if err := addFailureColumns(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	return db, store
+}
