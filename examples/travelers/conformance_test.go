@@ -83,7 +83,8 @@ func TestConformance(t *testing.T) {
 						body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(t.TravelerID)}})
 						return seedjob.Transform(t, 200, body)
 					},
-					Key: Traveler.Key,
+					Key:    Traveler.Key,
+					Poison: poison(k),
 				})
 			})
 			t.Run("CheckpointStore", func(t *testing.T) {
@@ -101,6 +102,17 @@ func TestConformance(t *testing.T) {
 				})
 			})
 		})
+	}
+}
+
+// poison returns TestSink's Poison for kind k: a traveler whose name
+// PostgreSQL refuses (a NUL byte in TEXT); nil on SQLite, which stores it.
+func poison(k testdb.Kind) func(i int) Traveler {
+	if k != testdb.PostgreSQL {
+		return nil
+	}
+	return func(i int) Traveler {
+		return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: "poison\x00"}
 	}
 }
 
