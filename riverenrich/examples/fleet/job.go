@@ -9,6 +9,7 @@ import (
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
+	"github.com/jmoiron/sqlx"
 )
 
 // The seed job is examples/travelers' (package seedjob): the same tables,
@@ -72,6 +73,23 @@ func sourceConfig(executionID string, p batchenrich.Partition) sqlbatch.SourceCo
 		Filter:    map[string]any{"execution_id": executionID},
 		Partition: p,
 	}
+}
+
+// newSource reads partition p of executionID's travelers.
+func newSource(db *sqlx.DB, executionID string, p batchenrich.Partition) (*sqlbatch.Source[Traveler], error) {
+	return sqlbatch.NewSource[Traveler](db, sourceConfig(executionID, p))
+}
+
+// newSink writes the results of partition part to traveler_batch_results,
+// one row per (execution_id, traveler_id), with resultRow.
+func newSink(db *sqlx.DB, part int) (*sqlbatch.Sink[Traveler, Profile], error) {
+	return sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
+		Table:       "traveler_batch_results",
+		Key:         []string{"execution_id", "traveler_id"},
+		Columns:     resultColumns,
+		Row:         func(r batchenrich.Result[Traveler, Profile]) ([]any, error) { return resultRow(part, r) },
+		BatchColumn: "batch_number",
+	})
 }
 
 // schema is travelers' PostgreSQL schema (seedjob.Schema), plus

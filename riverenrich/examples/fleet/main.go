@@ -368,18 +368,11 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 		DB:    db.DB,
 		Store: store,
 		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[Traveler], error) {
-			return sqlbatch.NewSource[Traveler](db, sourceConfig(job.Run, job.Partition))
+			return newSource(db, job.Run, job.Partition)
 		},
 		Enricher: enr,
 		Sink: func(ctx context.Context, job riverenrich.Job) (batchenrich.Sink[Traveler, Profile], error) {
-			part := job.Partition.Index
-			return sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
-				Table:       "traveler_batch_results",
-				Key:         []string{"execution_id", "traveler_id"},
-				Columns:     resultColumns,
-				Row:         func(r batchenrich.Result[Traveler, Profile]) ([]any, error) { return resultRow(part, r) },
-				BatchColumn: "batch_number",
-			})
+			return newSink(db, job.Partition.Index)
 		},
 		Options: func(job riverenrich.Job) (batchenrich.Options, error) {
 			var p params
