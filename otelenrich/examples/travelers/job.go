@@ -58,6 +58,37 @@ func prepare(ctx context.Context, db *sqlx.DB, execID string, rows int) error {
 	return seedjob.Seed(ctx, db, execID, rows)
 }
 
+// openDB opens the SQLite database file path.
+func openDB(path string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return db, nil
+}
+
+// newSource reads the travelers of execID by traveler_id.
+func newSource(db *sqlx.DB, execID string) (*sqlbatch.Source[Traveler], error) {
+	return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
+		Table:   "traveler_batch_source",
+		Columns: []string{"execution_id", "traveler_id", "traveler_name"},
+		Key:     []string{"traveler_id"},
+		Filter:  map[string]any{"execution_id": execID},
+	})
+}
+
+// newSink writes results to traveler_batch_results, one row per
+// (execution_id, traveler_id), with resultRow.
+func newSink(db *sqlx.DB) (*sqlbatch.Sink[Traveler, Profile], error) {
+	return sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
+		Table:       "traveler_batch_results",
+		Key:         []string{"execution_id", "traveler_id"},
+		Columns:     []string{"execution_id", "traveler_id", "profile_status", "profile_payload", "is_valid", "validation_error"},
+		Row:         resultRow,
+		BatchColumn: "batch_number",
+	})
+}
+
 // resultRow stores a profile, or a failed enrichment as an invalid row.
 func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
@@ -117,9 +148,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 	}
 	defer tracer.Close()
 
-	db, err := sqlx.Open("sqlite", "file:"+cfg.db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+	db, err := openDB(cfg.db)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
 	defer db.Close()
 	if err := prepare(ctx, db, cfg.executionID, cfg.rows); err != nil {
@@ -165,22 +196,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 	}
 	defer enr.Close()
 
-	src, err := sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
-		Table:   "traveler_batch_source",
-		Columns: []string{"execution_id", "traveler_id", "traveler_name"},
-		Key:     []string{"traveler_id"},
-		Filter:  map[string]any{"execution_id": cfg.executionID},
-	})
+	src, err := newSource(db, cfg.executionID)
 	if err != nil {
 		return err
 	}
-	sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Profile]{
-		Table:       "traveler_batch_results",
-		Key:         []string{"execution_id", "traveler_id"},
-		Columns:     []string{"execution_id", "traveler_id", "profile_status", "profile_payload", "is_valid", "validation_error"},
-		Row:         resultRow,
-		BatchColumn: "batch_number",
-	})
+	sink, err := newSink(db)
 	if err != nil {
 		return err
 	}
