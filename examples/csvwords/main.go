@@ -62,17 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, opts batc
 		}
 		return strings.ToUpper(rec[1]) + " (" + strconv.Itoa(len(rec[1])) + " letters)", nil
 	})
-	// Sink: receives each batch whole, in order, failures included.
-	sink := batchenrich.SinkFunc[[]string, string](func(ctx context.Context, b batchenrich.Batch[[]string, string]) error {
-		for _, res := range b.Results {
-			if res.Err != nil {
-				fmt.Fprintf(stdout, "batch %d  row %v  FAILED: %v\n", b.Number, res.Item, batchenrich.FailureReason(res.Err))
-				continue
-			}
-			fmt.Fprintf(stdout, "batch %d  id %s  %s\n", b.Number, res.Item[0], res.Value)
-		}
-		return nil
-	})
+	sink := printSink(stdout)
 
 	opts.BatchSize, opts.Concurrency = 3, 3
 	runner, err := batchenrich.New[[]string, string](src, enr, sink, opts)
@@ -87,4 +77,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, opts batc
 	}
 	fmt.Fprintf(stdout, "%d rows in %d batches, %d failed\n", rep.Written, rep.BatchesRun, rep.Failed)
 	return 0
+}
+
+// printSink prints each batch to w, a line per row, failures included:
+// the Sink receives each batch whole, in order. A batch written again (a
+// resumed run) is printed again; its last lines are what count. With a
+// cancelled context it prints nothing and returns the context's error, as
+// the Sink contract asks.
+func printSink(w io.Writer) batchenrich.Sink[[]string, string] {
+	return batchenrich.SinkFunc[[]string, string](func(ctx context.Context, b batchenrich.Batch[[]string, string]) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, res := range b.Results {
+			if res.Err != nil {
+				fmt.Fprintf(w, "batch %d  row %v  FAILED: %v\n", b.Number, res.Item, batchenrich.FailureReason(res.Err))
+				continue
+			}
+			fmt.Fprintf(w, "batch %d  id %s  %s\n", b.Number, res.Item[0], res.Value)
+		}
+		return nil
+	})
 }
