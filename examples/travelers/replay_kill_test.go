@@ -43,19 +43,7 @@ func TestRetryFailedKilledThenResumed(t *testing.T) {
 }
 
 func killedThenResumed(t *testing.T, k testdb.Kind) {
-	dsn := dsnFor(t, k)
-	api := newOutageAPI(t)
-	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
-		"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "kill-1"}
-	// The replay in batches of 5 (with a cap that still covers the 400
-	// rows), so that the 20 transient failures take 4 batches.
-	replayArgs := append(args[:len(args):len(args)], "-batch-size", "5", "-max-batches", "80", "-retry-failed")
-	if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
-		t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	batches := batchNumbers(t, dsn, "kill-1")
-	api.requests()
-	api.healed.Store(true)
+	dsn, api, replayArgs, batches := outageRun(t, k, "kill-1")
 
 	// The child hangs on traveler 260's request (its third replay
 	// batch) until it is killed. It has an API of its own: a request it

@@ -54,6 +54,28 @@ func newOutageAPI(t *testing.T) *outageAPI {
 	return a
 }
 
+// outageRun runs the program as execution id on a fresh database of kind
+// k against an outage API (400 rows in batches of 50, no retries), then
+// heals the API and forgets its requests. It returns the -dsn, the API,
+// the arguments of a replay of the run's transient failures (in batches of
+// 5, with a cap that still covers the 400 rows, so that the 20 transient
+// failures take 4 batches) and the run's batch numbers.
+func outageRun(t *testing.T, k testdb.Kind, id string) (dsn string, api *outageAPI, replayArgs []string, batches map[int]int) {
+	t.Helper()
+	dsn = dsnFor(t, k)
+	api = newOutageAPI(t)
+	args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
+		"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", id}
+	replayArgs = append(args[:len(args):len(args)], "-batch-size", "5", "-max-batches", "80", "-retry-failed")
+	if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
+		t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	batches = batchNumbers(t, dsn, id)
+	api.requests()
+	api.healed.Store(true)
+	return dsn, api, replayArgs, batches
+}
+
 // requests returns the requests received since the last call, per id.
 func (a *outageAPI) requests() map[int]int {
 	a.mu.Lock()
@@ -175,19 +197,7 @@ func TestRetryFailed(t *testing.T) {
 func TestRetryFailedInterruptedThenResumed(t *testing.T) {
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
-			dsn := dsnFor(t, k)
-			api := newOutageAPI(t)
-			args := []string{"-dsn", dsn, "-profile-url", api.URL + "/anything", "-seed-rows", "400", "-batch-size", "50",
-				"-max-batches", "10", "-http-retries", "0", "-concurrency", "2", "-json", "-execution-id", "out-2"}
-			// The replay in batches of 5 (with a cap that still covers the
-			// 400 rows), so that the 20 transient failures take 4 batches.
-			replayArgs := append(args[:len(args):len(args)], "-batch-size", "5", "-max-batches", "80", "-retry-failed")
-			if code, stdout, stderr := program(t, context.Background(), args...); code != exitOK {
-				t.Fatalf("run: exit %d\n%s\n%s", code, stdout, stderr)
-			}
-			batches := batchNumbers(t, dsn, "out-2")
-			api.requests()
-			api.healed.Store(true)
+			dsn, api, replayArgs, batches := outageRun(t, k, "out-2")
 
 			// Ctrl-C as the replay's third batch (travelers 220..300)
 			// is enriched. The interrupted replay has an API of its own:
