@@ -11,6 +11,7 @@ import (
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob/seedjobtest"
 	"github.com/batchenrich/batchenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
@@ -27,22 +28,18 @@ func TestConformance(t *testing.T) {
 					New: func(t *testing.T, n int) (func() batchenrich.Source[Traveler], []Traveler) {
 						db, _ := conformanceDB(t, k)
 						// Another execution's rows, which the Filter must skip.
-						for _, id := range []string{"other", "conf"} {
+						for _, id := range []string{"other", seedjobtest.ExecutionID} {
 							if err := seedjob.Seed(context.Background(), db, id, n); err != nil {
 								t.Fatal(err)
 							}
 						}
-						want := make([]Traveler, n)
-						for i := range want {
-							want[i] = Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
-						}
 						return func() batchenrich.Source[Traveler] {
-							src, err := sqlbatch.NewSource[Traveler](db, sourceConfig("conf"))
+							src, err := sqlbatch.NewSource[Traveler](db, sourceConfig(seedjobtest.ExecutionID))
 							if err != nil {
 								t.Fatal(err)
 							}
 							return src
-						}, want
+						}, seedjobtest.Travelers(n)
 					},
 				})
 			})
@@ -57,29 +54,12 @@ func TestConformance(t *testing.T) {
 						return batchenrichtest.SinkFixture[Traveler, Profile]{
 							Sink:        sink,
 							Checkpoints: store,
-							Stored: func(t *testing.T) []batchenrichtest.Stored {
-								var rows []struct {
-									ID    int64 `db:"traveler_id"`
-									Batch int   `db:"batch_number"`
-									Valid bool  `db:"is_valid"`
-								}
-								if err := db.Select(&rows, `SELECT traveler_id, batch_number, is_valid
-									FROM traveler_batch_results WHERE execution_id = 'conf'`); err != nil {
-									t.Fatal(err)
-								}
-								out := make([]batchenrichtest.Stored, len(rows))
-								for i, r := range rows {
-									out[i] = batchenrichtest.Stored{Key: Traveler{TravelerID: r.ID}.Key(), Batch: r.Batch, Failed: !r.Valid}
-								}
-								return out
-							},
+							Stored:      func(t *testing.T) []batchenrichtest.Stored { return seedjobtest.Stored(t, db) },
 						}
 					},
-					Item: func(i int) Traveler {
-						return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
-					},
+					Item: seedjobtest.Traveler,
 					Value: func(i int) Profile {
-						t := Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
+						t := seedjobtest.Traveler(i)
 						body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(t.TravelerID)}})
 						return seedjob.Transform(t, 200, body)
 					},
@@ -112,7 +92,9 @@ func poison(k testdb.Kind) func(i int) Traveler {
 		return nil
 	}
 	return func(i int) Traveler {
-		return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: "poison\x00"}
+		t := seedjobtest.Traveler(i)
+		t.TravelerName = "poison\x00"
+		return t
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob/seedjobtest"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
@@ -23,22 +24,18 @@ func TestConformance(t *testing.T) {
 		batchenrichtest.TestSource(t, batchenrichtest.SourceHarness[Traveler]{
 			New: func(t *testing.T, n int) (func() batchenrich.Source[Traveler], []Traveler) {
 				db, _ := conformanceDB(t)
-				for _, id := range []string{"other", "conf"} { // the Filter must skip "other"
+				for _, id := range []string{"other", seedjobtest.ExecutionID} { // the Filter must skip "other"
 					if err := seedjob.Seed(context.Background(), db, id, n); err != nil {
 						t.Fatal(err)
 					}
 				}
-				want := make([]Traveler, n)
-				for i := range want {
-					want[i] = traveler(i)
-				}
 				return func() batchenrich.Source[Traveler] {
-					src, err := newSource(db, "conf")
+					src, err := newSource(db, seedjobtest.ExecutionID)
 					if err != nil {
 						t.Fatal(err)
 					}
 					return src
-				}, want
+				}, seedjobtest.Travelers(n)
 			},
 		})
 	})
@@ -53,25 +50,10 @@ func TestConformance(t *testing.T) {
 				return batchenrichtest.SinkFixture[Traveler, Profile]{
 					Sink:        sink,
 					Checkpoints: store,
-					Stored: func(t *testing.T) []batchenrichtest.Stored {
-						var rows []struct {
-							ID    int64 `db:"traveler_id"`
-							Batch int   `db:"batch_number"`
-							Valid bool  `db:"is_valid"`
-						}
-						if err := db.Select(&rows, `SELECT traveler_id, batch_number, is_valid
-							FROM traveler_batch_results WHERE execution_id = 'conf'`); err != nil {
-							t.Fatal(err)
-						}
-						out := make([]batchenrichtest.Stored, len(rows))
-						for i, r := range rows {
-							out[i] = batchenrichtest.Stored{Key: Traveler{TravelerID: r.ID}.Key(), Batch: r.Batch, Failed: !r.Valid}
-						}
-						return out
-					},
+					Stored:      func(t *testing.T) []batchenrichtest.Stored { return seedjobtest.Stored(t, db) },
 				}
 			},
-			Item: traveler,
+			Item: seedjobtest.Traveler,
 			Value: func(i int) Profile {
 				return Profile{Status: 200, Payload: []byte(fmt.Sprintf(`{"args":{"traveler_id":["%d"]}}`, i+1))}
 			},
@@ -94,12 +76,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// traveler is the i-th traveler of execution "conf", as seedjob.Seed
-// stores it.
-func traveler(i int) Traveler {
-	return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
-}
-
 // conformanceDB returns a fresh database opened as the program opens it,
 // with its tables (prepare, seeding nothing; the checkpoint table) and
 // its checkpoint store.
@@ -111,7 +87,7 @@ func conformanceDB(t *testing.T) (*sqlx.DB, *sqlbatch.CheckpointStore) {
 	}
 	t.Cleanup(func() { db.Close() })
 	ctx := context.Background()
-	if err := prepare(ctx, db, "conf", 0); err != nil {
+	if err := prepare(ctx, db, seedjobtest.ExecutionID, 0); err != nil {
 		t.Fatal(err)
 	}
 	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})

@@ -11,6 +11,7 @@ import (
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob/seedjobtest"
 	"github.com/batchenrich/batchenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
@@ -29,7 +30,7 @@ func TestConformance(t *testing.T) {
 						t.Fatal(err)
 					}
 					open := func() batchenrich.Source[Traveler] {
-						src, err := newSource(db, "conf", p)
+						src, err := newSource(db, seedjobtest.ExecutionID, p)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -51,33 +52,18 @@ func TestConformance(t *testing.T) {
 				return batchenrichtest.SinkFixture[Traveler, Profile]{
 					Sink:        sink,
 					Checkpoints: store,
-					Stored: func(t *testing.T) []batchenrichtest.Stored {
-						var rows []struct {
-							ID    int64 `db:"traveler_id"`
-							Batch int   `db:"batch_number"`
-							Valid bool  `db:"is_valid"`
-						}
-						if err := db.Select(&rows, `SELECT traveler_id, batch_number, is_valid
-							FROM traveler_batch_results WHERE execution_id = 'conf'`); err != nil {
-							t.Fatal(err)
-						}
-						out := make([]batchenrichtest.Stored, len(rows))
-						for i, r := range rows {
-							out[i] = batchenrichtest.Stored{Key: Traveler{TravelerID: r.ID}.Key(), Batch: r.Batch, Failed: !r.Valid}
-						}
-						return out
-					},
+					Stored:      func(t *testing.T) []batchenrichtest.Stored { return seedjobtest.Stored(t, db) },
 				}
 			},
-			Item: traveler,
+			Item: seedjobtest.Traveler,
 			Value: func(i int) Profile {
-				tr := traveler(i)
+				tr := seedjobtest.Traveler(i)
 				body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(tr.TravelerID)}})
 				return seedjob.Transform(tr, 200, body)
 			},
 			Key: Traveler.Key,
 			// PostgreSQL refuses a NUL byte in TEXT.
-			Poison: func(i int) Traveler { tr := traveler(i); tr.TravelerName = "poison\x00"; return tr },
+			Poison: func(i int) Traveler { tr := seedjobtest.Traveler(i); tr.TravelerName = "poison\x00"; return tr },
 		})
 	})
 	t.Run("CheckpointStore", func(t *testing.T) {
@@ -96,12 +82,7 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// traveler is the i-th traveler of execution "conf", as seed stores it.
-func traveler(i int) Traveler {
-	return Traveler{ExecutionID: "conf", TravelerID: int64(i + 1), TravelerName: fmt.Sprintf("Traveler %d", i+1)}
-}
-
-// partitionItems seeds "conf" with travelers such that partition p holds
+// partitionItems seeds seedjobtest.ExecutionID with travelers such that partition p holds
 // n of them, and returns those in key order. For a partitioned p it seeds
 // more, checks that p's partitions together hold each exactly once, and
 // deletes the travelers after p's n-th.
@@ -109,23 +90,19 @@ func partitionItems(t *testing.T, db *sqlx.DB, n int, p batchenrich.Partition) [
 	t.Helper()
 	ctx := context.Background()
 	if !p.Partitioned() {
-		if err := seed(ctx, db, "conf", n); err != nil {
+		if err := seed(ctx, db, seedjobtest.ExecutionID, n); err != nil {
 			t.Fatal(err)
 		}
-		want := make([]Traveler, n)
-		for i := range want {
-			want[i] = traveler(i)
-		}
-		return want
+		return seedjobtest.Travelers(n)
 	}
 	seeded := 4*n + 16
-	if err := seed(ctx, db, "conf", seeded); err != nil {
+	if err := seed(ctx, db, seedjobtest.ExecutionID, seeded); err != nil {
 		t.Fatal(err)
 	}
 	seen := make(map[int64]int)
 	var mine []Traveler
 	for i := range p.Count {
-		src, err := newSource(db, "conf", batchenrich.Partition{Index: i, Count: p.Count})
+		src, err := newSource(db, seedjobtest.ExecutionID, batchenrich.Partition{Index: i, Count: p.Count})
 		if err != nil {
 			t.Fatal(err)
 		}
