@@ -36,37 +36,21 @@ func (s *Sink[T, R]) Check(ctx context.Context) error {
 	return s.check(ctx, s.db)
 }
 
-func (s *Sink[T, R]) check(ctx context.Context, q sqldialect.Querier) (err error) {
-	defer func() {
-		config := s.config
-		if config == "" {
-			config = "SinkConfig"
-		}
-		err = inConfig(config, err)
-	}()
-	if s.checked.Load() {
-		return nil
-	}
-	s.checkMu.Lock()
-	defer s.checkMu.Unlock()
-	if s.checked.Load() {
-		return nil
-	}
-	if err := s.main.check(ctx, s.d, q, ""); err != nil {
-		return err
-	}
-	if s.replay != nil {
-		// The replay Sink writes the same columns; it is not checked
-		// itself, so it learns its text columns here.
-		s.replay.main.text = s.main.text
-	}
-	if s.failures != nil {
-		if err := s.failures.check(ctx, s.d, q, "Failures."); err != nil {
+func (s *Sink[T, R]) check(ctx context.Context, q sqldialect.Querier) error {
+	return s.checked.do(s.config, "SinkConfig", func() error {
+		if err := s.main.check(ctx, s.d, q, ""); err != nil {
 			return err
 		}
-	}
-	s.checked.Store(true)
-	return nil
+		if s.replay != nil {
+			// The replay Sink writes the same columns; it is not checked
+			// itself, so it learns its text columns here.
+			s.replay.main.text = s.main.text
+		}
+		if s.failures != nil {
+			return s.failures.check(ctx, s.d, q, "Failures.")
+		}
+		return nil
+	})
 }
 
 // check checks one target against the catalog.

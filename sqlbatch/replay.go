@@ -159,7 +159,7 @@ func (s *Sink[T, R]) replaySink(cfg SinkConfig[T, R]) (*Sink[T, R], error) {
 	r := &Sink[T, R]{db: s.db, d: s.d, pg: s.pg}
 	r.conflicted.Store(true)
 	// The same tables, which s checks before it hands r a batch.
-	r.checked.Store(true)
+	r.checked.done.Store(true)
 	var err error
 	if r.main, err = newTarget(s.d, "", cfg.Table, cfg.Key, cfg.Columns, cfg.Row, cfg.BatchColumn); err != nil {
 		return nil, err

@@ -116,9 +116,8 @@ type Sink[T, R any] struct {
 	// config names the configuration in errors ("SinkConfig" if empty).
 	config string
 
-	// checked is set once Check succeeded (see check.go).
-	checked atomic.Bool
-	checkMu sync.Mutex
+	// checked runs Check until it succeeds (see check.go).
+	checked checkOnce
 }
 
 // target is one table a Sink writes.

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/jmoiron/sqlx/reflectx"
@@ -122,8 +120,7 @@ type Source[T any] struct {
 	fields  *reflectx.StructMap
 	config  string     // names the configuration in errors ("SourceConfig" if empty)
 	needs   []needCols // other tables the Source reads (NewFailedSource)
-	checked atomic.Bool
-	checkMu sync.Mutex
+	checked checkOnce  // runs Check until it succeeds
 }
 
 // NewSource returns a Source reading db as cfg says. It validates cfg

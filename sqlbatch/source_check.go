@@ -20,22 +20,12 @@ import (
 // item type and each field a column. It returns a *ConfigError naming the
 // first problem. Once it has succeeded it does nothing more; Read calls it
 // before its first read.
-func (s *Source[T]) Check(ctx context.Context) (err error) {
-	defer func() {
-		config := s.config
-		if config == "" {
-			config = "SourceConfig"
-		}
-		err = inConfig(config, err)
-	}()
-	if s.checked.Load() {
-		return nil
-	}
-	s.checkMu.Lock()
-	defer s.checkMu.Unlock()
-	if s.checked.Load() {
-		return nil
-	}
+func (s *Source[T]) Check(ctx context.Context) error {
+	return s.checked.do(s.config, "SourceConfig", func() error { return s.check(ctx) })
+}
+
+// check is one run of Check's checks.
+func (s *Source[T]) check(ctx context.Context) error {
 	for _, n := range s.needs {
 		if err := n.check(ctx, s.d, s.db); err != nil {
 			return err
@@ -67,11 +57,8 @@ func (s *Source[T]) Check(ctx context.Context) (err error) {
 		}
 	}
 	if len(s.cols) == 0 {
-		if err := s.matchFields(cols, what); err != nil {
-			return err
-		}
+		return s.matchFields(cols, what)
 	}
-	s.checked.Store(true)
 	return nil
 }
 
