@@ -49,6 +49,12 @@ func runParallel(b *testing.B, do func(ctx context.Context, id int) error) {
 // building, retryablehttp, the per-attempt transport, bounded read, JSON
 // decode and validation.
 func BenchmarkEnricher(b *testing.B) {
+	benchEnricher(b, nil)
+}
+
+// benchEnricher runs BenchmarkEnricher's requests through an Enricher
+// configured as it is, and then by adjust if not nil.
+func benchEnricher(b *testing.B, adjust func(*httpenrich.Config[traveler, anything, string])) {
 	srv := benchServer(b)
 	cfg := travelerConfig(srv.URL)
 	cfg.URL = srv.URL + "/anything"
@@ -59,6 +65,9 @@ func BenchmarkEnricher(b *testing.B) {
 		return r.Body.Args.Get("traveler_name"), nil
 	}
 	cfg.Pool = httpenrich.Pool{}.ForConcurrency(benchConcurrency)
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	e := mustNew(b, cfg)
 	runParallel(b, func(ctx context.Context, id int) error {
 		_, err := e.Enrich(ctx, traveler{ID: id, Name: "Traveler 1"})
