@@ -98,30 +98,13 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	return []any{t.ExecutionID, t.TravelerID, r.Value.Status, string(r.Value.Payload), true, nil}, nil
 }
 
-// validate checks that the API echoed the traveler's id: an httpbin
-// /anything answer, whose args hold strings (httpbin.org) or lists of
-// strings (go-httpbin).
+// validate checks that the API echoed the traveler's id (an httpbin
+// /anything answer, whose args hold strings on httpbin.org and lists of
+// strings on go-httpbin) with seedjob.ValidateEcho, the check the other
+// seed job examples make; a wrong echo fails the item with its verdict.
 func validate(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
-	var echo struct {
-		Args map[string]json.RawMessage `json:"args"`
-	}
-	if err := json.Unmarshal(resp.Body, &echo); err != nil {
-		return Profile{}, fmt.Errorf("not an httpbin echo: %w", err)
-	}
-	raw, ok := echo.Args["traveler_id"]
-	if !ok {
-		return Profile{}, errors.New("no traveler_id echoed")
-	}
-	var got []string
-	if err := json.Unmarshal(raw, &got); err != nil {
-		var one string
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return Profile{}, fmt.Errorf("echoed traveler_id %s", raw)
-		}
-		got = []string{one}
-	}
-	if len(got) != 1 || got[0] != strconv.FormatInt(t.TravelerID, 10) {
-		return Profile{}, fmt.Errorf("echoed traveler_id %v", got)
+	if verdict := seedjob.ValidateEcho(resp.Body, t.TravelerID); verdict != "" {
+		return Profile{}, errors.New(verdict)
 	}
 	return Profile{Status: resp.Status, Payload: resp.Body}, nil
 }

@@ -19,6 +19,7 @@ func TestValidateBothHttpbins(t *testing.T) {
 		{`{"args":{"traveler_id":"8"}}`, false},
 		{`{"args":{"traveler_id":["8"]}}`, false},
 		{`{"args":{}}`, false},
+		{`not JSON`, false},
 	} {
 		_, err := validate(Traveler{TravelerID: 7}, &httpenrich.Response[json.RawMessage]{Status: 200, Body: json.RawMessage(tc.body)})
 		if (err == nil) != tc.ok {
