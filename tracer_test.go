@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -411,21 +410,7 @@ func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
 func BenchmarkRunnerNopTracer(b *testing.B) {
 	ctx := context.Background()
 	total := b.N
-	src := batchenrich.SourceFunc[int](func(_ context.Context, after batchenrich.Cursor, limit int) ([]int, batchenrich.Cursor, error) {
-		start := 0
-		if after != "" {
-			start, _ = strconv.Atoi(string(after))
-		}
-		n := min(limit, total-start)
-		if n <= 0 {
-			return nil, after, nil
-		}
-		items := make([]int, n)
-		for i := range items {
-			items[i] = start + i
-		}
-		return items, batchenrich.Cursor(strconv.Itoa(start + n)), nil
-	})
+	src := benchSource(total)
 	enr := batchenrich.EnricherFunc[int, int](func(_ context.Context, v int) (int, error) { return v, nil })
 	sink := batchenrich.SinkFunc[int, int](func(context.Context, batchenrich.Batch[int, int]) error { return nil })
 	r, err := batchenrich.New(src, enr, sink, batchenrich.Options{BatchSize: 1000, Concurrency: 64, Tracer: nopTracer{}})
