@@ -170,11 +170,11 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	return nil
 }
 
-// claimPartitions checks, for a Runner working on one partition of a
-// split run, the partition count recorded under the run's own key, and
-// records it on the first run.
-func (st *run[T, R]) claimPartitions(ctx context.Context) error {
-	o := st.opts
+// claimRun checks, for a run working on partition o.Partition of a split
+// run, the partition count recorded under the run's own key, and records
+// it on the first run. It waits for the run's own lock claimLockWait, or
+// as long as it takes with Options.LockWait.
+func claimRun(ctx context.Context, o Options) error {
 	if !o.Partition.Partitioned() {
 		return nil
 	}

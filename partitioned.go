@@ -127,11 +127,7 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 	}
 	if o := pr.runners[0].opts; o.Checkpoints != nil {
 		// Once for all partitions, so that a changed count is one error.
-		wait := claimLockWait
-		if o.LockWait {
-			wait = 1<<63 - 1
-		}
-		if err := ClaimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, wait); err != nil {
+		if err := claimRun(ctx, o); err != nil {
 			rep.Duration = time.Since(rep.Started)
 			return rep, err
 		}

@@ -113,7 +113,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		return st.rep, err
 	}
 	if r.opts.Checkpoints != nil {
-		if err := st.claimPartitions(ctx); err != nil {
+		if err := claimRun(ctx, r.opts); err != nil {
 			return st.rep, err
 		}
 		unlock, lerr := st.lock(ctx)
