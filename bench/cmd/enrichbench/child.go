@@ -34,6 +34,7 @@ type childResult struct {
 	Stats     harness.Stats `json:"stats"`
 	ElapsedNS int64         `json:"elapsed_ns"`
 	PeakRSSKB int64         `json:"peak_rss_kb"`
+	CPUNS     int64         `json:"cpu_ns"` // the process's CPU time during the call
 	NotWired  bool          `json:"not_wired,omitempty"`
 	Error     string        `json:"error,omitempty"`
 }
@@ -79,17 +80,18 @@ func timed(ctx context.Context, name string, cfg harness.Config) childResult {
 		out.Error = "unknown contender " + name
 		return out
 	}
-	cpu0 := processCPU()
+	cpu0 := harness.SelfCPU()
 	start := time.Now()
 	st, err := run(ctx, cfg)
 	out.ElapsedNS = int64(time.Since(start))
+	out.CPUNS = int64(harness.SelfCPU() - cpu0)
 	if st.Detail != "" {
 		st.Detail += "; "
 	}
 	// In a child, the process is the contender alone (the profile API and
 	// PostgreSQL run elsewhere): its CPU time is less at the mercy of the
 	// machine's load than the elapsed time.
-	st.Detail += fmt.Sprintf("process CPU %.0f ms", float64(processCPU()-cpu0)/1e6)
+	st.Detail += fmt.Sprintf("process CPU %.0f ms", float64(out.CPUNS)/1e6)
 	out.Stats = st
 	if err != nil {
 		out.Error = err.Error()
@@ -157,13 +159,4 @@ func vmHWM() int64 {
 		}
 	}
 	return 0
-}
-
-// processCPU returns the user and system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

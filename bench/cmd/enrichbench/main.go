@@ -213,8 +213,8 @@ func run(ctx context.Context, f flags) (err error) {
 				if err != nil {
 					return fmt.Errorf("%s, %d rows, round %d: %w", name, rows, round+1, err)
 				}
-				fmt.Fprintf(os.Stderr, "  %-12s rows %6d round %d: %8.1f ms %8.0f rows/s conns %4d rss %6d KB %s\n",
-					name, rows, round+1, ms(r.Elapsed), r.RowsPerSecond(), r.Conns, r.PeakRSSKB, r.Stats.Detail)
+				fmt.Fprintf(os.Stderr, "  %-12s rows %6d round %d: %8.1f ms %8.0f rows/s conns %4d rss %6d KB%s %s\n",
+					name, rows, round+1, ms(r.Elapsed), r.RowsPerSecond(), r.Conns, r.PeakRSSKB, cpuLine(r), r.Stats.Detail)
 				results[rows][name] = append(results[rows][name], r)
 				all = append(all, r)
 			}
@@ -226,6 +226,7 @@ func run(ctx context.Context, f flags) (err error) {
 		printMemory(names, rowCounts, results)
 	} else {
 		printThroughput(f.scenario, names, results[cfg.Rows], cfg, latency, srv != nil)
+		printCPU(names, results[cfg.Rows])
 	}
 	for _, n := range names {
 		if why, ok := skipped[n]; ok {
@@ -263,7 +264,18 @@ func runOnce(ctx context.Context, f flags, db *harness.DB, srv *profileapi.Serve
 		if f.cpuProfile != "" {
 			prof = fmt.Sprintf("%s.%s.%d.%d.pprof", f.cpuProfile, name, cfg.Rows, round+1)
 		}
+		// The harness only waits while the child runs: its own CPU is the
+		// profile API's. PostgreSQL's is read before and after too, once
+		// the child's backends have had a moment to exit and be reaped.
+		srv0 := harness.SelfCPU()
+		db0, dbOK := harness.PostgresCPU()
 		out, err = runChild(rctx, name, cfg, prof)
+		r.ClientCPU, r.ServerCPU = time.Duration(out.CPUNS), harness.SelfCPU()-srv0
+		if dbOK {
+			time.Sleep(100 * time.Millisecond)
+			db1, _ := harness.PostgresCPU()
+			r.DBCPU = db1 - db0
+		}
 	} else {
 		out, err = runInProcess(rctx, name, cfg)
 	}
@@ -392,6 +404,103 @@ func printMemory(names []string, rowCounts []int, results map[int]map[string][]h
 	tw.Flush()
 	fmt.Println("RSS: median peak resident set (VmHWM) of the child process running the contender")
 }
+
+// cpuLine is a run's CPU per row, for the progress lines; empty when not
+// measured.
+func cpuLine(r harness.Result) string {
+	if r.ClientCPU == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" CPU µs/row client %.1f server %.1f db %.1f", us(r.PerRow(r.ClientCPU)), us(r.PerRow(r.ServerCPU)), us(r.PerRow(r.DBCPU)))
+}
+
+// printCPU prints the CPU accounting of the runs (medians of CPU per row,
+// by process) and each contender's time against the references' in the
+// same round (medians of the per-round ratios).
+func printCPU(names []string, byName map[string][]harness.Result) {
+	measured := false
+	for _, rs := range byName {
+		for _, r := range rs {
+			measured = measured || r.ClientCPU > 0
+		}
+	}
+	if !measured {
+		return
+	}
+	var refs []string
+	for _, ref := range []string{"strong", "http-waves"} {
+		if len(byName[ref]) > 0 {
+			refs = append(refs, ref)
+		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "contender\tmedian ms\tclient µs/row\tserver µs/row\tdb µs/row\ttotal µs/row\t"
+	for _, ref := range refs {
+		head += "÷ " + ref + " per round\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, n := range names {
+		rs := byName[n]
+		if len(rs) == 0 {
+			continue
+		}
+		med := func(f func(harness.Result) time.Duration) float64 {
+			v := make([]float64, len(rs))
+			for i, r := range rs {
+				v[i] = float64(f(r))
+			}
+			return medianOf(v)
+		}
+		line := fmt.Sprintf("%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t", n,
+			med(func(r harness.Result) time.Duration { return r.Elapsed })/1e6,
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.ClientCPU) })/1e3,
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.ServerCPU) })/1e3,
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.DBCPU) })/1e3,
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.TotalCPU()) })/1e3)
+		for _, ref := range refs {
+			line += roundRatio(rs, byName[ref]) + "\t"
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Println("CPU per row: medians; client = the contender's process during its call, server = the harness process (the profile API) during the child's life, db = all PostgreSQL processes over the same span (any other database's work included)")
+	if len(refs) > 0 {
+		fmt.Println("÷ <ref> per round: median over rounds of the contender's time ÷ the reference's time in the same round")
+	}
+}
+
+// roundRatio is the median over rounds of rs's elapsed time divided by
+// ref's in the same round, or "-".
+func roundRatio(rs, ref []harness.Result) string {
+	byRound := map[int]time.Duration{}
+	for _, r := range ref {
+		byRound[r.Round] = r.Elapsed
+	}
+	var v []float64
+	for _, r := range rs {
+		if d, ok := byRound[r.Round]; ok && d > 0 {
+			v = append(v, float64(r.Elapsed)/float64(d))
+		}
+	}
+	if len(v) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", medianOf(v))
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // phaseRatio is the median Stats.Phase of rs divided by floor, or "-".
 func phaseRatio(rs []harness.Result, floor time.Duration) string {

@@ -88,6 +88,28 @@ type Result struct {
 	Requests  int64         `json:"requests"` // HTTP requests it served
 	PeakRSSKB int64         `json:"peak_rss_kb,omitempty"`
 	Stats     Stats         `json:"stats"`
+
+	// CPU time spent during the run, where measured (0 otherwise).
+	// ClientCPU is the contender's own process during its call (a child
+	// process's, so isolated runs only); ServerCPU the harness process's
+	// during the child's whole life, which is the in-process profile API's
+	// (the harness itself only waits meanwhile); DBCPU the PostgreSQL
+	// server's over the same span (see PostgresCPU: every database's).
+	ClientCPU time.Duration `json:"client_cpu_ns,omitempty"`
+	ServerCPU time.Duration `json:"server_cpu_ns,omitempty"`
+	DBCPU     time.Duration `json:"db_cpu_ns,omitempty"`
+}
+
+// TotalCPU is the CPU time the run cost the machine: client, API server
+// and PostgreSQL.
+func (r Result) TotalCPU() time.Duration { return r.ClientCPU + r.ServerCPU + r.DBCPU }
+
+// PerRow is d divided by the run's rows.
+func (r Result) PerRow(d time.Duration) time.Duration {
+	if r.Rows <= 0 {
+		return 0
+	}
+	return d / time.Duration(r.Rows)
 }
 
 // RowsPerSecond is the run's throughput.
