@@ -269,8 +269,11 @@ func runOnce(ctx context.Context, f flags, db *harness.DB, srv *profileapi.Serve
 		// the child's backends have had a moment to exit and be reaped.
 		srv0 := harness.SelfCPU()
 		db0, dbOK := harness.PostgresCPU()
+		busy0, idle0, _ := harness.MachineCPU()
 		out, err = runChild(rctx, name, cfg, prof)
 		r.ClientCPU, r.ServerCPU = time.Duration(out.CPUNS), harness.SelfCPU()-srv0
+		busy1, idle1, _ := harness.MachineCPU()
+		r.MachineBusy, r.MachineIdle = busy1-busy0, idle1-idle0
 		if dbOK {
 			time.Sleep(100 * time.Millisecond)
 			db1, _ := harness.PostgresCPU()
@@ -411,7 +414,8 @@ func cpuLine(r harness.Result) string {
 	if r.ClientCPU == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" CPU µs/row client %.1f server %.1f db %.1f", us(r.PerRow(r.ClientCPU)), us(r.PerRow(r.ServerCPU)), us(r.PerRow(r.DBCPU)))
+	return fmt.Sprintf(" CPU µs/row client %.1f server %.1f db %.1f other %.1f idle %.0f%%", us(r.PerRow(r.ClientCPU)), us(r.PerRow(r.ServerCPU)),
+		us(r.PerRow(r.DBCPU)), us(r.PerRow(r.OtherCPU())), 100*r.IdleShare())
 }
 
 // printCPU prints the CPU accounting of the runs (medians of CPU per row,
@@ -434,9 +438,13 @@ func printCPU(names []string, byName map[string][]harness.Result) {
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "contender\tmedian ms\tclient µs/row\tserver µs/row\tdb µs/row\ttotal µs/row\t"
+	head := "contender\tmedian ms\tclient µs/row\tserver µs/row\tdb µs/row\ttotal µs/row\tother µs/row\tidle %\t"
 	for _, ref := range refs {
-		head += "÷ " + ref + " per round\t"
+		if ref == "strong" {
+			head += "× strong per round\t"
+		} else {
+			head += "÷ " + ref + " per round\t"
+		}
 	}
 	fmt.Fprintln(tw, head)
 	for _, n := range names {
@@ -451,27 +459,28 @@ func printCPU(names []string, byName map[string][]harness.Result) {
 			}
 			return medianOf(v)
 		}
-		line := fmt.Sprintf("%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t", n,
+		line := fmt.Sprintf("%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t", n,
 			med(func(r harness.Result) time.Duration { return r.Elapsed })/1e6,
 			med(func(r harness.Result) time.Duration { return r.PerRow(r.ClientCPU) })/1e3,
 			med(func(r harness.Result) time.Duration { return r.PerRow(r.ServerCPU) })/1e3,
 			med(func(r harness.Result) time.Duration { return r.PerRow(r.DBCPU) })/1e3,
-			med(func(r harness.Result) time.Duration { return r.PerRow(r.TotalCPU()) })/1e3)
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.TotalCPU()) })/1e3,
+			med(func(r harness.Result) time.Duration { return r.PerRow(r.OtherCPU()) })/1e3,
+			100*med(func(r harness.Result) time.Duration { return time.Duration(1e6 * r.IdleShare()) })/1e6)
 		for _, ref := range refs {
-			line += roundRatio(rs, byName[ref]) + "\t"
+			line += roundRatio(rs, byName[ref], ref == "strong") + "\t"
 		}
 		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
-	fmt.Println("CPU per row: medians; client = the contender's process during its call, server = the harness process (the profile API) during the child's life, db = all PostgreSQL processes over the same span (any other database's work included)")
-	if len(refs) > 0 {
-		fmt.Println("÷ <ref> per round: median over rounds of the contender's time ÷ the reference's time in the same round")
-	}
+	fmt.Println("CPU per row: medians; client = the contender's process during its call, server = the harness process (the profile API) during the child's life, db = all PostgreSQL processes over the same span (any other database's work included), other = the machine's remaining busy time; idle = the machine's idle share of that span")
+	fmt.Println("per round: median over rounds of the ratio to the reference's run in the same round (× strong: throughput, ÷ http-waves: time)")
 }
 
 // roundRatio is the median over rounds of rs's elapsed time divided by
-// ref's in the same round, or "-".
-func roundRatio(rs, ref []harness.Result) string {
+// ref's in the same round (inverted, a throughput ratio, if throughput),
+// or "-".
+func roundRatio(rs, ref []harness.Result, throughput bool) string {
 	byRound := map[int]time.Duration{}
 	for _, r := range ref {
 		byRound[r.Round] = r.Elapsed
@@ -479,7 +488,11 @@ func roundRatio(rs, ref []harness.Result) string {
 	var v []float64
 	for _, r := range rs {
 		if d, ok := byRound[r.Round]; ok && d > 0 {
-			v = append(v, float64(r.Elapsed)/float64(d))
+			q := float64(r.Elapsed) / float64(d)
+			if throughput {
+				q = 1 / q
+			}
+			v = append(v, q)
 		}
 	}
 	if len(v) == 0 {

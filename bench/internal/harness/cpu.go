@@ -60,3 +60,33 @@ func PostgresCPU() (d time.Duration, ok bool) {
 	}
 	return time.Duration(ticks) * clockTick, ok
 }
+
+// MachineCPU returns the CPU time all CPUs of the machine have spent busy
+// (everything but idle and I/O wait) and idle so far, from /proc/stat.
+// ok is false when /proc/stat is unreadable.
+func MachineCPU() (busy, idle time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice,
+	// already counted in user and nice]
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		d := time.Duration(n) * clockTick
+		if i == 3 || i == 4 {
+			idle += d
+		} else {
+			busy += d
+		}
+	}
+	return busy, idle, true
+}

@@ -98,11 +98,34 @@ type Result struct {
 	ClientCPU time.Duration `json:"client_cpu_ns,omitempty"`
 	ServerCPU time.Duration `json:"server_cpu_ns,omitempty"`
 	DBCPU     time.Duration `json:"db_cpu_ns,omitempty"`
+	// MachineBusy and MachineIdle are the whole machine's busy and idle
+	// CPU time over the same span as ServerCPU (MachineCPU): the busy time
+	// the three above do not account for is other work on the machine.
+	MachineBusy time.Duration `json:"machine_busy_ns,omitempty"`
+	MachineIdle time.Duration `json:"machine_idle_ns,omitempty"`
 }
 
 // TotalCPU is the CPU time the run cost the machine: client, API server
 // and PostgreSQL.
 func (r Result) TotalCPU() time.Duration { return r.ClientCPU + r.ServerCPU + r.DBCPU }
+
+// OtherCPU is the machine's busy time during the run that neither the
+// client, the API server nor PostgreSQL account for (0 if not measured).
+func (r Result) OtherCPU() time.Duration {
+	if r.MachineBusy == 0 {
+		return 0
+	}
+	return max(0, r.MachineBusy-r.TotalCPU())
+}
+
+// IdleShare is the machine's idle share of its CPU time during the run
+// (0 if not measured).
+func (r Result) IdleShare() float64 {
+	if t := r.MachineBusy + r.MachineIdle; t > 0 {
+		return float64(r.MachineIdle) / float64(t)
+	}
+	return 0
+}
 
 // PerRow is d divided by the run's rows.
 func (r Result) PerRow(d time.Duration) time.Duration {
