@@ -55,6 +55,17 @@ type Enricher[T, B, R any] struct {
 	owned    *http.Transport // the transport New built, nil if the caller's
 	up       *upstreams      // Config.Adaptive's state, nil without
 	keyOf    func(T) string  // Config.IdempotencyKey's item key, nil without
+
+	// proto, when the URL template has no parameter before its query, is
+	// a request for the text before it, which every item's request copies
+	// instead of parsing its whole URL; prefixLen is that text's length.
+	proto     *http.Request
+	prefixLen int
+	// shareHeader: requests without headers of their own may all carry
+	// header itself rather than a copy. True when nothing but net/http
+	// and this package sees the request (no Config.Client transport or
+	// hooks), and neither modifies a request's header.
+	shareHeader bool
 }
 
 var _ batchenrich.Enricher[int, json.RawMessage] = (*Enricher[int, json.RawMessage, json.RawMessage])(nil)
@@ -112,6 +123,15 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	if e.header.Get("Accept") == "" {
 		e.header.Set("Accept", "application/json")
 	}
+	if prefix, ok := tmpl.FixedPrefix(); ok {
+		// If prefix does not make a request, neither will the whole URL:
+		// each item's request then fails as it would have.
+		if r, err := http.NewRequest(s.method, prefix, nil); err == nil {
+			e.proto, e.prefixLen = r, len(prefix)
+		}
+	}
+	cl := cfg.Client
+	e.shareHeader = s.ownTransport && (cl == nil || cl.RequestLogHook == nil && cl.ResponseLogHook == nil && cl.PrepareRetry == nil)
 
 	var limiter *rate.Limiter
 	if cfg.RateLimit > 0 {
@@ -177,7 +197,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 			return resp, err
 		},
 	}
-	if cl := cfg.Client; cl != nil {
+	if cl != nil {
 		c.RequestLogHook, c.ResponseLogHook, c.PrepareRetry = cl.RequestLogHook, cl.ResponseLogHook, cl.PrepareRetry
 	}
 	e.client = c
@@ -205,7 +225,7 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 
 	c := &call[B]{maxBody: e.maxBody}
 	st := &c.st
-	req, err := e.newRequest(httpx.WithState(ctx, st), item)
+	req, err := e.newRequest(httpx.WithState(ctx, st), c, item)
 	if err != nil {
 		// The program's fault, not the item's: every item would fail
 		// alike. Unless Config.Request marked its error itself.
@@ -293,10 +313,12 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	return v, nil
 }
 
-// call is the state of one Enrich call, in one allocation: the attempts'
-// record, what the response handler read, and the Response handed to
-// Validate.
+// call is the state of one Enrich call, in one allocation: the request
+// and its URL, the attempts' record, what the response handler read, and
+// the Response handed to Validate.
 type call[B any] struct {
+	req      retryablehttp.Request
+	url      url.URL
 	st       httpx.State
 	maxBody  int64
 	handled  bool // the last attempt's response was read
@@ -318,8 +340,8 @@ func (c *call[B]) handle(resp *http.Response) error {
 	return nil
 }
 
-// newRequest builds item's request.
-func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryablehttp.Request, error) {
+// newRequest builds item's request in c.
+func (e *Enricher[T, B, R]) newRequest(ctx context.Context, c *call[B], item T) (*retryablehttp.Request, error) {
 	var p Params
 	if e.request != nil {
 		var err error
@@ -339,9 +361,36 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, item T) (*retryableh
 		}
 		body = b
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, e.method, u, body)
-	if err != nil {
+	var hr *http.Request
+	if e.proto != nil {
+		// The URL as url.Parse would give it, without parsing: the
+		// prefix's, then what ExpandQuery wrote after the prefix ("" or
+		// '?' and the query).
+		c.url = *e.proto.URL
+		switch q := u[e.prefixLen:]; q {
+		case "":
+		case "?":
+			c.url.ForceQuery = true
+		default:
+			c.url.RawQuery = q[1:]
+		}
+		hr = e.proto.WithContext(ctx)
+		hr.URL = &c.url
+	} else {
+		var err error
+		if hr, err = http.NewRequestWithContext(ctx, e.method, u, nil); err != nil {
+			return nil, err
+		}
+	}
+	req := &c.req
+	req.Request = hr
+	if err := req.SetBody(body); err != nil {
 		return nil, err
+	}
+	if e.shareHeader && len(p.Header) == 0 && body == nil && e.keyOf == nil {
+		// Nothing to add, and nothing downstream writes to it.
+		req.Header = e.header
+		return req, nil
 	}
 	h := e.header.Clone()
 	for k, vs := range p.Header {

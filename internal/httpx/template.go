@@ -135,6 +135,15 @@ func (t *Template) Names() []string { return append([]string(nil), t.names...) }
 // HasQuery reports whether the template has a query part.
 func (t *Template) HasQuery() bool { return t.hasQuery }
 
+// FixedPrefix returns the template's text before its query ('?', or all of
+// it without a query), and whether that text holds no parameter: then every
+// URL the template expands to starts with it, and what follows (see
+// ExpandQuery) is "" or '?' and the query.
+func (t *Template) FixedPrefix() (string, bool) {
+	prefix, _, _ := strings.Cut(t.raw, "?")
+	return prefix, !strings.Contains(prefix, "{")
+}
+
 // Expand returns the URL with every parameter replaced by its escaped value
 // from params. A missing parameter, an empty one in the path, or a key of
 // params that the template does not use is an error.
