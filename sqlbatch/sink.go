@@ -421,27 +421,17 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 		return rows, nil
 	}
 	last := make(map[string]int, len(rows))
-	var sb strings.Builder
+	var key []byte
 	for i, r := range rows {
-		sb.Reset()
+		key = key[:0]
 		for _, k := range keyIdx {
 			v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
 			if err != nil {
 				return nil, fmt.Errorf("key column value %T: %w", r[k], err)
 			}
-			switch v := v.(type) {
-			case nil:
-				sb.WriteString("n")
-			case string:
-				sb.WriteString("s" + strconv.Itoa(len(v)) + ":" + v)
-			case []byte:
-				sb.WriteString("b" + strconv.Itoa(len(v)) + ":" + string(v))
-			default:
-				s := fmt.Sprintf("%T:%v", v, v)
-				sb.WriteString("v" + strconv.Itoa(len(s)) + ":" + s)
-			}
+			key = appendKey(key, v)
 		}
-		last[sb.String()] = i
+		last[string(key)] = i
 	}
 	if len(last) == len(rows) {
 		return rows, nil
@@ -457,4 +447,26 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// appendKey appends v, a driver.Value, to a row's key: a tag for its type,
+// then the value in a form that says where it ends, so that two keys are
+// equal only if their values are.
+func appendKey(b []byte, v driver.Value) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, 'n')
+	case int64:
+		b = strconv.AppendInt(append(b, 'i'), v, 10)
+		return append(b, ';')
+	case string:
+		b = strconv.AppendInt(append(b, 's'), int64(len(v)), 10)
+		return append(append(b, ':'), v...)
+	case []byte:
+		b = strconv.AppendInt(append(b, 'b'), int64(len(v)), 10)
+		return append(append(b, ':'), v...)
+	}
+	s := fmt.Sprintf("%T:%v", v, v)
+	b = strconv.AppendInt(append(b, 'v'), int64(len(s)), 10)
+	return append(append(b, ':'), s...)
 }
