@@ -164,10 +164,10 @@ func ReadLimited(r io.Reader, limit int64) (b []byte, tooLarge bool, err error) 
 // response's ContentLength, -1 when unknown): a size within limit is read
 // into one buffer of that size, grown only if the body is longer.
 func ReadLimitedSize(r io.Reader, limit, size int64) (b []byte, tooLarge bool, err error) {
-	lr := io.LimitReader(r, limit+1)
 	if size < 0 || size > limit || size > maxPresize {
-		b, err = io.ReadAll(lr)
+		b, err = io.ReadAll(io.LimitReader(r, limit+1))
 	} else {
+		lr := io.LimitedReader{R: r, N: limit + 1} // on the stack
 		// One byte more than announced, so that reaching EOF needs no
 		// growth.
 		b = make([]byte, 0, size+1)
