@@ -70,6 +70,7 @@ type variant struct {
 func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats, error) {
 	overlap := v.overlap
 	var st harness.Stats
+	called := time.Now()
 	var tel *telemetry
 	if v.otel {
 		var err error
@@ -152,7 +153,11 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		return st, err
 	}
 
+	// Progress events, as a service would watch them; read after Run
+	// (sends never block: beyond the buffer they are dropped).
+	events := make(chan batchenrich.Event, 256)
 	r, err := batchenrich.New(src, enr, sink, batchenrich.Options{
+		Events:      events,
 		BatchSize:   cfg.BatchSize,
 		MaxBatches:  cfg.MaxBatches,
 		Concurrency: cfg.Concurrency,
@@ -170,8 +175,17 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 	for _, b := range rep.Batches {
 		read, enrich, write = read+b.ReadDuration, enrich+b.EnrichDuration, write+b.WriteDuration
 	}
-	st.Detail = fmt.Sprintf("Run %.1f ms: enrich %.1f, write %.1f, read %.1f (sums over batches; reads mostly prefetched%s)",
-		ms(rep.Duration), ms(enrich), ms(write), ms(read), map[bool]string{true: "; writes overlap the next enrichment"}[overlap])
+	close(events)
+	firstBatch := rep.Started // no batch: 0 ms
+	for e := range events {
+		if e.Kind == batchenrich.EventBatchStarted {
+			firstBatch = e.Time
+			break
+		}
+	}
+	st.Detail = fmt.Sprintf("Run %.1f ms: enrich %.1f, write %.1f, read %.1f (sums over batches; reads mostly prefetched%s); before Run %.1f ms, Run to the first batch %.1f ms",
+		ms(rep.Duration), ms(enrich), ms(write), ms(read), map[bool]string{true: "; writes overlap the next enrichment"}[overlap],
+		ms(rep.Started.Sub(called)), ms(firstBatch.Sub(rep.Started)))
 	if tel != nil {
 		if terr := tel.shutdown(); terr != nil && err == nil {
 			err = terr
