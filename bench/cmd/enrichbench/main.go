@@ -13,7 +13,9 @@
 //	custom   whatever -rows, -batch-size, -max-batches, -concurrency and
 //	         -latency say.
 //
-// Every scenario reports the HTTP connections the API accepted per run.
+// Every scenario reports the HTTP connections the API accepted per run, and
+// (isolated runs) the CPU time per row of the client, the API server (this
+// process), PostgreSQL and the rest of the machine, with its idle share.
 // Each run happens in a child process (the same binary) unless -isolate=false,
 // so that runs share no pool, heap or GC state; the child times the contender
 // call alone (seeding and verification are outside it).

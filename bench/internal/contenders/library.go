@@ -35,7 +35,8 @@ var libColumns = []string{
 // to the concurrency, default retries) and a sqlbatch.Sink upserting each
 // batch in one transaction together with its checkpoint
 // (sqlbatch.CheckpointStore, run key = execution id). Batches are strictly
-// ordered; the next window is prefetched.
+// ordered; the next window is prefetched. Its progress events go to a
+// buffered channel, read after the run for the time to the first batch.
 func Library(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	return library(ctx, cfg, variant{})
 }
