@@ -5,10 +5,12 @@
 package redact
 
 import (
+	"bytes"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Mask replaces each secret.
@@ -113,6 +115,53 @@ func redactQuery(raw string) string {
 		}
 	}
 	return strings.Join(parts, "&")
+}
+
+// SensitiveQuery reports whether String masks a value in the raw query
+// raw (a URL's RawQuery): whether a parameter with a value has a name
+// that Sensitive reports. It allocates nothing when the names are plain
+// ASCII (no escapes), so that a caller can show a URL as it is, without
+// String's parsing, when it has no userinfo, no fragment and no such
+// parameter.
+func SensitiveQuery(raw string) bool {
+	for raw != "" {
+		var p string
+		p, raw, _ = strings.Cut(raw, "&")
+		if k, _, hasValue := strings.Cut(p, "="); hasValue && sensitiveName(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// sensitiveName is Sensitive of the query-unescaped k, without allocating
+// for a short ASCII name with no escapes.
+func sensitiveName(k string) bool {
+	var buf [64]byte
+	n := 0
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c == '%' || c == '+' || c >= utf8.RuneSelf || n == len(buf):
+			name, err := url.QueryUnescape(k)
+			if err != nil {
+				name = k
+			}
+			return Sensitive(name)
+		case c == '_' || c == '-' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		buf[n] = c
+		n++
+	}
+	for _, p := range sensitiveParts {
+		if bytes.Contains(buf[:n], []byte(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // sensitiveParts are the fragments of a parameter name that mark it as a

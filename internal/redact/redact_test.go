@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -106,11 +107,32 @@ func TestIsKeywordDSN(t *testing.T) {
 	}
 }
 
+// TestSensitiveQuery checks that SensitiveQuery reports exactly the
+// queries String masks a value in, and allocates nothing for plain names.
+func TestSensitiveQuery(t *testing.T) {
+	for _, q := range []string{
+		"", "id=7", "id=7&name=a%20b", "token=x", "id=7&API_KEY=x", "x-api-key=x", "X-Amz-Signature=x&a=b",
+		"token", "token=", "%61pi_key=x", "api+key=x", "a=1&&b=2", "id=%zz", "%zz=1",
+		"\u212aey=x", strings.Repeat("a", 70) + "token=x", "idjwt=1", "passage=1",
+	} {
+		want := redactQuery(q) != q
+		if got := SensitiveQuery(q); got != want {
+			t.Errorf("SensitiveQuery(%q) = %v, want %v (String masks: %q)", q, got, want, redactQuery(q))
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { SensitiveQuery("id=12345&name=Ada&X-Request-Id=9") }); n != 0 {
+		t.Errorf("SensitiveQuery allocates %v times", n)
+	}
+}
+
 func FuzzString(f *testing.F) {
 	for _, s := range []string{"postgres://u:p@h/db?password=p", "host=h password='p'", "https://u:p@h/x?token=p#p"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = String(s) // never panics
+		if u, err := url.Parse(s); err == nil && SensitiveQuery(u.RawQuery) != (redactQuery(u.RawQuery) != u.RawQuery) {
+			t.Errorf("SensitiveQuery(%q) = %v, unlike String", u.RawQuery, SensitiveQuery(u.RawQuery))
+		}
 	})
 }
