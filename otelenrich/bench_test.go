@@ -15,7 +15,6 @@ import (
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/otelenrich"
 	"github.com/hashicorp/go-retryablehttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -33,9 +32,10 @@ func processCPU() time.Duration {
 
 // BenchmarkOverhead measures a Run of HTTP enrichments against a loopback
 // server with no Tracer, with the Tracer alone (run, batch and item spans
-// and metrics), and with the Tracer and its Transport (a client span per
-// attempt, otelhttp's metrics), on the SDK with the always-on sampler and
-// a batch span processor. One op is one item; the server's work is in the
+// and metrics), with the Tracer and its Transport (a client span per
+// attempt), and with the Tracer and OTelHTTPTransport (otelhttp's client
+// span per attempt and its metrics), on the SDK with the always-on sampler
+// and a batch span processor. One op is one item; the server's work is in the
 // same process, so compare the variants, not absolute figures. cpu-ns/op
 // is the process's CPU time per item, steadier than the elapsed time on a
 // loaded machine.
@@ -45,7 +45,7 @@ func BenchmarkOverhead(b *testing.B) {
 		fmt.Fprintf(w, `{"id": %q}`, r.URL.Query().Get("id"))
 	}))
 	defer srv.Close()
-	for _, v := range []string{"none", "tracer", "tracer+transport", "tracer+transport+httpmetrics"} {
+	for _, v := range []string{"none", "tracer", "tracer+transport", "tracer+otelhttp"} {
 		b.Run(v, func(b *testing.B) {
 			ctx := context.Background()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
@@ -65,8 +65,8 @@ func BenchmarkOverhead(b *testing.B) {
 			switch v {
 			case "tracer+transport":
 				rt = tr.Transport(base)
-			case "tracer+transport+httpmetrics":
-				rt = tr.Transport(base, otelhttp.WithMeterProvider(mp))
+			case "tracer+otelhttp":
+				rt = tr.OTelHTTPTransport(base)
 			}
 			enr, err := httpenrich.New(httpenrich.Config[int, json.RawMessage, json.RawMessage]{
 				URL: srv.URL + "/profile",

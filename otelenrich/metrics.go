@@ -26,7 +26,7 @@ const (
 	// MetricInFlight is the number of enrichments in flight.
 	MetricInFlight = "batchenrich.items.in_flight"
 	// MetricRetries counts the HTTP requests resent for an item (retries
-	// and redirects) through Transport.
+	// and redirects) through Transport or OTelHTTPTransport.
 	MetricRetries = "batchenrich.http.retries"
 	// MetricLimit is the concurrency limit per upstream (server.address),
 	// observed from Config.Limits.
@@ -45,10 +45,15 @@ const (
 var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60}
 
 // outcomeOpts are the measurement options of one outcome and class,
-// built once so that recording allocates nothing.
+// built once, slices included, so that recording allocates nothing.
 type outcomeOpts struct {
-	add    metric.AddOption
-	record metric.RecordOption
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+func newOutcomeOpts(set attribute.Set) outcomeOpts {
+	opt := metric.WithAttributeSet(set)
+	return outcomeOpts{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
 }
 
 type instruments struct {
@@ -95,7 +100,7 @@ func newInstruments(m metric.Meter) (instruments, error) {
 			if o == batchenrich.OutcomeEnriched {
 				set = attribute.NewSet(AttrOutcome.String(o.String()))
 			}
-			in.outcomes[o][c] = outcomeOpts{add: metric.WithAttributeSet(set), record: metric.WithAttributeSet(set)}
+			in.outcomes[o][c] = newOutcomeOpts(set)
 		}
 	}
 	in.batchWritten = metric.WithAttributeSet(attribute.NewSet(AttrBatchOutcome.String("written")))
@@ -106,8 +111,7 @@ func newInstruments(m metric.Meter) (instruments, error) {
 // outcome returns the measurement options for an item's outcome and class.
 func (in *instruments) outcome(o batchenrich.Outcome, c batchenrich.Class) outcomeOpts {
 	if o < batchenrich.OutcomeEnriched || o > batchenrich.OutcomePanicked || c < 0 || int(c) >= len(in.outcomes[o]) {
-		set := attribute.NewSet(AttrOutcome.String(o.String()), AttrClass.String(c.String()))
-		return outcomeOpts{add: metric.WithAttributeSet(set), record: metric.WithAttributeSet(set)}
+		return newOutcomeOpts(attribute.NewSet(AttrOutcome.String(o.String()), AttrClass.String(c.String())))
 	}
 	return in.outcomes[o][c]
 }

@@ -58,15 +58,9 @@ type Config struct {
 	MeterProvider metric.MeterProvider
 
 	// Propagators inject the trace context into the requests sent through
-	// Transport. Nil means otel.GetTextMapPropagator() at New.
+	// Transport or OTelHTTPTransport. Nil means otel.GetTextMapPropagator()
+	// at New.
 	Propagators propagation.TextMapPropagator
-
-	// HTTPMetrics makes Transport record otelhttp's own client metrics
-	// (http.client.request.duration, request and response body sizes) on
-	// MeterProvider. Off by default: building their attributes is most of
-	// otelhttp's cost per attempt, and MetricItemDuration and
-	// MetricRetries already tell how the calls went.
-	HTTPMetrics bool
 
 	// ItemKeys records each item's key (batchenrich.Keyer) on its span as
 	// batchenrich.item.key. Off by default: keys may identify people.
@@ -101,7 +95,6 @@ type Tracer struct {
 	mp          metric.MeterProvider
 	propagators propagation.TextMapPropagator
 	itemKeys    bool
-	httpMetrics bool
 	m           instruments
 	inFlight    atomic.Int64 // observed as MetricInFlight
 	reg         metric.Registration
@@ -115,7 +108,7 @@ var (
 // New returns a Tracer configured by cfg. It fails only when the
 // MeterProvider refuses an instrument.
 func New(cfg Config) (*Tracer, error) {
-	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys, httpMetrics: cfg.HTTPMetrics}
+	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys}
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
 	}
@@ -157,14 +150,35 @@ func (t *Tracer) Close() error {
 	return t.reg.Unregister()
 }
 
-// itemState travels in an item's context: its start, for the duration,
-// and its HTTP attempts, for Transport.
+// itemState is an item's context: the context TraceItemStart returns,
+// carrying the item's start (for the duration, when the span cannot tell
+// it) and its HTTP attempts (for Transport). Being the context itself, and
+// holding the span's attributes, it saves the allocations of a
+// context.WithValue and of an attribute slice.
 type itemState struct {
-	start    time.Time
+	context.Context
+	start    time.Time // zero when the span keeps the times (spanTimes)
 	attempts atomic.Int32
+	attrs    [3]attribute.KeyValue // given to the span, which copies them
 }
 
 type itemStateKey struct{}
+
+// Value returns the itemState for itemStateKey, else the parent's value.
+func (s *itemState) Value(key any) any {
+	if key == (itemStateKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// spanTimes is what an SDK span tells of its times (the SDK's
+// ReadOnlySpan has these methods): an item's duration is its span's, so
+// that the clock is read once at each end, for both.
+type spanTimes interface {
+	StartTime() time.Time
+	EndTime() time.Time
+}
 
 func itemFrom(ctx context.Context) *itemState {
 	s, _ := ctx.Value(itemStateKey{}).(*itemState)
@@ -263,12 +277,21 @@ func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 // TraceItemStart starts the item's span and counts it in flight.
 func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
 	t.inFlight.Add(1)
-	attrs := trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index))
+	s := &itemState{}
+	attrs := append(s.attrs[:0], AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index))
 	if t.itemKeys && d.Key != "" {
-		attrs = trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index), AttrItemKey.String(d.Key))
+		attrs = append(attrs, AttrItemKey.String(d.Key))
 	}
-	ctx, _ = t.tracer.Start(ctx, SpanItem, attrs)
-	return context.WithValue(ctx, itemStateKey{}, &itemState{start: time.Now()})
+	// Set after the start rather than with trace.WithAttributes, which
+	// costs two more allocations (the option and the config's copy): no
+	// sampler needs an item's number.
+	ctx, span := t.tracer.Start(ctx, SpanItem)
+	span.SetAttributes(attrs...)
+	s.Context = ctx
+	if _, ok := span.(spanTimes); !ok || !span.IsRecording() {
+		s.start = time.Now()
+	}
+	return s
 }
 
 // TraceItemEnd ends the item's span and counts it by outcome and class.
@@ -287,11 +310,17 @@ func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndDat
 	// a sampled span, the SDK's default filter would offer every item to
 	// the exemplar reservoir, which costs more than the measurement (the
 	// item spans already carry the durations).
-	t.m.items.Add(context.Background(), 1, o.add)
-	if s := itemFrom(ctx); s != nil {
-		t.m.itemDuration.Record(context.Background(), time.Since(s.start).Seconds(), o.record)
-	}
 	span.End()
+	t.m.items.Add(context.Background(), 1, o.add...)
+	if s := itemFrom(ctx); s != nil {
+		var d time.Duration
+		if st, ok := span.(spanTimes); ok && s.start.IsZero() {
+			d = st.EndTime().Sub(st.StartTime())
+		} else {
+			d = time.Since(s.start)
+		}
+		t.m.itemDuration.Record(context.Background(), d.Seconds(), o.record...)
+	}
 }
 
 // TraceStageStart starts the span of a Source read or Sink write.

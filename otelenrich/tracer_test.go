@@ -97,8 +97,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // smallRun runs travelers 0..4 in batches of 2 through httpenrich with the
-// Tracer's transport, and returns the Run's error.
-func smallRun(t *testing.T, tr *otelenrich.Tracer, a *api, opts batchenrich.Options) error {
+// Tracer's Transport (or the transport wrap returns, if not nil), and
+// returns the Run's error.
+func smallRun(t *testing.T, tr *otelenrich.Tracer, a *api, opts batchenrich.Options, wrap func(http.RoundTripper) http.RoundTripper) error {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("GET /profile/{id}", a)
@@ -106,6 +107,9 @@ func smallRun(t *testing.T, tr *otelenrich.Tracer, a *api, opts batchenrich.Opti
 	defer srv.Close()
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
+	if wrap == nil {
+		wrap = tr.Transport
+	}
 	enr, err := httpenrich.New(httpenrich.Config[traveler, json.RawMessage, int]{
 		URL: srv.URL + "/profile/{id}",
 		Request: func(tv traveler) (httpenrich.Params, error) {
@@ -114,7 +118,7 @@ func smallRun(t *testing.T, tr *otelenrich.Tracer, a *api, opts batchenrich.Opti
 		Validate: func(tv traveler, resp *httpenrich.Response[json.RawMessage]) (int, error) {
 			return int(tv), nil
 		},
-		Client:       &retryablehttp.Client{HTTPClient: &http.Client{Transport: tr.Transport(base)}},
+		Client:       &retryablehttp.Client{HTTPClient: &http.Client{Transport: wrap(base)}},
 		MaxAttempts:  3,
 		RetryWaitMin: time.Millisecond,
 		RetryWaitMax: 5 * time.Millisecond,
@@ -146,25 +150,37 @@ func attr(kvs []attribute.KeyValue, k attribute.Key) (attribute.Value, bool) {
 	return attribute.Value{}, false
 }
 
+const otelhttpScope = "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+// TestSpanTreeAndMetrics checks the spans and metrics of a small run
+// through Transport and through OTelHTTPTransport, with and without
+// Options.Overlap.
 func TestSpanTreeAndMetrics(t *testing.T) {
-	for _, overlap := range []bool{false, true} {
-		t.Run(fmt.Sprintf("overlap=%v", overlap), func(t *testing.T) { testSpanTreeAndMetrics(t, overlap) })
+	for _, otelhttp := range []bool{false, true} {
+		for _, overlap := range []bool{false, true} {
+			t.Run(fmt.Sprintf("otelhttp=%v/overlap=%v", otelhttp, overlap), func(t *testing.T) { testSpanTreeAndMetrics(t, otelhttp, overlap) })
+		}
 	}
 }
 
-func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
+func testSpanTreeAndMetrics(t *testing.T, otelhttp, overlap bool) {
 	tel := newTelemetry(t)
 	tr, err := otelenrich.New(otelenrich.Config{
 		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: propagation.TraceContext{},
-		ItemKeys: true, HTTPMetrics: true,
-		Limits: func() map[string]int { return map[string]int{"api.example": 7} },
+		ItemKeys: true,
+		Limits:   func() map[string]int { return map[string]int{"api.example": 7} },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
 	a := &api{attempts: map[string]int{}}
-	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Overlap: overlap})
+	wrap, attempt, attemptScope := tr.Transport, "GET", otelenrich.ScopeName
+	if otelhttp {
+		wrap = func(base http.RoundTripper) http.RoundTripper { return tr.OTelHTTPTransport(base) }
+		attempt, attemptScope = "HTTP GET", otelhttpScope
+	}
+	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Overlap: overlap}, wrap)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -176,8 +192,8 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 	for _, s := range spans {
 		byName[s.Name] = append(byName[s.Name], s)
 		byID[s.SpanContext.SpanID()] = s
-		if s.InstrumentationScope.Name != otelenrich.ScopeName && s.InstrumentationScope.Name != "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp" {
-			t.Errorf("span %s has scope %q", s.Name, s.InstrumentationScope.Name)
+		if scope := s.InstrumentationScope.Name; scope != otelenrich.ScopeName && (s.Name != attempt || scope != attemptScope) {
+			t.Errorf("span %s has scope %q", s.Name, scope)
 		}
 	}
 	parent := func(s tracetest.SpanStub) tracetest.SpanStub { return byID[s.Parent.SpanID()] }
@@ -185,7 +201,7 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 	for n, ss := range byName {
 		count[n] = len(ss)
 	}
-	want := map[string]int{"batchenrich.run": 1, "batchenrich.batch": 3, "batchenrich.read": 3, "batchenrich.write": 3, "batchenrich.item": 5, "HTTP GET": 6}
+	want := map[string]int{"batchenrich.run": 1, "batchenrich.batch": 3, "batchenrich.read": 3, "batchenrich.write": 3, "batchenrich.item": 5, attempt: 6}
 	if fmt.Sprint(count) != fmt.Sprint(want) {
 		t.Fatalf("spans by name = %v, want %v", count, want)
 	}
@@ -215,16 +231,19 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 		}
 	}
 	var resends []int64
-	for _, s := range byName["HTTP GET"] {
+	statuses := map[string][]string{} // item key: the status of each attempt
+	for _, s := range byName[attempt] {
 		p := parent(s)
 		if p.Name != "batchenrich.item" || s.SpanKind != trace.SpanKindClient {
 			t.Errorf("HTTP span's parent is %q, kind %v", p.Name, s.SpanKind)
 		}
 		key, _ := attr(p.Attributes, otelenrich.AttrItemKey)
+		code, _ := attr(s.Attributes, "http.response.status_code")
+		statuses[key.AsString()] = append(statuses[key.AsString()], fmt.Sprintf("%d %v", code.AsInt64(), s.Status.Code))
 		if v, ok := attr(s.Attributes, "http.request.resend_count"); ok {
 			resends = append(resends, v.AsInt64())
-			if key.AsString() != "traveler-3" {
-				t.Errorf("resend on %s", key.AsString())
+			if key.AsString() != "traveler-3" || code.AsInt64() != 200 {
+				t.Errorf("resend on %s, status %d", key.AsString(), code.AsInt64())
 			}
 		}
 		if !slices.Contains(a.traceparent, fmt.Sprintf("00-%s-%s-01", s.SpanContext.TraceID(), s.SpanContext.SpanID())) {
@@ -233,6 +252,9 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 	}
 	if fmt.Sprint(resends) != "[1]" {
 		t.Errorf("resend counts = %v, want [1]", resends)
+	}
+	if got := fmt.Sprint(statuses); got != "map[traveler-0:[200 Unset] traveler-1:[200 Unset] traveler-2:[200 Unset] traveler-3:[503 Error 200 Unset] traveler-4:[404 Error]]" {
+		t.Errorf("attempt statuses = %s", got)
 	}
 	for _, s := range byName["batchenrich.item"] {
 		key, _ := attr(s.Attributes, otelenrich.AttrItemKey)
@@ -300,8 +322,9 @@ func testSpanTreeAndMetrics(t *testing.T, overlap bool) {
 			t.Errorf("%s = %v, want %s", c.name, c.got, c.want)
 		}
 	}
-	if _, ok := ms["go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp http.client.request.duration"]; !ok {
-		t.Errorf("otelhttp's metrics are not on the Tracer's MeterProvider: %v", slices.Collect(mapKeys(ms)))
+	_, httpMetrics := ms[otelhttpScope+" http.client.request.duration"]
+	if httpMetrics != otelhttp {
+		t.Errorf("otelhttp's metrics on the Tracer's MeterProvider: %v, want %v (%v)", httpMetrics, otelhttp, slices.Collect(mapKeys(ms)))
 	}
 }
 
@@ -324,7 +347,7 @@ func TestFailedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &api{attempts: map[string]int{}}
-	err = smallRun(t, tr, a, batchenrich.Options{FailurePolicy: batchenrich.FailBatch})
+	err = smallRun(t, tr, a, batchenrich.Options{FailurePolicy: batchenrich.FailBatch}, nil)
 	if !errors.Is(err, batchenrich.ErrTooManyFailures) {
 		t.Fatalf("Run: %v", err)
 	}
@@ -348,7 +371,7 @@ func TestFailedRun(t *testing.T) {
 	ms := tel.metrics(t)
 	for name := range ms {
 		if !strings.HasPrefix(name, otelenrich.ScopeName+" ") {
-			t.Errorf("metric %s recorded without Config.HTTPMetrics", name)
+			t.Errorf("metric %s recorded outside otelenrich's scope", name)
 		}
 	}
 	got := map[string]uint64{}

@@ -124,7 +124,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		}
 	}
 	tracer, err := otelenrich.New(otelenrich.Config{
-		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: tel.propagators, ItemKeys: true, HTTPMetrics: true,
+		TracerProvider: tel.tp, MeterProvider: tel.mp, Propagators: tel.propagators, ItemKeys: true,
 	})
 	if err != nil {
 		return err

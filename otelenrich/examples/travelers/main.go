@@ -8,9 +8,9 @@
 //	curl -s 127.0.0.1:9464/metrics | grep batchenrich_
 //
 // The spans nest batchenrich.run → batchenrich.batch → batchenrich.item →
-// one HTTP client span per attempt. The metrics are otelenrich's
-// (batchenrich_items_total, batchenrich_run_batches_done, …) and
-// otelhttp's.
+// one HTTP client span per attempt (named GET, from Tracer.Transport). The
+// metrics are otelenrich's (batchenrich_items_total,
+// batchenrich_run_batches_done, …).
 package main
 
 import (
