@@ -21,6 +21,7 @@ func All() []harness.Named {
 		{Name: "batchenrich-overlap", Run: LibraryOverlapped},
 		{Name: "batchenrich-otel", Run: LibraryOTel},
 		{Name: "batchenrich-otel-nohttp", Run: LibraryOTelNoHTTP},
+		{Name: "batchenrich-otel-otelhttp", Run: LibraryOTelHTTP},
 		{Name: "batchenrich-8p", Run: LibraryPartitioned, Partitioned: true},
 		{Name: "riverenrich-8p-3proc", Run: RiverFleet, Partitioned: true},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},

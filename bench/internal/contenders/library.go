@@ -49,23 +49,31 @@ func LibraryOverlapped(ctx context.Context, cfg harness.Config) (harness.Stats, 
 
 // LibraryOTel is Library with otelenrich's Tracer on an OpenTelemetry SDK
 // (see otel.go): spans and metrics of the run, its batches, its items and
-// each HTTP attempt.
+// each HTTP attempt (Tracer.Transport's client span).
 func LibraryOTel(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
-	return library(ctx, cfg, variant{otel: true, otelHTTP: true})
+	return library(ctx, cfg, variant{otel: true, otelHTTP: attemptSpansLean})
 }
 
 // LibraryOTelNoHTTP is LibraryOTel without the Tracer's HTTP transport:
 // the run, batch, item, read and write spans and the metrics, but no span
-// per HTTP attempt. The difference from LibraryOTel is otelhttp's cost.
+// per HTTP attempt. The difference from LibraryOTel is the attempt spans'
+// cost.
 func LibraryOTelNoHTTP(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	return library(ctx, cfg, variant{otel: true})
 }
 
+// LibraryOTelHTTP is LibraryOTel with Tracer.OTelHTTPTransport instead of
+// Tracer.Transport: otelhttp's client span per HTTP attempt and its client
+// metrics. The difference from LibraryOTel is what otelhttp costs more.
+func LibraryOTelHTTP(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
+	return library(ctx, cfg, variant{otel: true, otelHTTP: attemptSpansOTelHTTP})
+}
+
 // variant selects a way of running the library.
 type variant struct {
-	overlap  bool // Options.Overlap
-	otel     bool // otelenrich's Tracer, on the SDK
-	otelHTTP bool // and its Transport: a client span per HTTP attempt
+	overlap  bool         // Options.Overlap
+	otel     bool         // otelenrich's Tracer, on the SDK
+	otelHTTP attemptSpans // and a client span per HTTP attempt, from which transport
 }
 
 func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats, error) {
@@ -111,8 +119,8 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		},
 		Pool: httpenrich.Pool{}.ForConcurrency(cfg.Concurrency),
 	}
-	if v.otelHTTP {
-		closeIdle, err := tel.instrument(&ecfg)
+	if v.otelHTTP != noAttemptSpans {
+		closeIdle, err := tel.instrument(&ecfg, v.otelHTTP)
 		if err != nil {
 			return st, err
 		}

@@ -77,16 +77,30 @@ func (t *telemetry) tracer() batchenrich.Tracer {
 	return t.tr
 }
 
-// instrument makes cfg send through the Tracer's transport over a pool
-// sized as without telemetry (the same default retries), and returns what
-// closes the pool's idle connections.
-func (t *telemetry) instrument(cfg *httpenrich.Config[libTraveler, job.Echo, job.Row]) (func(), error) {
+// attemptSpans says which of the Tracer's transports makes the HTTP
+// attempts' spans.
+type attemptSpans int
+
+const (
+	noAttemptSpans       attemptSpans = iota
+	attemptSpansLean                  // Tracer.Transport
+	attemptSpansOTelHTTP              // Tracer.OTelHTTPTransport: otelhttp, with its metrics
+)
+
+// instrument makes cfg send through the Tracer's transport (which) over a
+// pool sized as without telemetry (the same default retries), and returns
+// what closes the pool's idle connections.
+func (t *telemetry) instrument(cfg *httpenrich.Config[libTraveler, job.Echo, job.Row], which attemptSpans) (func(), error) {
 	base, err := httpenrich.NewTransport(cfg.Pool)
 	if err != nil {
 		return nil, err
 	}
+	rt := t.tr.Transport(base)
+	if which == attemptSpansOTelHTTP {
+		rt = t.tr.OTelHTTPTransport(base)
+	}
 	cfg.Pool = httpenrich.Pool{}
-	cfg.Client = &retryablehttp.Client{HTTPClient: &http.Client{Transport: t.tr.Transport(base)}}
+	cfg.Client = &retryablehttp.Client{HTTPClient: &http.Client{Transport: rt}}
 	cfg.MaxAttempts = httpenrich.DefaultMaxAttempts
 	return base.CloseIdleConnections, nil
 }
