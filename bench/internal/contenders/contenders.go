@@ -22,6 +22,7 @@ func All() []harness.Named {
 		{Name: "batchenrich-otel", Run: LibraryOTel},
 		{Name: "batchenrich-otel-nohttp", Run: LibraryOTelNoHTTP},
 		{Name: "batchenrich-otel-otelhttp", Run: LibraryOTelHTTP},
+		{Name: "batchenrich-otel-floor", Run: LibraryOTelFloor},
 		{Name: "batchenrich-8p", Run: LibraryPartitioned, Partitioned: true},
 		{Name: "riverenrich-8p-3proc", Run: RiverFleet, Partitioned: true},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},

@@ -69,6 +69,13 @@ func LibraryOTelHTTP(ctx context.Context, cfg harness.Config) (harness.Stats, er
 	return library(ctx, cfg, variant{otel: true, otelHTTP: attemptSpansOTelHTTP})
 }
 
+// LibraryOTelFloor is a measure of the SDK, not of otelenrich: the least
+// that one span per item and one client span per HTTP attempt cost on the
+// same SDK (see floorTracer), the floor under LibraryOTel.
+func LibraryOTelFloor(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
+	return library(ctx, cfg, variant{otel: true, otelHTTP: attemptSpansFloor})
+}
+
 // variant selects a way of running the library.
 type variant struct {
 	overlap  bool         // Options.Overlap
@@ -173,7 +180,7 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		Overlap:     overlap,
 		Checkpoints: store,
 		RunKey:      cfg.ExecutionID,
-		Tracer:      tel.tracer(),
+		Tracer:      tel.tracer(v.otelHTTP),
 	})
 	if err != nil {
 		return st, err

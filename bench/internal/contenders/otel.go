@@ -17,6 +17,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // telemetry is what a service running the library under OpenTelemetry
@@ -69,10 +70,14 @@ func startTelemetry() (*telemetry, error) {
 	return t, nil
 }
 
-// tracer is the Runner's Tracer; nil without telemetry.
-func (t *telemetry) tracer() batchenrich.Tracer {
-	if t == nil {
+// tracer is the Runner's Tracer (floorTracer for attemptSpansFloor); nil
+// without telemetry.
+func (t *telemetry) tracer(which attemptSpans) batchenrich.Tracer {
+	switch {
+	case t == nil:
 		return nil
+	case which == attemptSpansFloor:
+		return floorTracer{t.tp.Tracer("floor")}
 	}
 	return t.tr
 }
@@ -85,6 +90,7 @@ const (
 	noAttemptSpans       attemptSpans = iota
 	attemptSpansLean                  // Tracer.Transport
 	attemptSpansOTelHTTP              // Tracer.OTelHTTPTransport: otelhttp, with its metrics
+	attemptSpansFloor                 // floorTracer and floorTransport: bare SDK spans
 )
 
 // instrument makes cfg send through the Tracer's transport (which) over a
@@ -95,9 +101,14 @@ func (t *telemetry) instrument(cfg *httpenrich.Config[libTraveler, job.Echo, job
 	if err != nil {
 		return nil, err
 	}
-	rt := t.tr.Transport(base)
-	if which == attemptSpansOTelHTTP {
+	var rt http.RoundTripper
+	switch which {
+	case attemptSpansOTelHTTP:
 		rt = t.tr.OTelHTTPTransport(base)
+	case attemptSpansFloor:
+		rt = floorTransport{base: base, tr: t.tp.Tracer("floor")}
+	default:
+		rt = t.tr.Transport(base)
 	}
 	cfg.Pool = httpenrich.Pool{}
 	cfg.Client = &retryablehttp.Client{HTTPClient: &http.Client{Transport: rt}}
@@ -118,3 +129,42 @@ func (e *countingExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadO
 }
 
 func (e *countingExporter) Shutdown(context.Context) error { return nil }
+
+// floorTracer is the floor under otelenrich's Tracer: a span per item
+// with no attribute, no metric, nothing for the run and the batches.
+type floorTracer struct{ tr trace.Tracer }
+
+func (f floorTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+	return ctx
+}
+
+func (f floorTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+
+func (f floorTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (f floorTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
+
+func (f floorTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	ctx, _ = f.tr.Start(ctx, "item")
+	return ctx
+}
+
+func (f floorTracer) TraceItemEnd(ctx context.Context, _ batchenrich.TraceItemEndData) {
+	trace.SpanFromContext(ctx).End()
+}
+
+// floorTransport is the floor under Tracer.Transport: a client span per
+// attempt with no attribute, ended when the response's headers are in, no
+// context propagated.
+type floorTransport struct {
+	base http.RoundTripper
+	tr   trace.Tracer
+}
+
+func (f floorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	_, span := f.tr.Start(req.Context(), "GET", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	return f.base.RoundTrip(req)
+}
