@@ -4,7 +4,7 @@
 //
 // A Tracer implements batchenrich.Tracer and batchenrich.StageTracer: set
 // it in batchenrich.Options.Tracer. The package depends on the
-// OpenTelemetry API (and otelhttp), not the SDK, and takes a TracerProvider
+// OpenTelemetry API (and otelhttp, for OTelHTTPTransport), not the SDK, and takes a TracerProvider
 // and a MeterProvider (the global ones by default): the application
 // chooses the SDK, the sampler and the exporters (the module's tests and
 // example use the SDK). Its instrumentation scope is ScopeName, this package's path.
@@ -18,8 +18,11 @@
 // batch and a batchenrich.read span per Source read; under a batch, a
 // batchenrich.item span per item and a batchenrich.write span for the
 // Sink write (with its checkpoint). Tracer.Transport wraps an HTTP
-// transport with otelhttp so that each attempt is a client span under its
-// item, with http.request.resend_count on resends. Failed items and
+// transport so that each attempt is a client span under its item, after
+// the HTTP client semantic conventions, with http.request.resend_count on
+// resends; Tracer.OTelHTTPTransport does the same with otelhttp's
+// transport, for its spans and client metrics at several times the cost
+// (see Cost). Failed items and
 // batches have an Error status and the error recorded; canceled items
 // (their batch was abandoned) do not. The run span is a child of the span
 // in the context given to Run, if any; a batchenrich.Partitioned run has
@@ -31,11 +34,12 @@
 // Items by outcome and error class (MetricItems), item and batch durations
 // (MetricItemDuration, MetricBatchDuration, histograms in seconds),
 // enrichments in flight (MetricInFlight), HTTP resends (MetricRetries,
-// through Transport), each upstream's concurrency limit where the
+// through either transport), each upstream's concurrency limit where the
 // Enricher adapts one (MetricLimit, from Config.Limits), and the run's
 // progress: batches done of planned (MetricBatchesDone,
-// MetricBatchesPlanned). otelhttp's own client metrics are recorded only
-// with Config.HTTPMetrics.
+// MetricBatchesPlanned). Transport records no HTTP metrics;
+// OTelHTTPTransport records otelhttp's (http.client.request.duration and
+// http.client.request.body.size) on the Tracer's MeterProvider.
 //
 // # Cost
 //

@@ -2,12 +2,16 @@ package otelenrich_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
+	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/otelenrich"
+	"github.com/hashicorp/go-retryablehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
@@ -54,4 +58,37 @@ func ExampleNew() {
 	// batchenrich.write
 	// batchenrich.batch
 	// batchenrich.run
+}
+
+// Each HTTP attempt of an httpenrich Enricher is a client span under its
+// item's span: hand the Enricher a Client over the Tracer's Transport.
+// OTelHTTPTransport instead gives otelhttp's spans and client metrics, at
+// several times the CPU per attempt.
+func ExampleTracer_Transport() {
+	tr, err := otelenrich.New(otelenrich.Config{}) // the global providers and propagators
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close()
+	base, err := httpenrich.NewTransport(httpenrich.Pool{}.ForConcurrency(16))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer base.CloseIdleConnections()
+	enr, err := httpenrich.New(httpenrich.Config[string, json.RawMessage, json.RawMessage]{
+		URL: "https://api.example/profiles/{id}",
+		Request: func(id string) (httpenrich.Params, error) {
+			return httpenrich.Params{Path: map[string]string{"id": id}}, nil
+		},
+		Client:      &retryablehttp.Client{HTTPClient: &http.Client{Transport: tr.Transport(base)}},
+		MaxAttempts: httpenrich.DefaultMaxAttempts, // with a Client, it is otherwise the Client's RetryMax+1
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer enr.Close()
+	// batchenrich.New(src, enr, sink, batchenrich.Options{Tracer: tr, …})
 }
