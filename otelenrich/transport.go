@@ -57,9 +57,10 @@ import (
 //
 // This transport records no HTTP metrics of its own (MetricItemDuration
 // and MetricRetries tell how the calls went). It is the default because it
-// costs a fraction of otelhttp's transport per attempt (see
+// costs a third to a half of otelhttp's transport per attempt (see
 // OTelHTTPTransport, and the repository's BENCHMARKS.md for the figures);
-// use OTelHTTPTransport for otelhttp's spans, options and client metrics.
+// use OTelHTTPTransport for otelhttp's spans, options and client metrics,
+// or for request attributes a Sampler can see.
 //
 // With httpenrich, hand it over in a Client (and set MaxAttempts: with a
 // Client it is otherwise the Client's RetryMax+1):
