@@ -50,7 +50,7 @@
 // the SDK's span included, against 6.4 kB through OTelHTTPTransport. On the
 // benchmark's CPU-bound scenario, where the client's work per item is
 // small, the Tracer alone costs about 8 % of the client's CPU and, with
-// Transport, about 25 %, where two bare SDK spans per item already cost
+// Transport, 24–30 %, where two bare SDK spans per item already cost
 // 6–16 %: the repository's BENCHMARKS.md has the figures.
 //
 // The program in examples/travelers runs the seed job with spans on
