@@ -64,7 +64,8 @@ type Enricher[T, B, R any] struct {
 	// shareHeader: requests without headers of their own may all carry
 	// header itself rather than a copy. True when nothing but net/http
 	// and this package sees the request (no Config.Client transport or
-	// hooks), and neither modifies a request's header.
+	// hooks, and no CheckRetry or Backoff of the caller's, which see it as
+	// resp.Request), and neither modifies a request's header.
 	shareHeader bool
 }
 
@@ -131,7 +132,8 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		}
 	}
 	cl := cfg.Client
-	e.shareHeader = s.ownTransport && (cl == nil || cl.RequestLogHook == nil && cl.ResponseLogHook == nil && cl.PrepareRetry == nil)
+	e.shareHeader = s.ownTransport && !s.callerPolicy &&
+		(cl == nil || cl.RequestLogHook == nil && cl.ResponseLogHook == nil && cl.PrepareRetry == nil)
 
 	var limiter *rate.Limiter
 	if cfg.RateLimit > 0 {

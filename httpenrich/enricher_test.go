@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 )
 
@@ -225,6 +227,80 @@ func TestBackoffOfCallerCapped(t *testing.T) {
 	})
 	if _, err := e.Enrich(testCtx(t), 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPolicySeesItsOwnRequest checks that a caller's CheckRetry or
+// Backoff, which see the attempt's request as resp.Request, see the item's
+// own: a header one sets there for the item's retry is not sent with
+// another item's request.
+func TestPolicySeesItsOwnRequest(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var marked []string // the ids whose request came with X-Retry-Of
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, of := r.URL.Query().Get("id"), r.Header.Get("X-Retry-Of")
+		if of != "" {
+			mu.Lock()
+			marked = append(marked, id)
+			mu.Unlock()
+		}
+		if id == "1" && of == "" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{}`)
+	}))
+	mark := func(resp *http.Response) {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			resp.Request.Header.Set("X-Retry-Of", resp.Request.URL.Query().Get("id"))
+		}
+	}
+	check := func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		mark(resp)
+		return httpenrich.DefaultCheckRetry(ctx, resp, err)
+	}
+	backoff := func(min, max time.Duration, n int, resp *http.Response) time.Duration {
+		mark(resp)
+		return min
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*httpenrich.Config[int, json.RawMessage, json.RawMessage])
+	}{
+		{"Config.CheckRetry", func(c *httpenrich.Config[int, json.RawMessage, json.RawMessage]) { c.CheckRetry = check }},
+		{"Config.Backoff", func(c *httpenrich.Config[int, json.RawMessage, json.RawMessage]) { c.Backoff = backoff }},
+		{"Client.CheckRetry", func(c *httpenrich.Config[int, json.RawMessage, json.RawMessage]) {
+			c.Client = &retryablehttp.Client{CheckRetry: check}
+		}},
+		{"Client.Backoff", func(c *httpenrich.Config[int, json.RawMessage, json.RawMessage]) {
+			c.Client = &retryablehttp.Client{Backoff: backoff}
+		}},
+	} {
+		mu.Lock()
+		marked = nil
+		mu.Unlock()
+		cfg := httpenrich.Config[int, json.RawMessage, json.RawMessage]{
+			URL: srv.URL + "/p",
+			Request: func(id int) (httpenrich.Params, error) {
+				return httpenrich.Params{Query: url.Values{"id": {strconv.Itoa(id)}}}, nil
+			},
+			MaxAttempts:  2,
+			RetryWaitMin: time.Millisecond,
+			RetryWaitMax: time.Millisecond,
+		}
+		tc.set(&cfg)
+		e := mustNew(t, cfg)
+		for id := 1; id <= 2; id++ {
+			if _, err := e.Enrich(testCtx(t), id); err != nil {
+				t.Fatalf("%s: item %d: %v", tc.name, id, err)
+			}
+		}
+		mu.Lock()
+		if fmt.Sprint(marked) != "[1]" {
+			t.Errorf("%s: requests with the header set for item 1's retry: ids %v, want [1]", tc.name, marked)
+		}
+		mu.Unlock()
 	}
 }
 

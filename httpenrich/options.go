@@ -196,6 +196,7 @@ type settings struct {
 	accept       func(int) bool
 	rateBurst    int
 	ownTransport bool
+	callerPolicy bool // checkRetry or backoff is the caller's (Config's or Client's)
 }
 
 // resolve validates c and fills in the defaults.
@@ -298,6 +299,7 @@ func (c *Config[T, B, R]) resolve() (settings, error) {
 	if s.waitMin > s.waitMax {
 		return s, optErr("RetryWaitMin", "must not exceed RetryWaitMax")
 	}
+	s.callerPolicy = s.checkRetry != nil || s.backoff != nil
 	if s.checkRetry == nil {
 		s.checkRetry = DefaultCheckRetry
 	}

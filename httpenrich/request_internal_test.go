@@ -93,6 +93,8 @@ func TestNewRequestHeaderCopied(t *testing.T) {
 		{name: "Params.Header", header: http.Header{"X-A": {"1"}}},
 		{name: "PrepareRetry", client: &retryablehttp.Client{PrepareRetry: func(*http.Request) error { return nil }}},
 		{name: "RequestLogHook", client: &retryablehttp.Client{RequestLogHook: func(retryablehttp.Logger, *http.Request, int) {}}},
+		{name: "Client.CheckRetry", client: &retryablehttp.Client{CheckRetry: DefaultCheckRetry}},
+		{name: "Client.Backoff", client: &retryablehttp.Client{Backoff: DefaultBackoff}},
 		{name: "HTTPClient", client: &retryablehttp.Client{HTTPClient: &http.Client{}}},
 	} {
 		e, err := New(Config[int, json.RawMessage, json.RawMessage]{
