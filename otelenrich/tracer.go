@@ -3,10 +3,12 @@ package otelenrich
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -71,7 +73,10 @@ type Config struct {
 	// batchenrich.concurrency.limit with a server.address attribute. For
 	// httpenrich with Config.Adaptive, pass the Enricher's Limits method.
 	// It is called from the MeterProvider's collection, so it must be safe
-	// for concurrent use. Call Close to stop observing it.
+	// for concurrent use. A panic in it is recovered and returned as the
+	// collection callback's error (the SDK hands it to the OpenTelemetry
+	// error handler), the limits going unobserved that time. Call Close to
+	// stop observing it.
 	Limits func() map[string]int
 }
 
@@ -128,9 +133,17 @@ func New(cfg Config) (*Tracer, error) {
 	// The enrichments in flight are counted in an atomic and observed at
 	// collection, rather than added to an UpDownCounter twice per item.
 	limits := cfg.Limits
-	t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) (err error) {
 		o.ObserveInt64(m.inFlight, t.inFlight.Load())
 		if limits != nil {
+			// The SDK does not recover a callback's panic, and a periodic
+			// reader collects on a goroutine of its own: the process would
+			// end.
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("otelenrich: Config.Limits panicked: %s", redact.Text(fmt.Sprint(p)))
+				}
+			}()
 			for up, n := range limits() {
 				o.ObserveInt64(m.limit, int64(n), metric.WithAttributes(AttrUpstream.String(up)))
 			}

@@ -473,6 +473,40 @@ func TestAdaptiveLimitGauge(t *testing.T) {
 	t.Logf("limits: %v", got)
 }
 
+// A Config.Limits that panics does not crash the process (a periodic
+// reader collects on a goroutine of its own): the collection reports an
+// error, and the other observations are made.
+func TestLimitsPanicRecovered(t *testing.T) {
+	tel := newTelemetry(t)
+	tr, err := otelenrich.New(otelenrich.Config{MeterProvider: tel.mp,
+		Limits: func() map[string]int { panic("no limits here") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var rm metricdata.ResourceMetrics
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("the collection panicked: %v", p)
+			}
+		}()
+		err = tel.reader.Collect(context.Background(), &rm)
+	}()
+	if err == nil || !strings.Contains(err.Error(), "Config.Limits panicked: no limits here") {
+		t.Errorf("collect error = %v, want one saying Config.Limits panicked", err)
+	}
+	found := false
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			found = found || m.Name == otelenrich.MetricInFlight
+		}
+	}
+	if !found {
+		t.Errorf("%s not observed", otelenrich.MetricInFlight)
+	}
+}
+
 // A partitioned run has a run span per partition, with the partition's run
 // key, under the span of the context given to Run; progress is per
 // partition.
