@@ -29,8 +29,9 @@ import (
 // http.response.status_code when a response came, and error.type when the
 // attempt failed: the status code (as a string) for a status of 400 or
 // more (or an invalid one), else the error's Go type (or
-// context.Canceled, context.DeadlineExceeded). Its status is Error in
-// those cases, else unset. The second and later attempts of an item,
+// context.Canceled, context.DeadlineExceeded; panic when the base
+// transport or the propagators panicked). Its status is Error in those
+// cases, else unset. The second and later attempts of an item,
 // retries and redirects alike, carry http.request.resend_count (1 for the
 // first resend) and are counted in MetricRetries.
 //
@@ -47,8 +48,8 @@ import (
 // Tracer's propagators, on a copy of the request (the caller's request and
 // its header map are not modified). The span ends when the response body
 // is read to its end or closed, or when the attempt fails without a
-// response: close every response body, as net/http asks, or its span is
-// never exported.
+// response, a panic included (which goes on to the caller): close every
+// response body, as net/http asks, or its span is never exported.
 //
 // The url.full attribute never shows a secret: the userinfo is left out,
 // and the value of every query parameter whose name looks like a
@@ -108,6 +109,17 @@ func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	m := methodOf(req.Method)
 	ctx, span := tp.t.tracer.Start(ctx, m.name, clientKind)
+	// A panic in the propagators or the base transport (the Runner makes
+	// an item error of it) goes on, but ends the span first.
+	var attrs []attribute.KeyValue
+	sent := false
+	defer func() {
+		if !sent {
+			span.SetAttributes(append(attrs, semconv.ErrorTypeKey.String("panic"))...)
+			span.SetStatus(codes.Error, "panic")
+			span.End()
+		}
+	}()
 
 	// The RoundTripper contract forbids modifying req: the headers go to a
 	// copy of its map (sharing the values, which Inject replaces, never
@@ -120,6 +132,7 @@ func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tp.t.propagators.Inject(ctx, headerCarrier(out.Header))
 	if !span.IsRecording() {
 		resp, err := tp.base.RoundTrip(out)
+		sent = true
 		span.End()
 		return resp, err
 	}
@@ -129,7 +142,7 @@ func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// span's, and the span's again when it grows for the response's
 	// (see Transport).
 	a := &attempt{}
-	attrs := append(a.attrs[:0], m.attr)
+	attrs = append(a.attrs[:0], m.attr)
 	if m.original.Valid() {
 		attrs = append(attrs, m.original)
 	}
@@ -142,6 +155,7 @@ func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	resp, err := tp.base.RoundTrip(out)
+	sent = true
 	if err != nil {
 		span.SetAttributes(append(attrs, semconv.ErrorTypeKey.String(errorType(err)))...)
 		span.SetStatus(codes.Error, redact.Text(err.Error()))

@@ -309,6 +309,51 @@ func TestTransportSpanEnds(t *testing.T) {
 			t.Errorf("a status code without a response")
 		}
 	})
+	t.Run("panic", func(t *testing.T) {
+		// A panic in the base transport or the propagators (the Runner
+		// makes an item of it) goes on, and ends the attempt's span.
+		for _, tc := range []struct {
+			name string
+			prop propagation.TextMapPropagator
+			base http.RoundTripper
+		}{
+			{"base", nil, roundTripperFunc(func(*http.Request) (*http.Response, error) { panic("in base") })},
+			{"propagators", panicPropagator{}, a.base},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				spans := tracetest.NewInMemoryExporter()
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+				defer tp.Shutdown(context.Background())
+				tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tp, Propagators: tc.prop})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer tr.Close()
+				req, err := http.NewRequest(http.MethodGet, a.srv.URL+"/status/200", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				func() {
+					defer func() {
+						if p := recover(); p == nil {
+							t.Error("the panic was swallowed")
+						}
+					}()
+					resp, err := tr.Transport(tc.base).RoundTrip(req)
+					if err == nil {
+						resp.Body.Close()
+					}
+				}()
+				s := spans.GetSpans()
+				if len(s) != 1 {
+					t.Fatalf("%d spans ended, want the attempt's", len(s))
+				}
+				if et, _ := attr(s[0].Attributes, "error.type"); s[0].Status.Code != codes.Error || et.AsString() != "panic" {
+					t.Errorf("span status %v, error.type %q; want Error and panic", s[0].Status, et.AsString())
+				}
+			})
+		}
+	})
 	t.Run("canceled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -423,3 +468,8 @@ func TestTransportServerPort(t *testing.T) {
 		}
 	}
 }
+
+// panicPropagator panics when it injects.
+type panicPropagator struct{ propagation.TraceContext }
+
+func (panicPropagator) Inject(context.Context, propagation.TextMapCarrier) { panic("in Inject") }
