@@ -12,7 +12,8 @@ import (
 // OTelHTTPTransport returns base (http.DefaultTransport if nil) wrapped
 // with otelhttp's transport instead of Transport's: every HTTP attempt is
 // otelhttp's client span (named "HTTP " and the method, with otelhttp's
-// attributes, given at the span's start), child of the item's span, and
+// attributes, set just after the span's start: a Sampler does not see
+// them either), child of the item's span, and
 // otelhttp records its client metrics
 // (http.client.request.duration, http.client.request.body.size) on the
 // Tracer's MeterProvider. As with Transport, resends carry

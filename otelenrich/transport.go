@@ -39,7 +39,8 @@ import (
 // all at once, not given when the span starts: a Sampler does not see
 // them (the conventions ask for the request's attributes at the start for
 // samplers that decide on them; a parent-based sampler, the usual one
-// under an item's span, does not). Set at once, they are copied once:
+// under an item's span, does not; otelhttp's transport does not give them
+// at the start either). Set at once, they are copied once:
 // the transport allocates about 30 % fewer bytes per attempt than when
 // they are given at the start. An attempt whose span is not recording (sampled
 // out) gets no attributes and its body is not wrapped.
@@ -60,8 +61,7 @@ import (
 // and MetricRetries tell how the calls went). It is the default because it
 // costs a third to a half of otelhttp's transport per attempt (see
 // OTelHTTPTransport, and the repository's BENCHMARKS.md for the figures);
-// use OTelHTTPTransport for otelhttp's spans, options and client metrics,
-// or for request attributes a Sampler can see.
+// use OTelHTTPTransport for otelhttp's spans, options and client metrics.
 //
 // With httpenrich, hand it over in a Client (and set MaxAttempts: with a
 // Client it is otherwise the Client's RetryMax+1):

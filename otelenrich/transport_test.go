@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/batchenrich/batchenrich"
@@ -473,3 +474,53 @@ func TestTransportServerPort(t *testing.T) {
 type panicPropagator struct{ propagation.TraceContext }
 
 func (panicPropagator) Inject(context.Context, propagation.TextMapCarrier) { panic("in Inject") }
+
+// samplerSeen records the attributes a Sampler is given at each span's
+// start, by span name.
+type samplerSeen struct {
+	mu    sync.Mutex
+	attrs map[string][]attribute.KeyValue
+}
+
+func (s *samplerSeen) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	s.mu.Lock()
+	s.attrs[p.Name] = append([]attribute.KeyValue(nil), p.Attributes...)
+	s.mu.Unlock()
+	return sdktrace.AlwaysSample().ShouldSample(p)
+}
+
+func (s *samplerSeen) Description() string { return "samplerSeen" }
+
+// TestSamplerSeesNoRequestAttributes holds both transports to their docs:
+// neither gives the request's attributes at the span's start, so a
+// Sampler sees none of them (otelhttp sets its own just after the start).
+func TestSamplerSeesNoRequestAttributes(t *testing.T) {
+	a := newAttempt(t, sdktrace.AlwaysSample())
+	seen := &samplerSeen{attrs: map[string][]attribute.KeyValue{}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(seen))
+	defer tp.Shutdown(context.Background())
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for name, rt := range map[string]http.RoundTripper{"GET": tr.Transport(a.base), "HTTP GET": tr.OTelHTTPTransport(a.base)} {
+		req, err := http.NewRequest(http.MethodGet, a.srv.URL+"/status/200", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		<-a.seen
+		attrs, ok := seen.attrs[name]
+		if !ok {
+			t.Fatalf("no span %q sampled: %v", name, seen.attrs)
+		}
+		if len(attrs) != 0 {
+			t.Errorf("span %q: the Sampler saw %v, the docs say it sees no attribute", name, attrs)
+		}
+	}
+}
