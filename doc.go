@@ -30,12 +30,14 @@
 // (see Options.NoPrefetch). Within a batch at most Options.Concurrency
 // enrichments are in flight, and results reach the Sink in Source order
 // whatever order they finish in. With Options.Overlap (off by default),
-// batch n+1 is enriched while batch n is being written, once batch n's
-// enrichment has ended; the writes, with their checkpoints, stay one at a
-// time in batch order, and batch n+1 is never written if batch n's write
-// failed. A run ends after a short or empty window, or after
-// Options.MaxBatches batches, so it handles min(available, BatchSize ×
-// MaxBatches) items.
+// batch n+1 is enriched while batch n is still being enriched or written,
+// once batch n-1's write has returned, the two batches sharing the
+// Concurrency slots (batch n's items first); the writes, with their
+// checkpoints, stay one at a time in batch order, batch n+1 is never
+// written if batch n stopped the run, and Run returns the error of the
+// first batch, in batch order, that stopped it. A run ends after a short
+// or empty window, or after Options.MaxBatches batches, so it handles
+// min(available, BatchSize × MaxBatches) items.
 //
 // Run returns only after every goroutine it started has exited. When its
 // context ends, no new enrichment starts, in-flight ones see the cancelled
@@ -81,9 +83,10 @@
 // neither; otherwise a crash between the two rewrites one batch
 // (at-least-once), which an idempotent Sink absorbs. A resumed run
 // enriches again at most the batch that was in flight, or two with
-// Options.Overlap (one being written, one being enriched). When the store is a
-// Locker, one runner at a time works on a key; Options.LockWait chooses
-// between waiting for it and failing with ErrRunLocked.
+// Options.Overlap (the two enriched, or being enriched or written, and not
+// committed). When the store is a Locker, one runner at a time works on a
+// key; Options.LockWait chooses between waiting for it and failing with
+// ErrRunLocked.
 //
 // A checkpoint also records the run's BatchSize and Options.Fingerprint
 // (an optional caller-provided fingerprint of the job's configuration). A

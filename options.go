@@ -68,8 +68,9 @@ type Options struct {
 	// that stopped at the cap goes on when run again with a larger one.
 	MaxBatches int
 
-	// Concurrency is the number of enrichments in flight at most, within
-	// a batch. Zero means DefaultConcurrency.
+	// Concurrency is the number of enrichments in flight at most: within
+	// a batch, or with Overlap across the two batches that may be enriched
+	// at once. Zero means DefaultConcurrency.
 	Concurrency int
 
 	// FailurePolicy says what a failed item does. The zero value is
@@ -95,19 +96,26 @@ type Options struct {
 	// combined with Overlap.
 	NoPrefetch bool
 
-	// Overlap lets batch n+1 be enriched while batch n is being written,
-	// hiding each write behind the next batch's enrichment. Everything
-	// else holds: batches are written, and checkpointed, one at a time in
-	// batch order (each with its checkpoint in one transaction when the
-	// Sink is a CheckpointSink sharing the store); batch n+1's write
-	// starts only after batch n's returned, and never if it failed (its
-	// enrichment is then cancelled); the batch cap and numbering are
-	// unchanged; batch n+1's enrichment starts only after batch n's has
-	// finished, so at most Concurrency enrichments are in flight in all.
-	// The cost: after a crash a durable run re-enriches up to two batches
-	// (the one being written and the one being enriched) instead of one,
-	// and up to three windows are held in memory instead of two. Off by
-	// default.
+	// Overlap lets batches overlap: batch n+1's enrichment starts while
+	// batch n is still being enriched or written, once batch n-1's write
+	// has returned without error, taking the enrichment slots that batch
+	// n's workers free when no item of batch n is left for them to take;
+	// batch n's items never wait for a slot held by batch n+1. Everything
+	// else holds: at most Concurrency enrichments are in flight in all,
+	// the batches sharing them; batches are written, and checkpointed, one
+	// at a time in batch order (each with its checkpoint in one
+	// transaction when the Sink is a CheckpointSink sharing the store);
+	// batch n+1's write starts only after batch n's returned, and never if
+	// it failed; the batch cap and numbering are unchanged. When batch n
+	// stops the run (see Runner.Run), batch n+1's enrichment is cancelled
+	// and it is never written, while batch n-1 is still finished and
+	// written; Run returns the error of the first batch, in batch order,
+	// that stopped the run, even if a later one failed first. The cost:
+	// after a crash a durable run re-enriches up to two batches (at most
+	// two are ever enriched, or being enriched, and not committed) instead
+	// of one, and up to three windows are held in memory instead of two
+	// (two batches being enriched or written, one window read ahead). Off
+	// by default.
 	Overlap bool
 
 	// Checkpoints, when set, makes runs durable: the Runner records the

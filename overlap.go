@@ -2,108 +2,168 @@ package batchenrich
 
 import (
 	"context"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// writer writes the batches of one run, one at a time and in batch order.
+// overlapper runs the batches of a run with Options.Overlap.
 //
-// In strict mode (the default) a batch's write returns before the next
-// batch's enrichment starts. With Options.Overlap the write of batch n runs
-// in the background while batch n+1 is enriched; the write of batch n+1
-// starts only after that of batch n returned without error, and a failed
-// write ends the enrichment in flight.
-type writer[T, R any] struct {
-	st *run[T, R]
-	// ectx is the parent of the batches' contexts: the run's context in
-	// strict mode; with Overlap, one that also ends when a write fails,
-	// ending the enrichment in flight (no later batch is written then).
-	ectx   context.Context
-	cancel context.CancelFunc // nil in strict mode
-	bg     *errgroup.Group
-	flight <-chan writeDone // the write in flight (Overlap), or nil
+// The goroutine that called Run starts each batch's enrichment: batch n+1
+// starts once every item of batch n has a slot (its workers hold slots
+// until no item is left for them to take) and batch n-1's write has
+// returned without error, so at most two batches are enriched or written
+// at once, besides the window read ahead. The Concurrency slots are shared
+// by the run's batches. Each batch then ends in a goroutine of its own
+// (see finish): it waits for its enrichment, then for the batch before to
+// be written, and writes its batch; so writes run one at a time in batch
+// order, each only after the one before succeeded.
+//
+// The first batch to stop the run decides Run's error: a batch that stops
+// it cancels the next batch's enrichment (that batch is never written),
+// while the batch before it is still finished and written as usual.
+type overlapper[T, R any] struct {
+	st    *run[T, R]
+	bg    *errgroup.Group
+	slots chan struct{} // the run's Concurrency enrichment slots
+	// last is the batch started last, prev the one before it; nil until
+	// there is one.
+	prev, last *flight
 }
 
-// writeDone is the outcome of a background write.
-type writeDone struct {
-	br  BatchReport
+// flight is a batch of an overlapped run, from the start of its enrichment
+// until it is written or has failed.
+type flight struct {
+	done chan struct{} // closed when the batch was written or failed
+	// err, set before done is closed, is the run's error as of this
+	// batch: its own, or that of an earlier batch, which abandoned it;
+	// nil when it was written.
 	err error
+
+	mu      sync.Mutex
+	stopped bool               // the run stops at this batch or before
+	next    context.CancelFunc // cancels the next batch's enrichment
 }
 
-// newWriter returns the run's writer; its goroutines run in bg.
-func (st *run[T, R]) newWriter(ctx context.Context, bg *errgroup.Group) *writer[T, R] {
-	w := &writer[T, R]{st: st, ectx: ctx, bg: bg}
-	if st.opts.Overlap {
-		w.ectx, w.cancel = context.WithCancel(ctx)
+// follow ties the enrichment of the next batch, which cancel ends, to f:
+// it is cancelled if f stops the run. follow reports false, having
+// cancelled it, when f already did.
+func (f *flight) follow(cancel context.CancelFunc) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		cancel()
+		return false
 	}
-	return w
+	f.next = cancel
+	return true
 }
 
-// write writes batch b in its context bctx, done marking its checkpoint
-// finished. In strict mode it returns b's write error. With Overlap it
-// waits for the write in flight, returns that write's error if it failed
-// (b is then never written), and otherwise starts writing b in the
-// background.
-func (w *writer[T, R]) write(bctx context.Context, b Batch[T, R], done bool, br BatchReport) error {
-	st := w.st
-	if w.cancel == nil {
-		return st.account(br, st.commit(bctx, b, done, &br))
+// stop records that the run stops at f at the latest, and cancels the
+// next batch's enrichment.
+func (f *flight) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	if f.next != nil {
+		f.next()
 	}
-	if err := w.settle(nil); err != nil {
-		return st.traceBatchEnd(bctx, br, err) // b is abandoned
+}
+
+// newOverlapper returns the overlapper of an Overlap run; its goroutines
+// run in bg.
+func (st *run[T, R]) newOverlapper(bg *errgroup.Group) *overlapper[T, R] {
+	return &overlapper[T, R]{st: st, bg: bg, slots: make(chan struct{}, st.opts.Concurrency)}
+}
+
+// admit waits until the next batch may start: once the batch two before
+// it was written (then at most one batch is unwritten). It returns the
+// run's error if an earlier batch stopped it.
+func (ov *overlapper[T, R]) admit() error {
+	if ov.prev == nil {
+		return nil
 	}
-	ch := make(chan writeDone, 1)
-	w.bg.Go(func() error {
-		err := st.commit(bctx, b, done, &br)
-		if err != nil {
-			w.cancel() // the next batch will never be written: stop enriching it
+	<-ov.prev.done
+	return ov.prev.err
+}
+
+// start starts the enrichment of batch b's items (b.Results unset) in a
+// context of its own derived from ctx, and the goroutine that will finish
+// b, done marking its checkpoint finished. It returns when every item of
+// b has a slot, or with the run's error if the run stops before b starts.
+func (ov *overlapper[T, R]) start(ctx context.Context, b Batch[T, R], items []T, done bool, br BatchReport) error {
+	st := ov.st
+	bctx, cancel := context.WithCancel(ctx)
+	if ov.last != nil && !ov.last.follow(cancel) {
+		return ov.settle(nil) // the batch before stops the run: b never starts
+	}
+	st.started(ctx, b.Number, len(items))
+	bctx, err := st.traceBatchStart(bctx, b.Number, len(items))
+	if err != nil {
+		defer cancel()
+		if serr := ov.settle(nil); serr != nil {
+			return st.traceBatchEnd(bctx, br, serr)
 		}
-		ch <- writeDone{br, err} // buffered: never blocks
+		st.rep.add(br)
+		return st.traceBatchEnd(bctx, br, err)
+	}
+	en := st.startEnrich(bctx, b.Number, items, ov.slots)
+	f, prev := &flight{done: make(chan struct{})}, ov.last
+	ov.bg.Go(func() error {
+		defer close(f.done)
+		defer cancel()
+		f.err = ov.finish(bctx, b, done, br, en, prev, f)
 		return nil
 	})
-	w.flight = ch
+	ov.prev, ov.last = ov.last, f
 	return nil
 }
 
-// failed ends the run on err, the failure before its write of the batch
-// described by br, whose context is bctx: the write in flight is waited
-// for first, and its error, if any, is returned instead (that batch comes
-// first, and its failure may be what ended this one's enrichment; this
-// one is then left out of the Report).
-func (w *writer[T, R]) failed(bctx context.Context, br BatchReport, err error) error {
-	if werr := w.settle(nil); werr != nil {
-		return w.st.traceBatchEnd(bctx, br, werr)
+// finish waits for the enrichment en of batch b, whose flight is f and
+// context bctx, and for the batch before (prev, nil for the run's first)
+// to end; then writes b if both succeeded. It returns the run's error as
+// of b (see flight.err).
+func (ov *overlapper[T, R]) finish(bctx context.Context, b Batch[T, R], done bool, br BatchReport, en *enrichment[T, R], prev, f *flight) error {
+	st := ov.st
+	results, err := st.wait(bctx, en, &br)
+	if err != nil {
+		f.stop() // b is not written, so neither is the next batch
 	}
-	w.st.rep.add(br)
-	return w.st.traceBatchEnd(bctx, br, err)
-}
-
-// settle waits for the write in flight, if any, and accounts it. It returns
-// that write's error if it failed, else err.
-func (w *writer[T, R]) settle(err error) error {
-	if w.flight == nil {
-		return err
+	if prev != nil {
+		<-prev.done
+		if prev.err != nil {
+			f.stop()
+			return st.traceBatchEnd(bctx, br, prev.err) // b is abandoned
+		}
 	}
-	d := <-w.flight
-	w.flight = nil
-	if werr := w.st.account(d.br, d.err); werr != nil {
-		return werr
+	if err != nil {
+		st.rep.add(br)
+		return st.traceBatchEnd(bctx, br, err)
+	}
+	b.Results = results
+	err = st.commit(bctx, b, done, &br)
+	if err = st.account(br, err); err != nil {
+		f.stop()
 	}
 	return err
 }
 
-// close settles the write in flight and releases the writer; err is the
-// run's outcome so far.
-func (w *writer[T, R]) close(err error) error {
-	err = w.settle(err)
-	if w.cancel != nil {
-		w.cancel()
+// settle waits for the batches started to end, and returns the run's
+// error: that of the first batch that stopped it, else err.
+func (ov *overlapper[T, R]) settle(err error) error {
+	if ov.last == nil {
+		return err
+	}
+	<-ov.last.done
+	if ov.last.err != nil {
+		return ov.last.err
 	}
 	return err
 }
 
 // commit writes batch b (with its checkpoint), ends its trace and, if
-// all went well, announces it. With Overlap it runs in the background.
+// all went well, announces it. With Overlap it runs in the goroutine
+// finishing the batch.
 func (st *run[T, R]) commit(bctx context.Context, b Batch[T, R], done bool, br *BatchReport) error {
 	err := st.writeBatch(bctx, b, done, br)
 	if err = st.traceBatchEnd(bctx, *br, err); err != nil {

@@ -128,12 +128,14 @@ func journalled(j *journal, enr batchenrich.Enricher[item, int], size int) batch
 }
 
 // checkOverlapped checks a journal against the guarantees of Overlap:
-// batches enriched one after the other, written one at a time in order,
-// batch n+1's write only after batch n's succeeded, each write with its
-// own checkpoint, and batch n+2's enrichment only after batch n's write
-// returned (depth 1). The run's first batch is from. It returns the last
-// batch written (from-1 if none).
-func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int) {
+// batch n+1's first enrichment only after batch n-1's write succeeded, so
+// that at no point more than two batches are enriched (or being enriched)
+// and not committed; batches written one at a time in order, batch n+1's
+// write only after batch n's succeeded, each write with its own
+// checkpoint. The run's first batch is from. It returns the last batch
+// written (from-1 if none), and whether a batch's enrichment started
+// before the enrichment of the batch before had ended.
+func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int, crossed bool) {
 	t.Helper()
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -144,14 +146,26 @@ func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int) 
 			continue
 		}
 		if b > from && j.last("enrich-end", b-1) > es {
-			t.Errorf("batch %d enriched while batch %d still was", b, b-1)
+			crossed = true
 		}
 		if b > from+1 {
-			ws := j.first("write-start", b-2)
-			end := max(j.first("write-ok", b-2), j.first("write-failed", b-2))
-			if ws < 0 || end < 0 || end > es {
-				t.Errorf("batch %d enriched before batch %d's write returned (more than one batch ahead)", b, b-2)
+			if ok := j.first("write-ok", b-2); ok < 0 || ok > es {
+				t.Errorf("batch %d enriched before batch %d's write succeeded (more than one batch ahead)", b, b-2)
 			}
+		}
+	}
+	// Replay the journal: the batches whose enrichment started and that
+	// are not committed yet.
+	open := map[int]bool{}
+	for _, s := range j.events {
+		switch s.kind {
+		case "enrich-start":
+			open[s.batch] = true
+			if len(open) > 2 {
+				t.Errorf("batch %d enriched while %d batches are uncommitted: %v", s.batch, len(open)-1, open)
+			}
+		case "write-ok":
+			delete(open, s.batch)
 		}
 	}
 	for b := from; b <= batches; b++ {
@@ -185,15 +199,18 @@ func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int) 
 			t.Errorf("batch %d written after batch %d's write failed", b, written+1)
 		}
 	}
-	return written
+	return written, crossed
 }
 
 // TestOverlapOrderUnderRandomDelaysAndFailures runs overlapped durable runs
 // of random shapes with random enrichment and write delays, random item
-// failures, and a random failing write or failing batch, then resumes each
-// to the end; every run's journal must show the Overlap guarantees, and
-// across the failure and the resume only the batch whose write failed and
-// the one after it are enriched twice.
+// failures, and a random failing write, failing batch (FailBatch, or a
+// panic), or two failing batches one after the other, then resumes each
+// to the end; every run's journal must show the Overlap guarantees, the
+// first batch to fail must be the one Run names, with every batch before
+// it written, and across the failure and the resume only the batch that
+// failed and the one after it are enriched twice. Some batch must start
+// before the one before it has finished enriching.
 func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 	t.Parallel()
 	seed := rand.Uint64()
@@ -204,18 +221,33 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 		defer rngMu.Unlock()
 		return rng.IntN(n)
 	}
+	crossed := 0
+	defer func() {
+		if !t.Failed() && crossed == 0 {
+			t.Errorf("seed %d: no batch started before the batch before had finished enriching", seed)
+		}
+	}()
 	for round := range 40 {
 		n, size, conc := intN(400), 1+intN(40), 1+intN(12)
 		batches := (n + size - 1) / size
-		failWrite, failItem := -1, -1
-		switch intN(3) {
+		failWrite, failItem, alsoItem, panics := -1, -1, -1, false
+		switch intN(5) {
 		case 0:
 			failWrite = 1 + intN(max(batches, 1))
 		case 1:
 			failItem = intN(max(n, 1))
+		case 2:
+			failItem, panics = intN(max(n, 1)), true
+		case 3:
+			// The batch before fails too, with an item anywhere in it
+			// (perhaps after the later batch failed).
+			failItem = intN(max(n, 1))
+			if b := failItem / size; b > 0 {
+				alsoItem = (b-1)*size + intN(size)
+			}
 		}
-		name := fmt.Sprintf("seed %d round %d: %d items, batches of %d, concurrency %d, write of batch %d fails, item %d fails its batch",
-			seed, round, n, size, conc, failWrite, failItem)
+		name := fmt.Sprintf("seed %d round %d: %d items, batches of %d, concurrency %d, write of batch %d fails, items %d and %d fail their batch (panic %v)",
+			seed, round, n, size, conc, failWrite, failItem, alsoItem, panics)
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			store := batchenrichtest.NewCheckpoints()
 			rows := map[item]int{}
@@ -252,12 +284,17 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 					}
 					if failItem >= 0 {
 						enr.Fail = func(it item) error {
-							if int(it) == failItem {
+							if int(it) == failItem || int(it) == alsoItem {
+								if panics {
+									panic("this item fails its batch")
+								}
 								return errors.New("this item fails its batch")
 							}
 							return nil
 						}
-						policy = batchenrich.FailBatch
+						if !panics {
+							policy = batchenrich.FailBatch
+						}
 					}
 				}
 				r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(n)), journalled(j, enr, size), sink, batchenrich.Options{
@@ -278,15 +315,27 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 			}
 
 			j, rep, err := runOnce(true)
-			written := checkOverlapped(t, j, 1, batches)
+			written, cross := checkOverlapped(t, j, 1, batches)
+			if cross {
+				crossed++
+			}
 			var be *batchenrich.BatchError
+			var ie *batchenrich.ItemError
 			switch {
 			case failWrite >= 1 && failWrite <= batches:
 				if !errors.As(err, &be) || be.Batch != failWrite || be.Stage != batchenrich.StageWrite || written != failWrite-1 {
 					t.Fatalf("%s: err = %v, written %d", name, err, written)
 				}
+			case failItem >= 0 && failItem < n && panics:
+				fb := failItem/size + 1
+				if !errors.As(err, &ie) || ie.Batch != fb || ie.Index != failItem%size || written != fb-1 {
+					t.Fatalf("%s: err = %v, written %d", name, err, written)
+				}
 			case failItem >= 0 && failItem < n:
 				fb := failItem/size + 1
+				if alsoItem >= 0 {
+					fb-- // the earlier batch's error wins
+				}
 				if !errors.As(err, &be) || be.Batch != fb || be.Stage != batchenrich.StageEnrich || written != fb-1 {
 					t.Fatalf("%s: err = %v, written %d", name, err, written)
 				}
@@ -315,7 +364,7 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: resumed run: %v", name, err)
 			}
-			if got := checkOverlapped(t, j, written+1, batches); got != batches || rep.BatchesSkipped != written || rep.BatchesRun != batches-written {
+			if got, _ := checkOverlapped(t, j, written+1, batches); got != batches || rep.BatchesSkipped != written || rep.BatchesRun != batches-written {
 				t.Fatalf("%s: resumed run skipped %d, ran %d (journal: last %d); want %d, %d", name, rep.BatchesSkipped, rep.BatchesRun, got, written, batches-written)
 			}
 			again := map[int]bool{}
@@ -510,9 +559,10 @@ func TestOverlapCancelDuringWrite(t *testing.T) {
 	f := newFixture(500)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	in3 := make(chan struct{})
 	f.enr.Started = func(it item, _ int) {
 		if it == 205 {
-			cancel()
+			close(in3)
 		}
 	}
 	f.enr.Latency = func(item) time.Duration { return 100 * time.Microsecond }
@@ -520,6 +570,11 @@ func TestOverlapCancelDuringWrite(t *testing.T) {
 		if b.Number < 2 {
 			return f.sink.Write(ctx, b)
 		}
+		select { // batch 3 is being enriched
+		case <-in3:
+		case <-time.After(hangGuard):
+		}
+		cancel()
 		<-ctx.Done() // a write that only ends with ctx
 		return ctx.Err()
 	})
@@ -696,5 +751,163 @@ func TestOverlapPartitioned(t *testing.T) {
 	}
 	if rep.BatchesRun() != 36 || rep.Written() != 1000 {
 		t.Errorf("report: %d batches, %d written", rep.BatchesRun(), rep.Written())
+	}
+}
+
+// TestOverlapCrossesTheBarrier checks that batch n+1's enrichment starts
+// while batch n's is still under way: the last item of each batch waits
+// until an item of the next batch has started, which a barrier between
+// the batches' enrichments would never let happen.
+func TestOverlapCrossesTheBarrier(t *testing.T) {
+	t.Parallel()
+	const n, size = 60, 10
+	var mu sync.Mutex
+	started := map[int]chan struct{}{}
+	startedCh := func(b int) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if started[b] == nil {
+			started[b] = make(chan struct{})
+		}
+		return started[b]
+	}
+	f := newFixture(n)
+	var once sync.Map
+	f.enr.Fn = func(ctx context.Context, it item) (int, error) {
+		b := int(it)/size + 1
+		if _, loaded := once.LoadOrStore(b, true); !loaded {
+			close(startedCh(b))
+		}
+		if int(it)%size == size-1 && b < n/size {
+			select {
+			case <-startedCh(b + 1):
+			case <-time.After(hangGuard):
+				return 0, batchenrich.Fatal(fmt.Errorf("batch %d's enrichment never started during batch %d's", b+1, b))
+			}
+		}
+		return double(ctx, it)
+	}
+	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: size, Concurrency: 4, Overlap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.checkWritten(t, 0, n, size, 1)
+	if got := f.enr.MaxInFlight(); got > 4 {
+		t.Errorf("%d enrichments in flight, concurrency 4", got)
+	}
+	if rep.BatchesRun != n/size || rep.Written != n {
+		t.Fatalf("report = %+v", rep)
+	}
+}
+
+// TestOverlapStopOrder stops an overlapped run in batch 2 or 3 while both
+// are being enriched: the first batch to stop the run is the one Run
+// names, every batch before it is written with its checkpoint, no batch
+// after it is written, and the Report lists the batches up to it.
+func TestOverlapStopOrder(t *testing.T) {
+	t.Parallel()
+	const size = 10
+	// await waits for ch: a guard against a hang, not a timing assertion.
+	await := func(ch <-chan struct{}) {
+		select {
+		case <-ch:
+		case <-time.After(hangGuard):
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		// fails says whether item it fails (FailBatch), once the signals
+		// it waits for came: batch 3 started, item 25 failed.
+		fails  func(it item, started3, failed25 <-chan struct{}) bool
+		hold3  bool // batch 3's items wait for their context to end
+		stopAt int  // the batch Run names
+	}{
+		{
+			name: "batch 3 fails while batch 2 is enriched",
+			fails: func(it item, started3, failed25 <-chan struct{}) bool {
+				if it == 19 {
+					await(failed25)
+				}
+				return it == 25
+			},
+			stopAt: 3,
+		},
+		{
+			name: "batch 2 fails while batch 3 is enriched",
+			fails: func(it item, started3, failed25 <-chan struct{}) bool {
+				if it == 19 {
+					await(started3)
+					return true
+				}
+				return false
+			},
+			hold3: true, stopAt: 2,
+		},
+		{
+			name: "batch 3 fails, then batch 2",
+			fails: func(it item, started3, failed25 <-chan struct{}) bool {
+				if it == 19 {
+					await(failed25)
+				}
+				return it == 19 || it == 25
+			},
+			stopAt: 2,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			started3, failed25 := make(chan struct{}), make(chan struct{})
+			var once3 sync.Once
+			var cancelled, later sync.Map
+			f := newFixture(100)
+			f.enr.Fn = func(ctx context.Context, it item) (int, error) {
+				switch b := int(it)/size + 1; {
+				case b == 3:
+					once3.Do(func() { close(started3) })
+					if tc.hold3 {
+						select {
+						case <-ctx.Done():
+							cancelled.Store(it, true)
+							return 0, ctx.Err()
+						case <-time.After(hangGuard):
+							return 0, errors.New("batch 3's enrichment was not cancelled")
+						}
+					}
+				case b > 3:
+					later.Store(it, true)
+				}
+				if tc.fails(it, started3, failed25) {
+					if it == 25 {
+						defer close(failed25)
+					}
+					return 0, fmt.Errorf("item %d fails", it)
+				}
+				return double(ctx, it)
+			}
+			store := batchenrichtest.NewCheckpoints()
+			rep, err := f.run(t, context.Background(), batchenrich.Options{
+				BatchSize: size, Concurrency: 4, Overlap: true, FailurePolicy: batchenrich.FailBatch, Checkpoints: store, RunKey: "k"})
+			var be *batchenrich.BatchError
+			if !errors.As(err, &be) || be.Batch != tc.stopAt || be.Stage != batchenrich.StageEnrich || !errors.Is(err, batchenrich.ErrTooManyFailures) {
+				t.Fatalf("err = %v, want batch %d's failure", err, tc.stopAt)
+			}
+			f.checkWritten(t, 0, (tc.stopAt-1)*size, size, 1)
+			if cp, _ := store.Load(context.Background(), "k"); cp.Batch != tc.stopAt-1 {
+				t.Fatalf("checkpoint = %+v, want batch %d", cp, tc.stopAt-1)
+			}
+			if rep.BatchesRun != tc.stopAt-1 || len(rep.Batches) != tc.stopAt || rep.Batches[tc.stopAt-1].Number != tc.stopAt {
+				t.Fatalf("report = %+v", rep)
+			}
+			if tc.hold3 {
+				n := 0
+				cancelled.Range(func(any, any) bool { n++; return true })
+				if n == 0 {
+					t.Error("batch 3's enrichments never saw their context end")
+				}
+			}
+			if tc.stopAt == 2 {
+				later.Range(func(k, _ any) bool { t.Errorf("item %v of batch 4 or later enriched", k); return false })
+			}
+		})
 	}
 }

@@ -7,8 +7,9 @@ import "time"
 type Report struct {
 	// Batches has one entry per batch this run processed (written or
 	// failed), in order. Batches skipped on resume are not listed, nor,
-	// with Options.Overlap, a batch whose enrichment was abandoned because
-	// the write before it failed.
+	// with Options.Overlap, a batch abandoned because an earlier batch
+	// stopped the run (its write failed, or it failed itself) while this
+	// one was being enriched.
 	Batches []BatchReport
 
 	// BatchesRun counts batches written by this run.

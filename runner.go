@@ -71,14 +71,26 @@ type run[T, R any] struct {
 // batch cap is reached, an error stops it, or ctx ends.
 //
 // Batch n+1 is enriched only after the Sink has returned from writing batch
-// n (with Options.Overlap: while batch n is being written, the writes
-// still one at a time in order); at most Options.Concurrency enrichments
-// are in flight, and the Sink receives the results in Source order. Run
-// returns only after every goroutine it started has exited.
+// n (with Options.Overlap: once batch n-1's write has returned, while batch
+// n is enriched or written, the writes still one at a time in order); at
+// most Options.Concurrency enrichments are in flight, and the Sink
+// receives the results in Source order. Run returns only after every
+// goroutine it started has exited.
 //
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
 // which errors.Is(err, ctx.Err()) holds.
+//
+// With Options.Overlap, two batches may be in flight at once, and the run
+// stops at the first of them, in batch order, that stops it: when batch n
+// stops the run (FailBatch's first failure, MaxBatchFailures, the
+// all-failed stop, a panic, a Fatal error, a failed write, or ctx's end),
+// the enrichment of batch n+1 is cancelled and batch n+1 is never written
+// (nor any later batch), while batch n-1, if still being enriched or
+// written, is finished and written first; Run returns batch n's error,
+// even if batch n+1 failed earlier in time. So when batch n+1 fails while
+// batch n is being enriched, batch n is still written (unless it stops the
+// run itself), and then Run returns batch n+1's error.
 //
 // Before the run's lock is taken, Run returns as they are the error of a
 // Checker (see Checker), of a panic in Options.Tracer's TraceRunStart,
@@ -174,10 +186,13 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer bg.Wait()
 	defer cancel()
-	// Writes run in bg too with Options.Overlap; Run waits for the write
-	// in flight and reports the first error in batch order.
-	wr := st.newWriter(ctx, &bg)
-	defer func() { err = wr.close(err) }()
+	// With Options.Overlap, batches are enriched and written in bg too;
+	// Run waits for them and returns the first error in batch order.
+	var ov *overlapper[T, R]
+	if o.Overlap {
+		ov = st.newOverlapper(&bg)
+		defer func() { err = ov.settle(err) }()
+	}
 
 	n, cursor := cp.Batch, cp.Cursor
 	if o.MaxBatches > 0 && n >= o.MaxBatches {
@@ -212,13 +227,23 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return st.batchError(num, StageRead, fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize))
 		}
 		if len(w.items) == 0 {
-			if err := wr.settle(nil); err != nil {
-				return err
+			if ov != nil {
+				if err := ov.settle(nil); err != nil {
+					return err
+				}
 			}
 			return st.finish(ctx, num, cursor)
 		}
 		exhausted := len(w.items) < o.BatchSize
 		last := exhausted || (o.MaxBatches > 0 && num >= o.MaxBatches)
+		if ov != nil {
+			// Batch num may start once batch num-2 is written; only
+			// then is window num+1 read ahead, so that at most three
+			// windows are held.
+			if err := ov.admit(); err != nil {
+				return err
+			}
+		}
 		if !last {
 			// The Source may reuse its slice for the next window,
 			// which may be read while this one is enriched.
@@ -229,18 +254,12 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		}
 
 		br := BatchReport{Number: num, Read: len(w.items), ReadDuration: waited, SourceDuration: w.dur}
-		st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: len(w.items)})
-		log.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", len(w.items))
-		bctx, err := st.traceBatchStart(wr.ectx, num, len(w.items))
-		var results []Result[T, R]
-		if err == nil {
-			results, err = st.enrich(bctx, num, w.items, &br)
-		}
-		if err != nil {
-			return wr.failed(bctx, br, err)
-		}
-		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Results: results, Partition: o.Partition}
-		if err := wr.write(bctx, b, exhausted, br); err != nil {
+		b := Batch[T, R]{Number: num, After: cursor, Next: w.next, Partition: o.Partition}
+		if ov != nil {
+			if err := ov.start(ctx, b, w.items, exhausted, br); err != nil {
+				return err
+			}
+		} else if err := st.strict(ctx, b, w.items, exhausted, br); err != nil {
 			return err
 		}
 		n, cursor = num, w.next
@@ -248,6 +267,28 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return nil
 		}
 	}
+}
+
+// strict enriches batch b's items and writes b with them, done marking its
+// checkpoint finished, in strict order: it returns once the write
+// returned.
+func (st *run[T, R]) strict(ctx context.Context, b Batch[T, R], items []T, done bool, br BatchReport) error {
+	st.started(ctx, b.Number, len(items))
+	bctx, err := st.traceBatchStart(ctx, b.Number, len(items))
+	if err == nil {
+		b.Results, err = st.enrich(bctx, b.Number, items, &br)
+	}
+	if err != nil {
+		st.rep.add(br)
+		return st.traceBatchEnd(bctx, br, err)
+	}
+	return st.account(br, st.commit(bctx, b, done, &br))
+}
+
+// started announces that batch num, of n items, starts.
+func (st *run[T, R]) started(ctx context.Context, num, n int) {
+	st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: n})
+	st.opts.Logger.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", n)
 }
 
 // finish marks the run done in the checkpoint store after an empty window
@@ -305,13 +346,36 @@ func (st *run[T, R]) read(ctx context.Context, bg *errgroup.Group, num int, afte
 // enrich runs the Enricher over items, at most Concurrency at a time, and
 // returns their results in input order.
 func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchReport) ([]Result[T, R], error) {
-	o := st.opts
-	start := time.Now()
-	defer func() { br.EnrichDuration = time.Since(start) }()
+	return st.wait(ctx, st.startEnrich(ctx, num, items, nil), br)
+}
 
+// enrichment is the enrichment of one batch's items, under way.
+type enrichment[T, R any] struct {
+	g       *errgroup.Group
+	ctx     context.Context // the errgroup's: it ends at the first error
+	one     func(context.Context, int) (Outcome, error)
+	slots   chan struct{} // see startEnrich
+	results []Result[T, R]
+	start   time.Time
+	// next is the index of the next item to take; enriched and failed
+	// count items.
+	next, enriched, failed atomic.Int64
+}
+
+// startEnrich starts enriching items, batch num's, in ctx with
+// min(Concurrency, len(items)) workers, and returns without waiting for
+// them. When slots is not nil, each worker holds one of its slots from its
+// start until it finds no item left to take, and the workers are started
+// one at a time as slots come free (none once ctx ends): with Overlap,
+// that is how a batch takes only the slots the batch before no longer
+// needs.
+func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots chan struct{}) *enrichment[T, R] {
+	o := st.opts
+	en := &enrichment[T, R]{start: time.Now(), slots: slots}
 	results := make([]Result[T, R], len(items))
+	en.results = results
 	g, gctx := errgroup.WithContext(ctx)
-	var enriched, failed atomic.Int64
+	en.g, en.ctx = g, gctx
 	one := func(ictx context.Context, i int) (Outcome, error) {
 		item := items[i]
 		res := &results[i]
@@ -331,11 +395,11 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 			err = ie.Err
 		}
 		if errors.As(err, &pe) {
-			failed.Add(1)
+			en.failed.Add(1)
 			return OutcomePanicked, ie
 		}
 		if Classify(err) == ClassFatal {
-			failed.Add(1)
+			en.failed.Add(1)
 			return OutcomeFailed, ie // stops the run: the program is at fault
 		}
 		if gctx.Err() != nil {
@@ -343,7 +407,7 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 			// in the batch; either way the batch is abandoned.
 			return OutcomeCanceled, nil
 		}
-		nf := failed.Add(1)
+		nf := en.failed.Add(1)
 		st.emit(Event{Kind: EventItemFailed, Batch: num, Index: i, Key: ie.Key, Err: ie})
 		o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
 		switch {
@@ -357,35 +421,60 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 	if st.tracer != nil {
 		one = st.traceItems(num, results, items, one)
 	}
-	// Concurrency workers take the items in input order. Reusing a
-	// goroutine from item to item, rather than starting one per item,
-	// spares the growth of a fresh stack per item (about 5 % of the CPU
-	// of a run making HTTP calls).
-	var next atomic.Int64
-	for range min(o.Concurrency, len(items)) {
-		g.Go(func() error {
-			n := 0 // enriched by this worker: one shared add, not one per item
-			defer func() { enriched.Add(int64(n)) }()
-			for gctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(items) {
-					return nil
-				}
-				out, err := one(gctx, i)
-				if out == OutcomeEnriched {
-					n++
-				}
-				if err != nil {
-					return err
-				}
+	en.one = one
+	for k := range min(o.Concurrency, len(items)) {
+		if slots != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-gctx.Done():
+				return en
 			}
-			return nil
-		})
+			if k == 0 {
+				en.start = time.Now() // the first enrichment may start now
+			}
+		}
+		g.Go(en.work)
 	}
-	err := g.Wait()
+	return en
+}
+
+// work is one of the enrichment's workers: it takes the items in input
+// order, the next one left each time, until none is left or the
+// enrichment's context ends. Reusing a goroutine from item to item, rather
+// than starting one per item, spares the growth of a fresh stack per item
+// (about 5 % of the CPU of a run making HTTP calls).
+func (en *enrichment[T, R]) work() error {
+	n := 0 // enriched by this worker: one shared add, not one per item
+	defer func() { en.enriched.Add(int64(n)) }()
+	if en.slots != nil {
+		defer func() { <-en.slots }()
+	}
+	for en.ctx.Err() == nil {
+		i := int(en.next.Add(1) - 1)
+		if i >= len(en.results) {
+			return nil
+		}
+		out, err := en.one(en.ctx, i)
+		if out == OutcomeEnriched {
+			n++
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait waits for the enrichment en of batch num, whose context is ctx, to
+// end, and returns its results in input order, or the error that stops
+// the run.
+func (st *run[T, R]) wait(ctx context.Context, en *enrichment[T, R], br *BatchReport) ([]Result[T, R], error) {
+	defer func() { br.EnrichDuration = time.Since(en.start) }()
+	num := br.Number
+	err := en.g.Wait()
 	// Count what happened even when the batch is abandoned: items
 	// enriched or failed before the stop, not those cut short by it.
-	br.Enriched, br.Failed = int(enriched.Load()), int(failed.Load())
+	br.Enriched, br.Failed = int(en.enriched.Load()), int(en.failed.Load())
 	if cerr := ctx.Err(); cerr != nil {
 		return nil, st.batchError(num, StageEnrich, cerr)
 	}
@@ -396,10 +485,10 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 		}
 		return nil, st.batchError(num, StageEnrich, err)
 	}
-	if br.Failed == len(items) && len(items) >= AllFailedMinItems && !o.AllowAllFailed {
-		return nil, st.batchError(num, StageEnrich, allFailed(results, o.Checkpoints != nil))
+	if n := len(en.results); br.Failed == n && n >= AllFailedMinItems && !st.opts.AllowAllFailed {
+		return nil, st.batchError(num, StageEnrich, allFailed(en.results, st.opts.Checkpoints != nil))
 	}
-	return results, nil
+	return en.results, nil
 }
 
 // write hands the batch to the Sink, together with its checkpoint when the

@@ -34,9 +34,11 @@ import (
 //     Run: the start after the batch's window was read, before its first
 //     enrichment; the end after the Sink (and checkpoint) write returned,
 //     or after the batch failed. Batch n's end comes before batch n+1's
-//     start, except with Options.Overlap: there batch n+1 starts while
-//     batch n is written, and batch n's end (after its write) runs in the
-//     goroutine writing it, possibly during batch n+1's enrichment.
+//     start, except with Options.Overlap: there batch n+1 may start while
+//     batch n is still enriched or written, so batch spans overlap (each
+//     batch keeps its own context), and a batch's end runs in the
+//     goroutine that finishes the batch (waits for its enrichment, then
+//     writes it); the ends still come one at a time in batch order.
 //   - TraceItemStart and TraceItemEnd run in the goroutine that enriches
 //     the item, inside one of the Options.Concurrency slots, so up to
 //     Concurrency of them run at once. The end is called whatever the
@@ -77,7 +79,7 @@ type Tracer interface {
 // while the previous batch is enriched (Options.NoPrefetch), so its
 // context is the run's, not a batch's. A write (StageWrite, the Sink write
 // together with its checkpoint) runs in the goroutine that called Run
-// (with Options.Overlap, in the one writing the batch), in the batch's
+// (with Options.Overlap, in the one finishing the batch), in the batch's
 // context. A panic in either method stops the run: for a read the
 // *BatchError is at StageRead, its cause naming the method; for a write at
 // StageTrace.
