@@ -383,17 +383,7 @@ func TestTransportSpanEnds(t *testing.T) {
 func TestTransportResendCount(t *testing.T) {
 	a := newAttempt(t, sdktrace.AlwaysSample())
 	rt := a.tr.Transport(a.base)
-	get := func(ctx context.Context) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.srv.URL+"/status/500", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	get := func(ctx context.Context) { roundTrip(t, ctx, rt, a.srv.URL+"/status/500") }
 	get(context.Background())
 	item := a.tr.TraceItemStart(context.Background(), batchenrich.TraceItemStartData{Batch: 1})
 	for range 3 {
@@ -505,15 +495,7 @@ func TestSamplerSeesNoRequestAttributes(t *testing.T) {
 	}
 	defer tr.Close()
 	for name, rt := range map[string]http.RoundTripper{"GET": tr.Transport(a.base), "HTTP GET": tr.OTelHTTPTransport(a.base)} {
-		req, err := http.NewRequest(http.MethodGet, a.srv.URL+"/status/200", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		roundTrip(t, context.Background(), rt, a.srv.URL+"/status/200")
 		<-a.seen
 		attrs, ok := seen.attrs[name]
 		if !ok {
@@ -523,4 +505,19 @@ func TestSamplerSeesNoRequestAttributes(t *testing.T) {
 			t.Errorf("span %q: the Sampler saw %v, the docs say it sees no attribute", name, attrs)
 		}
 	}
+}
+
+// roundTrip sends a GET of url through rt with ctx and closes the
+// response's body.
+func roundTrip(t *testing.T, ctx context.Context, rt http.RoundTripper, url string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }

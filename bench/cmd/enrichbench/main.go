@@ -459,7 +459,7 @@ func printCPU(names []string, byName map[string][]harness.Result) {
 			for i, r := range rs {
 				v[i] = float64(f(r))
 			}
-			return medianOf(v)
+			return harness.Median(v)
 		}
 		line := fmt.Sprintf("%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t", n,
 			med(func(r harness.Result) time.Duration { return r.Elapsed })/1e6,
@@ -500,19 +500,7 @@ func roundRatio(rs, ref []harness.Result, throughput bool) string {
 	if len(v) == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.3f", medianOf(v))
-}
-
-func medianOf(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return fmt.Sprintf("%.3f", harness.Median(v))
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -33,18 +33,18 @@ func Summarize(name string, runs []Result) Summary {
 	for i, r := range runs {
 		el[i], rps[i], conns[i], rss[i] = r.Elapsed, r.RowsPerSecond(), r.Conns, r.PeakRSSKB
 	}
-	s.Median = median(el)
+	s.Median = Median(el)
 	s.Min, s.Max = slices.Min(el), slices.Max(el)
-	s.RowsPerSec = median(rps)
-	s.Conns = median(conns)
+	s.RowsPerSec = Median(rps)
+	s.Conns = Median(conns)
 	s.MaxConns = slices.Max(conns)
-	s.PeakRSSKB = median(rss)
+	s.PeakRSSKB = Median(rss)
 	return s
 }
 
-// median returns the middle value (the mean of the two middle ones for an
-// even count).
-func median[T int64 | float64 | time.Duration](v []T) T {
+// Median returns the middle value of v (the mean of the two middle ones
+// for an even count), 0 for none.
+func Median[T int64 | float64 | time.Duration](v []T) T {
 	if len(v) == 0 {
 		return 0
 	}
