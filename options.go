@@ -109,13 +109,13 @@ type Options struct {
 	// it failed; the batch cap and numbering are unchanged. When batch n
 	// stops the run (see Runner.Run), batch n+1's enrichment is cancelled
 	// and it is never written, while batch n-1 is still finished and
-	// written; Run returns the error of the first batch, in batch order,
-	// that stopped the run, even if a later one failed first. The cost:
-	// after a crash a durable run re-enriches up to two batches (at most
-	// two are ever enriched, or being enriched, and not committed) instead
-	// of one, and up to three windows are held in memory instead of two
-	// (two batches being enriched or written, one window read ahead). Off
-	// by default.
+	// written (unless ctx ended, which reaches it too); Run returns the
+	// error of the first batch, in batch order, that stopped the run, even
+	// if a later one failed first. The cost: after a crash a durable run
+	// re-enriches up to two batches (at most two are ever enriched, or
+	// being enriched, and not committed) instead of one, and up to three
+	// windows are held in memory instead of two (two batches being
+	// enriched or written, one window read ahead). Off by default.
 	Overlap bool
 
 	// Checkpoints, when set, makes runs durable: the Runner records the

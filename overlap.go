@@ -10,8 +10,8 @@ import (
 // overlapper runs the batches of a run with Options.Overlap.
 //
 // The goroutine that called Run starts each batch's enrichment: batch n+1
-// starts once every item of batch n has a slot (its workers hold slots
-// until no item is left for them to take) and batch n-1's write has
+// starts once each of batch n's workers holds its slot (a worker holds it
+// until no item is left for it to take) and batch n-1's write has
 // returned without error, so at most two batches are enriched or written
 // at once, besides the window read ahead. The Concurrency slots are shared
 // by the run's batches. Each batch then ends in a goroutine of its own
@@ -89,8 +89,9 @@ func (ov *overlapper[T, R]) admit() error {
 
 // start starts the enrichment of batch b's items (b.Results unset) in a
 // context of its own derived from ctx, and the goroutine that will finish
-// b, done marking its checkpoint finished. It returns when every item of
-// b has a slot, or with the run's error if the run stops before b starts.
+// b, done marking its checkpoint finished. It returns when each of b's
+// workers holds its slot (or b's enrichment ended first), or with the
+// run's error if the run stops before b starts.
 func (ov *overlapper[T, R]) start(ctx context.Context, b Batch[T, R], items []T, done bool, br BatchReport) error {
 	st := ov.st
 	bctx, cancel := context.WithCancel(ctx)

@@ -8,8 +8,9 @@ type Report struct {
 	// Batches has one entry per batch this run processed (written or
 	// failed), in order. Batches skipped on resume are not listed, nor,
 	// with Options.Overlap, a batch abandoned because an earlier batch
-	// stopped the run (its write failed, or it failed itself) while this
-	// one was being enriched.
+	// stopped the run (its write failed, or it failed itself) before this
+	// one was written, whether this one was still being enriched, had
+	// failed, or was waiting for its write.
 	Batches []BatchReport
 
 	// BatchesRun counts batches written by this run.

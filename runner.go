@@ -90,7 +90,10 @@ type run[T, R any] struct {
 // written, is finished and written first; Run returns batch n's error,
 // even if batch n+1 failed earlier in time. So when batch n+1 fails while
 // batch n is being enriched, batch n is still written (unless it stops the
-// run itself), and then Run returns batch n+1's error.
+// run itself), and then Run returns batch n+1's error. The end of ctx
+// reaches every batch in flight at once: the run stops at the first of
+// them that it kept from being written (a batch whose Sink write was
+// already under way and completed anyway is written).
 //
 // Before the run's lock is taken, Run returns as they are the error of a
 // Checker (see Checker), of a panic in Options.Tracer's TraceRunStart,

@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&c.executionID, "execution-id", "", "run key: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit; rows are keyed by it and running again with the same id resumes (default: a new id)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt (at most "+maxHTTPTimeout.String()+")")
 	fs.IntVar(&c.httpRetries, "http-retries", 3, fmt.Sprintf("HTTP retries after the first attempt (0..%d)", maxRetries))
-	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
+	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is still enriched or written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
 	fs.BoolVar(&c.adaptive, "adaptive", false, "adapt the HTTP calls in flight to what the profile API admits (429, 503, latency, rate-limit headers), -concurrency being the ceiling")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")

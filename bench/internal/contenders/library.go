@@ -42,7 +42,8 @@ func Library(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 }
 
 // LibraryOverlapped is Library with Options.Overlap: batch n+1 is enriched
-// while batch n is written, writes and checkpoints still in batch order.
+// while batch n is still enriched or written, writes and checkpoints still
+// in batch order.
 func LibraryOverlapped(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	return library(ctx, cfg, variant{overlap: true})
 }
