@@ -392,31 +392,13 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 func TestOverlapHidesTheWrite(t *testing.T) {
 	t.Parallel()
 	const n, size = 500, 50
-	var mu sync.Mutex
-	started := map[int]chan struct{}{}
-	startedCh := func(b int) chan struct{} {
-		mu.Lock()
-		defer mu.Unlock()
-		if started[b] == nil {
-			started[b] = make(chan struct{})
-		}
-		return started[b]
-	}
+	var starts batchStarts
 	f := newFixture(n)
-	f.enr.Started = func(it item, _ int) {
-		ch := startedCh(int(it)/size + 1)
-		mu.Lock()
-		defer mu.Unlock()
-		select {
-		case <-ch:
-		default:
-			close(ch)
-		}
-	}
+	f.enr.Started = func(it item, _ int) { starts.mark(int(it)/size + 1) }
 	sink := batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
 		if b.Number < n/size {
 			select {
-			case <-startedCh(b.Number + 1):
+			case <-starts.of(b.Number + 1):
 			case <-time.After(hangGuard):
 				return fmt.Errorf("batch %d's write: batch %d's enrichment never started", b.Number, b.Number+1)
 			}
@@ -761,26 +743,14 @@ func TestOverlapPartitioned(t *testing.T) {
 func TestOverlapCrossesTheBarrier(t *testing.T) {
 	t.Parallel()
 	const n, size = 60, 10
-	var mu sync.Mutex
-	started := map[int]chan struct{}{}
-	startedCh := func(b int) chan struct{} {
-		mu.Lock()
-		defer mu.Unlock()
-		if started[b] == nil {
-			started[b] = make(chan struct{})
-		}
-		return started[b]
-	}
+	var starts batchStarts
 	f := newFixture(n)
-	var once sync.Map
 	f.enr.Fn = func(ctx context.Context, it item) (int, error) {
 		b := int(it)/size + 1
-		if _, loaded := once.LoadOrStore(b, true); !loaded {
-			close(startedCh(b))
-		}
+		starts.mark(b)
 		if int(it)%size == size-1 && b < n/size {
 			select {
-			case <-startedCh(b + 1):
+			case <-starts.of(b + 1):
 			case <-time.After(hangGuard):
 				return 0, batchenrich.Fatal(fmt.Errorf("batch %d's enrichment never started during batch %d's", b+1, b))
 			}
@@ -909,5 +879,37 @@ func TestOverlapStopOrder(t *testing.T) {
 				later.Range(func(k, _ any) bool { t.Errorf("item %v of batch 4 or later enriched", k); return false })
 			}
 		})
+	}
+}
+
+// batchStarts signals, per batch number, that the batch's first enrichment
+// has started. The zero value is ready to use.
+type batchStarts struct {
+	mu sync.Mutex
+	ch map[int]chan struct{}
+}
+
+// of returns the channel closed once batch b has started.
+func (s *batchStarts) of(b int) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = map[int]chan struct{}{}
+	}
+	if s.ch[b] == nil {
+		s.ch[b] = make(chan struct{})
+	}
+	return s.ch[b]
+}
+
+// mark records that batch b has started; later calls do nothing.
+func (s *batchStarts) mark(b int) {
+	ch := s.of(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
