@@ -26,7 +26,7 @@ func TestConformance(t *testing.T) {
 			batchenrichtest.TestSource(t, batchenrichtest.SourceHarness[Traveler]{
 				New: func(t *testing.T, n int) (func() batchenrich.Source[Traveler], []Traveler) {
 					db, _ := conformanceDB(t)
-					if err := seed(context.Background(), db, "other", n); err != nil { // the Filter must skip it
+					if err := seedjob.Seed(context.Background(), db, "other", n); err != nil { // the Filter must skip it
 						t.Fatal(err)
 					}
 					open := func() batchenrich.Source[Traveler] {
@@ -90,13 +90,13 @@ func partitionItems(t *testing.T, db *sqlx.DB, n int, p batchenrich.Partition) [
 	t.Helper()
 	ctx := context.Background()
 	if !p.Partitioned() {
-		if err := seed(ctx, db, seedjobtest.ExecutionID, n); err != nil {
+		if err := seedjob.Seed(ctx, db, seedjobtest.ExecutionID, n); err != nil {
 			t.Fatal(err)
 		}
 		return seedjobtest.Travelers(n)
 	}
 	seeded := 4*n + 16
-	if err := seed(ctx, db, seedjobtest.ExecutionID, seeded); err != nil {
+	if err := seedjob.Seed(ctx, db, seedjobtest.ExecutionID, seeded); err != nil {
 		t.Fatal(err)
 	}
 	seen := make(map[int64]int)

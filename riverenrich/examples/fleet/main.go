@@ -259,7 +259,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	}
 
-	if err := seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
+	if err := seedjob.Seed(ctx, db, cfg.executionID, cfg.seedRows); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
 	if !cfg.json {
@@ -392,14 +392,4 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 		return nil, nil, err
 	}
 	return c, enr, nil
-}
-
-// seed inserts travelers 1..rows of executionID, idempotently.
-func seed(ctx context.Context, db *sqlx.DB, executionID string, rows int) error {
-	if _, err := db.ExecContext(ctx, `INSERT INTO traveler_batch_source (execution_id, traveler_id, traveler_name)
-		SELECT $1, n, 'Traveler ' || n FROM generate_series(1, $2::int) AS n
-		ON CONFLICT (execution_id, traveler_id) DO NOTHING`, executionID, rows); err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	return nil
 }
