@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"net/url"
 	"strconv"
 	"time"
@@ -32,10 +31,10 @@ var resultColumns = []string{
 
 // resultRow maps a result to a row of traveler_batch_results. A failed
 // enrichment (HTTP error after the retries, timeout, non-JSON body) is
-// stored as an invalid row with the reason: never dropped. The reason is
-// batchenrich.FailureReason's ("status 503 after 4 attempts",
-// "malformed JSON: …"): it names no host and no batch, so it stays true
-// when a replay rewrites the row keeping its batch_number.
+// stored as an invalid row with the reason (seedjob.Failed): never
+// dropped. The reason is batchenrich.FailureReason's ("status 503 after 4
+// attempts", "malformed JSON: …"): it names no host and no batch, so it
+// stays true when a replay rewrites the row keeping its batch_number.
 func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
 	class, attempts := failureColumns(r)
@@ -43,21 +42,12 @@ func resultRow(r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	// date functions read it.
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	if r.Err != nil {
-		norm := seedjob.NormalizeName(t.TravelerName)
-		status, reason, detail := 0, "error", batchenrich.FailureReason(r.Err)
-		var he *httpenrich.Error
-		if errors.As(r.Err, &he) {
-			status, reason = he.Status, string(he.Reason)
-		}
-		payload, err := json.Marshal(map[string]any{
-			"error": reason, "detail": detail, "status": status,
-			"class": batchenrich.Classify(r.Err).String(),
-		})
+		p, err := seedjob.Failed(t, r.Err)
 		if err != nil {
 			return nil, err
 		}
-		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			seedjob.ProfileHash(t.TravelerID, norm), string(payload), false, detail, now, class, attempts}, nil
+		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, p.NormalizedName, p.Status,
+			p.Hash, string(p.Payload), false, p.ValidationError, now, class, attempts}, nil
 	}
 	p := r.Value
 	var verr any // NULL when valid

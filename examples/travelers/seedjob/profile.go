@@ -5,9 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/httpenrich"
 )
 
 // Profile is the enrichment of one traveler: the fixture's transform of the
@@ -36,6 +40,37 @@ func Transform(t Traveler, status int, payload json.RawMessage) Profile {
 		Payload:         payload,
 		ValidationError: ValidateEcho(payload, t.TravelerID),
 	}
+}
+
+// Failed is the fixture's profile of a traveler whose enrichment failed
+// with err (an HTTP error after the retries, a timeout, a non-JSON body),
+// stored as an invalid row, never dropped: the traveler's normalized name
+// and hash, the failed answer's status (0 without one), a JSON payload
+// naming the error, its detail, status and class, and as ValidationError
+// the detail, batchenrich.FailureReason's ("status 503 after 4 attempts",
+// "malformed JSON: …"). The detail names no host and no batch, so it stays
+// true when a replay rewrites the row keeping its batch_number.
+func Failed(t Traveler, err error) (Profile, error) {
+	norm := NormalizeName(t.TravelerName)
+	status, reason, detail := 0, "error", batchenrich.FailureReason(err)
+	var he *httpenrich.Error
+	if errors.As(err, &he) {
+		status, reason = he.Status, string(he.Reason)
+	}
+	payload, jerr := json.Marshal(map[string]any{
+		"error": reason, "detail": detail, "status": status,
+		"class": batchenrich.Classify(err).String(),
+	})
+	if jerr != nil {
+		return Profile{}, jerr
+	}
+	return Profile{
+		NormalizedName:  norm,
+		Status:          status,
+		Hash:            ProfileHash(t.TravelerID, norm),
+		Payload:         payload,
+		ValidationError: detail,
+	}, nil
 }
 
 // NormalizeName is the fixture's normalized_name: upper(trim(name)).

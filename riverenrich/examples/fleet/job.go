@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
-	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 )
@@ -35,24 +32,17 @@ var resultColumns = []string{
 
 // resultRow maps a result of partition part to a row of
 // traveler_batch_results; a failed enrichment is stored as an invalid row
-// with its reason, never dropped.
+// with its reason (seedjob.Failed), never dropped.
 func resultRow(part int, r batchenrich.Result[Traveler, Profile]) ([]any, error) {
 	t := r.Item
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
 	if r.Err != nil {
-		norm := seedjob.NormalizeName(t.TravelerName)
-		status, reason, detail := 0, "error", batchenrich.FailureReason(r.Err) // no host, no batch number
-		var he *httpenrich.Error
-		if errors.As(r.Err, &he) {
-			status, reason = he.Status, string(he.Reason)
-		}
-		payload, err := json.Marshal(map[string]any{"error": reason, "detail": detail, "status": status,
-			"class": batchenrich.Classify(r.Err).String()})
+		p, err := seedjob.Failed(t, r.Err)
 		if err != nil {
 			return nil, err
 		}
-		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, norm, status,
-			seedjob.ProfileHash(t.TravelerID, norm), string(payload), false, detail, now, part}, nil
+		return []any{t.ExecutionID, t.TravelerID, t.TravelerName, p.NormalizedName, p.Status,
+			p.Hash, string(p.Payload), false, p.ValidationError, now, part}, nil
 	}
 	p := r.Value
 	var verr any
