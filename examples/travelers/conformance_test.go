@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -57,12 +55,8 @@ func TestConformance(t *testing.T) {
 							Stored:      func(t *testing.T) []batchenrichtest.Stored { return seedjobtest.Stored(t, db) },
 						}
 					},
-					Item: seedjobtest.Traveler,
-					Value: func(i int) Profile {
-						t := seedjobtest.Traveler(i)
-						body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(t.TravelerID)}})
-						return seedjob.Transform(t, 200, body)
-					},
+					Item:   seedjobtest.Traveler,
+					Value:  seedjobtest.Profile,
 					Key:    Traveler.Key,
 					Poison: poison(k),
 				})
@@ -85,17 +79,13 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// poison returns TestSink's Poison for kind k: a traveler whose name
-// PostgreSQL refuses (a NUL byte in TEXT); nil on SQLite, which stores it.
+// poison returns TestSink's Poison for kind k: seedjobtest.Poison, a
+// traveler whose name PostgreSQL refuses; nil on SQLite, which stores it.
 func poison(k testdb.Kind) func(i int) Traveler {
 	if k != testdb.PostgreSQL {
 		return nil
 	}
-	return func(i int) Traveler {
-		t := seedjobtest.Traveler(i)
-		t.TravelerName = "poison\x00"
-		return t
-	}
+	return seedjobtest.Poison
 }
 
 // conformanceDB returns a fresh database of kind k with the program's

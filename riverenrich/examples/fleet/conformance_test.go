@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -55,15 +53,10 @@ func TestConformance(t *testing.T) {
 					Stored:      func(t *testing.T) []batchenrichtest.Stored { return seedjobtest.Stored(t, db) },
 				}
 			},
-			Item: seedjobtest.Traveler,
-			Value: func(i int) Profile {
-				tr := seedjobtest.Traveler(i)
-				body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(tr.TravelerID)}})
-				return seedjob.Transform(tr, 200, body)
-			},
-			Key: Traveler.Key,
-			// PostgreSQL refuses a NUL byte in TEXT.
-			Poison: func(i int) Traveler { tr := seedjobtest.Traveler(i); tr.TravelerName = "poison\x00"; return tr },
+			Item:   seedjobtest.Traveler,
+			Value:  seedjobtest.Profile,
+			Key:    Traveler.Key,
+			Poison: seedjobtest.Poison, // PostgreSQL refuses a NUL byte in TEXT
 		})
 	})
 	t.Run("CheckpointStore", func(t *testing.T) {

@@ -5,6 +5,7 @@
 package seedjobtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -30,6 +31,23 @@ func Travelers(n int) []seedjob.Traveler {
 		out[i] = Traveler(i)
 	}
 	return out
+}
+
+// Profile is the profile of Traveler(i): seedjob.Transform of a 200
+// answer echoing its id, for batchenrichtest.SinkHarness.Value.
+func Profile(i int) seedjob.Profile {
+	t := Traveler(i)
+	body, _ := json.Marshal(map[string]any{"args": map[string]string{"traveler_id": fmt.Sprint(t.TravelerID)}})
+	return seedjob.Transform(t, 200, body)
+}
+
+// Poison is Traveler(i) with a name PostgreSQL refuses (a NUL byte in
+// TEXT), for batchenrichtest.SinkHarness.Poison on PostgreSQL; SQLite
+// stores it.
+func Poison(i int) seedjob.Traveler {
+	t := Traveler(i)
+	t.TravelerName = "poison\x00"
+	return t
 }
 
 // Stored lists the rows of traveler_batch_results of ExecutionID, for
