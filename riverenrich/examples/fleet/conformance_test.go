@@ -123,7 +123,7 @@ func partitionItems(t *testing.T, db *sqlx.DB, n int, p batchenrich.Partition) [
 	if n > 0 {
 		last = mine[n-1].TravelerID
 	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM traveler_batch_source WHERE execution_id = 'conf' AND traveler_id > $1`, last); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM traveler_batch_source WHERE execution_id = $1 AND traveler_id > $2`, seedjobtest.ExecutionID, last); err != nil {
 		t.Fatal(err)
 	}
 	return mine
