@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/jmoiron/sqlx"
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"go.uber.org/goleak"
 )
@@ -38,6 +40,21 @@ func summaryOf(t *testing.T, stdout string) Summary {
 		t.Fatalf("stdout is not one JSON summary: %v\n%s", err, stdout)
 	}
 	return s
+}
+
+// openDSN opens the database of -dsn dsn as the program does (parseFlags,
+// openDB); the caller closes it.
+func openDSN(t *testing.T, dsn string) *sqlx.DB {
+	t.Helper()
+	c, err := parseFlags([]string{"-dsn", dsn}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := openDB(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // dsnFor returns a -dsn of a fresh database of kind k.
@@ -155,11 +172,7 @@ func TestFailedRowsContent(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	c, _ := parseFlags([]string{"-dsn", dsn}, &bytes.Buffer{}, noEnv)
-	db, err := openDB(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDSN(t, dsn)
 	defer db.Close()
 	type row struct {
 		ID      int     `db:"traveler_id"`

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -117,14 +116,7 @@ func waitSessionsGone(t *testing.T, k testdb.Kind, dsn string, pid int) {
 	if k != testdb.PostgreSQL {
 		return
 	}
-	c, err := parseFlags([]string{"-dsn", dsn}, io.Discard, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := openDB(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDSN(t, dsn)
 	defer db.Close()
 	start := time.Now()
 	for i := 0; ; i++ {

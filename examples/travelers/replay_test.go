@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -96,14 +95,7 @@ func sum(m map[int]int) int {
 // batchNumbers reads traveler_id → batch_number of execution id.
 func batchNumbers(t *testing.T, dsn, id string) map[int]int {
 	t.Helper()
-	c, err := parseFlags([]string{"-dsn", dsn}, io.Discard, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := openDB(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDSN(t, dsn)
 	defer db.Close()
 	var rows []struct {
 		ID    int `db:"traveler_id"`
