@@ -5,10 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
 // Migrate applies River's schema migrations (rivermigrate, up to the
@@ -26,9 +27,7 @@ func Migrate(ctx context.Context, db *sql.DB, schema string) (err error) {
 		return fmt.Errorf("riverenrich: migrate: %w", err)
 	}
 	defer conn.Close()
-	h := fnv.New64a()
-	h.Write([]byte("riverenrich:migrate:" + schema))
-	key := int64(h.Sum64())
+	key := sqldialect.LockKey("riverenrich:migrate:" + schema)
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
 		return fmt.Errorf("riverenrich: migrate: lock: %w", err)
 	}
