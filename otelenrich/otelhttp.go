@@ -68,11 +68,8 @@ func (rc *resendCounter) RoundTrip(req *http.Request) (*http.Response, error) {
 			span.SetAttributes(semconv.URLFull(spanURL(req.URL)))
 		}
 	}
-	if s := itemFrom(ctx); s != nil {
-		if n := s.attempts.Add(1); n > 1 {
-			trace.SpanFromContext(ctx).SetAttributes(semconv.HTTPRequestResendCount(int(n - 1)))
-			rc.t.m.retries.Add(ctx, 1)
-		}
+	if n := rc.t.resend(ctx); n > 0 {
+		trace.SpanFromContext(ctx).SetAttributes(semconv.HTTPRequestResendCount(n))
 	}
 	return rc.base.RoundTrip(req)
 }

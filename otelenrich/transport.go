@@ -100,13 +100,7 @@ type attempt struct {
 
 func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	resend := 0
-	if s := itemFrom(ctx); s != nil {
-		if n := s.attempts.Add(1); n > 1 {
-			resend = int(n - 1)
-			tp.t.m.retries.Add(ctx, 1)
-		}
-	}
+	resend := tp.t.resend(ctx)
 	m := methodOf(req.Method)
 	ctx, span := tp.t.tracer.Start(ctx, m.name, clientKind)
 	// A panic in the propagators or the base transport (the Runner makes
@@ -184,6 +178,21 @@ func (tp *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &a.body
 	}
 	return resp, nil
+}
+
+// resend numbers an HTTP attempt of the item whose context ctx is: it
+// returns how many of the item's attempts came before (0 for its first,
+// or outside an item), and counts a resend in MetricRetries.
+func (t *Tracer) resend(ctx context.Context) int {
+	s := itemFrom(ctx)
+	if s == nil {
+		return 0
+	}
+	n := int(s.attempts.Add(1)) - 1
+	if n > 0 {
+		t.m.retries.Add(ctx, 1)
+	}
+	return n
 }
 
 // method is the span name and attributes of a request method.
