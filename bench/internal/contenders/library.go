@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
@@ -104,29 +101,12 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 	db.SetMaxOpenConns(4) // run lock, sink transaction, prefetch, spare
 	db.SetMaxIdleConns(4)
 
-	src, err := sqlbatch.NewSource[libTraveler](db, sqlbatch.SourceConfig{
-		Table:   "traveler_batch_source",
-		Key:     []string{"traveler_id"},
-		Filter:  map[string]any{"execution_id": cfg.ExecutionID},
-		Columns: []string{"traveler_id", "traveler_name"},
-	})
+	src, err := libSource(db, cfg, batchenrich.Partition{})
 	if err != nil {
 		return st, err
 	}
 
-	ecfg := httpenrich.Config[libTraveler, job.Echo, job.Row]{
-		URL: strings.TrimSuffix(cfg.TargetURL, "/") + "/anything",
-		Request: func(t libTraveler) (httpenrich.Params, error) {
-			return httpenrich.Params{Query: url.Values{
-				"traveler_id":   {strconv.FormatInt(t.ID, 10)},
-				"traveler_name": {t.Name},
-			}}, nil
-		},
-		Validate: func(t libTraveler, resp *httpenrich.Response[job.Echo]) (job.Row, error) {
-			return job.FromEcho(job.Traveler(t), 0, resp.Status, resp.Raw, &resp.Body), nil
-		},
-		Pool: httpenrich.Pool{}.ForConcurrency(cfg.Concurrency),
-	}
+	ecfg := libEnricherConfig(cfg, cfg.Concurrency)
 	if v.otelHTTP != noAttemptSpans {
 		closeIdle, err := tel.instrument(&ecfg, v.otelHTTP)
 		if err != nil {

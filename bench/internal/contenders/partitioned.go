@@ -82,7 +82,12 @@ func libSource(db *sqlx.DB, cfg harness.Config, p batchenrich.Partition) (*sqlba
 
 // libEnricher is Library's Enricher with a pool for concurrency calls.
 func libEnricher(cfg harness.Config, concurrency int) (*httpenrich.Enricher[libTraveler, job.Echo, job.Row], error) {
-	return httpenrich.New(httpenrich.Config[libTraveler, job.Echo, job.Row]{
+	return httpenrich.New(libEnricherConfig(cfg, concurrency))
+}
+
+// libEnricherConfig is the configuration of libEnricher.
+func libEnricherConfig(cfg harness.Config, concurrency int) httpenrich.Config[libTraveler, job.Echo, job.Row] {
+	return httpenrich.Config[libTraveler, job.Echo, job.Row]{
 		URL: strings.TrimSuffix(cfg.TargetURL, "/") + "/anything",
 		Request: func(t libTraveler) (httpenrich.Params, error) {
 			return httpenrich.Params{Query: url.Values{
@@ -94,7 +99,7 @@ func libEnricher(cfg harness.Config, concurrency int) (*httpenrich.Enricher[libT
 			return job.FromEcho(job.Traveler(t), 0, resp.Status, resp.Raw, &resp.Body), nil
 		},
 		Pool: httpenrich.Pool{}.ForConcurrency(concurrency),
-	})
+	}
 }
 
 // libPartitionSink is Library's Sink, recording the partition.
