@@ -110,6 +110,16 @@ func (f *fixture) start(t *testing.T, cfg riverenrich.Config[row, int64]) *river
 	return c
 }
 
+// enqueuer returns a Client that only enqueues (no Source).
+func (f *fixture) enqueuer(t *testing.T) *riverenrich.Client[row, int64] {
+	t.Helper()
+	c, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // check asserts every source row is stored once, and that batch numbers
 // count within each partition.
 func (f *fixture) check(t *testing.T, n, parts, batchSize int) {
@@ -163,10 +173,7 @@ func TestEnqueueTwiceRunsOnce(t *testing.T) {
 	f := newFixture(t, 200)
 	cfg := f.config(t)
 	// An enqueue-only client inserts, a working one works.
-	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins := f.enqueuer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	first, err := ins.Enqueue(ctx, "run-2", 3, map[string]int{"max_batches": 0})
@@ -201,10 +208,7 @@ func TestEnqueueTwiceRunsOnce(t *testing.T) {
 func TestChangedPartitionCountRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 50)
-	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins := f.enqueuer(t)
 	ctx := context.Background()
 	if _, err := ins.Enqueue(ctx, "run-3", 4, nil); err != nil {
 		t.Fatal(err)
@@ -230,10 +234,7 @@ func TestTakeoverOfLostWorker(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 100)
 	cfg := f.config(t)
-	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins := f.enqueuer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e, err := ins.Enqueue(ctx, "run-4", 2, nil)
@@ -397,10 +398,7 @@ func TestFailedJobRetriedSoon(t *testing.T) {
 func TestEnqueueTxFollowsTheTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 10)
-	ins, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins := f.enqueuer(t)
 	ctx := context.Background()
 	count := func() int {
 		var n int
