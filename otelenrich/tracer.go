@@ -252,8 +252,7 @@ func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData)
 		attribute.Int("batchenrich.run.failed", r.Failed),
 	)
 	if d.Err != nil {
-		span.RecordError(d.Err)
-		span.SetStatus(codes.Error, d.Err.Error())
+		fail(span, d.Err)
 	}
 	span.End()
 }
@@ -276,8 +275,7 @@ func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 	outcome := t.m.batchWritten
 	if d.Err != nil {
 		outcome = t.m.batchFailed
-		span.RecordError(d.Err)
-		span.SetStatus(codes.Error, d.Err.Error())
+		fail(span, d.Err)
 	} else {
 		t.m.done.Record(ctx, int64(d.Batch), metric.WithAttributeSet(runFrom(ctx).key))
 	}
@@ -315,8 +313,7 @@ func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndDat
 	if d.Outcome != batchenrich.OutcomeEnriched {
 		span.SetAttributes(AttrOutcome.String(d.Outcome.String()), AttrClass.String(d.Class.String()))
 		if d.Outcome != batchenrich.OutcomeCanceled && d.Err != nil {
-			span.RecordError(d.Err)
-			span.SetStatus(codes.Error, d.Err.Error())
+			fail(span, d.Err)
 		}
 	}
 	// Recorded without the item's context, so without an exemplar: with
@@ -351,8 +348,13 @@ func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndD
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(AttrItems.Int(d.Items))
 	if d.Err != nil {
-		span.RecordError(d.Err)
-		span.SetStatus(codes.Error, d.Err.Error())
+		fail(span, d.Err)
 	}
 	span.End()
+}
+
+// fail records err on span and sets the span's status to Error.
+func fail(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
 }
