@@ -1,6 +1,7 @@
 package sqlbatch
 
 import (
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -37,20 +38,25 @@ func (s *Sink[T, R]) Check(ctx context.Context) error {
 }
 
 func (s *Sink[T, R]) check(ctx context.Context, q sqldialect.Querier) error {
-	return s.checked.do(s.config, "SinkConfig", func() error {
-		if err := s.main.check(ctx, s.d, q, ""); err != nil {
-			return err
-		}
-		if s.replay != nil {
-			// The replay Sink writes the same columns; it is not checked
-			// itself, so it learns its text columns here.
-			s.replay.main.text = s.main.text
-		}
-		if s.failures != nil {
-			return s.failures.check(ctx, s.d, q, "Failures.")
-		}
-		return nil
+	return s.checked.do(func() error {
+		return inConfig(cmp.Or(s.config, "SinkConfig"), s.checkTargets(ctx, q))
 	})
+}
+
+// checkTargets is one run of check's checks.
+func (s *Sink[T, R]) checkTargets(ctx context.Context, q sqldialect.Querier) error {
+	if err := s.main.check(ctx, s.d, q, ""); err != nil {
+		return err
+	}
+	if s.replay != nil {
+		// The replay Sink writes the same columns; it is not checked
+		// itself, so it learns its text columns here.
+		s.replay.main.text = s.main.text
+	}
+	if s.failures != nil {
+		return s.failures.check(ctx, s.d, q, "Failures.")
+	}
+	return nil
 }
 
 // check checks one target against the catalog.

@@ -5,17 +5,17 @@ import (
 	"sync/atomic"
 )
 
-// checkOnce runs a Source's or Sink's check against the catalog until it
-// first succeeds; after that, do does nothing. Concurrent callers wait
-// for the check that is running.
-type checkOnce struct {
+// onceOK runs a step against the database until it first succeeds: a
+// Source's or Sink's check against the catalog, a checkpoint table's
+// upgrade. After that, do does nothing. Concurrent callers wait for the
+// run in progress.
+type onceOK struct {
 	done atomic.Bool
 	mu   sync.Mutex
 }
 
-// do runs check unless a check succeeded before. A *ConfigError it
-// returns names config, or def when config is empty.
-func (o *checkOnce) do(config, def string, check func() error) error {
+// do runs f unless a run of f succeeded before, and returns its error.
+func (o *onceOK) do(f func() error) error {
 	if o.done.Load() {
 		return nil
 	}
@@ -24,11 +24,8 @@ func (o *checkOnce) do(config, def string, check func() error) error {
 	if o.done.Load() {
 		return nil
 	}
-	if err := check(); err != nil {
-		if config == "" {
-			config = def
-		}
-		return inConfig(config, err)
+	if err := f(); err != nil {
+		return err
 	}
 	o.done.Store(true)
 	return nil

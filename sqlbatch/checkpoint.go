@@ -107,8 +107,7 @@ type CheckpointStore struct {
 	mu   sync.Mutex
 	held map[string]*heldLock
 
-	upgradeMu sync.Mutex
-	upgraded  atomic.Bool // the table has the columns of this version
+	upgraded onceOK // the table has the columns of this version
 }
 
 // heldLock is a run lock this store holds.
@@ -196,7 +195,7 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 // longer than the busy timeout).
 func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 	if s.complete(ctx) {
-		s.upgraded.Store(true)
+		s.upgraded.done.Store(true)
 		return nil
 	}
 	q := `CREATE TABLE IF NOT EXISTS ` + s.table + ` (

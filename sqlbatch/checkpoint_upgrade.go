@@ -28,28 +28,21 @@ var shapeColumns = []shapeColumn{
 // stores or processes are harmless: a column another one just added is
 // taken as added.
 func (s *CheckpointStore) upgrade(ctx context.Context) error {
-	if s.upgraded.Load() {
+	return s.upgraded.do(func() error {
+		for _, c := range shapeColumns {
+			if s.hasColumn(ctx, c.name) {
+				continue
+			}
+			q := `ALTER TABLE ` + s.table + ` ADD COLUMN ` + c.name + " " + c.def(s.d)
+			if s.d.Kind == sqldialect.PostgreSQL {
+				q = `ALTER TABLE ` + s.table + ` ADD COLUMN IF NOT EXISTS ` + c.name + " " + c.def(s.d)
+			}
+			if err := ExecDDL(ctx, s.db, q); err != nil && !s.hasColumn(ctx, c.name) {
+				return fmt.Errorf("sqlbatch: checkpoint table %s: add column %s (call CreateTable first if the table does not exist): %w", s.name, c.name, err)
+			}
+		}
 		return nil
-	}
-	s.upgradeMu.Lock()
-	defer s.upgradeMu.Unlock()
-	if s.upgraded.Load() {
-		return nil
-	}
-	for _, c := range shapeColumns {
-		if s.hasColumn(ctx, c.name) {
-			continue
-		}
-		q := `ALTER TABLE ` + s.table + ` ADD COLUMN ` + c.name + " " + c.def(s.d)
-		if s.d.Kind == sqldialect.PostgreSQL {
-			q = `ALTER TABLE ` + s.table + ` ADD COLUMN IF NOT EXISTS ` + c.name + " " + c.def(s.d)
-		}
-		if err := ExecDDL(ctx, s.db, q); err != nil && !s.hasColumn(ctx, c.name) {
-			return fmt.Errorf("sqlbatch: checkpoint table %s: add column %s (call CreateTable first if the table does not exist): %w", s.name, c.name, err)
-		}
-	}
-	s.upgraded.Store(true)
-	return nil
+	})
 }
 
 // hasColumn reports whether the checkpoint table has the column name.

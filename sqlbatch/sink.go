@@ -117,7 +117,7 @@ type Sink[T, R any] struct {
 	config string
 
 	// checked runs Check until it succeeds (see check.go).
-	checked checkOnce
+	checked onceOK
 }
 
 // target is one table a Sink writes.

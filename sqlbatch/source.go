@@ -120,7 +120,7 @@ type Source[T any] struct {
 	fields  *reflectx.StructMap
 	config  string     // names the configuration in errors ("SourceConfig" if empty)
 	needs   []needCols // other tables the Source reads (NewFailedSource)
-	checked checkOnce  // runs Check until it succeeds
+	checked onceOK     // runs Check until it succeeds
 }
 
 // NewSource returns a Source reading db as cfg says. It validates cfg

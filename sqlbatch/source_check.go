@@ -1,6 +1,7 @@
 package sqlbatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ import (
 // first problem. Once it has succeeded it does nothing more; Read calls it
 // before its first read.
 func (s *Source[T]) Check(ctx context.Context) error {
-	return s.checked.do(s.config, "SourceConfig", func() error { return s.check(ctx) })
+	return s.checked.do(func() error { return inConfig(cmp.Or(s.config, "SourceConfig"), s.check(ctx)) })
 }
 
 // check is one run of Check's checks.
