@@ -65,7 +65,8 @@ type Enricher[T, B, R any] struct {
 	// header itself rather than a copy. True when nothing but net/http
 	// and this package sees the request (no Config.Client transport or
 	// hooks, and no CheckRetry or Backoff of the caller's, which see it as
-	// resp.Request), and neither modifies a request's header.
+	// resp.Request), neither modifies a request's header, and no
+	// Config.IdempotencyKey adds a header to each request.
 	shareHeader bool
 }
 
@@ -132,7 +133,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		}
 	}
 	cl := cfg.Client
-	e.shareHeader = s.ownTransport && !s.callerPolicy &&
+	e.shareHeader = s.ownTransport && !s.callerPolicy && keyOf == nil &&
 		(cl == nil || cl.RequestLogHook == nil && cl.ResponseLogHook == nil && cl.PrepareRetry == nil)
 
 	var limiter *rate.Limiter
@@ -389,7 +390,7 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, c *call[B], item T) 
 	if err := req.SetBody(body); err != nil {
 		return nil, err
 	}
-	if e.shareHeader && len(p.Header) == 0 && body == nil && e.keyOf == nil {
+	if e.shareHeader && len(p.Header) == 0 && body == nil {
 		// Nothing to add, and nothing downstream writes to it.
 		req.Header = e.header
 		return req, nil
