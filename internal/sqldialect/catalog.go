@@ -90,72 +90,63 @@ func (d Dialect) describePG(ctx context.Context, q Querier, table string) (*Tabl
 		return nil, fmt.Errorf("%w %q (searched %s)", ErrNoTable, table, searchPathNote(ctx, q, table))
 	}
 	t := &Table{}
-	rows, err := q.QueryContext(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+	err = eachRow(ctx, q, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
 			bt.typcategory = 'S' OR bt.typname IN ('json', 'jsonb', 'xml')
 		FROM pg_attribute a
 		JOIN pg_type ty ON ty.oid = a.atttypid
 		JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
 		WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped
-		ORDER BY a.attnum`, oid.Int64)
+		ORDER BY a.attnum`, []any{oid.Int64}, func(rows *sql.Rows) error {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.Type, &c.Text); err != nil {
+			return err
+		}
+		t.Columns = append(t.Columns, c)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var c Column
-		if err := rows.Scan(&c.Name, &c.Type, &c.Text); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		t.Columns = append(t.Columns, c)
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, err
-	}
-	rows, err = q.QueryContext(ctx, `SELECT i.indexrelid::bigint, a.attname::text
+	last := int64(-1)
+	err = eachRow(ctx, q, `SELECT i.indexrelid::bigint, a.attname::text
 		FROM pg_index i
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 		WHERE i.indrelid = $1::bigint::oid AND i.indisunique AND i.indimmediate AND i.indisvalid
 			AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
-		ORDER BY i.indexrelid, k.ord`, oid.Int64)
-	if err != nil {
-		return nil, err
-	}
-	last := int64(-1)
-	for rows.Next() {
+		ORDER BY i.indexrelid, k.ord`, []any{oid.Int64}, func(rows *sql.Rows) error {
 		var idx int64
 		var col string
 		if err := rows.Scan(&idx, &col); err != nil {
-			rows.Close()
-			return nil, err
+			return err
 		}
 		if idx != last {
 			t.Unique = append(t.Unique, nil)
 			last = idx
 		}
 		t.Unique[len(t.Unique)-1] = append(t.Unique[len(t.Unique)-1], col)
-	}
-	if err := closeRows(rows); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT c.relname::text, CASE WHEN i.indpred IS NOT NULL THEN 'partial'
+	err = eachRow(ctx, q, `SELECT c.relname::text, CASE WHEN i.indpred IS NOT NULL THEN 'partial'
 			WHEN i.indexprs IS NOT NULL THEN 'on expressions' WHEN NOT i.indimmediate THEN 'deferrable' ELSE 'not valid' END
 		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		WHERE i.indrelid = $1::bigint::oid AND i.indisunique
 			AND NOT (i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL)
-		ORDER BY 1`, oid.Int64)
+		ORDER BY 1`, []any{oid.Int64}, func(rows *sql.Rows) error {
+		var name, why string
+		if err := rows.Scan(&name, &why); err != nil {
+			return err
+		}
+		t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is %s", name, why))
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var name, why string
-		if err := rows.Scan(&name, &why); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is %s", name, why))
-	}
-	return t, closeRows(rows)
+	return t, nil
 }
 
 // searchPathNote says where PostgreSQL looked for an unqualified table.
@@ -187,90 +178,71 @@ func describeSQLite(ctx context.Context, q Querier, table string) (*Table, error
 		}
 		return "pragma_" + pragma + "(?, ?)"
 	}
-	rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM `+fn("table_info")+` ORDER BY cid`, args(name)...)
-	if err != nil {
-		return nil, err
-	}
-	t := &Table{}
-	var pk []struct {
-		n   int
+	type keyCol struct {
+		n   int // its position in the primary key, from 1
 		col string
 	}
-	for rows.Next() {
+	t := &Table{}
+	var pk []keyCol
+	err := eachRow(ctx, q, `SELECT name, type, pk FROM `+fn("table_info")+` ORDER BY cid`, args(name), func(rows *sql.Rows) error {
 		var c Column
 		var n int
 		if err := rows.Scan(&c.Name, &c.Type, &n); err != nil {
-			rows.Close()
-			return nil, err
+			return err
 		}
 		c.Text = sqliteText(c.Type)
 		t.Columns = append(t.Columns, c)
 		if n > 0 {
-			pk = append(pk, struct {
-				n   int
-				col string
-			}{n, c.Name})
+			pk = append(pk, keyCol{n, c.Name})
 		}
-	}
-	if err := closeRows(rows); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(t.Columns) == 0 {
 		return nil, fmt.Errorf("%w %q", ErrNoTable, table)
 	}
 	if len(pk) > 0 {
-		slices.SortFunc(pk, func(a, b struct {
-			n   int
-			col string
-		}) int {
-			return a.n - b.n
-		})
+		slices.SortFunc(pk, func(a, b keyCol) int { return a.n - b.n })
 		var cols []string
 		for _, p := range pk {
 			cols = append(cols, p.col)
 		}
 		t.Unique = append(t.Unique, cols)
 	}
-	rows, err = q.QueryContext(ctx, `SELECT name, partial FROM `+fn("index_list")+` WHERE "unique" ORDER BY name`, args(name)...)
-	if err != nil {
-		return nil, err
-	}
 	var indexes []string
-	for rows.Next() {
+	err = eachRow(ctx, q, `SELECT name, partial FROM `+fn("index_list")+` WHERE "unique" ORDER BY name`, args(name), func(rows *sql.Rows) error {
 		var n string
 		var partial bool
 		if err := rows.Scan(&n, &partial); err != nil {
-			rows.Close()
-			return nil, err
+			return err
 		}
 		if partial {
 			t.Unusable = append(t.Unusable, fmt.Sprintf("unique index %q is partial", n))
-			continue
+		} else {
+			indexes = append(indexes, n)
 		}
-		indexes = append(indexes, n)
-	}
-	if err := closeRows(rows); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	for _, idx := range indexes {
-		rows, err := q.QueryContext(ctx, `SELECT name FROM `+fn("index_info")+` ORDER BY seqno`, args(idx)...)
-		if err != nil {
-			return nil, err
-		}
 		var cols []string
 		expr := false
-		for rows.Next() {
+		err := eachRow(ctx, q, `SELECT name FROM `+fn("index_info")+` ORDER BY seqno`, args(idx), func(rows *sql.Rows) error {
 			var n sql.NullString
 			if err := rows.Scan(&n); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			if !n.Valid {
 				expr = true
 			}
 			cols = append(cols, n.String)
-		}
-		if err := closeRows(rows); err != nil {
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		if !expr {
@@ -290,6 +262,22 @@ func sqliteText(typ string) bool {
 		return false
 	}
 	return strings.Contains(u, "CHAR") || strings.Contains(u, "CLOB") || strings.Contains(u, "TEXT") || strings.Contains(u, "JSON")
+}
+
+// eachRow runs query and calls f, which scans, for each of its rows,
+// stopping at f's first error.
+func eachRow(ctx context.Context, q Querier, query string, args []any, f func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		if err := f(rows); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	return closeRows(rows)
 }
 
 func queryRow(ctx context.Context, q Querier, query string, args []any, dest ...any) error {
