@@ -138,8 +138,8 @@ func (t *target[T, R]) textValues(row []any) error {
 		case nil, string:
 			continue
 		case []byte:
-			if !utf8.Valid(x) {
-				return fmt.Errorf("column %q of %s is text, and the []byte given is not UTF-8 (store binary data in a bytea or BLOB column)", t.names[i], t.name)
+			if err := t.utf8(i, x, v); err != nil {
+				return err
 			}
 			row[i] = string(x)
 			continue
@@ -155,8 +155,8 @@ func (t *target[T, R]) textValues(row []any) error {
 			}
 			row[i] = dv
 			if b, ok := dv.([]byte); ok {
-				if !utf8.Valid(b) {
-					return fmt.Errorf("column %q of %s is text, and the %T given is not UTF-8 (store binary data in a bytea or BLOB column)", t.names[i], t.name, v)
+				if err := t.utf8(i, b, v); err != nil {
+					return err
 				}
 				row[i] = string(b)
 			}
@@ -165,11 +165,24 @@ func (t *target[T, R]) textValues(row []any) error {
 		rv := reflect.ValueOf(v)
 		if rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8 {
 			b := rv.Bytes()
-			if !utf8.Valid(b) {
-				return fmt.Errorf("column %q of %s is text, and the %T given is not UTF-8 (store binary data in a bytea or BLOB column)", t.names[i], t.name, v)
+			if err := t.utf8(i, b, v); err != nil {
+				return err
 			}
 			row[i] = string(b)
 		}
 	}
 	return nil
+}
+
+// utf8 refuses b, the bytes of v given for the text column at position
+// i, unless they are UTF-8.
+func (t *target[T, R]) utf8(i int, b []byte, v any) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	given := fmt.Sprintf("%T", v)
+	if _, ok := v.([]byte); ok {
+		given = "[]byte"
+	}
+	return fmt.Errorf("column %q of %s is text, and the %s given is not UTF-8 (store binary data in a bytea or BLOB column)", t.names[i], t.name, given)
 }
