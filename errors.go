@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 )
 
@@ -157,6 +158,16 @@ type PanicError struct {
 
 // Error gives the value passed to panic.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// guarded calls f, turning a panic into a *PanicError.
+func guarded(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
 
 // Class says whether retrying an operation that failed may succeed.
 type Class int

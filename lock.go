@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"time"
 )
 
@@ -64,14 +63,4 @@ func unlockRun(err error, unlock func() error, key string) error {
 		return errors.Join(err, &BatchError{Stage: StageUnlock, RunKey: key, Err: uerr})
 	}
 	return err
-}
-
-// guarded calls f, turning a panic into a *PanicError.
-func guarded(f func() error) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return f()
 }

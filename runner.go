@@ -163,7 +163,7 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	cp := Checkpoint{RunKey: o.RunKey}
 	if o.Checkpoints != nil {
 		st.atomic = true
-		if err := st.guard(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
+		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
 			return st.batchError(1, StageCheckpoint, err)
 		}
 		cp.RunKey = o.RunKey
@@ -301,7 +301,7 @@ func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
 		return nil
 	}
 	cp := st.checkpoint(num-1, cursor, true)
-	if err := st.guard(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
+	if err := guarded(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
 		return st.batchError(num, StageCheckpoint, err)
 	}
 	return nil
@@ -384,7 +384,7 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 		res := &results[i]
 		res.Index, res.Item = i, item
 		var v R
-		err := st.guard(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
+		err := guarded(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
 		if err == nil {
 			res.Value = v
 			return OutcomeEnriched, nil
@@ -392,7 +392,7 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 		ie := &ItemError{Batch: num, Index: i, Err: err}
 		res.Err = ie
 		var pe *PanicError
-		if kerr := st.guard(func() error { ie.Key = keyOf(item); return nil }); kerr != nil {
+		if kerr := guarded(func() error { ie.Key = keyOf(item); return nil }); kerr != nil {
 			// A panic in Keyer.Key is one in user code like any other.
 			ie.Err = fmt.Errorf("Keyer.Key: %w (the enrichment failed: %w)", kerr, err)
 			err = ie.Err
@@ -513,7 +513,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		return fail(StageWrite, err)
 	}
 	if o.Checkpoints == nil {
-		if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
+		if err := guarded(func() error { return st.sink.Write(ctx, b) }); err != nil {
 			return fail(StageWrite, err)
 		}
 		br.Written = len(b.Results)
@@ -521,7 +521,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	}
 	cp := st.checkpoint(b.Number, b.Next, done)
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
-		err := st.guard(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
+		err := guarded(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
 		if err == nil {
 			br.Written = len(b.Results)
 			return nil
@@ -535,11 +535,11 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	if err := ctx.Err(); err != nil {
 		return fail(StageWrite, err)
 	}
-	if err := st.guard(func() error { return st.sink.Write(ctx, b) }); err != nil {
+	if err := guarded(func() error { return st.sink.Write(ctx, b) }); err != nil {
 		return fail(StageWrite, err)
 	}
 	br.Written = len(b.Results)
-	if err := st.guard(func() error { return o.Checkpoints.Save(ctx, cp) }); err != nil {
+	if err := guarded(func() error { return o.Checkpoints.Save(ctx, cp) }); err != nil {
 		return fail(StageCheckpoint, err)
 	}
 	return nil
@@ -563,6 +563,3 @@ func (st *run[T, R]) emit(ev Event) {
 		st.dropped.Add(1)
 	}
 }
-
-// guard calls f, turning a panic into a *PanicError.
-func (st *run[T, R]) guard(f func() error) error { return guarded(f) }

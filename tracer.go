@@ -215,7 +215,7 @@ func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error)
 	o := st.opts
 	data := TraceRunStartData{RunKey: o.RunKey, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency}
 	tctx := ctx
-	if err := st.guard(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
+	if err := guarded(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
 		return ctx, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunStart", err))
 	}
 	return orCtx(tctx, ctx), nil
@@ -225,7 +225,7 @@ func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error)
 // panic joined to it.
 func (st *run[T, R]) traceRunEnd(ctx context.Context, rep Report, err error) error {
 	data := TraceRunEndData{Report: rep, Err: err}
-	if perr := st.guard(func() error { st.tracer.TraceRunEnd(ctx, data); return nil }); perr != nil {
+	if perr := guarded(func() error { st.tracer.TraceRunEnd(ctx, data); return nil }); perr != nil {
 		return errors.Join(err, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunEnd", perr)))
 	}
 	return err
@@ -238,7 +238,7 @@ func (st *run[T, R]) traceBatchStart(ctx context.Context, num, n int) (context.C
 	}
 	tctx := ctx
 	data := TraceBatchStartData{Batch: num, Items: n}
-	if err := st.guard(func() error { tctx = st.tracer.TraceBatchStart(ctx, data); return nil }); err != nil {
+	if err := guarded(func() error { tctx = st.tracer.TraceBatchStart(ctx, data); return nil }); err != nil {
 		return ctx, &BatchError{Batch: num, Stage: StageTrace, Err: hookPanic("TraceBatchStart", err)}
 	}
 	return orCtx(tctx, ctx), nil
@@ -251,7 +251,7 @@ func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err erro
 		return err
 	}
 	data := TraceBatchEndData{Batch: br.Number, Stats: br, Err: err, Class: Classify(err)}
-	if perr := st.guard(func() error { st.tracer.TraceBatchEnd(ctx, data); return nil }); perr != nil {
+	if perr := guarded(func() error { st.tracer.TraceBatchEnd(ctx, data); return nil }); perr != nil {
 		return errors.Join(err, &BatchError{Batch: br.Number, Stage: StageTrace, Err: hookPanic("TraceBatchEnd", perr)})
 	}
 	return err
@@ -288,7 +288,7 @@ func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 	}
 }
 
-// The item hooks are called through these rather than guard, whose
+// The item hooks are called through these rather than guarded, whose
 // closures would cost an allocation per item.
 
 // itemKey returns keyOf(item), or the *PanicError of Key.
@@ -334,14 +334,14 @@ func (st *run[T, R]) hookFailed(results []Result[T, R], num, i int, key, method 
 // TraceStageStart and TraceStageEnd with a StageTracer.
 func (st *run[T, R]) readSource(ctx context.Context, num int, after Cursor) (items []T, next Cursor, err error) {
 	if st.stages == nil {
-		err = st.guard(func() (e error) { items, next, e = st.src.Read(ctx, after, st.opts.BatchSize); return })
+		err = guarded(func() (e error) { items, next, e = st.src.Read(ctx, after, st.opts.BatchSize); return })
 		return items, next, err
 	}
 	sctx, err := st.traceStageStart(ctx, StageRead, num, 0)
 	if err != nil {
 		return nil, after, err
 	}
-	err = st.guard(func() (e error) { items, next, e = st.src.Read(sctx, after, st.opts.BatchSize); return })
+	err = guarded(func() (e error) { items, next, e = st.src.Read(sctx, after, st.opts.BatchSize); return })
 	return items, next, st.traceStageEnd(sctx, StageRead, num, len(items), err)
 }
 
@@ -362,7 +362,7 @@ func (st *run[T, R]) writeBatch(ctx context.Context, b Batch[T, R], done bool, b
 func (st *run[T, R]) traceStageStart(ctx context.Context, stage Stage, num, n int) (context.Context, error) {
 	tctx := ctx
 	data := TraceStageStartData{Stage: stage, Batch: num, Items: n}
-	if err := st.guard(func() error { tctx = st.stages.TraceStageStart(ctx, data); return nil }); err != nil {
+	if err := guarded(func() error { tctx = st.stages.TraceStageStart(ctx, data); return nil }); err != nil {
 		return ctx, hookPanic("TraceStageStart", err)
 	}
 	return orCtx(tctx, ctx), nil
@@ -373,7 +373,7 @@ func (st *run[T, R]) traceStageEnd(ctx context.Context, stage Stage, num, n int,
 		n = 0
 	}
 	data := TraceStageEndData{Stage: stage, Batch: num, Items: n, Err: err}
-	if perr := st.guard(func() error { st.stages.TraceStageEnd(ctx, data); return nil }); perr != nil {
+	if perr := guarded(func() error { st.stages.TraceStageEnd(ctx, data); return nil }); perr != nil {
 		perr = hookPanic("TraceStageEnd", perr)
 		if stage != StageRead {
 			perr = &BatchError{Batch: num, Stage: StageTrace, Err: perr}
