@@ -149,6 +149,17 @@ func keyOf(item any) string {
 	return ""
 }
 
+// itemKey returns keyOf(item), or the *PanicError of Key. It is no
+// closure for guarded, which would cost an allocation per item.
+func itemKey(item any) (key string, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return keyOf(item), nil
+}
+
 // PanicError is the cause of an *ItemError or *BatchError when user code
 // (an Enricher, Source or Sink) panicked.
 type PanicError struct {

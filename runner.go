@@ -389,10 +389,11 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 			res.Value = v
 			return OutcomeEnriched, nil
 		}
-		ie := &ItemError{Batch: num, Index: i, Err: err}
+		key, kerr := itemKey(item)
+		ie := &ItemError{Batch: num, Index: i, Key: key, Err: err}
 		res.Err = ie
 		var pe *PanicError
-		if kerr := guarded(func() error { ie.Key = keyOf(item); return nil }); kerr != nil {
+		if kerr != nil {
 			// A panic in Keyer.Key is one in user code like any other.
 			ie.Err = fmt.Errorf("Keyer.Key: %w (the enrichment failed: %w)", kerr, err)
 			err = ie.Err

@@ -291,16 +291,6 @@ func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 // The item hooks are called through these rather than guarded, whose
 // closures would cost an allocation per item.
 
-// itemKey returns keyOf(item), or the *PanicError of Key.
-func itemKey(item any) (key string, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return keyOf(item), nil
-}
-
 // itemStart calls TraceItemStart, turning a panic into a *PanicError.
 func (st *run[T, R]) itemStart(ctx context.Context, data TraceItemStartData) (ictx context.Context, err error) {
 	defer func() {
