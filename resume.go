@@ -14,10 +14,11 @@ func CheckResume(cp Checkpoint, opts Options) error {
 		opts.BatchSize = DefaultBatchSize
 	}
 	cp.RunKey = opts.RunKey
-	if err := checkPartitions(opts.RunKey, cp, opts.Partition.Count); err != nil {
-		return &BatchError{Batch: cp.Batch + 1, Stage: StageCheckpoint, RunKey: opts.RunKey, Err: err}
+	err := checkPartitions(opts.RunKey, cp, opts.Partition.Count)
+	if err == nil {
+		err = checkShape(cp, opts)
 	}
-	if err := checkShape(cp, opts); err != nil {
+	if err != nil {
 		return &BatchError{Batch: cp.Batch + 1, Stage: StageCheckpoint, RunKey: opts.RunKey, Err: err}
 	}
 	return nil
