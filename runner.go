@@ -160,13 +160,12 @@ func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
 func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	o := st.opts
 	log := o.Logger
-	cp := Checkpoint{RunKey: o.RunKey}
+	var cp Checkpoint // only its Batch, Cursor and Done are read
 	if o.Checkpoints != nil {
 		st.atomic = true
 		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
 			return st.batchError(1, StageCheckpoint, err)
 		}
-		cp.RunKey = o.RunKey
 		if err := CheckResume(cp, o); err != nil {
 			return err
 		}
