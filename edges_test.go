@@ -434,3 +434,33 @@ func TestCheckerPanicIsAnError(t *testing.T) {
 		t.Fatalf("err = %v, want a *PanicError", err)
 	}
 }
+
+// runKeyLocker is a CheckpointStore and Locker whose unlock of the run's
+// own key ("r") fails, while the replay's key unlocks cleanly.
+type runKeyLocker struct{ *batchenrichtest.Checkpoints }
+
+var errRunLockLost = errors.New("run lock lost")
+
+func (runKeyLocker) TryLock(ctx context.Context, key string) (func() error, bool, error) {
+	if key == "r" {
+		return func() error { return errRunLockLost }, true, nil
+	}
+	return func() error { return nil }, true, nil
+}
+
+// A Replay returns the error releasing the run's own lock, not only the
+// replay's.
+func TestReplayRunUnlockErrorReturned(t *testing.T) {
+	t.Parallel()
+	store := runKeyLocker{batchenrichtest.NewCheckpoints()}
+	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
+		batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Run(context.Background())
+	var be *batchenrich.BatchError
+	if !errors.Is(err, errRunLockLost) || !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock || be.RunKey != "r" {
+		t.Fatalf("err = %v, want the run's unlock error in a StageUnlock *BatchError", err)
+	}
+}

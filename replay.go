@@ -138,9 +138,9 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	}
 	// The run's own lock, taken as a Runner of the run takes it.
 	if l, ok := o.Checkpoints.(Locker); ok {
-		unlock, err := lockRun(ctx, l, o.RunKey, o, "the run or a replay of it is running")
-		if err != nil {
-			return rr, err
+		unlock, lerr := lockRun(ctx, l, o.RunKey, o, "the run or a replay of it is running")
+		if lerr != nil {
+			return rr, lerr
 		}
 		defer func() { err = unlockRun(err, unlock, o.RunKey) }()
 	}
