@@ -7,10 +7,17 @@ import (
 	"time"
 )
 
-// lockRun takes l's lock on key, waiting for it if o.LockWait is set. Its
-// errors are *BatchErrors at StageLock; a panic in TryLock is one. holder
-// says who may hold the lock, if there is more to say than ErrRunLocked.
-func lockRun(ctx context.Context, l Locker, key string, o Options, holder string) (func() error, error) {
+// lockRun takes the lock on o.RunKey if o.Checkpoints is a Locker,
+// waiting for it if o.LockWait is set, and returns the function that
+// releases it (nil when there is no Locker). Its errors are *BatchErrors
+// at StageLock; a panic in TryLock is one. holder says who may hold the
+// lock, if there is more to say than ErrRunLocked.
+func lockRun(ctx context.Context, o Options, holder string) (func() error, error) {
+	l, ok := o.Checkpoints.(Locker)
+	if !ok {
+		return nil, nil
+	}
+	key := o.RunKey
 	fail := func(err error) error { return &BatchError{Stage: StageLock, RunKey: key, Err: err} }
 	for {
 		var (

@@ -137,11 +137,11 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 		return rr, err
 	}
 	// The run's own lock, taken as a Runner of the run takes it.
-	if l, ok := o.Checkpoints.(Locker); ok {
-		unlock, lerr := lockRun(ctx, l, o.RunKey, o, "the run or a replay of it is running")
-		if lerr != nil {
-			return rr, lerr
-		}
+	unlock, lerr := lockRun(ctx, o, "the run or a replay of it is running")
+	if lerr != nil {
+		return rr, lerr
+	}
+	if unlock != nil {
 		defer func() { err = unlockRun(err, unlock, o.RunKey) }()
 	}
 

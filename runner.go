@@ -131,7 +131,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		if err := claimRun(ctx, r.opts); err != nil {
 			return st.rep, err
 		}
-		unlock, lerr := st.lock(ctx)
+		unlock, lerr := lockRun(ctx, r.opts, "")
 		if lerr != nil {
 			return st.rep, lerr
 		}
@@ -145,16 +145,6 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 // batchError returns a *BatchError for batch num of this run.
 func (st *run[T, R]) batchError(num int, stage Stage, err error) error {
 	return &BatchError{Batch: num, Stage: stage, RunKey: st.opts.RunKey, Err: err}
-}
-
-// lock takes the run key's lock if the store is a Locker, waiting for it if
-// Options.LockWait is set.
-func (st *run[T, R]) lock(ctx context.Context) (func() error, error) {
-	l, ok := st.opts.Checkpoints.(Locker)
-	if !ok {
-		return nil, nil
-	}
-	return lockRun(ctx, l, st.opts.RunKey, st.opts, "")
 }
 
 func (st *run[T, R]) loop(ctx context.Context) (err error) {
