@@ -510,6 +510,12 @@ func TestOverlapStress(t *testing.T) {
 				if j.maxEnr > conc {
 					t.Errorf("%s: %d enrichments in flight, concurrency %d", name, j.maxEnr, conc)
 				}
+				// Batch b is enriched only once batch b-enrichAhead was
+				// written, and read only once batch b-readAhead was.
+				enrichAhead, readAhead := 1, 2
+				if overlap {
+					enrichAhead, readAhead = 2, 3
+				}
 				// Writes in order, each after the one before succeeded.
 				var ok []int
 				for i, s := range j.steps {
@@ -525,26 +531,16 @@ func TestOverlapStress(t *testing.T) {
 					case "write-ok":
 						ok = append(ok, s.batch)
 					case "enrich-start":
-						// Enriched only once batch-2 (strict: batch-1) was written.
-						ahead := 2
-						if !overlap {
-							ahead = 1
-						}
-						if b := s.batch - ahead; b >= c.from {
+						if b := s.batch - enrichAhead; b >= c.from {
 							if k := j.first("write-ok", b); k < 0 || k > i {
 								t.Errorf("%s: batch %d enriched before batch %d was written", name, s.batch, b)
 							}
 						}
 						enrichedIn[s.batch] = true
 					case "read-start":
-						// Read only once batch-3 (strict: batch-2) was written.
-						ahead := 3
-						if !overlap {
-							ahead = 2
-						}
-						if b := s.batch - ahead; b >= c.from {
+						if b := s.batch - readAhead; b >= c.from {
 							if k := j.first("write-ok", b); k < 0 || k > i {
-								t.Errorf("%s: batch %d read before batch %d was written: %d windows held", name, s.batch, b, ahead+1)
+								t.Errorf("%s: batch %d read before batch %d was written: %d windows held", name, s.batch, b, readAhead+1)
 							}
 						}
 					case "bad-result", "bad-value":
