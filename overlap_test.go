@@ -422,6 +422,29 @@ func TestOverlapHidesTheWrite(t *testing.T) {
 	}
 }
 
+// awaitCancel is the enrichment of item it of batch 3 in the tests where
+// batch 2 stops the run: it waits for ctx to end and records it in
+// cancelled.
+func awaitCancel(ctx context.Context, it item, cancelled *sync.Map) (int, error) {
+	select {
+	case <-ctx.Done():
+		cancelled.Store(it, true)
+		return 0, ctx.Err()
+	case <-time.After(hangGuard):
+		return 0, errors.New("batch 3's enrichment was not cancelled")
+	}
+}
+
+// checkCancelled fails t unless awaitCancel saw batch 3's context end.
+func checkCancelled(t *testing.T, cancelled *sync.Map) {
+	t.Helper()
+	n := 0
+	cancelled.Range(func(any, any) bool { n++; return true })
+	if n == 0 {
+		t.Error("batch 3's enrichments never saw their context end")
+	}
+}
+
 // TestOverlapFailedWriteStopsTheNextBatch fails batch 2's write while batch
 // 3 is being enriched: batch 3's enrichments see their context end, batch 3
 // is never written, batch 4 never enriched, and Run names batch 2's write.
@@ -436,13 +459,7 @@ func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
 		switch b := int(it)/size + 1; {
 		case b == 3:
 			once.Do(func() { close(inBatch3) })
-			select {
-			case <-ctx.Done():
-				cancelled.Store(it, true)
-				return 0, ctx.Err()
-			case <-time.After(hangGuard):
-				return 0, errors.New("batch 3's enrichment was not cancelled")
-			}
+			return awaitCancel(ctx, it, &cancelled)
 		case b > 3:
 			later.Store(it, true)
 		}
@@ -469,11 +486,7 @@ func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
 	if got := len(f.sink.Batches()); got != 1 {
 		t.Fatalf("%d batches written, want 1", got)
 	}
-	n := 0
-	cancelled.Range(func(any, any) bool { n++; return true })
-	if n == 0 {
-		t.Error("batch 3's enrichments never saw their context end")
-	}
+	checkCancelled(t, &cancelled)
 	later.Range(func(k, _ any) bool { t.Errorf("item %v of a later batch enriched", k); return false })
 	if rep.BatchesRun != 1 || len(rep.Batches) != 2 || rep.Batches[1].Number != 2 || rep.Batches[1].Written != 0 {
 		t.Fatalf("report = %+v", rep)
@@ -835,13 +848,7 @@ func TestOverlapStopOrder(t *testing.T) {
 				case b == 3:
 					once3.Do(func() { close(started3) })
 					if tc.hold3 {
-						select {
-						case <-ctx.Done():
-							cancelled.Store(it, true)
-							return 0, ctx.Err()
-						case <-time.After(hangGuard):
-							return 0, errors.New("batch 3's enrichment was not cancelled")
-						}
+						return awaitCancel(ctx, it, &cancelled)
 					}
 				case b > 3:
 					later.Store(it, true)
@@ -869,11 +876,7 @@ func TestOverlapStopOrder(t *testing.T) {
 				t.Fatalf("report = %+v", rep)
 			}
 			if tc.hold3 {
-				n := 0
-				cancelled.Range(func(any, any) bool { n++; return true })
-				if n == 0 {
-					t.Error("batch 3's enrichments never saw their context end")
-				}
+				checkCancelled(t, &cancelled)
 			}
 			if tc.stopAt == 2 {
 				later.Range(func(k, _ any) bool { t.Errorf("item %v of batch 4 or later enriched", k); return false })
