@@ -116,8 +116,9 @@
 // control or invisible format characters) and always double-quoted, so
 // any other name — with spaces, quotes, semicolons or non-ASCII letters —
 // is read as exactly that name and never as SQL. Being quoted, names are
-// case-sensitive: give them as stored (PostgreSQL folds unquoted names to
-// lower case when it creates them). "schema.table" names a table in a
+// case-sensitive on PostgreSQL: give them as stored (PostgreSQL folds
+// unquoted names to lower case when it creates them); SQLite matches names
+// whatever their ASCII case, quoted or not. "schema.table" names a table in a
 // schema. Values are always bound parameters; a '?' inside a quoted name
 // or a literal is never taken for a placeholder.
 //
