@@ -177,6 +177,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	if err != nil {
 		return rr, err
 	}
+	r.checked = true // above, before the run's lock
 	o.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", o.RunKey, "replay", rr.Number)
 	rr.Report, err = r.Run(ctx)
 	return rr, err

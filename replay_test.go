@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/batchenrich/batchenrich"
@@ -325,6 +326,35 @@ func TestReplayChecksBeforeWork(t *testing.T) {
 	}
 	if cp, _ := cps.Load(context.Background(), "run#replay-1"); cp.Batch != 0 || cp.Done {
 		t.Fatalf("checkpoint saved: %+v", cp)
+	}
+}
+
+// countingSource is a Source that counts the calls to its Check.
+type countingSource struct {
+	batchenrich.Source[item]
+	checks atomic.Int32
+}
+
+func (c *countingSource) Check(context.Context) error { c.checks.Add(1); return nil }
+
+// A replay runs its components' Checks once, before the run's lock, and
+// not again in the replay's own run.
+func TestReplayChecksOnce(t *testing.T) {
+	t.Parallel()
+	cps := batchenrichtest.NewCheckpoints()
+	st, o := runWithFailures(t, cps)
+	o.down = false
+	src := &countingSource{Source: st.failedSource(batchenrich.ReplayTransient)}
+	p, err := batchenrich.NewReplay[item, int](src, batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
+		batchenrich.Options{BatchSize: 4, Checkpoints: cps, RunKey: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr, err := p.Run(context.Background()); err != nil || rr.Written != 18 {
+		t.Fatalf("replay: %+v, %v", rr, err)
+	}
+	if n := src.checks.Load(); n != 1 {
+		t.Fatalf("Check called %d times, want 1", n)
 	}
 }
 

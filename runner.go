@@ -22,6 +22,10 @@ type Runner[T, R any] struct {
 	enr  Enricher[T, R]
 	sink Sink[T, R]
 	opts Options
+	// checked is set when the caller has run the components' Checks
+	// already (a Replay, before it takes the run's lock), so Run does not
+	// run them again.
+	checked bool
 }
 
 // New returns a Runner that reads from src, enriches with enr and writes to
@@ -124,8 +128,10 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	if err := ctx.Err(); err != nil {
 		return st.rep, err
 	}
-	if err := r.check(ctx); err != nil {
-		return st.rep, err
+	if !r.checked {
+		if err := r.check(ctx); err != nil {
+			return st.rep, err
+		}
 	}
 	if r.opts.Checkpoints != nil {
 		if err := claimRun(ctx, r.opts); err != nil {
