@@ -10,7 +10,12 @@
 //   - Source[T] reads the items of one window after a Cursor. Because the
 //     next window is asked for with the previous window's Cursor, a Source
 //     can page by key instead of OFFSET.
-//   - Enricher[T, R] turns one item into one result, or an error.
+//   - Enricher[T, R] turns one item into one result, or an error. One
+//     that is also a BulkEnricher enriches a group of items in one call
+//     (a bulk HTTP endpoint, a lookup in another table): the Runner splits
+//     each batch into groups of at most its BulkSize, runs at most
+//     Options.Concurrency calls at once, and keeps every item's result or
+//     error its own.
 //   - Sink[T, R] writes one Batch: its number and a Result per item, in
 //     Source order.
 //

@@ -13,6 +13,9 @@ import "context"
 // the item to the Sink as a failed Result carrying the error (see
 // FailurePolicy). Wrap errors with Transient or Permanent to classify them.
 // A panic in Enrich stops the run with an *ItemError wrapping a *PanicError.
+//
+// An Enricher that can enrich many items in one call implements
+// BulkEnricher too, and the Runner then calls EnrichBulk instead.
 type Enricher[T, R any] interface {
 	Enrich(ctx context.Context, item T) (R, error)
 }

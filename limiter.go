@@ -34,9 +34,11 @@ func (l *Limiter) Limit() int { return l.n }
 // l's slots, waiting for one first (or for ctx to end, returning its
 // error). The slot is freed when enr returns, or panics.
 //
-// The returned Enricher hides enr's optional interfaces, if any.
+// The returned Enricher hides enr's optional interfaces, if any, but
+// BulkEnricher: for a BulkEnricher it is one too, each EnrichBulk call
+// holding one slot for its whole group.
 func LimitEnricher[T, R any](l *Limiter, enr Enricher[T, R]) Enricher[T, R] {
-	return EnricherFunc[T, R](func(ctx context.Context, item T) (R, error) {
+	one := EnricherFunc[T, R](func(ctx context.Context, item T) (R, error) {
 		if err := l.sem.Acquire(ctx, 1); err != nil {
 			var zero R
 			return zero, err
@@ -44,4 +46,8 @@ func LimitEnricher[T, R any](l *Limiter, enr Enricher[T, R]) Enricher[T, R] {
 		defer l.sem.Release(1)
 		return enr.Enrich(ctx, item)
 	})
+	if b, ok := enr.(BulkEnricher[T, R]); ok {
+		return limitedBulk[T, R]{Enricher: one, l: l, b: b}
+	}
+	return one
 }

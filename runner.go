@@ -18,10 +18,13 @@ import (
 // share its Source, Enricher and Sink, which must then be safe for
 // concurrent use (the Sink's Write is called concurrently across Runs).
 type Runner[T, R any] struct {
-	src  Source[T]
-	enr  Enricher[T, R]
-	sink Sink[T, R]
-	opts Options
+	src Source[T]
+	enr Enricher[T, R]
+	// bulk is enr when it is a BulkEnricher, bulkSize its BulkSize.
+	bulk     BulkEnricher[T, R]
+	bulkSize int
+	sink     Sink[T, R]
+	opts     Options
 	// checked is set when the caller has run the components' Checks
 	// already (a Replay, before it takes the run's lock), so Run does not
 	// run them again.
@@ -48,7 +51,11 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 	if err != nil {
 		return nil, err
 	}
-	return &Runner[T, R]{src: src, enr: enr, sink: sink, opts: o}, nil
+	r := &Runner[T, R]{src: src, enr: enr, sink: sink, opts: o}
+	if err := r.setBulk(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Options returns the Runner's options with defaults filled in.
@@ -349,9 +356,13 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 
 // enrichment is the enrichment of one batch's items, under way.
 type enrichment[T, R any] struct {
-	g       *errgroup.Group
-	ctx     context.Context // the errgroup's: it ends at the first error
-	one     func(context.Context, int) (Outcome, error)
+	g   *errgroup.Group
+	ctx context.Context // the errgroup's: it ends at the first error
+	one func(context.Context, int) (Outcome, error)
+	// group, set instead of one for a BulkEnricher, enriches group i in
+	// one call and returns how many of its items were enriched.
+	group   func(context.Context, int) (int, error)
+	units   int           // items, or groups of items for a BulkEnricher
 	slots   chan struct{} // see startEnrich
 	results []Result[T, R]
 	start   time.Time
@@ -361,8 +372,9 @@ type enrichment[T, R any] struct {
 }
 
 // startEnrich starts enriching items, batch num's, in ctx with
-// min(Concurrency, len(items)) workers, and returns without waiting for
-// them. When slots is not nil, each worker holds one of its slots from its
+// min(Concurrency, len(items)) workers (with a BulkEnricher, one per group
+// of items up to Concurrency, each taking a group at a time), and returns
+// without waiting for them. When slots is not nil, each worker holds one of its slots from its
 // start until it finds no item left to take, and the workers are started
 // one at a time as slots come free (none once ctx ends): with Overlap,
 // that is how a batch takes only the slots the batch before no longer
@@ -374,12 +386,12 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 	en.results = results
 	g, gctx := errgroup.WithContext(ctx)
 	en.g, en.ctx = g, gctx
-	one := func(ictx context.Context, i int) (Outcome, error) {
+	// settle records item i's value v or error err, and says what the
+	// item's outcome does to the batch.
+	settle := func(i int, v R, err error) (Outcome, error) {
 		item := items[i]
 		res := &results[i]
 		res.Index, res.Item = i, item
-		var v R
-		err := guarded(func() (e error) { v, e = st.enr.Enrich(ictx, item); return })
 		if err == nil {
 			res.Value = v
 			return OutcomeEnriched, nil
@@ -417,11 +429,23 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 		}
 		return OutcomeFailed, nil
 	}
-	if st.tracer != nil {
-		one = st.traceItems(num, results, items, one)
+	units := len(items)
+	if st.bulk != nil {
+		units = (len(items) + st.bulkSize - 1) / st.bulkSize
+		en.group = st.bulkGroup(num, results, items, settle)
+	} else {
+		one := func(ictx context.Context, i int) (Outcome, error) {
+			var v R
+			err := guarded(func() (e error) { v, e = st.enr.Enrich(ictx, items[i]); return })
+			return settle(i, v, err)
+		}
+		if st.tracer != nil {
+			one = st.traceItems(num, results, items, one)
+		}
+		en.one = one
 	}
-	en.one = one
-	for k := range min(o.Concurrency, len(items)) {
+	en.units = units
+	for k := range min(o.Concurrency, units) {
 		if slots != nil {
 			select {
 			case slots <- struct{}{}:
@@ -450,8 +474,16 @@ func (en *enrichment[T, R]) work() error {
 	}
 	for en.ctx.Err() == nil {
 		i := int(en.next.Add(1) - 1)
-		if i >= len(en.results) {
+		if i >= en.units {
 			return nil
+		}
+		if en.group != nil {
+			k, err := en.group(en.ctx, i)
+			n += k
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		out, err := en.one(en.ctx, i)
 		if out == OutcomeEnriched {
