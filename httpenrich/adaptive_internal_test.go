@@ -375,3 +375,27 @@ func TestAdmitReadsTheAnswer(t *testing.T) {
 		t.Errorf("a 429 with Retry-After: wait %v, want the Backoff's", d)
 	}
 }
+
+// TestGateProbeOutClearedWhenProbingEnded: a request sent before a pause
+// that succeeds after the pause's time ends probing while the probe is
+// still out; the probe's answer must still be counted in, or the next
+// pause waits for a probe that never returns (the hang of issue 23).
+func TestGateProbeOutClearedWhenProbingEnded(t *testing.T) {
+	g := newGate()
+	g.pause(0) // e.g. a 429 with Retry-After: 0
+	probe, err := g.wait(context.Background())
+	if !probe || err != nil {
+		t.Fatalf("first after a pause: probe %v, err %v; want the probe", probe, err)
+	}
+	g.done(false, true) // an earlier request's success ends probing
+	g.done(true, true)  // then the probe returns
+	g.pause(0)          // the next 429 with Retry-After: 0
+	// A context already ended: wait returns the probe if one may go at
+	// once, and ctx's error only if it would block.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	probe, err = g.wait(ctx)
+	if !probe || err != nil {
+		t.Fatalf("after the second pause: probe %v, err %v; want a probe at once (no probe is in flight)", probe, err)
+	}
+}

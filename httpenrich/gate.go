@@ -82,11 +82,14 @@ func (g *gate) done(probe, ok bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if probe {
+		// Cleared even when probing has ended meanwhile (an earlier
+		// request's success opened the gate): a probe still marked out
+		// would hold back every probe of the next pause for good.
+		g.probeOut = false
+	}
 	if !g.probing {
 		return
-	}
-	if probe {
-		g.probeOut = false
 	}
 	if ok && time.Now().After(g.until) {
 		g.probing = false
