@@ -14,24 +14,34 @@ import (
 // commit, or just after it, the next paused in its enrichment — then
 // resumes the run in another child: the database holds whole batches only,
 // with their checkpoint, and at most the two batches in flight are
-// enriched again.
+// enriched again. Which two depends on the schedule where the pause leaves
+// room for the next batch to start (see enrichedMay): the test asserts the
+// documented bound, not one schedule.
 func TestCrashOverlapped(t *testing.T) {
 	cases := []struct {
 		name          string
 		point         string
-		batch         int // the batch paused at point
-		enrichToo     int // the batch paused in its enrichment too, or 0
-		committed     int // batches committed at the kill
-		enrichedTwice []int
+		batch         int   // the batch paused at point
+		enrichToo     int   // the batch paused in its enrichment too, or 0
+		committed     int   // batches committed at the kill
+		enrichedTwice []int // batches certainly enriched again
+		enrichedMay   []int // batches that may be enriched again too
 	}{
 		// Batch 3 written (not committed), batch 4 enriched: both again.
-		{"write and enrich", pauseWrite, 3, 4, 2, []int{3, 4}},
-		// Batch 3 committed, batch 4 enriched: batch 4 again.
-		{"committed and enrich", pauseBetween, 3, 4, 3, []int{4}},
+		// Batch 5 waits for batch 3's write, so it never started.
+		{"write and enrich", pauseWrite, 3, 4, 2, []int{3, 4}, nil},
+		// Batch 3 committed, batch 4 enriched: batch 4 again. Batch 5
+		// waits for batch 3's write to return, paused after its commit.
+		{"committed and enrich", pauseBetween, 3, 4, 3, []int{4}, nil},
 		// The last batch, written alone: it again.
-		{"write/last batch", pauseWrite, 6, 0, 5, []int{6}},
-		// The first batch, enriched with nothing written yet.
-		{"enrich/first batch", pauseEnrich, 1, 0, 0, []int{1}},
+		{"write/last batch", pauseWrite, 6, 0, 5, []int{6}, nil},
+		// The first batch, enriched with nothing written yet: it again.
+		// Its paused item leaves the other workers free to take the rest
+		// of batch 1, and once every worker holds its slot batch 2 starts
+		// (with Overlap that is allowed), so batch 2 may have been
+		// enriched too before the kill, or not; batch 3 waits for batch
+		// 1's write, so it never started.
+		{"enrich/first batch", pauseEnrich, 1, 0, 0, []int{1}, []int{2}},
 	}
 	for _, k := range testdb.Kinds {
 		t.Run(string(k), func(t *testing.T) {
@@ -73,8 +83,8 @@ func TestCrashOverlapped(t *testing.T) {
 						}
 					}
 					again := enrichedAgain(t, enrichments(t, log, batchSize), nItems, batchSize, 1)
-					if !slices.Equal(again, tc.enrichedTwice) {
-						t.Errorf("batches enriched again: %v, want %v", again, tc.enrichedTwice)
+					if !enrichedAgainOK(again, tc.enrichedTwice, tc.enrichedMay) {
+						t.Errorf("batches enriched again: %v, want %v and possibly some of %v", again, tc.enrichedTwice, tc.enrichedMay)
 					}
 					t.Logf("FINDING %s, overlapped, SIGKILL %s batch %d (enrichment of %d paused): %d committed; batches enriched again %v",
 						k, tc.point, tc.batch, tc.enrichToo, tc.committed, again)
@@ -82,6 +92,22 @@ func TestCrashOverlapped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// enrichedAgainOK reports whether again, the batches enriched again, holds
+// every batch of must and otherwise only batches of may.
+func enrichedAgainOK(again, must, may []int) bool {
+	for _, b := range must {
+		if !slices.Contains(again, b) {
+			return false
+		}
+	}
+	for _, b := range again {
+		if !slices.Contains(must, b) && !slices.Contains(may, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // enrichedAgain checks that every item 1..n was enriched at least once and
