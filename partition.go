@@ -99,10 +99,18 @@ func plural(n int) string {
 // A partitioned Runner calls it before its first read; call it yourself to
 // refuse a changed count before enqueueing work (riverenrich does). When
 // store is a Locker, the check and the record happen under run's lock
-// (held for a moment; an unpartitioned run holds it for its whole run, in
-// which case ClaimPartitions returns an error wrapping ErrRunLocked after
-// wait, or at once when wait is 0).
+// (held for a moment; an unpartitioned run holds it for its whole run),
+// taken as Run takes its own: a lock held by another runner is tried again
+// every DefaultLockRetryInterval until wait has passed (not at all when
+// wait is 0), and then ClaimPartitions returns a *BatchError at StageLock
+// wrapping ErrRunLocked. An error or a panic of the store's methods is
+// returned as an error too, never a panic.
 func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, count int, wait time.Duration) error {
+	return claimPartitions(ctx, store, run, count, lockRequest{key: run, wait: max(wait, 0), retry: DefaultLockRetryInterval})
+}
+
+// claimPartitions is ClaimPartitions, taking run's lock as req says.
+func claimPartitions(ctx context.Context, store CheckpointStore, run string, count int, req lockRequest) (err error) {
 	if store == nil || run == "" {
 		return errors.New("batchenrich: ClaimPartitions: nil store or empty run key")
 	}
@@ -111,50 +119,25 @@ func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 		// unpartitioned run refuses the key, a partitioned one saves only
 		// its partitions' keys), so the partitions of a run starting
 		// together do not queue for the run's lock.
-		cp, err := store.Load(ctx, run)
+		cp, err := loadClaim(ctx, store, run)
 		if err != nil {
-			return fmt.Errorf("batchenrich: load checkpoint of run %q: %w", run, err)
+			return err
 		}
 		if recorded(cp) {
 			return checkPartitions(run, cp, count)
 		}
-	}
-	if l, ok := store.(Locker); ok && count > 1 {
-		deadline := time.Now().Add(wait)
-		for {
-			unlock, ok, err := l.TryLock(ctx, run)
-			if err != nil && (ok || !errors.Is(err, ErrRunLocked)) {
-				return fmt.Errorf("batchenrich: lock run %q: %w", run, err)
-			}
-			if ok {
-				err := claimPartitions(ctx, store, run, count)
-				if uerr := unlock(); uerr != nil {
-					err = errors.Join(err, fmt.Errorf("batchenrich: unlock run %q: %w", run, uerr))
-				}
-				return err
-			}
-			if !time.Now().Before(deadline) {
-				if err == nil {
-					err = ErrRunLocked // else err wraps it and names the holder
-				}
-				return fmt.Errorf("batchenrich: run %q: %w (an unpartitioned run of the same key, or a partition claim taking long)", run, err)
-			}
-			t := time.NewTimer(min(50*time.Millisecond, time.Until(deadline)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return fmt.Errorf("batchenrich: waiting for lock on run %q: %w", run, ctx.Err())
-			case <-t.C:
-			}
+		req.holder = "an unpartitioned run of the same key, or a partition claim taking long"
+		unlock, err := req.take(ctx, store)
+		if err != nil {
+			return err
+		}
+		if unlock != nil {
+			defer func() { err = unlockRun(err, unlock, run) }()
 		}
 	}
-	return claimPartitions(ctx, store, run, count)
-}
-
-func claimPartitions(ctx context.Context, store CheckpointStore, run string, count int) error {
-	cp, err := store.Load(ctx, run)
+	cp, err := loadClaim(ctx, store, run)
 	if err != nil {
-		return fmt.Errorf("batchenrich: load checkpoint of run %q: %w", run, err)
+		return err
 	}
 	if err := checkPartitions(run, cp, count); err != nil {
 		return err
@@ -164,25 +147,34 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	}
 	// The run's own key carries no batches of a partitioned run: only
 	// its partition count, for every later run to check.
-	if err := store.Save(ctx, Checkpoint{RunKey: run, Partitions: count}); err != nil {
+	if err := guarded(func() error { return store.Save(ctx, Checkpoint{RunKey: run, Partitions: count}) }); err != nil {
 		return fmt.Errorf("batchenrich: record %d partitions for run %q: %w", count, run, err)
 	}
 	return nil
 }
 
+// loadClaim loads the checkpoint of run for claimPartitions.
+func loadClaim(ctx context.Context, store CheckpointStore, run string) (cp Checkpoint, err error) {
+	if err := guarded(func() (e error) { cp, e = store.Load(ctx, run); return }); err != nil {
+		return cp, fmt.Errorf("batchenrich: load checkpoint of run %q: %w", run, err)
+	}
+	return cp, nil
+}
+
 // claimRun checks, for a run working on partition o.Partition of a split
 // run, the partition count recorded under the run's own key, and records
 // it on the first run. It waits for the run's own lock claimLockWait, or
-// as long as it takes with Options.LockWait.
+// as long as it takes with Options.LockWait, trying it again every
+// Options.LockRetryInterval.
 func claimRun(ctx context.Context, o Options) error {
 	if !o.Partition.Partitioned() {
 		return nil
 	}
-	wait := claimLockWait
+	req := lockRequest{key: o.run, wait: claimLockWait, retry: o.LockRetryInterval, log: o.Logger}
 	if o.LockWait {
-		wait = 1<<63 - 1
+		req.wait = waitForever
 	}
-	return ClaimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, wait)
+	return claimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, req)
 }
 
 // claimLockWait is how long a partition waits for its run's own lock,
