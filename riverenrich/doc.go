@@ -44,8 +44,13 @@
 // (DefaultTakeoverInterval, 5 s): a partition job still "running" while
 // nobody holds its partition's run lock — a PostgreSQL session advisory
 // lock, freed by the server the moment its process dies — seen so twice
-// in a row, one interval apart, is put back as available (its
-// errors and its metadata "batchenrich:takeovers" record it). River has
+// in a row, one interval apart, in the same execution (same attempt and
+// same start: River gives a snoozed job its attempt number back, so a
+// live job seen between two of its slices is not mistaken for a lost
+// one), is put back as available with its attempt given back, as River
+// does for a snooze: a takeover never spends one of the job's
+// MaxAttempts, however many a long run goes through (its errors and its
+// metadata "batchenrich:takeovers" record each). River has
 // no API to free a running job (JobRetry leaves running jobs alone), so
 // this is an UPDATE of River's river_job table, guarded by the job's
 // state and attempt: it follows River v0.51.2's schema. The next
@@ -64,7 +69,8 @@
 // tcp_keepalives_interval and tcp_keepalives_count to bound that too. The
 // run lock is what keeps a slow-but-alive worker and the one that took
 // over off the same partition at once: the slow one's next checkpoint
-// save fails (sqlbatch.ErrLockLost) and it stops.
+// save fails (sqlbatch.ErrLockLost) and it stops, snoozing its job
+// (river.JobSnooze: no attempt spent) rather than failing it.
 //
 // # Schema
 //

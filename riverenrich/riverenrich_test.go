@@ -241,7 +241,9 @@ func TestTakeoverOfLostWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.db.Exec(`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 minute',
+	// Its only attempt is in use: a takeover that spent it would leave
+	// the job none if it failed once more.
+	if _, err := f.db.Exec(`UPDATE river_job SET state = 'running', attempt = 1, max_attempts = 1, attempted_at = now() - interval '1 minute',
 		attempted_by = ARRAY['dead-worker'] WHERE id = $1`, e.JobIDs[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -252,9 +254,15 @@ func TestTakeoverOfLostWorker(t *testing.T) {
 	}
 	took := time.Since(start)
 	f.check(t, 100, 2, 10)
-	var takeovers int
-	if err := f.db.Get(&takeovers, `SELECT (metadata ->> 'batchenrich:takeovers')::int FROM river_job WHERE id = $1`, e.JobIDs[1]); err != nil || takeovers != 1 {
-		t.Fatalf("takeovers recorded = %d, %v; want 1", takeovers, err)
+	var job struct {
+		Takeovers int `db:"takeovers"`
+		Attempt   int `db:"attempt"`
+	}
+	if err := f.db.Get(&job, `SELECT (metadata ->> 'batchenrich:takeovers')::int AS takeovers, attempt FROM river_job WHERE id = $1`, e.JobIDs[1]); err != nil || job.Takeovers != 1 {
+		t.Fatalf("takeovers recorded = %d, %v; want 1", job.Takeovers, err)
+	}
+	if job.Attempt != 1 {
+		t.Errorf("the job ended at attempt %d, want 1: the takeover spent an attempt", job.Attempt)
 	}
 	t.Logf("lost job taken over and finished in %v", took)
 }
@@ -558,4 +566,52 @@ func TestReshapedRunCancelsTheJob(t *testing.T) {
 		t.Fatalf("the job took %d attempts (%v), %d enrichments: want 1 attempt, none", attempts, err, f.calls.Load()-calls)
 	}
 	t.Log(err)
+}
+
+// TestTakeoverTellsExecutionsApart: River gives a snoozed job (a slice's
+// end) its attempt number back, so a job seen unlocked in one execution
+// and again in the next has the same attempt. Only the same execution
+// (same attempt and attempted_at) seen twice is a lost worker's; a live
+// worker's job, seen between its slices, is never taken over.
+func TestTakeoverTellsExecutionsApart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ins := f.enqueuer(t)
+	e, err := ins.Enqueue(ctx, "run-exec", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.Exec(`UPDATE river_job SET state = 'running', attempt = 3, attempted_at = now() - interval '10 seconds'
+		WHERE id = $1`, e.JobIDs[0]); err != nil {
+		t.Fatal(err)
+	}
+	row, err := ins.River().JobGet(ctx, e.JobIDs[0])
+	if err != nil || row.AttemptedAt == nil {
+		t.Fatalf("job %+v, %v", row, err)
+	}
+	attemptedAt := *row.AttemptedAt
+	c, err := riverenrich.New(f.config(t)) // not started: no loop of its own, the test looks
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() (s string, attempt int) {
+		t.Helper()
+		row := f.db.QueryRow(`SELECT state, attempt FROM river_job WHERE id = $1`, e.JobIDs[0])
+		if err := row.Scan(&s, &attempt); err != nil {
+			t.Fatal(err)
+		}
+		return s, attempt
+	}
+	// Seen before in an earlier execution with the same attempt number.
+	c.TakeoverLook(ctx, e.JobIDs[0], 3, attemptedAt.Add(-5*time.Second))
+	if s, _ := state(); s != "running" {
+		t.Fatalf("job %s after a look that saw another execution: taken over", s)
+	}
+	// Seen before in this very execution: its worker is lost.
+	c.TakeoverLook(ctx, e.JobIDs[0], 3, attemptedAt)
+	if s, attempt := state(); s != "available" || attempt != 2 {
+		t.Fatalf("job %s at attempt %d after two looks at one execution; want available, its attempt 3 given back (2)", s, attempt)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
 // worker is the River worker of partition jobs.
@@ -71,6 +72,11 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	case errors.Is(err, errSliceEnd):
 		log.DebugContext(ctx, "riverenrich: slice ended", "run", a.Run, "partition", job.Partition.String(), "batches_run", rep.BatchesRun)
 		return river.JobSnooze(0)
+	case errors.Is(err, sqlbatch.ErrLockLost):
+		// Another worker took the partition over (this one was thought
+		// dead): not a failure of the job, so no attempt is spent.
+		log.InfoContext(ctx, "riverenrich: partition's run lock lost; leaving it to its new holder", "run", a.Run, "partition", job.Partition.String())
+		return river.JobSnooze(DefaultLockedRetry)
 	case errors.Is(err, batchenrich.ErrRunLocked):
 		log.DebugContext(ctx, "riverenrich: partition locked by another runner", "run", a.Run, "partition", job.Partition.String())
 		return river.JobSnooze(DefaultLockedRetry)
