@@ -69,6 +69,21 @@
 // attempt and after a crash and resume, so that POST enrichments (payments,
 // LLM calls, CRM writes) are safe to retry against servers that honour it.
 //
+// # Bulk endpoints
+//
+// NewBulk returns a BulkEnricher, which sends one request per group of
+// items, up to Bulk.MaxItems (a batchenrich.BulkEnricher: the Runner forms
+// the groups and runs at most Options.Concurrency requests at once).
+// Bulk.Request builds a group's request (ids joined in the query or path,
+// or a JSON body), bounded by Bulk.MaxRequestBytes (a larger group is split
+// in two); Bulk.Entries splits the answer into entries (JSONEntries for the
+// usual shapes), matched to items by Bulk.Key, never by position; each
+// entry is decoded and validated like a single answer. An item the answer
+// omits fails with ReasonMissing, one it reports an error for with
+// ReasonItem, each alone; a request that failed as a whole is retried as
+// one request, with the policy, Retry-After, Adaptive and Idempotency-Key
+// above, and then fails every item of its group.
+//
 // # Failures
 //
 // A failed item gets an *Error with the last status, the number of

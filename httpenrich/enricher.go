@@ -214,30 +214,53 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 // errors.As.
 func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	var zero R
-	fail := func(he *Error, class batchenrich.Class) (R, error) {
-		switch class {
-		case batchenrich.ClassTransient:
-			return zero, batchenrich.Transient(he)
-		case batchenrich.ClassPermanent:
-			return zero, batchenrich.Permanent(he)
-		case batchenrich.ClassFatal:
-			return zero, batchenrich.Fatal(he)
-		}
-		return zero, he
-	}
-
 	c := &call[B]{maxBody: e.maxBody}
-	st := &c.st
-	req, err := e.newRequest(httpx.WithState(ctx, st), c, item)
+	req, err := e.newRequest(httpx.WithState(ctx, &c.st), c, item)
 	if err != nil {
-		// The program's fault, not the item's: every item would fail
-		// alike. Unless Config.Request marked its error itself.
-		class := batchenrich.Classify(err)
-		if class == batchenrich.Unclassified {
-			class = batchenrich.ClassFatal
-		}
-		return fail(&Error{Method: e.method, URL: redact.String(e.tmpl.String()), Reason: ReasonRequest, Err: err}, class)
+		return zero, e.requestError(err)
 	}
+	if err := e.send(ctx, c, req); err != nil {
+		return zero, err
+	}
+	// The *Error is built only for a failure: redacting copies the URL.
+	newErr := func() *Error {
+		return &Error{Method: e.method, URL: redact.String(req.URL.String()), Status: c.st.Status, Attempts: c.st.Attempts}
+	}
+	r := &c.resp
+	r.Attempts = c.st.Attempts
+	return e.result(item, r, newErr)
+}
+
+// classed wraps he by batchenrich.Transient, Permanent or Fatal as class
+// says (not at all when Unclassified).
+func classed(he *Error, class batchenrich.Class) error {
+	switch class {
+	case batchenrich.ClassTransient:
+		return batchenrich.Transient(he)
+	case batchenrich.ClassPermanent:
+		return batchenrich.Permanent(he)
+	case batchenrich.ClassFatal:
+		return batchenrich.Fatal(he)
+	}
+	return he
+}
+
+// requestError is the error of a request that could not be built:
+// the program's fault, not the item's, since every item would fail alike
+// (Fatal), unless the error is marked with a class itself.
+func (e *Enricher[T, B, R]) requestError(err error) error {
+	class := batchenrich.Classify(err)
+	if class == batchenrich.Unclassified {
+		class = batchenrich.ClassFatal
+	}
+	return classed(&Error{Method: e.method, URL: redact.String(e.tmpl.String()), Reason: ReasonRequest, Err: err}, class)
+}
+
+// send sends req, built in c, with retries, and reads the final response
+// into c.resp. It returns nil when that response is one to decode (its
+// status accepted, its body within bounds), else the classified *Error.
+func (e *Enricher[T, B, R]) send(ctx context.Context, c *call[B], req *retryablehttp.Request) error {
+	st := &c.st
 	// The body is read inside the attempt, under its timeout, so that a
 	// slow or broken body is retried like any other failed attempt.
 	req.SetResponseHandler(c.handle)
@@ -250,7 +273,7 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 	newErr := func() *Error {
 		return &Error{Method: e.method, URL: redact.String(req.URL.String()), Status: st.Status, Attempts: st.Attempts}
 	}
-	status, raw := c.resp.Status, c.resp.Raw
+	status := c.resp.Status
 	if err != nil || !c.handled {
 		he := newErr()
 		if err == nil {
@@ -258,15 +281,15 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			he.Reason, he.Err = ReasonCanceled, cerr
-			return fail(he, batchenrich.Unclassified)
+			return classed(he, batchenrich.Unclassified)
 		}
 		if st.Abort != nil {
 			he.Reason, he.Err = ReasonRateLimit, st.Abort
-			return fail(he, batchenrich.ClassTransient)
+			return classed(he, batchenrich.ClassTransient)
 		}
 		if errors.Is(err, errGaveUp) {
 			he.Reason = ReasonStatus
-			return fail(he, batchenrich.ClassTransient)
+			return classed(he, batchenrich.ClassTransient)
 		}
 		he.Err = err
 		var ue *url.Error
@@ -275,43 +298,48 @@ func (e *Enricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
 		}
 		if isTimeout(err) {
 			he.Reason = ReasonTimeout
-			return fail(he, batchenrich.ClassTransient)
+			return classed(he, batchenrich.ClassTransient)
 		}
 		he.Reason = ReasonTransport
 		if st.Retry {
-			return fail(he, batchenrich.ClassTransient)
+			return classed(he, batchenrich.ClassTransient)
 		}
-		return fail(he, batchenrich.ClassPermanent)
+		return classed(he, batchenrich.ClassPermanent)
 	}
 
 	switch {
 	case c.tooLarge:
 		he := newErr()
 		he.Status, he.Reason, he.Err = status, ReasonTooLarge, fmt.Errorf("more than %d bytes", e.maxBody)
-		return fail(he, batchenrich.ClassPermanent)
+		return classed(he, batchenrich.ClassPermanent)
 	case !e.accept(status):
 		he := newErr()
 		he.Status, he.Reason = status, ReasonStatus
-		return fail(he, batchenrich.ClassPermanent)
+		return classed(he, batchenrich.ClassPermanent)
 	}
-	r := &c.resp
-	r.Attempts = st.Attempts
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := e.decode(raw, &r.Body); err != nil {
+	return nil
+}
+
+// result decodes r.Raw into r.Body and returns Validate's result for item,
+// or the classified *Error that newErr starts.
+func (e *Enricher[T, B, R]) result(item T, r *Response[B], newErr func() *Error) (R, error) {
+	var zero R
+	if len(bytes.TrimSpace(r.Raw)) > 0 {
+		if err := e.decode(r.Raw, &r.Body); err != nil {
 			he := newErr()
-			he.Status, he.Reason, he.Err = status, ReasonMalformed, err
-			return fail(he, batchenrich.ClassPermanent)
+			he.Status, he.Reason, he.Err = r.Status, ReasonMalformed, err
+			return zero, classed(he, batchenrich.ClassPermanent)
 		}
 	}
 	v, err := e.validate(item, r)
 	if err != nil {
 		he := newErr()
-		he.Status, he.Reason, he.Err = status, ReasonInvalid, err
+		he.Status, he.Reason, he.Err = r.Status, ReasonInvalid, err
 		class := batchenrich.Classify(err)
 		if class == batchenrich.Unclassified {
 			class = batchenrich.ClassPermanent
 		}
-		return fail(he, class)
+		return zero, classed(he, class)
 	}
 	return v, nil
 }
@@ -352,6 +380,16 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, c *call[B], item T) 
 			return nil, err
 		}
 	}
+	var idem func() (string, error) // nil without IdempotencyKey: no allocation
+	if e.keyOf != nil {
+		idem = func() (string, error) { return idempotencyKey(ctx, e.keyOf, item) }
+	}
+	return e.buildRequest(ctx, c, p, idem)
+}
+
+// buildRequest builds the request of p in c; idem, when not nil, returns
+// its Idempotency-Key.
+func (e *Enricher[T, B, R]) buildRequest(ctx context.Context, c *call[B], p Params, idem func() (string, error)) (*retryablehttp.Request, error) {
 	u, err := e.tmpl.ExpandQuery(p.Path, p.Query)
 	if err != nil {
 		return nil, err
@@ -414,8 +452,8 @@ func (e *Enricher[T, B, R]) newRequest(ctx context.Context, c *call[B], item T) 
 	if body != nil && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
-	if e.keyOf != nil && h.Get(IdempotencyKeyHeader) == "" {
-		k, err := idempotencyKey(ctx, e.keyOf, item)
+	if idem != nil && h.Get(IdempotencyKeyHeader) == "" {
+		k, err := idem()
 		if err != nil {
 			return nil, err
 		}

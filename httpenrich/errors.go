@@ -45,6 +45,13 @@ const (
 	// ReasonRateLimit: waiting for the client-side rate limit would
 	// outlast the context's deadline. Transient.
 	ReasonRateLimit Reason = "rate limit"
+	// ReasonMissing: a bulk answer (NewBulk) has no entry for the item's
+	// key. Permanent.
+	ReasonMissing Reason = "missing from answer"
+	// ReasonItem: a bulk answer (NewBulk) gives an error for the item
+	// (Entry.Err). Permanent, unless that error is marked
+	// batchenrich.Transient.
+	ReasonItem Reason = "item error"
 	// ReasonCanceled: the context ended; Err is the context's error.
 	// Unclassified (batchenrich.Classify reports a deadline as
 	// transient).

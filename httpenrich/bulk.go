@@ -1,0 +1,329 @@
+package httpenrich
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/httpx"
+	"github.com/batchenrich/batchenrich/internal/redact"
+)
+
+// Bulk limits.
+const (
+	// DefaultMaxRequestBytes is Bulk.MaxRequestBytes's default: the URL
+	// and body of a group's request together. Many servers refuse a
+	// request line above 8 KiB: ids in the query stay well below it at
+	// the usual 100 per request.
+	DefaultMaxRequestBytes = 64 << 10
+	// MaxBulkItems bounds Bulk.MaxItems.
+	MaxBulkItems = 1 << 16
+)
+
+// Bulk configures the bulk mode of NewBulk: one request for a group of
+// items (ids joined in the path or query, or a JSON body), its answer
+// matched to the items by key.
+type Bulk[T any] struct {
+	// MaxItems is the most items per request, as the API allows.
+	// Required, at most MaxBulkItems. It is the BulkEnricher's BulkSize:
+	// the Runner groups each batch's items by it.
+	MaxItems int
+
+	// MaxRequestBytes bounds the size of a group's request, its URL and
+	// body together: a group whose request is larger is split in two
+	// halves, sent apart, until each fits; a single item whose request
+	// does not fit fails (ReasonRequest, permanent). Zero means
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int
+
+	// Key returns an item's key as the answer names it (for example its
+	// id as text). Required. Items are matched to the answer's entries by
+	// key, never by position: an API may reorder or omit them.
+	Key func(item T) string
+
+	// Request returns the request for a group of items, in Source order
+	// (Config.Request is not used; Config.PathParams lists the path
+	// parameters this one sets). Required. For example:
+	//
+	//	Params{Query: url.Values{"ids": {strings.Join(ids, ",")}}}
+	Request func(items []T) (Params, error)
+
+	// Entries splits an accepted answer's body into one Entry per item it
+	// answers. Required; JSONEntries covers the usual shapes. An error
+	// fails every item of the group (ReasonMalformed, permanent).
+	Entries func(raw []byte) ([]Entry, error)
+}
+
+// Entry is one item's part of a bulk answer.
+type Entry struct {
+	// Key is the item's key, as Bulk.Key gives it.
+	Key string
+	// Body is the item's part of the answer, decoded into B and handed to
+	// Config.Validate as Response.Body (and as Response.Raw).
+	Body json.RawMessage
+	// Err, when not nil, is an error the answer gives for this item
+	// alone: the item fails with ReasonItem, permanent unless Err is
+	// marked batchenrich.Transient.
+	Err error
+}
+
+// BulkEnricher is an Enricher in bulk mode, created by NewBulk: it is a
+// batchenrich.BulkEnricher, so a Runner sends one request per group of at
+// most Bulk.MaxItems items. Everything else is the Enricher's: retries with
+// the policy and Retry-After, Config.Adaptive (whose limits count
+// requests, so groups), Config.RateLimit, the body bound, Idempotency-Key
+// headers (one per group: see NewBulk) and the *Error of each failure. It is
+// safe for concurrent use; Close it when done.
+type BulkEnricher[T, B, R any] struct {
+	*Enricher[T, B, R]
+	bulk   Bulk[T]
+	maxReq int
+	idem   bool
+}
+
+var _ batchenrich.BulkEnricher[int, json.RawMessage] = (*BulkEnricher[int, json.RawMessage, json.RawMessage])(nil)
+
+// NewBulk returns an Enricher in bulk mode configured by cfg and bulk:
+// each request carries a group of items, built by bulk.Request, and each
+// item's result is Config.Validate's for its entry in the answer, found by
+// key. It validates cfg as New does and bulk's fields, and returns a
+// *batchenrich.OptionError naming the first invalid one ("Bulk.MaxItems",
+// …). cfg.Request must be nil: bulk.Request builds the requests.
+//
+// Failures are per item wherever the answer allows: an item whose key is
+// not in the answer fails with ReasonMissing, one whose entry carries an
+// error with ReasonItem, one whose entry Validate rejects with
+// ReasonInvalid; a request that failed as a whole (a transport error, a
+// timeout, a refused status, after its retries) fails every item of the
+// group with the same *Error. With Config.IdempotencyKey the header is
+// derived from the run key and the group's keys in order (which a resumed
+// run forms again alike), and bulk.Key names items (Config.ItemKey is not
+// used).
+func NewBulk[T, B, R any](cfg Config[T, B, R], bulk Bulk[T]) (*BulkEnricher[T, B, R], error) {
+	switch {
+	case cfg.Request != nil:
+		return nil, optErr("Request", "not used by NewBulk: Bulk.Request builds each group's request")
+	case bulk.MaxItems < 1 || bulk.MaxItems > MaxBulkItems:
+		return nil, optErr("Bulk.MaxItems", fmt.Sprintf("%d: must be between 1 and MaxBulkItems", bulk.MaxItems))
+	case bulk.MaxRequestBytes < 0:
+		return nil, optErr("Bulk.MaxRequestBytes", "must not be negative")
+	case bulk.Key == nil:
+		return nil, optErr("Bulk.Key", "required: answers are matched to items by key")
+	case bulk.Request == nil:
+		return nil, optErr("Bulk.Request", "required")
+	case bulk.Entries == nil:
+		return nil, optErr("Bulk.Entries", "required (JSONEntries covers the usual shapes)")
+	}
+	idem := cfg.IdempotencyKey
+	if idem && cfg.ItemKey == nil {
+		cfg.ItemKey = bulk.Key
+	}
+	// New checks the URL against a Request; requests are built from
+	// bulk.Request's Params, never by this one.
+	cfg.Request = func(T) (Params, error) {
+		return Params{}, errors.New("httpenrich: bulk mode builds requests per group")
+	}
+	e, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	maxReq := bulk.MaxRequestBytes
+	if maxReq == 0 {
+		maxReq = DefaultMaxRequestBytes
+	}
+	return &BulkEnricher[T, B, R]{Enricher: e, bulk: bulk, maxReq: maxReq, idem: idem}, nil
+}
+
+// BulkSize returns Bulk.MaxItems.
+func (b *BulkEnricher[T, B, R]) BulkSize() int { return b.bulk.MaxItems }
+
+// Enrich enriches one item with a request for it alone.
+func (b *BulkEnricher[T, B, R]) Enrich(ctx context.Context, item T) (R, error) {
+	vals, errs := b.EnrichBulk(ctx, []T{item})
+	return vals[0], errs[0]
+}
+
+// EnrichBulk sends one request for items (more when it exceeds
+// Bulk.MaxRequestBytes), with retries, and returns each item's result or
+// error, matched by key. Every error is an *Error classified as Enrich's
+// are.
+func (b *BulkEnricher[T, B, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error) {
+	vals, errs := make([]R, len(items)), make([]error, len(items))
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = b.bulk.Key(it)
+	}
+	b.group(ctx, items, keys, vals, errs)
+	return vals, errs
+}
+
+// group enriches items, whose keys are keys, into vals and errs.
+func (b *BulkEnricher[T, B, R]) group(ctx context.Context, items []T, keys []string, vals []R, errs []error) {
+	e := b.Enricher
+	failAll := func(err error) {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	p, err := b.bulk.Request(items)
+	if err != nil {
+		failAll(e.requestError(err))
+		return
+	}
+	c := &call[B]{maxBody: e.maxBody}
+	var idem func() (string, error)
+	if b.idem {
+		idem = func() (string, error) { return groupKey(ctx, keys) }
+	}
+	req, err := e.buildRequest(httpx.WithState(ctx, &c.st), c, p, idem)
+	if err != nil {
+		failAll(e.requestError(err))
+		return
+	}
+	if size := len(req.URL.String()) + int(req.ContentLength); size > b.maxReq {
+		if len(items) > 1 {
+			h := len(items) / 2
+			b.group(ctx, items[:h], keys[:h], vals[:h], errs[:h])
+			b.group(ctx, items[h:], keys[h:], vals[h:], errs[h:])
+			return
+		}
+		failAll(classed(&Error{Method: e.method, URL: redact.String(e.tmpl.String()), Reason: ReasonRequest,
+			Err: fmt.Errorf("the request for one item takes %d bytes, more than Bulk.MaxRequestBytes (%d)", size, b.maxReq)},
+			batchenrich.ClassPermanent))
+		return
+	}
+	if err := e.send(ctx, c, req); err != nil {
+		failAll(err)
+		return
+	}
+	newErr := func() *Error {
+		return &Error{Method: e.method, URL: redact.String(req.URL.String()), Status: c.st.Status, Attempts: c.st.Attempts}
+	}
+	entries, err := b.bulk.Entries(c.resp.Raw)
+	if err != nil {
+		he := newErr()
+		he.Status, he.Reason, he.Err = c.resp.Status, ReasonMalformed, err
+		failAll(classed(he, batchenrich.ClassPermanent))
+		return
+	}
+	byKey := make(map[string]int, len(entries))
+	for i, en := range entries {
+		if _, dup := byKey[en.Key]; !dup {
+			byKey[en.Key] = i // the first entry of a key wins
+		}
+	}
+	for i, it := range items {
+		k, ok := byKey[keys[i]]
+		if !ok {
+			he := newErr()
+			he.Status, he.Reason, he.Err = c.resp.Status, ReasonMissing, errors.New("the answer has no entry for the item's key")
+			errs[i] = classed(he, batchenrich.ClassPermanent)
+			continue
+		}
+		en := entries[k]
+		if en.Err != nil {
+			he := newErr()
+			he.Status, he.Reason, he.Err = c.resp.Status, ReasonItem, en.Err
+			class := batchenrich.Classify(en.Err)
+			if class == batchenrich.Unclassified {
+				class = batchenrich.ClassPermanent
+			}
+			errs[i] = classed(he, class)
+			continue
+		}
+		r := &Response[B]{Status: c.resp.Status, Header: c.resp.Header, Raw: en.Body, Attempts: c.st.Attempts}
+		vals[i], errs[i] = e.result(it, r, newErr)
+	}
+}
+
+// groupKey returns the Idempotency-Key of a group's request in the run of
+// ctx: IdempotencyKeyFor of the run key and the group's keys in order.
+func groupKey(ctx context.Context, keys []string) (string, error) {
+	for _, k := range keys {
+		if k == "" {
+			return "", errors.New("IdempotencyKey: an item's key is empty")
+		}
+	}
+	return idempotencyKey(ctx, func(ks []string) string { return "bulk:" + strings.Join(ks, "\x00") }, keys)
+}
+
+// JSONEntries returns a Bulk.Entries for the usual JSON answers: an array
+// of objects, at the top level when arrayField is "" or else under that
+// member of a top-level object, each object answering the item whose key
+// is its keyField member (a string, or a number as written in the JSON).
+// When errorField is not "" and an object's errorField member is present
+// and not null, false or "", the object is that item's error (its text, or
+// the JSON as written when it is not a string). For example, for
+// {"profiles":[{"id":1,"name":"Ada"},{"id":2,"error":"not found"}]}:
+//
+//	httpenrich.JSONEntries("profiles", "id", "error")
+//
+// An object without the key field makes the whole answer malformed.
+func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]Entry, error) {
+	return func(raw []byte) ([]Entry, error) {
+		arr := json.RawMessage(raw)
+		if arrayField != "" {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &obj); err != nil {
+				return nil, err
+			}
+			var ok bool
+			if arr, ok = obj[arrayField]; !ok {
+				return nil, fmt.Errorf("the answer has no %q member", arrayField)
+			}
+		}
+		var elems []json.RawMessage
+		if err := json.Unmarshal(arr, &elems); err != nil {
+			return nil, err
+		}
+		out := make([]Entry, len(elems))
+		for i, el := range elems {
+			var o map[string]json.RawMessage
+			if err := json.Unmarshal(el, &o); err != nil {
+				return nil, fmt.Errorf("entry %d: %w", i, err)
+			}
+			kraw, ok := o[keyField]
+			if !ok {
+				return nil, fmt.Errorf("entry %d has no %q member", i, keyField)
+			}
+			key, err := keyText(kraw)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d: %q: %w", i, keyField, err)
+			}
+			en := Entry{Key: key, Body: el}
+			if errorField != "" {
+				if eraw, ok := o[errorField]; ok {
+					switch t := strings.TrimSpace(string(eraw)); t {
+					case "null", "false", `""`:
+					default:
+						var s string
+						if json.Unmarshal(eraw, &s) != nil {
+							s = t
+						}
+						en.Err = errors.New(s)
+					}
+				}
+			}
+			out[i] = en
+		}
+		return out, nil
+	}
+}
+
+// keyText returns a JSON string's text, or a number as written.
+func keyText(raw json.RawMessage) (string, error) {
+	t := strings.TrimSpace(string(raw))
+	if strings.HasPrefix(t, `"`) {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	if _, err := strconv.ParseFloat(t, 64); err != nil {
+		return "", errors.New("neither a string nor a number")
+	}
+	return t, nil
+}
