@@ -105,7 +105,7 @@ func (ov *overlapper[T, R]) start(ctx context.Context, b Batch[T, R], items []T,
 		if serr := ov.settle(nil); serr != nil {
 			return st.traceBatchEnd(bctx, br, serr)
 		}
-		st.rep.add(br)
+		st.record(br, false)
 		return st.traceBatchEnd(bctx, br, err)
 	}
 	en := st.startEnrich(bctx, b.Number, items, ov.slots)
@@ -138,7 +138,7 @@ func (ov *overlapper[T, R]) finish(bctx context.Context, b Batch[T, R], done boo
 		}
 	}
 	if err != nil {
-		st.rep.add(br)
+		st.record(br, false)
 		return st.traceBatchEnd(bctx, br, err)
 	}
 	b.Results = results
@@ -176,12 +176,9 @@ func (st *run[T, R]) commit(bctx context.Context, b Batch[T, R], done bool, br *
 	return nil
 }
 
-// account adds a batch whose write returned err to the report.
+// account adds a batch whose write returned err to the report, and
+// returns err.
 func (st *run[T, R]) account(br BatchReport, err error) error {
-	st.rep.add(br)
-	if err != nil {
-		return err
-	}
-	st.rep.BatchesRun++
-	return nil
+	st.record(br, err == nil)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,12 +71,64 @@ type window[T any] struct {
 }
 
 // run holds the state of one call to Run.
+//
+// Who owns what. The goroutine that called Run reads the Source's windows
+// (through the read goroutines, which hand each window over a channel),
+// starts each batch, and returns. A batch ends (its enrichment waited for,
+// the batch written and accounted) in that goroutine too, or with
+// Options.Overlap in a goroutine of its own (see overlapper), concurrently
+// with the next batch's start and with the Run goroutine. The Enricher's
+// workers and Options.Events senders run concurrently with all of them.
+// So:
+//   - Runner, the embedded configuration, and tracing are set before the
+//     first batch starts and only read afterwards: shared without a lock.
+//   - rep is guarded by mu, whoever touches it: the Run goroutine sets its
+//     run-level fields, the goroutine ending a batch adds that batch
+//     (record), and Run copies it out at the end (report), after loop has
+//     waited for every goroutine of the run. The lock keeps the report
+//     whole whatever goroutine ends a batch; the order of its Batches is
+//     the order in which batches end, which is batch order (with Overlap
+//     each batch ends after the one before: see overlapper.finish).
+//   - dropped and oneTx are atomic: events are dropped from any goroutine,
+//     and oneTx is cleared by the write of whichever batch finds that the
+//     Sink cannot share the checkpoint's transaction.
+//   - The state of one batch in flight (its results, its BatchReport, its
+//     enrichment's counters) belongs to that batch: see enrichment and,
+//     with Overlap, flight.
 type run[T, R any] struct {
 	*Runner[T, R]
-	rep     Report
-	dropped atomic.Int64
-	atomic  bool // still committing batches with their checkpoint in one transaction
-	tracing      // Options.Tracer, nil when unset
+	tracing // Options.Tracer, nil when unset
+
+	mu  sync.Mutex
+	rep Report // guarded by mu
+
+	dropped atomic.Int64 // events dropped (Report.EventsDropped)
+	oneTx   atomic.Bool  // still committing batches with their checkpoint in one transaction
+}
+
+// update changes the run's report under its lock.
+func (st *run[T, R]) update(f func(*Report)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(&st.rep)
+}
+
+// report returns a copy of the run's report.
+func (st *run[T, R]) report() Report {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.rep
+}
+
+// record adds batch br to the run's report, counting it as run when its
+// write succeeded.
+func (st *run[T, R]) record(br BatchReport, written bool) {
+	st.update(func(r *Report) {
+		r.add(br)
+		if written {
+			r.BatchesRun++
+		}
+	})
 }
 
 // Run processes the Source batch after batch until it is exhausted, the
@@ -90,7 +143,8 @@ type run[T, R any] struct {
 //
 // When ctx ends, no new enrichment starts, in-flight ones see the cancelled
 // context, the current batch is not written, and Run returns an error for
-// which errors.Is(err, ctx.Err()) holds.
+// which errors.Is(err, ctx.Err()) holds; the error the Source or Sink
+// returned meanwhile, if any, is kept in it as well (errors.Is finds it).
 //
 // With Options.Overlap, two batches may be in flight at once, and the run
 // stops at the first of them, in batch order, that stops it: when batch n
@@ -116,43 +170,57 @@ type run[T, R any] struct {
 // the batches handled until then.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
-	st.rep.Started = time.Now()
+	st.rep.Started = time.Now() // st is not shared yet
 	ctx, ri := withRunInfo(ctx, r.opts, st.emit)
 	if r.opts.Tracer != nil {
 		var terr error
 		if ctx, terr = st.traceRunStart(ctx); terr != nil {
-			return st.rep, terr
+			return st.report(), terr
 		}
 		defer func() { err = st.traceRunEnd(ctx, rep, err) }() // after rep is set below
 	}
 	defer func() {
-		st.rep.Limits = ri.reportLimits()
-		st.rep.Duration = time.Since(st.rep.Started)
-		st.rep.EventsDropped = int(st.dropped.Load())
-		st.rep.Atomic = st.atomic && st.rep.BatchesRun > 0
-		rep = st.rep
+		// Every goroutine of the run has ended: loop waits for them.
+		st.update(func(r *Report) {
+			r.Limits = ri.reportLimits()
+			r.Duration = time.Since(r.Started)
+			r.EventsDropped = int(st.dropped.Load())
+			r.Atomic = st.oneTx.Load() && r.BatchesRun > 0
+		})
+		rep = st.report()
 	}()
 	if err := ctx.Err(); err != nil {
-		return st.rep, err
+		return rep, err
 	}
 	if !r.checked {
 		if err := r.check(ctx); err != nil {
-			return st.rep, err
+			return rep, err
 		}
 	}
 	if r.opts.Checkpoints != nil {
 		if err := claimRun(ctx, r.opts); err != nil {
-			return st.rep, err
+			return rep, err
 		}
 		unlock, lerr := lockRun(ctx, r.opts, "")
 		if lerr != nil {
-			return st.rep, lerr
+			return rep, lerr
 		}
 		if unlock != nil {
 			defer func() { err = unlockRun(err, unlock, r.opts.RunKey) }()
 		}
 	}
-	return st.rep, st.loop(ctx)
+	return rep, st.loop(ctx) // rep is set by the deferred report
+}
+
+// endedWith returns err, the error of user code called with ctx, so that
+// errors.Is(result, ctx.Err()) holds once ctx has ended: err itself if it
+// wraps ctx.Err() already, else ctx.Err() joined with err, which keeps its
+// cause: "context canceled (connection reset)".
+func endedWith(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
 }
 
 // batchError returns a *BatchError for batch num of this run.
@@ -165,16 +233,15 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	log := o.Logger
 	var cp Checkpoint // only its Batch, Cursor and Done are read
 	if o.Checkpoints != nil {
-		st.atomic = true
+		st.oneTx.Store(true)
 		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
 			return st.batchError(1, StageCheckpoint, err)
 		}
 		if err := CheckResume(cp, o); err != nil {
 			return err
 		}
-		st.rep.BatchesSkipped = cp.Batch
+		st.update(func(r *Report) { r.BatchesSkipped, r.AlreadyDone = cp.Batch, cp.Done })
 		if cp.Done {
-			st.rep.AlreadyDone = true
 			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.RunKey, "batches", cp.Batch)
 			return nil
 		}
@@ -204,7 +271,7 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		// The cap was reached by the batches of an earlier run: nothing is
 		// left to do under this cap. The checkpoint stays open, so a run
 		// with a larger cap goes on from here.
-		st.rep.AlreadyDone = true
+		st.update(func(r *Report) { r.AlreadyDone = true })
 		return nil
 	}
 	var pending <-chan window[T]
@@ -216,17 +283,18 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		}
 		w, waited, ok := receive(ctx, pending)
 		if !ok {
-			return st.batchError(num, StageRead, ctx.Err())
+			// The read sees ctx's end too, and Run waits for it
+			// before returning anyway: its error is the cause.
+			if w = <-pending; w.err == nil {
+				return st.batchError(num, StageRead, ctx.Err())
+			}
 		}
 		if !prefetched {
 			waited = w.dur // the run waited for the whole read
 		}
 		pending = nil
 		if w.err != nil {
-			if ctx.Err() != nil {
-				w.err = ctx.Err()
-			}
-			return st.batchError(num, StageRead, w.err)
+			return st.batchError(num, StageRead, endedWith(ctx, w.err))
 		}
 		if len(w.items) > o.BatchSize {
 			return st.batchError(num, StageRead, fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize))
@@ -284,7 +352,7 @@ func (st *run[T, R]) strict(ctx context.Context, b Batch[T, R], items []T, done 
 		b.Results, err = st.enrich(bctx, b.Number, items, &br)
 	}
 	if err != nil {
-		st.rep.add(br)
+		st.record(br, false)
 		return st.traceBatchEnd(bctx, br, err)
 	}
 	return st.account(br, st.commit(bctx, b, done, &br))
@@ -530,10 +598,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	start := time.Now()
 	defer func() { br.WriteDuration = time.Since(start) }()
 	fail := func(stage Stage, err error) error {
-		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-			err = fmt.Errorf("%w (%w)", cerr, err)
-		}
-		return st.batchError(b.Number, stage, err)
+		return st.batchError(b.Number, stage, endedWith(ctx, err))
 	}
 	// A cancelled batch is not written, even by a Sink that would not
 	// look at ctx.
@@ -548,7 +613,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		return nil
 	}
 	cp := st.checkpoint(b.Number, b.Next, done)
-	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.atomic {
+	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.oneTx.Load() {
 		err := guarded(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
 		if err == nil {
 			br.Written = len(b.Results)
@@ -559,7 +624,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		}
 		o.Logger.InfoContext(ctx, "batchenrich: sink cannot share the checkpoint transaction; at-least-once", "error", err)
 	}
-	st.atomic = false
+	st.oneTx.Store(false)
 	if err := ctx.Err(); err != nil {
 		return fail(StageWrite, err)
 	}
