@@ -2,16 +2,10 @@ module github.com/batchenrich/batchenrich/bench
 
 go 1.26.8
 
-replace github.com/batchenrich/batchenrich => ../
-
-replace github.com/batchenrich/batchenrich/otelenrich => ../otelenrich
-
-replace github.com/batchenrich/batchenrich/riverenrich => ../riverenrich
-
 require (
-	github.com/batchenrich/batchenrich v0.0.0-00010101000000-000000000000
-	github.com/batchenrich/batchenrich/otelenrich v0.0.0-00010101000000-000000000000
-	github.com/batchenrich/batchenrich/riverenrich v0.0.0-00010101000000-000000000000
+	github.com/batchenrich/batchenrich v0.1.0
+	github.com/batchenrich/batchenrich/otelenrich v0.1.0
+	github.com/batchenrich/batchenrich/riverenrich v0.1.0
 	github.com/destel/rill v0.7.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/jmoiron/sqlx v1.4.0

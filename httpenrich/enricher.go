@@ -15,7 +15,7 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/httpx"
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
 )

@@ -3,7 +3,7 @@ package httpenrich
 import (
 	"fmt"
 
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 	"github.com/hashicorp/go-retryablehttp"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/batchenrich/batchenrich"
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"

@@ -2,10 +2,8 @@ module github.com/batchenrich/batchenrich/riverenrich
 
 go 1.26.0
 
-replace github.com/batchenrich/batchenrich => ../
-
 require (
-	github.com/batchenrich/batchenrich v0.0.0-00010101000000-000000000000
+	github.com/batchenrich/batchenrich v0.1.0
 	github.com/jmoiron/sqlx v1.4.0
 	github.com/lib/pq v1.12.3
 	github.com/mccutchen/go-httpbin/v2 v2.18.3

@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/rivermigrate"
-
-	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
 // Migrate applies River's schema migrations (rivermigrate, up to the
@@ -27,7 +26,7 @@ func Migrate(ctx context.Context, db *sql.DB, schema string) (err error) {
 		return fmt.Errorf("riverenrich: migrate: %w", err)
 	}
 	defer conn.Close()
-	key := sqldialect.LockKey("riverenrich:migrate:" + schema)
+	key := lockKey("riverenrich:migrate:" + schema)
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
 		return fmt.Errorf("riverenrich: migrate: lock: %w", err)
 	}
@@ -40,4 +39,13 @@ func Migrate(ctx context.Context, db *sql.DB, schema string) (err error) {
 		return fmt.Errorf("riverenrich: migrate: %w", err)
 	}
 	return nil
+}
+
+// lockKey is the PostgreSQL advisory lock key of name: its FNV-1a hash, as
+// the root module's lock keys are made (its internal sqldialect.LockKey,
+// which another module may not import).
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64())
 }

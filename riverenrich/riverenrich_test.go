@@ -14,8 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batchenrich/batchenrich"
-	"github.com/batchenrich/batchenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/riverenrich"
+	"github.com/batchenrich/batchenrich/riverenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 

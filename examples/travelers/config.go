@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 )
 
 // config is the parsed command line.

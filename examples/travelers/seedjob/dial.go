@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 )
 
 // DialAPI checks that the profile API's host (raw is the -profile-url

@@ -10,7 +10,7 @@ import (
 	"github.com/batchenrich/batchenrich/batchenrichtest"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob/seedjobtest"
-	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/riverenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 

@@ -23,7 +23,7 @@ import (
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 	"go.uber.org/goleak"
 
-	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/riverenrich/internal/testdb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

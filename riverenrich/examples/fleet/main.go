@@ -56,7 +56,7 @@ import (
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/httpenrich"
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 	"github.com/batchenrich/batchenrich/riverenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )

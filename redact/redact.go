@@ -1,7 +1,15 @@
 // Package redact hides the secrets a user may type into a connection
 // string or a URL before it is shown: in a banner, an error, a summary, a
-// log record or a file name. It is the one function every part of
-// batchenrich uses for that.
+// log record or a file name. Every package and module of batchenrich
+// (httpenrich, otelenrich, the example programs) shows URLs and connection
+// strings through it, and a program built on batchenrich can do the same:
+//
+//	log.Printf("reading %s", redact.String(dsn))
+//	// reading postgres://app:xxxxx@db:5432/app?sslmode=disable
+//
+// String masks the credentials of one URL or libpq connection string, Text
+// every URL in a free text (an error's message), and Sensitive tells which
+// query parameter or keyword names are treated as credentials.
 package redact
 
 import (
