@@ -10,7 +10,7 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/httpx"
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 )
 
 // Bulk limits.
