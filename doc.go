@@ -23,7 +23,7 @@
 // PostgreSQL and SQLite; package httpenrich an Enricher making one retried
 // HTTP call per item; package batchenrichtest fakes for unit tests.
 //
-// A Source, Sink or CheckpointStore that is also a Checker is checked
+// A Source, Enricher, Sink or CheckpointStore that is also a Checker is checked
 // before any work: Run calls Check on each (sqlbatch's compare their
 // configuration with the database's catalog) and returns the first error
 // before it takes the run lock or reads anything.

@@ -1,7 +1,8 @@
 // Package sqlbatch connects batchenrich to SQL databases: a Source reading
 // a table or query in windows of a stable key order, a Sink writing each
-// batch in one transaction as a bulk upsert, and a CheckpointStore that
-// makes runs durable and gives one runner at a time each run key.
+// batch in one transaction as a bulk upsert, a CheckpointStore that
+// makes runs durable and gives one runner at a time each run key, and a
+// Lookup enriching items from another table by key.
 //
 // It supports PostgreSQL (github.com/lib/pq, or pgx through database/sql:
 // github.com/jackc/pgx/v5/stdlib) and SQLite (modernc.org/sqlite, pure
@@ -56,6 +57,17 @@
 // json/jsonb columns. WriteTx writes within your own transaction. Any error
 // — a constraint, a dropped connection, a cancelled context — rolls the
 // whole batch back and names it.
+//
+// # Lookup
+//
+// A Lookup is an Enricher that enriches items from another table or query
+// by key, one query per group of items (a batchenrich.BulkEnricher: the
+// Runner groups each batch by LookupConfig.MaxItems): "WHERE key =
+// ANY(CAST(? AS type[]))" on PostgreSQL, the keys bound as one array,
+// "WHERE key IN (?, …)" on SQLite. Rows are read into the result type by
+// its `db` tags, as a Source reads items, and matched to items by key; a
+// key with no row fails its item (or, with ZeroIfMissing, gives the zero
+// result). Its names are checked against the catalog before any work.
 //
 // # Durable runs
 //

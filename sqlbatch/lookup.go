@@ -1,0 +1,349 @@
+package sqlbatch
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/sqldialect"
+)
+
+// LookupConfig configures a Lookup. Names are quoted and checked against
+// the catalog as SourceConfig's are; values are always bound parameters.
+type LookupConfig[T any] struct {
+	// Table is the table or view to look items up in, optionally
+	// schema-qualified. Set Table or Query, not both.
+	Table string
+
+	// Query is a SELECT to look items up in instead of a table, trusted
+	// SQL text with '?' placeholders whose values are Args, as
+	// SourceConfig.Query.
+	Query string
+
+	// Args are the values of Query's placeholders.
+	Args []any
+
+	// Key is the column each item's key is looked up in. Required. It
+	// must map to a field of the result type through its `db` tag, so
+	// that each row is matched to its items; its values should be unique
+	// (a key with several rows fails its items).
+	Key string
+
+	// ItemKey returns an item's key, bound as a parameter and compared
+	// with the Key column. Required. A row answers an item when the text
+	// of its Key field (fmt.Sprint) equals that of the item's key, so an
+	// int item key matches an int64 column field.
+	ItemKey func(item T) any
+
+	// Filter restricts the rows looked up in, as SourceConfig.Filter.
+	Filter map[string]any
+
+	// Columns lists the columns to select; each needs a field of the
+	// result type. Empty means every column, each with a field and each
+	// field with a column, which Check verifies.
+	Columns []string
+
+	// MaxItems is the most items looked up in one query: the Lookup's
+	// BulkSize. Zero means 100. At most what the database binds in one
+	// statement, less Filter's and Args's values.
+	MaxItems int
+
+	// ZeroIfMissing makes an item whose key has no row a success with the
+	// zero result. By default it is a failure, permanent, whose reason
+	// says so.
+	ZeroIfMissing bool
+}
+
+// Lookup is a batchenrich.Enricher[T, R] that enriches items from another
+// table or query by key, one query per group of items: a
+// batchenrich.BulkEnricher, so a Runner looks up to LookupConfig.MaxItems
+// items in one "WHERE key = ANY(…)" on PostgreSQL (the keys bound as one
+// array) or "WHERE key IN (?, ?, …)" on SQLite. R is a struct (or pointer
+// to struct) whose fields carry sqlx `db` tags, read as a Source reads
+// its items. It is a batchenrich.Checker: the Runner checks its names
+// against the catalog before any work. It is safe for concurrent use.
+type Lookup[T, R any] struct {
+	src      *Source[R] // its configuration, columns, Check and key field
+	itemKey  func(T) any
+	max      int
+	zero     bool
+	keyType  string // PostgreSQL: the Key column's type, for the array's cast
+	checked  onceOK
+	keyTable bool // the key's type comes from the Table (else from Query)
+}
+
+var _ batchenrich.BulkEnricher[int, struct{}] = (*Lookup[int, struct{}])(nil)
+
+// errNoRow is the reason of an item whose key has no row.
+var errNoRow = errors.New("sqlbatch: lookup: no row for the item's key")
+
+// NewLookup returns a Lookup reading db as cfg says. It validates cfg and
+// returns a *ConfigError (Config "LookupConfig") naming the first bad
+// field. It does not touch the database: Check compares cfg with the
+// catalog, and runs before the first lookup if nobody called it earlier.
+func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err error) {
+	defer func() { err = inConfig("LookupConfig", err) }()
+	switch {
+	case cfg.Key == "":
+		return nil, configErr("Key", "required: the column items are looked up by", nil)
+	case cfg.ItemKey == nil:
+		return nil, configErr("ItemKey", "required", nil)
+	case cfg.MaxItems < 0:
+		return nil, configErr("MaxItems", "must not be negative", nil)
+	}
+	src, err := NewSource[R](db, SourceConfig{Table: cfg.Table, Query: cfg.Query, Args: cfg.Args,
+		Key: []string{cfg.Key}, Filter: cfg.Filter, Columns: cfg.Columns})
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.Config = "" // set again to LookupConfig
+			if ce.Field == "Key[0]" {
+				ce.Field = "Key"
+			}
+			if ce.Field == "T" {
+				ce.Field = "R"
+			}
+		}
+		return nil, err
+	}
+	src.config = "LookupConfig"
+	max := cfg.MaxItems
+	if max == 0 {
+		max = 100
+	}
+	if room := src.d.MaxParams() - len(src.baseArg); src.d.Kind == sqldialect.SQLite && max > room {
+		return nil, configErr("MaxItems", fmt.Sprintf("%d: SQLite binds at most %d values in one statement (%d left beside Filter and Args)", max, src.d.MaxParams(), room), nil)
+	}
+	return &Lookup[T, R]{src: src, itemKey: cfg.ItemKey, max: max, zero: cfg.ZeroIfMissing, keyTable: cfg.Table != ""}, nil
+}
+
+// Check checks the configuration against the database, as Source.Check
+// does (the table or query, Key, Filter and Columns, and the fields of R),
+// and on PostgreSQL learns the Key column's type. It returns a
+// *ConfigError naming the first problem. Once it has succeeded it does
+// nothing more.
+func (l *Lookup[T, R]) Check(ctx context.Context) error {
+	return l.checked.do(func() error {
+		if err := l.src.Check(ctx); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) && ce.Field == "Key[0]" {
+				ce.Field = "Key"
+			}
+			return err
+		}
+		if l.src.d.Kind != sqldialect.PostgreSQL {
+			return nil
+		}
+		t, err := l.keyColumnType(ctx)
+		if err != nil {
+			return inConfig("LookupConfig", err)
+		}
+		l.keyType = t
+		return nil
+	})
+}
+
+// keyColumnType returns the PostgreSQL type of the Key column.
+func (l *Lookup[T, R]) keyColumnType(ctx context.Context) (string, error) {
+	s := l.src
+	key := s.keys[0]
+	if l.keyTable {
+		info, err := s.d.Describe(ctx, s.db, s.table)
+		if err != nil {
+			return "", configErr("Table", "", err)
+		}
+		c, ok := info.Column(key)
+		if !ok {
+			return "", configErr("Key", noColumn(s.table, key, info), nil)
+		}
+		return c.Type, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind("SELECT "+s.key[0]+" FROM "+s.from+" LIMIT 0"), s.qArgs...)
+	if err != nil {
+		return "", configErr("Query", "cannot run", err)
+	}
+	defer rows.Close()
+	cts, err := rows.ColumnTypes()
+	if err != nil || len(cts) != 1 || cts[0].DatabaseTypeName() == "" {
+		return "", configErr("Key", fmt.Sprintf("cannot learn the type of Query's column %q", key), err)
+	}
+	return cts[0].DatabaseTypeName(), nil
+}
+
+// BulkSize returns LookupConfig.MaxItems.
+func (l *Lookup[T, R]) BulkSize() int { return l.max }
+
+// Enrich looks one item up.
+func (l *Lookup[T, R]) Enrich(ctx context.Context, item T) (R, error) {
+	vals, errs := l.EnrichBulk(ctx, []T{item})
+	return vals[0], errs[0]
+}
+
+// EnrichBulk looks items up in one query and returns each item's row, or
+// its error: a key with no row fails permanently (unless ZeroIfMissing),
+// a key with several rows fails permanently, a failed query fails every
+// item, transient (unless the context ended).
+func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error) {
+	vals, errs := make([]R, len(items)), make([]error, len(items))
+	failAll := func(err error) ([]R, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return vals, errs
+	}
+	if err := l.Check(ctx); err != nil {
+		return failAll(batchenrich.Fatal(err))
+	}
+	keys := make([]any, 0, len(items))
+	texts := make([]string, len(items))
+	want := make(map[string]bool, len(items))
+	for i, it := range items {
+		k := l.itemKey(it)
+		if k == nil {
+			errs[i] = batchenrich.Permanent(errors.New("sqlbatch: lookup: the item's key is nil"))
+			continue
+		}
+		texts[i] = keyString(k)
+		if !want[texts[i]] {
+			want[texts[i]] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return vals, errs
+	}
+	q, args, err := l.query(keys)
+	if err != nil {
+		return failAll(batchenrich.Fatal(err))
+	}
+	var rows []R
+	if err := l.src.db.SelectContext(ctx, &rows, q, args...); err != nil {
+		err = fmt.Errorf("sqlbatch: lookup of %d keys: %w", len(keys), err)
+		if ctx.Err() != nil {
+			return failAll(err)
+		}
+		return failAll(batchenrich.Transient(err))
+	}
+	byKey := make(map[string]int, len(rows))
+	for j := range rows {
+		v := reflect.ValueOf(&rows[j]).Elem()
+		for v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		f, ok := fieldAt(v, l.src.keyPath[0])
+		if !ok || v.Kind() == reflect.Pointer {
+			continue
+		}
+		t := keyString(f.Interface())
+		if _, dup := byKey[t]; dup {
+			byKey[t] = -1
+			continue
+		}
+		byKey[t] = j
+	}
+	for i := range items {
+		if errs[i] != nil {
+			continue
+		}
+		j, ok := byKey[texts[i]]
+		switch {
+		case !ok && l.zero:
+		case !ok:
+			errs[i] = batchenrich.Permanent(errNoRow)
+		case j < 0:
+			errs[i] = batchenrich.Permanent(errors.New("sqlbatch: lookup: several rows for the item's key"))
+		default:
+			vals[i] = rows[j]
+		}
+	}
+	return vals, errs
+}
+
+// query returns the SELECT of the rows of keys, rebound.
+func (l *Lookup[T, R]) query(keys []any) (string, []any, error) {
+	s := l.src
+	args := append(make([]any, 0, len(s.baseArg)+len(keys)), s.baseArg...)
+	var b strings.Builder
+	b.WriteString(s.base)
+	if s.hasCond {
+		b.WriteString(" AND ")
+	} else {
+		b.WriteString(" WHERE ")
+	}
+	b.WriteString(s.key[0])
+	if s.d.Kind == sqldialect.PostgreSQL {
+		// One array parameter, sent as text and cast to the column's
+		// type: the same statement text whatever the number of keys,
+		// with either driver.
+		lit, err := pgArray(keys)
+		if err != nil {
+			return "", nil, err
+		}
+		b.WriteString(" = ANY(CAST(? AS " + l.keyType + "[]))")
+		args = append(args, lit)
+	} else {
+		b.WriteString(" IN (")
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("?")
+			args = append(args, k)
+		}
+		b.WriteString(")")
+	}
+	return s.d.Rebind(b.String()), args, nil
+}
+
+// keyString is the text keys are matched by.
+func keyString(v any) string {
+	switch k := v.(type) {
+	case string:
+		return k
+	case []byte:
+		return string(k)
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
+	return fmt.Sprint(rv.Interface())
+}
+
+// pgArray returns keys as a PostgreSQL array literal of quoted elements:
+// {"1","2"}.
+func pgArray(keys []any) (string, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if v, ok := k.(driver.Valuer); ok {
+			var err error
+			if k, err = v.Value(); err != nil {
+				return "", fmt.Errorf("sqlbatch: lookup: key %d: %w", i, err)
+			}
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		s := keyString(k)
+		if strings.ContainsRune(s, 0) {
+			return "", fmt.Errorf("sqlbatch: lookup: key %d contains a NUL byte", i)
+		}
+		b.WriteByte('"')
+		for _, r := range s {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
