@@ -11,9 +11,15 @@ const Kind = "batchenrich_partition"
 
 // PartitionArgs are the arguments of the River job that works on one
 // partition of a run. Jobs are unique by run key and partition (River's
-// UniqueOpts.ByArgs over the fields tagged river:"unique"), so enqueueing
-// a run twice inserts its jobs once.
+// UniqueOpts.ByArgs over the fields tagged river:"unique"), whatever
+// their job: enqueueing a run twice inserts its jobs once, and a run key
+// belongs to one job.
 type PartitionArgs struct {
+	// Job is the job the run belongs to (Config.Job) and Fingerprint its
+	// definition's (Config.Fingerprint): only a worker of the same job
+	// and fingerprint runs the partition.
+	Job         string `json:"job"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Run is the run key (batchenrich.Options.RunKey).
 	Run string `json:"run" river:"unique"`
 	// Partition is the partition's index, from 0.

@@ -60,7 +60,7 @@ func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 			return nil, fmt.Errorf("riverenrich: %w", err)
 		}
 		rc.Workers = workers
-		rc.Queues = map[string]river.QueueConfig{cfg.Queue: {MaxWorkers: cfg.MaxPartitions}}
+		rc.Queues = map[string]river.QueueConfig{cfg.queue(): {MaxWorkers: cfg.MaxPartitions}}
 	}
 	rv, err := river.NewClient(riverdatabasesql.New(cfg.DB), rc)
 	if err != nil {

@@ -13,8 +13,13 @@ import (
 
 // Defaults used for zero-valued Config fields.
 const (
-	// DefaultQueue is the River queue of partition jobs.
-	DefaultQueue = "batchenrich"
+	// QueuePrefix begins the name of the River queue of a job's
+	// partition jobs: QueuePrefix + Config.Job.
+	QueuePrefix = "batchenrich_"
+
+	// DefaultNoWorker is how long Wait lets a run's jobs wait for a
+	// worker (see WaitOptions.NoWorker).
+	DefaultNoWorker = 30 * time.Second
 
 	// DefaultMaxPartitions is how many partition jobs one process works
 	// on at once (the River queue's MaxWorkers).
@@ -59,6 +64,24 @@ type Config[T, R any] struct {
 	// River's tables (see Migrate) and the checkpoints. Required.
 	DB *sql.DB
 
+	// Job names the job this Client enqueues and works on: what defines
+	// its results (its Source, Enricher and Sink). Its partition jobs
+	// carry it and go to River queue QueuePrefix + Job, so a Client works
+	// only on its own job's runs, never on another job's sharing the
+	// database; a partition job of another job or Fingerprint that
+	// reaches it is cancelled, not run. Lower-case letters and digits,
+	// words separated by single '-' or '_', at most 52 characters (a River
+	// queue name). Required.
+	Job string
+
+	// Fingerprint, optional, identifies the definition of Job (a version
+	// of its configuration): the Client enqueues it with each partition
+	// job, a worker whose Fingerprint differs cancels the job instead of
+	// running it, and it is each partition's Options.Fingerprint unless
+	// Options sets one (recorded with the checkpoints, so a run is never
+	// resumed under another).
+	Fingerprint string
+
 	// Store keeps the partitions' checkpoints; it must also be a
 	// batchenrich.Locker whose locks end with their holder's process
 	// (sqlbatch.CheckpointStore on DB: a session advisory lock). The run
@@ -80,8 +103,12 @@ type Config[T, R any] struct {
 	Sink func(ctx context.Context, job Job) (batchenrich.Sink[T, R], error)
 
 	// Options returns the Runner options of the job's partition (batch
-	// size, cap, per-partition concurrency, …). RunKey, Partition,
-	// Checkpoints and LockWait are set by the Client. Nil means the
+	// size, cap, per-partition concurrency, …) from its Params. RunKey,
+	// Partition, Checkpoints and LockWait are set by the Client, and
+	// Fingerprint when Options leaves it empty (Config.Fingerprint). An
+	// enqueuing Client with Options refuses a run whose checkpoints were
+	// recorded with other settings, and names the settings that differ
+	// when a run is enqueued again with other params. Nil means the
 	// defaults.
 	Options func(job Job) (batchenrich.Options, error)
 
@@ -103,10 +130,6 @@ type Config[T, R any] struct {
 	// off (River's own rescuer then frees them after
 	// RescueStuckJobsAfter, one hour by default).
 	TakeoverInterval time.Duration
-
-	// Queue is the River queue of partition jobs. Empty means
-	// DefaultQueue.
-	Queue string
 
 	// Schema is the schema of River's tables. Empty means the
 	// connection's search_path.
@@ -143,6 +166,8 @@ func (c *Config[T, R]) withDefaults() error {
 		return bad("DB", "required")
 	case c.Store == nil:
 		return bad("Store", "required")
+	case !validJob(c.Job):
+		return bad("Job", fmt.Sprintf("%q: must be lower-case letters and digits, words separated by single '-' or '_', at most %d characters", c.Job, maxJob))
 	case c.Concurrency < 0 || c.Concurrency > batchenrich.MaxConcurrency:
 		return bad("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", c.Concurrency, batchenrich.MaxConcurrency))
 	case c.MaxPartitions < 0:
@@ -170,11 +195,35 @@ func (c *Config[T, R]) withDefaults() error {
 	if c.TakeoverInterval == 0 {
 		c.TakeoverInterval = DefaultTakeoverInterval
 	}
-	if c.Queue == "" {
-		c.Queue = DefaultQueue
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
 }
+
+// maxJob is the longest job name: River's queue names have at most 64
+// characters, QueuePrefix included.
+const maxJob = 64 - len(QueuePrefix)
+
+// validJob reports whether job can name a job (and, after QueuePrefix, a
+// River queue).
+func validJob(job string) bool {
+	if job == "" || len(job) > maxJob {
+		return false
+	}
+	sep := true // no separator first
+	for _, r := range job {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			sep = false
+		case (r == '-' || r == '_') && !sep:
+			sep = true
+		default:
+			return false
+		}
+	}
+	return !sep
+}
+
+// queue is the River queue of the Client's partition jobs.
+func (c *Config[T, R]) queue() string { return QueuePrefix + c.Job }

@@ -6,21 +6,59 @@
 //
 // # Model
 //
-// A run split into P partitions (batchenrich.Options.Partition) is P River
-// jobs of kind Kind, one per partition, unique by run key and partition:
-// enqueueing a run twice (Client.Enqueue, or Client.EnqueueTx inside the
-// caller's transaction) inserts its jobs once, as long as River keeps them
-// (see EnqueueTx: a cancelled or discarded job, or a completed one past
-// River's retention, is inserted again, and resumes its partition from
-// its checkpoint). Enqueueing first checks the
-// partition count recorded for the run (batchenrich.ClaimPartitions) and
-// refuses another one with batchenrich.ErrPartitionsChanged.
+// A Client serves one job (Config.Job): the name of what defines a run's
+// results — its Source, Enricher and Sink — with, optionally, a
+// Fingerprint of that definition's version. A run of the job split into P
+// partitions (batchenrich.Options.Partition) is P River jobs of kind
+// Kind, one per partition, in the job's own River queue (QueuePrefix +
+// Job), carrying the job's name and Fingerprint (PartitionArgs), unique
+// by run key and partition whatever their job: enqueueing a run twice
+// (Client.Enqueue, or Client.EnqueueTx inside the caller's transaction)
+// inserts its jobs once, as long as River keeps them (see EnqueueTx: a
+// cancelled or discarded job, or a completed one past River's retention,
+// is inserted again, and resumes its partition from its checkpoint).
+//
+// A run key belongs to one job and one definition. Enqueueing first
+// checks the partition count recorded for the run
+// (batchenrich.ClaimPartitions) and refuses another one with
+// batchenrich.ErrPartitionsChanged; it refuses a run whose jobs exist
+// with another job, Fingerprint or params, and (for a Client with
+// Options) one whose checkpoints were recorded with other settings, with
+// an error wrapping batchenrich.ErrCheckpointMismatch saying what differs
+// in the core's words ("BatchSize 20 (this run: 50)"), instead of
+// reporting duplicates that would run the first enqueue's settings.
+//
+// A worker works only on its own job: it fetches from its job's queue
+// only, and cancels, without running it, a partition job of another job
+// or Fingerprint that reaches it (inserted by hand). A run enqueued for a
+// job no worker serves waits in the queue; Client.Wait reports it after
+// WaitOptions.NoWorker (ErrNoWorker).
 //
 // A job runs its partition's batchenrich.Runner, holding the partition's
 // run lock, with the guarantees of a Runner: strict batch order and
 // numbering within the partition, each batch committed with its
 // checkpoint. Concurrency bounds the enrichments in flight over every
 // partition a process works on.
+//
+// # Errors reach the waiter
+//
+// A partition that fails with an error another attempt would meet again
+// is ended at once — cancelled in River (river.JobCancel), not retried —
+// with its error recorded in the job: a configuration its Source, Sink or
+// CheckpointStore refused (a Checker's error, sqlbatch.ErrInvalidConfig,
+// batchenrich.ErrInvalidOptions), a checkpoint recorded with another
+// partition count or other settings, a batch stopped by the failure
+// policy (batchenrich.ErrTooManyFailures) or because every item failed
+// (batchenrich.ErrAllFailed: an API that is down, a wrong URL), and a
+// batchenrich.Fatal error. Client.Wait returns at its next look with that
+// error, naming the partition; fix the cause and enqueue the run again to
+// resume it from its checkpoint. Other errors (a database that cannot be
+// reached, a Source read that failed) are retried, attempt n after n
+// seconds (at most RetryMax), up to River's MaxAttempts. The errors River
+// records have the credentials of any URL in them masked. While it
+// waits, Client.Status (and WaitOptions.Progress) shows each partition's
+// job state, attempt, last committed batch and last error; an interrupted
+// Wait's error lists the unfinished partitions' last errors.
 //
 // # Slices
 //

@@ -1,14 +1,18 @@
 package riverenrich
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/batchenrich/batchenrich"
 )
@@ -26,13 +30,22 @@ type Enqueued struct {
 }
 
 // EnqueueTx inserts, within tx, one job per partition of run (River's
-// InsertManyTx), each unique by run and partition, so that enqueueing a
-// run again inserts nothing while River keeps its jobs: River's default
-// unique states leave out cancelled and discarded jobs, and its cleaner
-// deletes completed jobs after river.Config.CompletedJobRetentionPeriod (24 h
-// by default). A job inserted again then resumes its partition from its
-// checkpoint: nothing committed is enriched twice. params, if not nil,
-// is JSON-encoded into PartitionArgs.Params.
+// InsertManyTx) in the queue of the Client's Job, each unique by run and
+// partition, so that enqueueing a run again inserts nothing while River
+// keeps its jobs: River's default unique states leave out cancelled and
+// discarded jobs, and its cleaner deletes completed jobs after
+// river.Config.CompletedJobRetentionPeriod (24 h by default). A job
+// inserted again then resumes its partition from its checkpoint: nothing
+// committed is enriched twice. params, if not nil, is JSON-encoded into
+// PartitionArgs.Params.
+//
+// A run is one job's, with one definition: EnqueueTx refuses, with an
+// error wrapping batchenrich.ErrCheckpointMismatch that says what differs,
+// a run whose jobs exist with another Job, Fingerprint or params (River
+// would keep the first enqueue's and silently run those), and, when the
+// Client has Options, a run whose partitions' checkpoints were recorded
+// with other settings (batchenrich.CheckResume's error, the one the
+// worker would meet). The caller then rolls tx back (Enqueue does).
 //
 // First, outside tx, it checks the partition count recorded for run
 // (batchenrich.ClaimPartitions): a run recorded with another count is
@@ -59,12 +72,15 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 	if err := batchenrich.ClaimPartitions(ctx, c.cfg.Store, run, partitions, 10*time.Second); err != nil {
 		return e, err // names the run and says what to do
 	}
+	if err := c.checkCheckpoints(ctx, run, partitions, raw); err != nil {
+		return e, err
+	}
 	many := make([]river.InsertManyParams, partitions)
 	for p := range partitions {
 		many[p] = river.InsertManyParams{
-			Args: PartitionArgs{Run: run, Partition: p, Partitions: partitions, Params: raw},
+			Args: PartitionArgs{Job: c.cfg.Job, Fingerprint: c.cfg.Fingerprint, Run: run, Partition: p, Partitions: partitions, Params: raw},
 			InsertOpts: &river.InsertOpts{
-				Queue:      c.cfg.Queue,
+				Queue:      c.cfg.queue(),
 				UniqueOpts: river.UniqueOpts{ByArgs: true},
 			},
 		}
@@ -75,11 +91,117 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 	}
 	for _, r := range res {
 		e.JobIDs = append(e.JobIDs, r.Job.ID)
-		if r.UniqueSkippedAsDuplicate {
-			e.Duplicates++
+		if !r.UniqueSkippedAsDuplicate {
+			continue
+		}
+		e.Duplicates++
+		var was PartitionArgs
+		if err := json.Unmarshal(r.Job.EncodedArgs, &was); err != nil {
+			return e, fmt.Errorf("riverenrich: enqueue run %q: read its job %d: %w", run, r.Job.ID, err)
+		}
+		if diff := c.argsDiff(was, raw); diff != "" {
+			return e, fmt.Errorf("riverenrich: enqueue run %q: %w: its jobs (job %d, %s) were enqueued with %s; "+
+				"they keep their first enqueue's: enqueue it with those, or start afresh under a new run key",
+				run, batchenrich.ErrCheckpointMismatch, r.Job.ID, r.Job.State, diff)
 		}
 	}
 	return e, nil
+}
+
+// options returns the Runner options of a partition of run as a worker
+// of this Client would set them: Config.Options of its params, the run
+// key, partition and Fingerprint (unless Options sets one).
+func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
+	var opts batchenrich.Options
+	if c.cfg.Options != nil {
+		var err error
+		if opts, err = c.cfg.Options(job); err != nil {
+			return opts, err
+		}
+	}
+	opts.RunKey, opts.Partition = job.Run, job.Partition
+	if opts.Fingerprint == "" {
+		opts.Fingerprint = c.cfg.Fingerprint
+	}
+	return opts, nil
+}
+
+// checkCheckpoints refuses, when the Client has Options, a run whose
+// partitions' checkpoints were recorded with other settings than params
+// give, with the error the worker's Runner would return.
+func (c *Client[T, R]) checkCheckpoints(ctx context.Context, run string, partitions int, params json.RawMessage) error {
+	if c.cfg.Options == nil {
+		return nil
+	}
+	for p := range partitions {
+		part := batchenrich.Partition{Index: p, Count: partitions}
+		opts, err := c.options(Job{Run: run, Partition: part, Params: params})
+		if err != nil {
+			return fmt.Errorf("riverenrich: enqueue run %q partition %s: options: %w", run, part, err)
+		}
+		cp, err := c.cfg.Store.Load(ctx, part.RunKey(run))
+		if err != nil {
+			return fmt.Errorf("riverenrich: enqueue run %q partition %s: %w", run, part, err)
+		}
+		if err := batchenrich.CheckResume(cp, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// argsDiff says how a run's existing job differs from what this Client
+// enqueues with params, in the words of batchenrich's checkpoint checks
+// ("BatchSize 20 (this run: 50)"); "" if it does not.
+func (c *Client[T, R]) argsDiff(was PartitionArgs, params json.RawMessage) string {
+	var diffs []string
+	if was.Job != c.cfg.Job {
+		diffs = append(diffs, "job "+strconv.Quote(was.Job)+" (this run: "+strconv.Quote(c.cfg.Job)+")")
+	}
+	if was.Fingerprint != c.cfg.Fingerprint {
+		diffs = append(diffs, "Fingerprint "+strconv.Quote(was.Fingerprint)+" (this run: "+strconv.Quote(c.cfg.Fingerprint)+")")
+	}
+	if len(diffs) > 0 || sameJSON(was.Params, params) {
+		return strings.Join(diffs, " and ")
+	}
+	// The params differ: name the Options they change, when the Client
+	// can tell.
+	part := batchenrich.Partition{Index: was.Partition, Count: was.Partitions}
+	before, err1 := c.options(Job{Run: was.Run, Partition: part, Params: was.Params})
+	after, err2 := c.options(Job{Run: was.Run, Partition: part, Params: params})
+	if c.cfg.Options != nil && err1 == nil && err2 == nil {
+		for _, o := range []struct {
+			name      string
+			was, this int
+		}{
+			{"BatchSize", cmp.Or(before.BatchSize, batchenrich.DefaultBatchSize), cmp.Or(after.BatchSize, batchenrich.DefaultBatchSize)},
+			{"MaxBatches", before.MaxBatches, after.MaxBatches},
+			{"Concurrency", before.Concurrency, after.Concurrency},
+		} {
+			if o.was != o.this {
+				diffs = append(diffs, fmt.Sprintf("%s %d (this run: %d)", o.name, o.was, o.this))
+			}
+		}
+		if before.Fingerprint != after.Fingerprint {
+			diffs = append(diffs, "Fingerprint "+strconv.Quote(before.Fingerprint)+" (this run: "+strconv.Quote(after.Fingerprint)+")")
+		}
+	}
+	if len(diffs) == 0 {
+		diffs = append(diffs, "other params") // their values are the caller's: not shown
+	}
+	return strings.Join(diffs, " and ")
+}
+
+// sameJSON reports whether two JSON documents hold the same value.
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // Enqueue is EnqueueTx in a transaction of its own.
@@ -97,46 +219,4 @@ func (c *Client[T, R]) Enqueue(ctx context.Context, run string, partitions int, 
 		return e, fmt.Errorf("riverenrich: enqueue run %q: commit: %w", run, err)
 	}
 	return e, nil
-}
-
-// Wait polls the jobs of e every interval (zero means 200 ms) until each
-// is finalized, and returns nil if all completed. A job cancelled or
-// discarded (its attempts exhausted) makes Wait return an error naming the
-// partition and the job's last error. Wait works from any process; it
-// does not need this Client to work on the jobs.
-func (c *Client[T, R]) Wait(ctx context.Context, e Enqueued, interval time.Duration) error {
-	if interval <= 0 {
-		interval = 200 * time.Millisecond
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		res, err := c.river.JobList(ctx, river.NewJobListParams().IDs(e.JobIDs...).First(len(e.JobIDs)+1))
-		if err != nil {
-			return fmt.Errorf("riverenrich: wait for run %q: %w", e.Run, err)
-		}
-		done := 0
-		for _, j := range res.Jobs {
-			switch j.State {
-			case rivertype.JobStateCompleted:
-				done++
-			case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
-				var a PartitionArgs
-				_ = json.Unmarshal(j.EncodedArgs, &a)
-				last := "no error recorded"
-				if n := len(j.Errors); n > 0 {
-					last = j.Errors[n-1].Error
-				}
-				return fmt.Errorf("riverenrich: run %q partition %d of %d: job %d %s: %s", e.Run, a.Partition, a.Partitions, j.ID, j.State, last)
-			}
-		}
-		if done == len(e.JobIDs) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("riverenrich: wait for run %q (%d of %d partitions done): %w", e.Run, done, len(e.JobIDs), ctx.Err())
-		case <-t.C:
-		}
-	}
 }

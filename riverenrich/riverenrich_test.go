@@ -64,6 +64,7 @@ func newFixture(t *testing.T, n int) *fixture {
 
 func (f *fixture) config(t *testing.T) riverenrich.Config[row, int64] {
 	return riverenrich.Config[row, int64]{
+		Job:   "test",
 		DB:    f.db.DB,
 		Store: f.store,
 		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[row], error) {
@@ -113,7 +114,7 @@ func (f *fixture) start(t *testing.T, cfg riverenrich.Config[row, int64]) *river
 // enqueuer returns a Client that only enqueues (no Source).
 func (f *fixture) enqueuer(t *testing.T) *riverenrich.Client[row, int64] {
 	t.Helper()
-	c, err := riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: f.store})
+	c, err := riverenrich.New(riverenrich.Config[row, int64]{Job: "test", DB: f.db.DB, Store: f.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestRunOverTwoWorkers(t *testing.T) {
 	if len(e.JobIDs) != 4 || e.Duplicates != 0 {
 		t.Fatalf("enqueued %+v", e)
 	}
-	if err := a.Wait(ctx, e, 50*time.Millisecond); err != nil {
+	if err := a.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	f.check(t, 400, 4, 10)
@@ -188,15 +189,15 @@ func TestEnqueueTwiceRunsOnce(t *testing.T) {
 		t.Fatalf("second enqueue = %+v, want the first's jobs %v as 3 duplicates", second, first.JobIDs)
 	}
 	f.start(t, cfg)
-	if err := ins.Wait(ctx, first, 50*time.Millisecond); err != nil {
+	if err := ins.Wait(ctx, first, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	// And once more after it finished: still nothing new to do.
-	third, err := ins.Enqueue(ctx, "run-2", 3, nil)
+	third, err := ins.Enqueue(ctx, "run-2", 3, map[string]int{"max_batches": 0})
 	if err != nil || third.Duplicates != 3 {
 		t.Fatalf("enqueue after the run = %+v, %v", third, err)
 	}
-	if err := ins.Wait(ctx, third, 50*time.Millisecond); err != nil {
+	if err := ins.Wait(ctx, third, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	f.check(t, 200, 3, 10)
@@ -249,7 +250,7 @@ func TestTakeoverOfLostWorker(t *testing.T) {
 	}
 	start := time.Now()
 	f.start(t, cfg)
-	if err := ins.Wait(ctx, e, 50*time.Millisecond); err != nil {
+	if err := ins.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
@@ -276,7 +277,7 @@ func TestConfigRefused(t *testing.T) {
 		t.Fatalf("nil DB: err = %v", err)
 	}
 	f := newFixture(t, 1)
-	_, err = riverenrich.New(riverenrich.Config[row, int64]{DB: f.db.DB, Store: store})
+	_, err = riverenrich.New(riverenrich.Config[row, int64]{Job: "test", DB: f.db.DB, Store: store})
 	if !errors.As(err, &ce) || ce.Field != "Store" {
 		t.Fatalf("store without locks: err = %v", err)
 	}
@@ -354,7 +355,7 @@ func TestStopHandsPartitionsBack(t *testing.T) {
 		_ = unlock()
 	}
 	f.start(t, f.config(t))
-	if err := first.Wait(ctx, e, 50*time.Millisecond); err != nil {
+	if err := first.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	f.check(t, 300, 3, 10)
@@ -388,7 +389,7 @@ func TestFailedJobRetriedSoon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Wait(ctx, e, 50*time.Millisecond); err != nil {
+	if err := c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); failures.Load() != 2 || took > 12*time.Second {
@@ -467,7 +468,7 @@ func TestFatalCancelsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Wait(ctx, e, 50*time.Millisecond)
+	err = c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "request template has no {id}") {
 		t.Fatalf("Wait: %v, want the job cancelled with the Fatal error", err)
 	}
@@ -510,25 +511,33 @@ func TestSourceCheckedBeforeWork(t *testing.T) {
 		return checkedSource{Source: counted, checked: &checked}, nil
 	}
 	c := f.start(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	e, err := c.Enqueue(ctx, "run-checked", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.Wait(ctx, e, 50*time.Millisecond) // retried: a Check error is not the program's fault
-	if checked.Load() == 0 || reads.Load() != 0 || f.calls.Load() != 0 {
-		t.Fatalf("Check called %d times, %d reads, %d enrichments: want the Source checked before any read", checked.Load(), reads.Load(), f.calls.Load())
+	// A Check's refusal would be refused again: the job is cancelled at
+	// its first attempt, and the waiter gets the Check's text.
+	start := time.Now()
+	err = c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), `no table "srcx"`) || !strings.Contains(err.Error(), "partition 0/1") || time.Since(start) > 10*time.Second {
+		t.Fatalf("Wait after %v: %v; want the Check's error, naming the partition, within 10 s", time.Since(start), err)
 	}
+	if checked.Load() != 1 || reads.Load() != 0 || f.calls.Load() != 0 {
+		t.Fatalf("Check called %d times, %d reads, %d enrichments: want the Source checked once, before any read", checked.Load(), reads.Load(), f.calls.Load())
+	}
+	t.Log(err)
 }
 
-// TestReshapedRunCancelsTheJob: a job whose run's checkpoint was recorded
-// with another batch size (batchenrich.ErrCheckpointMismatch: retrying
-// cannot help) is cancelled at its first attempt, not retried up to
-// River's MaxAttempts. Here the run's first job was deleted, as River's
-// cleaner deletes completed jobs, and the run enqueued again with other
-// parameters.
-func TestReshapedRunCancelsTheJob(t *testing.T) {
+// TestReshapedRunRefused: a run whose checkpoint was recorded with
+// another batch size (batchenrich.ErrCheckpointMismatch: retrying cannot
+// help) is refused at enqueue by a Client that knows the job's Options,
+// with the core's text; enqueued by one that does not, its job is
+// cancelled at its first attempt, not retried up to River's MaxAttempts.
+// Here the run's first job was deleted, as River's cleaner deletes
+// completed jobs, and the run enqueued again with other parameters.
+func TestReshapedRunRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 40)
 	cfg := f.config(t)
@@ -546,19 +555,28 @@ func TestReshapedRunCancelsTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Wait(ctx, e, 50*time.Millisecond); err != nil {
+	if err := c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.db.Exec(`DELETE FROM river_job WHERE id = $1`, e.JobIDs[0]); err != nil {
 		t.Fatal(err)
 	}
 	calls := f.calls.Load()
-	e, err = c.Enqueue(ctx, "run-reshape", 1, map[string]int{"B": 20})
-	if err != nil || e.Duplicates != 0 {
-		t.Fatalf("enqueue again: %+v, %v", e, err)
+	_, err = c.Enqueue(ctx, "run-reshape", 1, map[string]int{"B": 20})
+	if !errors.Is(err, batchenrich.ErrCheckpointMismatch) || !strings.Contains(err.Error(), "BatchSize 10 (this run: 20)") {
+		t.Fatalf("enqueue with another batch size: %v", err)
 	}
-	err = c.Wait(ctx, e, 50*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "other settings") {
+	t.Log(err)
+	var jobs int
+	if err := f.db.Get(&jobs, `SELECT count(*) FROM river_job`); err != nil || jobs != 0 {
+		t.Fatalf("%d jobs after a refused enqueue (%v)", jobs, err)
+	}
+	e, err = f.enqueuer(t).Enqueue(ctx, "run-reshape", 1, map[string]int{"B": 20})
+	if err != nil || e.Duplicates != 0 {
+		t.Fatalf("enqueue without Options: %+v, %v", e, err)
+	}
+	err = c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "BatchSize 10 (this run: 20)") {
 		t.Fatalf("Wait: %v, want the job cancelled with the mismatch", err)
 	}
 	var attempts int

@@ -68,7 +68,7 @@ func (c *Client[T, R]) takeoverLoop(ctx context.Context) {
 // to remember.
 func (c *Client[T, R]) takeoverOnce(ctx context.Context, seen map[int64]sighting) map[int64]sighting {
 	log := c.cfg.Logger
-	res, err := c.river.JobList(ctx, river.NewJobListParams().Kinds(Kind).Queues(c.cfg.Queue).
+	res, err := c.river.JobList(ctx, river.NewJobListParams().Kinds(Kind).Queues(c.cfg.queue()).
 		States(rivertype.JobStateRunning).First(10000))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -2,13 +2,17 @@ package riverenrich
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/redact"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
@@ -32,6 +36,12 @@ func (w *worker[T, R]) NextRetry(j *river.Job[PartitionArgs]) time.Time {
 }
 
 // Work runs the job's partition for one slice.
+//
+// It ends the job at once (river.JobCancel), recording the error, when
+// retrying cannot fix it (see unfixable), and returns River a transient
+// error for a retry; it snoozes the job (no attempt spent) when the slice
+// ends, the Client stops, or another runner holds or took the partition.
+// The errors River records are redacted (credentials in URLs masked).
 func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) error {
 	c, a := w.c, rj.Args
 	log := c.cfg.Logger
@@ -39,29 +49,37 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 		return river.JobCancel(fmt.Errorf("riverenrich: job %d: bad partition %d of %d for run %q", rj.ID, a.Partition, a.Partitions, a.Run))
 	}
 	job := Job{ID: rj.ID, Attempt: rj.Attempt, Run: a.Run, Partition: batchenrich.Partition{Index: a.Partition, Count: a.Partitions}, Params: a.Params}
+	switch {
+	case a.Job != c.cfg.Job:
+		// Only a hand-made job reaches another job's queue: never run it
+		// into this job's Sink.
+		return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s belongs to job %q; this worker runs job %q, so it did not run it",
+			a.Run, job.Partition, a.Job, c.cfg.Job))
+	case a.Fingerprint != c.cfg.Fingerprint:
+		return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s: %w: job %q was enqueued with Fingerprint %q (this worker: %q); "+
+			"run it with workers of that definition, or start afresh under a new run key",
+			a.Run, job.Partition, batchenrich.ErrCheckpointMismatch, a.Job, a.Fingerprint, c.cfg.Fingerprint))
+	}
 	if c.draining() {
 		return river.JobSnooze(0)
 	}
-	var opts batchenrich.Options
-	if c.cfg.Options != nil {
-		var err error
-		if opts, err = c.cfg.Options(job); err != nil {
-			return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s: options: %w", a.Run, job.Partition, err))
-		}
+	opts, err := c.options(job)
+	if err != nil {
+		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: options: %w", a.Run, job.Partition, err)))
 	}
-	opts.RunKey, opts.Partition, opts.Checkpoints, opts.LockWait = a.Run, job.Partition, c.cfg.Store, false
+	opts.Checkpoints, opts.LockWait = c.cfg.Store, false
 	src, err := c.cfg.Source(ctx, job)
 	if err != nil {
-		return fmt.Errorf("riverenrich: run %q partition %s: source: %w", a.Run, job.Partition, err)
+		return failed(fmt.Errorf("riverenrich: run %q partition %s: source: %w", a.Run, job.Partition, err))
 	}
 	sink, err := c.cfg.Sink(ctx, job)
 	if err != nil {
-		return fmt.Errorf("riverenrich: run %q partition %s: sink: %w", a.Run, job.Partition, err)
+		return failed(fmt.Errorf("riverenrich: run %q partition %s: sink: %w", a.Run, job.Partition, err))
 	}
 	sl := &slice[T]{src: src, end: time.Now().Add(c.cfg.Slice), drain: c.drain}
 	r, err := batchenrich.New(batchenrich.Source[T](sl), c.enr, sink, opts)
 	if err != nil {
-		return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err))
+		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err)))
 	}
 	rep, err := r.Run(ctx)
 	switch {
@@ -80,12 +98,60 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	case errors.Is(err, batchenrich.ErrRunLocked):
 		log.DebugContext(ctx, "riverenrich: partition locked by another runner", "run", a.Run, "partition", job.Partition.String())
 		return river.JobSnooze(DefaultLockedRetry)
-	case errors.Is(err, batchenrich.ErrPartitionsChanged), errors.Is(err, batchenrich.ErrInvalidOptions),
-		errors.Is(err, batchenrich.ErrCheckpointMismatch),   // retrying cannot help
-		batchenrich.Classify(err) == batchenrich.ClassFatal: // the program's fault: every attempt would fail so
-		return river.JobCancel(err)
 	case ctx.Err() != nil && c.draining():
 		return river.JobSnooze(0)
 	}
-	return err
+	var be *batchenrich.BatchError
+	if !errors.As(err, &be) && !unreachable(err) && ctx.Err() == nil {
+		// Run returns the error of a component's Check as it is, and
+		// every other as a *BatchError: the Check refused the
+		// configuration, which another attempt would refuse again.
+		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err)))
+	}
+	log.WarnContext(ctx, "riverenrich: partition failed", "run", a.Run, "partition", job.Partition.String(), "attempt", rj.Attempt, "error", redact.Text(err.Error()))
+	return failed(err)
 }
+
+// failed is the error River records for err: a cancellation if retrying
+// cannot fix it, else err for a retry; redacted either way.
+func failed(err error) error {
+	if unfixable(err) {
+		return river.JobCancel(redacted(err))
+	}
+	return redacted(err)
+}
+
+// unfixable reports whether err is one that another attempt would meet
+// again: a configuration refused (batchenrich.ErrInvalidOptions,
+// sqlbatch.ErrInvalidConfig), a checkpoint recorded with another
+// partition count or other settings, a batch stopped by the failure
+// policy or because every item failed, or a batchenrich.Fatal error (the
+// program's fault).
+func unfixable(err error) bool {
+	for _, target := range []error{batchenrich.ErrInvalidOptions, sqlbatch.ErrInvalidConfig,
+		batchenrich.ErrPartitionsChanged, batchenrich.ErrCheckpointMismatch,
+		batchenrich.ErrTooManyFailures, batchenrich.ErrAllFailed} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return batchenrich.Classify(err) == batchenrich.ClassFatal
+}
+
+// unreachable reports whether err says the database (or another service)
+// could not be reached, rather than refusing anything: worth a retry.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
+		batchenrich.Classify(err) == batchenrich.ClassTransient
+}
+
+// redactedError is an error whose text has the credentials of any URL in
+// it masked (River stores the text in its jobs' errors); it wraps the
+// original.
+type redactedError struct{ err error }
+
+func redacted(err error) error         { return &redactedError{err} }
+func (e *redactedError) Error() string { return redact.Text(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }

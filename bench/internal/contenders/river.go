@@ -82,7 +82,7 @@ func RiverFleet(ctx context.Context, cfg harness.Config) (harness.Stats, error) 
 	if err != nil {
 		return st, err
 	}
-	if err := c.Wait(ctx, e, 20*time.Millisecond); err != nil {
+	if err := c.Wait(ctx, e, riverenrich.WaitOptions{Interval: 20 * time.Millisecond}); err != nil {
 		return st, err
 	}
 	st.Phase = time.Since(start)
@@ -155,6 +155,7 @@ func riverClient(ctx context.Context, cfg harness.Config) (*sqlx.DB, *riverenric
 		return fail(err)
 	}
 	c, err := riverenrich.New(riverenrich.Config[libTraveler, job.Row]{
+		Job:   "bench",
 		DB:    db.DB,
 		Store: store,
 		Source: func(ctx context.Context, j riverenrich.Job) (batchenrich.Source[libTraveler], error) {

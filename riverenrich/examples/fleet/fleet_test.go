@@ -81,8 +81,8 @@ func TestFleetInOneProcess(t *testing.T) {
 	// Other parameters than the run's jobs carry: refused, one line, no
 	// summary, no request (River's unique jobs would keep the first ones).
 	for _, c := range []struct{ flag, value, says string }{
-		{"-batch-size", "50", "-batch-size 20 (this run: 50)"},
-		{"-max-batches", "9", "-max-batches 0 (this run: 9)"},
+		{"-batch-size", "50", "BatchSize 20 (this run: 50)"},
+		{"-max-batches", "9", "MaxBatches 0 (this run: 9)"},
 	} {
 		code, stdout, stderr := program(t, context.Background(), append(slices.Clone(args), c.flag, c.value)...)
 		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.says) || requests.Load() != 300 {

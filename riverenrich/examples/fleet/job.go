@@ -13,6 +13,10 @@ import (
 // the same transform and the same rows, so that fleet and travelers can
 // share a database.
 
+// jobName is the seed job's name in River (riverenrich.Config.Job): fleet
+// works only on runs enqueued under it.
+const jobName = "travelers"
+
 // Traveler is one row of traveler_batch_source.
 type Traveler = seedjob.Traveler
 

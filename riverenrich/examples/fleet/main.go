@@ -272,24 +272,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	began := time.Now()
 	p := params{BatchSize: cfg.batchSize, MaxBatches: cfg.maxBatches, Concurrency: (cfg.concurrency + cfg.partitions - 1) / cfg.partitions}
 	e, err := client.Enqueue(ctx, cfg.executionID, cfg.partitions, p)
-	if errors.Is(err, batchenrich.ErrPartitionsChanged) {
+	switch {
+	case errors.Is(err, batchenrich.ErrPartitionsChanged):
 		return fail(exitUsage, "%v (-partitions); nothing done", err)
-	}
-	if err != nil {
+	case errors.Is(err, batchenrich.ErrCheckpointMismatch):
+		// The run exists with other settings (-batch-size,
+		// -max-batches, -concurrency): its jobs keep theirs, so going
+		// on would run other settings than these flags say.
+		return fail(exitUsage, "%v (-batch-size, -max-batches, -concurrency); nothing done", err)
+	case err != nil:
 		return fail(exitIncomplete, "%v", err)
-	}
-	if was, dup, err := enqueuedParams(ctx, client, e); err != nil {
-		return fail(exitIncomplete, "%v", err)
-	} else if diff := paramsChanged(was, p); dup && diff != "" {
-		// The jobs exist with their first enqueue's parameters, which
-		// they keep: going on would run (or report) other settings
-		// than these flags say.
-		return fail(exitUsage, "execution id %s was enqueued with %s; its jobs keep the first enqueue's settings: run again with them, or use a new -execution-id; nothing done here", cfg.executionID, diff)
 	}
 	if err := startClient(); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
-	runErr := client.Wait(ctx, e, 100*time.Millisecond)
+	runErr := client.Wait(ctx, e, riverenrich.WaitOptions{Interval: 100 * time.Millisecond})
 	elapsed := time.Since(began)
 	if err := stop(); err != nil && runErr == nil {
 		runErr = err
@@ -365,6 +362,7 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	c, err := riverenrich.New(riverenrich.Config[Traveler, Profile]{
+		Job:   jobName,
 		DB:    db.DB,
 		Store: store,
 		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[Traveler], error) {
