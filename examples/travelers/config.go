@@ -28,6 +28,7 @@ type config struct {
 	executionID string
 	httpTimeout time.Duration
 	httpRetries int
+	bulk        int // travelers per request, 0 for one request each
 	overlap     bool
 	adaptive    bool
 	dryRun      bool
@@ -48,6 +49,7 @@ const (
 	maxMaxBatches  = 10_000_000
 	maxConcurrency = 1_000
 	maxRetries     = 20
+	maxBulk        = maxBulkTravelers
 	maxHTTPTimeout = time.Hour
 )
 
@@ -77,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&c.executionID, "execution-id", "", "run key: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit; rows are keyed by it and running again with the same id resumes (default: a new id)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 10*time.Second, "timeout of each HTTP attempt (at most "+maxHTTPTimeout.String()+")")
 	fs.IntVar(&c.httpRetries, "http-retries", 3, fmt.Sprintf("HTTP retries after the first attempt (0..%d)", maxRetries))
+	fs.IntVar(&c.bulk, "bulk", 0, fmt.Sprintf("travelers per HTTP request (0..%d): with N > 0, one POST per group of up to N travelers to the embedded API's bulk endpoint (or to -profile-url, which must speak its protocol), matched by traveler_id; 0 is one GET per traveler", maxBulk))
 	fs.BoolVar(&c.overlap, "overlap", false, "enrich batch n+1 while batch n is still enriched or written (writes and checkpoints still in order; a crash re-enriches up to two batches)")
 	fs.BoolVar(&c.adaptive, "adaptive", false, "adapt the HTTP calls in flight to what the profile API admits (429, 503, latency, rate-limit headers), -concurrency being the ceiling")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "check flags, database and API, print the plan; write nothing, call nothing")
@@ -112,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	if err := c.checkProfileURL(); err != nil {
 		return c, err
 	}
+	if c.bulk > 0 && len(c.pathParams) > 0 {
+		return c, errors.New("-bulk and a -profile-url with parameters: a bulk request carries its travelers in its body; give the bulk endpoint's URL without {…}")
+	}
 	fromEnv := c.dsn == ""
 	if fromEnv {
 		c.dsn = getenv("DATABASE_URL")
@@ -140,6 +146,7 @@ func (c *config) checkNumbers() error {
 		{"-concurrency", int64(c.concurrency), 1, maxConcurrency},
 		{"-partitions", int64(c.partitions), 1, maxPartitions},
 		{"-http-retries", int64(c.httpRetries), 0, maxRetries},
+		{"-bulk", int64(c.bulk), 0, maxBulk},
 	} {
 		if f.v < f.lo || f.v > f.hi {
 			return fmt.Errorf("%s %d: must be between %d and %d", f.name, f.v, f.lo, f.hi)

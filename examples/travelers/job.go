@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -80,10 +81,17 @@ func newSink(db *sqlx.DB) (*sqlbatch.Sink[Traveler, Profile], error) {
 	})
 }
 
+// enricher is the job's Enricher: httpenrich's, per traveler or (-bulk)
+// per group of travelers.
+type enricher interface {
+	batchenrich.Enricher[Traveler, Profile]
+	Close() error
+}
+
 // job is the seed fixture's pipeline, built on batchenrich's defaults.
 type job struct {
 	source *sqlbatch.Source[Traveler]
-	enr    *httpenrich.Enricher[Traveler, json.RawMessage, Profile]
+	enr    enricher
 	sink   *sqlbatch.Sink[Traveler, Profile]
 	store  *sqlbatch.CheckpointStore
 }
@@ -98,7 +106,7 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	enr, err := httpenrich.New(httpenrich.Config[Traveler, json.RawMessage, Profile]{
+	hc := httpenrich.Config[Traveler, json.RawMessage, Profile]{
 		URL: cfg.profileURL,
 		Request: func(t Traveler) (httpenrich.Params, error) {
 			values := map[string]string{"traveler_id": strconv.FormatInt(t.TravelerID, 10), "traveler_name": t.TravelerName}
@@ -122,7 +130,13 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 		AttemptTimeout: cfg.httpTimeout,
 		MaxAttempts:    cfg.httpRetries + 1,
 		Adaptive:       adaptive(cfg),
-	})
+	}
+	var enr enricher
+	if cfg.bulk > 0 {
+		enr, err = newBulkEnricher(hc, cfg.bulk)
+	} else {
+		enr, err = httpenrich.New(hc)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,4 +164,30 @@ func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.O
 		RunKey:      cfg.executionID,
 		Events:      events,
 	}
+}
+
+// newBulkEnricher returns the Enricher of -bulk n: one POST per group of
+// at most n travelers, {"travelers":[{"traveler_id":…,"traveler_name":…},
+// …]}, to the embedded API's bulk endpoint (or -profile-url), whose answer
+// {"profiles":[…]} is matched to the travelers by traveler_id; each
+// traveler's entry is validated as a single answer is, by
+// seedjob.Transform.
+func newBulkEnricher(hc httpenrich.Config[Traveler, json.RawMessage, Profile], n int) (enricher, error) {
+	hc.Method, hc.Request, hc.PathParams = http.MethodPost, nil, nil
+	type traveler struct {
+		TravelerID   string `json:"traveler_id"`
+		TravelerName string `json:"traveler_name"`
+	}
+	return httpenrich.NewBulk(hc, httpenrich.Bulk[Traveler]{
+		MaxItems: n,
+		Key:      func(t Traveler) string { return strconv.FormatInt(t.TravelerID, 10) },
+		Request: func(ts []Traveler) (httpenrich.Params, error) {
+			body := make([]traveler, len(ts))
+			for i, t := range ts {
+				body[i] = traveler{strconv.FormatInt(t.TravelerID, 10), t.TravelerName}
+			}
+			return httpenrich.Params{Body: map[string]any{"travelers": body}}, nil
+		},
+		Entries: httpenrich.JSONEntries("profiles", "traveler_id", "error"),
+	})
 }

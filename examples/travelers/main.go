@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer api.Close()
 		cfg.profileURL = api.URL()
+		if cfg.bulk > 0 {
+			cfg.profileURL = api.BulkURL()
+		}
 	} else if err := seedjob.DialAPI(ctx, cfg.profileURL); err != nil {
 		return fail(exitUsage, "%v", err)
 	}
