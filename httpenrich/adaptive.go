@@ -34,17 +34,11 @@ const (
 //     It grows only when the limit was saturated (every slot taken, or
 //     requests waiting) while the request was in flight: a limit that is
 //     not used is not evidence.
-//   - It is multiplied by Backoff on a 429 Too Many Requests, a 503 Service
-//     Unavailable, an attempt that timed out waiting for its response, or
-//     when latency grows sharply:
-//     the short-term average latency of successful answers (exponentially
-//     weighted, 1/16 per answer) exceeds LatencyTolerance times the
-//     long-term one (1/256 per answer), as in the gradient limiters'
-//     short/long window comparison; the long average makes it robust to
-//     the scheduling noise of a busy client, which a comparison with the
-//     lowest latency seen is not. Only
-//     requests sent after the last decrease can lower it again, so a burst
-//     of refusals to requests sent together counts once: at most one
+//   - It is lowered on overload (see "Overload, not failing items"
+//     below): multiplied by Backoff, or, for a refusal of the client's
+//     own excess, set just below the level it came at. Only requests
+//     sent after the last decrease can lower it again, so a burst of
+//     refusals to requests sent together counts once: at most one
 //     decrease per round-trip window.
 //   - It stays between 1 and MaxConcurrency. A request beyond it waits, in
 //     order of arrival, honouring its context; waiting is not part of the
@@ -58,6 +52,52 @@ const (
 // lines with well-known behaviour: it converges on the largest limit the
 // host admits, oscillating just under it (between Backoff×K and K).
 //
+// # Overload, not failing items
+//
+// Each attempt's answer is one of: a success (any status below 400), a
+// refusal (429 Too Many Requests), an overload answer (502 Bad Gateway,
+// 503 Service Unavailable, 504 Gateway Timeout, an attempt that timed out
+// waiting for its response, a refused or reset connection), or neutral
+// (any other 4xx, a 500 or other 5xx, another transport error, an attempt
+// ended by its context). The limit is lowered:
+//
+//   - on every refusal (429);
+//   - on an overload answer only when they are broad: more than a tenth of
+//     the recent answers (exponentially weighted, 1/64 per answer) are
+//     refusals or overload answers, or the answer is host-wide (below).
+//     Below a tenth they are taken for items failing on their own: the
+//     same ids answering 503 on every attempt while the others succeed do
+//     not lower the limit. An item's retries (its second and later
+//     attempts) do not count as evidence either way: an item failing on
+//     every attempt would count once per attempt, and at the end of a
+//     batch its retries can be all there is in flight;
+//   - when latency grows sharply: the short-term average latency of
+//     successful answers (exponentially weighted, 1/16 per answer)
+//     exceeds LatencyTolerance times the long-term one (1/256 per
+//     answer), as in the gradient limiters' short/long window comparison;
+//     the long average makes it robust to the scheduling noise of a busy
+//     client, which a comparison with the lowest latency seen is not.
+//     After such a decrease the long-term average is set to the
+//     short-term one: one decrease per rise, not one per window while it
+//     lasts.
+//
+// Neutral answers (404, 400, 500, bodies failing Config.Validate, which
+// are successes for the limit) never lower it. The rule has limits: items
+// failing with 503 on more than a tenth of their first attempts are read
+// as overload; an API that says it is overloaded only with 502/503/504
+// (never 429) is followed less tightly, the limit settling where about a
+// tenth of the answers are refused (the refused items are retried); and
+// a host's own overload seen only in retries is not seen.
+//
+// Each slot records its level, the requests in flight with it when it was
+// granted. A refusal at a level above the latest success's is the
+// client's own excess: the host admits fewer at once. It sets the limit
+// just below that level (lowering by Backoff at most, since the level is
+// noisy), and the limit then stays there, not probing that level again,
+// for a second, or for 20 times the refusal's Retry-After (at most a
+// minute) when it has one: probing costs refusals, and with Retry-After
+// each refused item waits that long, and its batch with it.
+//
 // With Adaptive, a 429 without Retry-After is retried after one smoothed
 // round trip, doubled for each further retry, when that is shorter than
 // Config.Backoff's wait: the lowered limit is what slows the requests
@@ -67,17 +107,24 @@ const (
 // ones of a batch, which the whole batch then waits for.)
 //
 // The reasons a change is reported with (batchenrich.LimitChange.Reason)
-// are "growth", "429", "503", "timeout" and "latency".
+// are "growth", "429", "502", "503", "504", "timeout", "connection" and
+// "latency".
 //
-// # Retry-After: one gate per host
+// # Retry-After: per request, and one gate per host
 //
-// A 429 or 503 with Retry-After closes the host's gate until then (capped
-// at the maximum retry wait, Config.RetryWaitMax): no request to the host
-// is sent, by any worker, until it opens. It then lets one request through
-// as a probe, and the others follow only once a probe gets an answer other
-// than 429 or 503. A request waiting at the gate has not been sent, so it
-// uses none of its item's attempts; items still fail after
-// Config.MaxAttempts attempts, as without Adaptive.
+// A 429, 502, 503 or 504 with Retry-After delays that item's retry by it
+// (DefaultBackoff honours it, capped at Config.RetryWaitMax); the other
+// requests to the host go on. It closes the host's gate only when the
+// refusal is host-wide: the fourth refusal or overload answer in a row (no
+// success between them) to requests sent at levels that had succeeded —
+// the host refuses more than the client's excess, as in an outage or a
+// spent rate limit. The gate then stays closed until the Retry-After
+// (capped at Config.RetryWaitMax): no request to the host is sent, by any
+// worker, until it opens. It then lets one request through as a probe,
+// and the others follow only once a probe gets an answer other than 429,
+// 502, 503, 504 or a transport error. A request waiting at the gate has
+// not been sent, so it uses none of its item's attempts; items still fail
+// after Config.MaxAttempts attempts, as without Adaptive.
 //
 // # Rate-limit headers
 //
@@ -154,10 +201,20 @@ func (a Adaptive) validate() (Adaptive, error) {
 type outcome int
 
 const (
-	neutral outcome = iota // says nothing: a 4xx, a transport error
-	success                // a timely answer: may grow the limit
-	refused                // 429, 503, an attempt timeout: lower the limit
+	neutral  outcome = iota // says nothing: a 4xx but 429, a 500, a cancellation
+	success                 // a timely answer: may grow the limit
+	refused                 // a 429: lowers the limit
+	overload                // a 502, 503, 504, a timeout, a refused or reset connection: lowers it when broad
 )
+
+// answer is what release is told about an attempt.
+type answer struct {
+	o      outcome
+	reason string        // the reason a decrease is reported with
+	rtt    time.Duration // a success's latency, 0 when unknown
+	// retryAfter is the answer's Retry-After (capped), or -1 without one.
+	retryAfter time.Duration
+}
 
 // The weights of the answers' latencies in the short-term and long-term
 // averages (exponentially weighted: each answer moves the average by
@@ -166,6 +223,31 @@ const (
 const (
 	shortWeight = 16
 	longWeight  = 256
+)
+
+// The rule telling overload from failing items.
+const (
+	// shareWeight is the weight of each answer in the overload share,
+	// the exponentially weighted share of the answers that were 429 or
+	// overload (1/shareWeight per answer).
+	shareWeight = 64
+	// broadShare is the overload share above which a 502, 503, 504,
+	// timeout or connection failure lowers the limit: below it, they are
+	// taken for items failing on their own.
+	broadShare = 0.1
+	// broadStreak is how many refusals at a level of concurrency that had
+	// succeeded, with no success between them, make a refusal host-wide:
+	// only then does its Retry-After close the host's gate.
+	broadStreak = 4
+	// minCeilingHold: after a refusal caused by the concurrency (sent at
+	// more requests in flight than the latest success), the limit stays
+	// below that level for this long at least.
+	minCeilingHold = time.Second
+	// ceilingHoldPerRetryAfter: when that refusal carries Retry-After d,
+	// for this many times d (probing costs an item d's wait).
+	ceilingHoldPerRetryAfter = 20
+	// maxCeilingHold caps that time.
+	maxCeilingHold = time.Minute
 )
 
 // aimd is one host's limit. Its methods are safe for concurrent use.
@@ -186,12 +268,23 @@ type aimd struct {
 	srtt    time.Duration // short-term average latency of successes, 0 before the first
 	lrtt    time.Duration // long-term average latency of successes
 	samples int           // successes with a latency
+
+	share   float64 // the overload share of the answers
+	okLevel int     // the level of the latest success, 0 before the first
+	streak  int     // refusals at a level <= okLevel since the latest success
+
+	// ceil, until ceilUntil: a level of concurrency the host refused
+	// (the limit set by the latest explained refusal, plus one); the
+	// limit stays below it.
+	ceil      int
+	ceilUntil time.Time
 }
 
 // slot is a granted place among the requests in flight.
 type slot struct {
 	seq   uint64
 	fulls uint64 // aimd.fulls before the slot was granted
+	level int    // requests in flight with this one, when it was granted
 }
 
 type waiter struct {
@@ -199,10 +292,13 @@ type waiter struct {
 	s     slot
 }
 
-// change is a change of the integer limit; from == to means none.
+// change is what an answer did: the change of the integer limit (from ==
+// to means none), and whether the answer was a host-wide refusal, whose
+// Retry-After closes the gate.
 type change struct {
 	from, to int
 	reason   string
+	hostWide bool
 }
 
 func newAIMD(a Adaptive) *aimd {
@@ -257,8 +353,8 @@ func (l *aimd) acquire(ctx context.Context) (slot, error) {
 
 // grant takes a slot; l.mu is held.
 func (l *aimd) grant() slot {
-	s := slot{seq: l.seq, fulls: l.fulls}
 	l.inflight++
+	s := slot{seq: l.seq, fulls: l.fulls, level: l.inflight}
 	l.seq++
 	if l.inflight >= int(l.limit) {
 		l.fulls++
@@ -277,44 +373,106 @@ func (l *aimd) wake() {
 	}
 }
 
-// release gives s back with what its answer said and how long it took
-// (0 when unknown), and returns the change of the limit it caused.
-func (l *aimd) release(s slot, o outcome, reason string, rtt time.Duration) change {
+// release gives s back with what its answer said, and returns the change
+// of the limit it caused.
+func (l *aimd) release(s slot, a answer) change {
+	return l.releaseAt(s, a, time.Now())
+}
+
+func (l *aimd) releaseAt(s slot, a answer, now time.Time) change {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	saturated := l.fulls > s.fulls || len(l.waiters) > 0
 	l.inflight--
 	from := int(l.limit)
-	switch o {
-	case refused:
-		l.lower(s)
-	case success:
-		if rtt > 0 && l.latencyHigh(rtt) {
-			reason = "latency"
-			l.lower(s)
-		} else if saturated && l.limit < l.max {
+	c := change{from: from, reason: a.reason}
+	bad := a.o == refused || a.o == overload
+	if bad {
+		l.share += (1 - l.share) / shareWeight
+	} else {
+		l.share -= l.share / shareWeight
+	}
+	switch {
+	case a.o == success:
+		l.okLevel = s.level
+		l.streak = 0
+		if a.rtt > 0 && l.latencyHigh(a.rtt) {
+			c.reason = "latency"
+			if l.lower(s) {
+				// The new latency is the norm: one decrease per rise,
+				// not one per window while the rise lasts (on a busy
+				// client, latency rises that concurrency does not cause).
+				l.lrtt = l.srtt
+			}
+		} else if saturated && l.limit < l.cap(now) {
 			if l.slowStart {
 				l.limit++
 			} else {
 				l.limit += 1 / l.limit
 			}
-			l.limit = min(l.limit, l.max)
-			reason = "growth"
+			l.limit = min(l.limit, l.cap(now))
+			c.reason = "growth"
+		}
+	case bad:
+		// A refusal at a level above the latest success's is explained by
+		// the concurrency; one at a level that had succeeded is not: the
+		// host refuses more than this client's excess.
+		explained := l.okLevel > 0 && s.level > l.okLevel
+		if !explained {
+			l.streak++
+			c.hostWide = l.streak >= broadStreak
+		}
+		if a.o != refused && l.share <= broadShare && !c.hostWide {
+			break // taken for an item failing on its own
+		}
+		if !explained {
+			l.lower(s)
+			break
+		}
+		// The host admits fewer than s.level at once: lower the limit
+		// below that level, by the backoff at most (the level is noisy),
+		// and stay there for a while rather than probing again at once
+		// (probing costs refusals, and with Retry-After an item's wait).
+		// Once per window, like a decrease.
+		if s.seq < l.hold {
+			break
+		}
+		hold := minCeilingHold
+		if a.retryAfter > 0 {
+			hold = max(hold, min(maxCeilingHold, ceilingHoldPerRetryAfter*a.retryAfter))
+		}
+		l.limit = max(1, min(l.limit, max(float64(s.level-1), l.limit*l.backoff)))
+		l.slowStart = false
+		l.hold = l.seq
+		l.ceil = int(l.limit) + 1
+		if u := now.Add(hold); u.After(l.ceilUntil) {
+			l.ceilUntil = u
 		}
 	}
 	l.wake()
-	return change{from: from, to: int(l.limit), reason: reason}
+	c.to = int(l.limit)
+	return c
+}
+
+// cap returns the highest limit allowed now: the ceiling, or below the
+// level remembered from a refusal with Retry-After; l.mu is held.
+func (l *aimd) cap(now time.Time) float64 {
+	if l.ceil > 0 && now.Before(l.ceilUntil) {
+		return max(1, min(l.max, float64(l.ceil-1)))
+	}
+	return l.max
 }
 
 // lower multiplies the limit by the backoff, unless s was granted before
-// the last decrease; l.mu is held.
-func (l *aimd) lower(s slot) {
+// the last decrease, and reports whether it did; l.mu is held.
+func (l *aimd) lower(s slot) bool {
 	if s.seq < l.hold {
-		return
+		return false
 	}
 	l.limit = max(1, l.limit*l.backoff)
 	l.slowStart = false
 	l.hold = l.seq
+	return true
 }
 
 // latencyHigh records rtt and reports whether the short-term average

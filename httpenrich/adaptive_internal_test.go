@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchenrich/batchenrich/internal/httpx"
 	"golang.org/x/time/rate"
 )
 
@@ -44,7 +45,7 @@ func TestAIMDSlowStartThenAdditive(t *testing.T) {
 	// Slow start: each round trip with the limit saturated doubles it.
 	for _, want := range []int{2, 4, 8, 16} {
 		for _, s := range take(t, l, l.Limit()) {
-			l.release(s, success, "", time.Millisecond)
+			l.release(s, answer{o: success, rtt: time.Millisecond, retryAfter: -1})
 		}
 		if got := l.Limit(); got != want {
 			t.Fatalf("after a saturated round trip: limit %d, want %d", got, want)
@@ -52,17 +53,17 @@ func TestAIMDSlowStartThenAdditive(t *testing.T) {
 	}
 	// A refusal ends slow start: 16 × 0.9 = 14.4.
 	ss := take(t, l, 16)
-	l.release(ss[0], refused, "429", 0)
+	l.release(ss[0], answer{o: refused, reason: "429", retryAfter: -1})
 	if got := l.Limit(); got != 14 {
 		t.Fatalf("after a 429: limit %d, want 14", got)
 	}
 	for _, s := range ss[1:] {
-		l.release(s, success, "", time.Millisecond)
+		l.release(s, answer{o: success, rtt: time.Millisecond, retryAfter: -1})
 	}
 	// Additive: a full saturated window of 15 answers adds about one.
 	before := l.limit
 	for _, s := range take(t, l, l.Limit()) {
-		l.release(s, success, "", time.Millisecond)
+		l.release(s, answer{o: success, rtt: time.Millisecond, retryAfter: -1})
 	}
 	if d := l.limit - before; d < 0.9 || d > 1.1 {
 		t.Fatalf("a saturated window added %.2f, want about 1", d)
@@ -73,7 +74,7 @@ func TestAIMDGrowsOnlyWhenSaturated(t *testing.T) {
 	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 10})
 	for range 50 {
 		s := take(t, l, 1)[0] // one in flight of 10: not saturated
-		l.release(s, success, "", time.Millisecond)
+		l.release(s, answer{o: success, rtt: time.Millisecond, retryAfter: -1})
 	}
 	if got := l.Limit(); got != 10 {
 		t.Fatalf("limit %d after unsaturated successes, want 10", got)
@@ -85,7 +86,7 @@ func TestAIMDOneDecreasePerWindow(t *testing.T) {
 	ss := take(t, l, 20)
 	var changes []change
 	for _, s := range ss { // a burst of refusals to requests sent together
-		if c := l.release(s, refused, "429", 0); c.from != c.to {
+		if c := l.release(s, answer{o: refused, reason: "429", retryAfter: -1}); c.from != c.to {
 			changes = append(changes, c)
 		}
 	}
@@ -94,7 +95,7 @@ func TestAIMDOneDecreasePerWindow(t *testing.T) {
 	}
 	// A request sent after the decrease may lower it again.
 	s := take(t, l, 1)[0]
-	if c := l.release(s, refused, "503", 0); c.to != 16 {
+	if c := l.release(s, answer{o: refused, reason: "503", retryAfter: -1}); c.to != 16 {
 		t.Fatalf("next window's refusal: %+v, want 18 → 16", c)
 	}
 }
@@ -103,7 +104,7 @@ func TestAIMDBounds(t *testing.T) {
 	l := newTestAIMD(t, Adaptive{MaxConcurrency: 3, InitialConcurrency: 2})
 	for range 20 {
 		for _, s := range take(t, l, l.Limit()) {
-			l.release(s, success, "", time.Millisecond)
+			l.release(s, answer{o: success, rtt: time.Millisecond, retryAfter: -1})
 		}
 	}
 	if got := l.Limit(); got != 3 {
@@ -111,7 +112,7 @@ func TestAIMDBounds(t *testing.T) {
 	}
 	for range 50 {
 		s := take(t, l, 1)[0]
-		l.release(s, refused, "503", 0)
+		l.release(s, answer{o: refused, reason: "503", retryAfter: -1})
 	}
 	if got := l.Limit(); got != 1 {
 		t.Fatalf("limit %d after many refusals, want the floor 1", got)
@@ -130,14 +131,14 @@ func TestAIMDLatency(t *testing.T) {
 			rtt = 60 * time.Millisecond // noise: one answer in ten 6× slower
 		}
 		s := take(t, l, 1)[0]
-		if c := l.release(s, success, "", rtt); c.from != c.to {
+		if c := l.release(s, answer{o: success, rtt: rtt, retryAfter: -1}); c.from != c.to {
 			t.Fatalf("steady latency changed the limit: %+v", c)
 		}
 	}
 	var c change
 	for range 40 {
 		s := take(t, l, 1)[0]
-		if c = l.release(s, success, "", 60*time.Millisecond); c.from != c.to {
+		if c = l.release(s, answer{o: success, rtt: 60 * time.Millisecond, retryAfter: -1}); c.from != c.to {
 			break
 		}
 	}
@@ -167,9 +168,9 @@ func TestAIMDWaitersInOrderAndCancel(t *testing.T) {
 	}
 	got := make(chan slot)
 	go func() { s, _ := l.acquire(context.Background()); got <- s }()
-	l.release(s0, neutral, "", 0)
+	l.release(s0, answer{o: neutral, retryAfter: -1})
 	s1 := <-got
-	l.release(s1, neutral, "", 0)
+	l.release(s1, answer{o: neutral, retryAfter: -1})
 	if l.inflight != 0 || len(l.waiters) != 0 {
 		t.Fatalf("in flight %d, waiters %d after all released", l.inflight, len(l.waiters))
 	}
@@ -351,7 +352,15 @@ func TestAdmitReadsTheAnswer(t *testing.T) {
 	if h.gate.probing {
 		t.Fatal("gate closed without a pause")
 	}
+	// One 503 among successes is an item's: no pause, no decrease.
 	answer(503, map[string]string{"Retry-After": "3600"})
+	if h.gate.probing || h.lim.Limit() != 10 {
+		t.Fatalf("one 503 after successes: gate probing %v, limit %d; want neither a pause nor a decrease", h.gate.probing, h.lim.Limit())
+	}
+	// A run of them, at a level that succeeded, is the host's.
+	for range broadStreak - 1 {
+		answer(503, map[string]string{"Retry-After": "3600"})
+	}
 	if !h.gate.probing || time.Until(h.gate.until) > 5*time.Second {
 		t.Errorf("Retry-After: 3600: probing %v, paused for %v; want a pause capped at 5s", h.gate.probing, time.Until(h.gate.until))
 	}
@@ -397,5 +406,157 @@ func TestGateProbeOutClearedWhenProbingEnded(t *testing.T) {
 	probe, err = g.wait(ctx)
 	if !probe || err != nil {
 		t.Fatalf("after the second pause: probe %v, err %v; want a probe at once (no probe is in flight)", probe, err)
+	}
+}
+
+// ok, fail are the answers of the tests below.
+func okAnswer() answer { return answer{o: success, rtt: time.Millisecond, retryAfter: -1} }
+func overloadAnswer(reason string, ra time.Duration) answer {
+	return answer{o: overload, reason: reason, retryAfter: ra}
+}
+
+// TestAIMDItemFailuresAreNotOverload: 503s, 502s and timeouts of a few
+// items among successes (4 % of the answers, as 1 % of the items failing
+// on every one of 4 attempts), 404s and 500s never lower the limit; the
+// same answers in a burst across many items do.
+func TestAIMDItemFailuresAreNotOverload(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 40, InitialConcurrency: 30})
+	l.slowStart = false
+	n := 0
+	reasons := []string{"503", "502", "504", "timeout", "connection"}
+	for range 200 {
+		for _, s := range take(t, l, l.Limit()) {
+			n++
+			a := okAnswer()
+			switch {
+			case n%25 == 0:
+				a = overloadAnswer(reasons[n/25%len(reasons)], -1)
+			case n%7 == 0:
+				a = answer{o: neutral, retryAfter: -1} // a 404, a 500
+			}
+			if c := l.release(s, a); c.to < c.from || c.hostWide {
+				t.Fatalf("answer %d (%+v) lowered the limit or was host-wide: %+v", n, a, c)
+			}
+		}
+	}
+	if got := l.Limit(); got < 30 {
+		t.Fatalf("limit %d, want at least 30", got)
+	}
+	// A burst: a third of the answers are 503s.
+	lowered := false
+	for range 20 {
+		for i, s := range take(t, l, l.Limit()) {
+			a := okAnswer()
+			if i%3 == 0 {
+				a = overloadAnswer("503", -1)
+			}
+			if c := l.release(s, a); c.to < c.from {
+				lowered = true
+			}
+		}
+	}
+	if !lowered {
+		t.Fatalf("a third of the answers 503: limit never lowered (%d)", l.Limit())
+	}
+}
+
+// TestAIMDRetryAfterCeiling: a 429 with Retry-After at a level above the
+// latest success's sets the limit just below it, by the backoff at most,
+// and the limit does not probe that level again for 20 Retry-Afters.
+func TestAIMDRetryAfterCeiling(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 21})
+	l.slowStart = false
+	now := time.Unix(1_700_000_000, 0)
+	ss := take(t, l, 21)
+	for _, s := range ss[:20] {
+		l.releaseAt(s, okAnswer(), now)
+	}
+	c := l.releaseAt(ss[20], answer{o: refused, reason: "429", retryAfter: time.Second}, now)
+	if c.to != 20 || c.hostWide {
+		t.Fatalf("429 at level 21 after successes at 20: %+v, want 21 → 20, not host-wide", c)
+	}
+	grow := func(at time.Time) {
+		for range 50 {
+			for _, s := range take(t, l, l.Limit()) {
+				l.releaseAt(s, okAnswer(), at)
+			}
+		}
+	}
+	grow(now.Add(19 * time.Second))
+	if got := l.Limit(); got != 20 {
+		t.Fatalf("19 s after: limit %d, want 20 (below the refused level)", got)
+	}
+	grow(now.Add(21 * time.Second))
+	if got := l.Limit(); got <= 20 {
+		t.Fatalf("21 s after: limit %d, want it growing again", got)
+	}
+
+	// The limit is lowered by the backoff at most: the level is noisy.
+	l = newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 40})
+	l.slowStart = false
+	ss = take(t, l, 40)
+	l.releaseAt(ss[3], okAnswer(), now) // level 4
+	if c := l.releaseAt(ss[4], answer{o: refused, reason: "429", retryAfter: time.Second}, now); c.to != 36 {
+		t.Fatalf("429 at level 5 after a success at 4, limit 40: %+v, want 40 → 36", c)
+	}
+}
+
+// TestAIMDHostWide: refusals at levels that had succeeded, with no success
+// between them, are host-wide from the broadStreak-th on; refusals above
+// the latest success's level (the limit's own excess) never are.
+func TestAIMDHostWide(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 32})
+	ss := take(t, l, 32)
+	l.release(ss[19], okAnswer()) // level 20
+	for _, s := range ss[20:] {   // levels 21..32: the overshoot
+		if c := l.release(s, answer{o: refused, reason: "429", retryAfter: time.Second}); c.hostWide {
+			t.Fatalf("refusal at level %d over a success at 20 is host-wide", s.level)
+		}
+	}
+	for i, s := range ss[:broadStreak] { // levels 1..: refused too
+		c := l.release(s, overloadAnswer("503", time.Second))
+		if want := i == broadStreak-1; c.hostWide != want {
+			t.Fatalf("refusal %d at level %d: host-wide %v, want %v", i+1, s.level, c.hostWide, want)
+		}
+	}
+	l.release(ss[broadStreak], okAnswer()) // a success ends the streak
+	if c := l.release(ss[broadStreak+1], overloadAnswer("503", time.Second)); c.hostWide {
+		t.Fatal("host-wide right after a success")
+	}
+}
+
+// TestAdmitRetriesNotEvidence: the overload answers to an item's retries
+// do not count (an item failing on every attempt would count once per
+// attempt, and its retries can be all that is in flight at the end of a
+// batch); its first attempt's do.
+func TestAdmitRetriesNotEvidence(t *testing.T) {
+	u, err := newUpstreams(&Adaptive{MaxConcurrency: 10, InitialConcurrency: 10}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(attemptsBefore int) {
+		t.Helper()
+		ctx := httpx.WithState(context.Background(), &httpx.State{Attempts: attemptsBefore})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.example/x", nil)
+		done, err := u.admit(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {"1"}}, Body: http.NoBody, Request: req}
+		done(resp, nil)
+		resp.Body.Close()
+	}
+	h := u.host("api.example")
+	for range 50 {
+		send(1)
+	}
+	if h.lim.Limit() != 10 || h.gate.probing || h.lim.share != 0 {
+		t.Fatalf("50 retries answered 503: limit %d, gate probing %v, share %.2f; want none counted", h.lim.Limit(), h.gate.probing, h.lim.share)
+	}
+	for range broadStreak {
+		send(0)
+	}
+	if h.lim.Limit() >= 10 || !h.gate.probing {
+		t.Fatalf("%d first attempts answered 503 with Retry-After: limit %d, gate probing %v; want lowered and paused", broadStreak, h.lim.Limit(), h.gate.probing)
 	}
 }

@@ -51,10 +51,14 @@
 // With Config.Adaptive, the Enricher finds and follows what each host
 // admits instead of a fixed concurrency: an AIMD limit per host on the
 // requests in flight (growing while answers are fast and the limit is
-// used, lowered on 429, 503, timeouts and sharp latency growth, at most
-// once per round trip, never above Adaptive.MaxConcurrency nor below 1); a
-// gate per host that holds every worker's requests after a Retry-After and
-// then lets one probe through; and the rate-limit headers (the IETF draft's
+// used; lowered on overload — 429s, bursts of 502/503/504, timeouts and
+// connection failures across many items, sharp latency growth — but not on
+// items failing on their own, at most once per round trip, never above
+// Adaptive.MaxConcurrency nor below 1; kept below a level the host refused
+// for a while instead of probing it again at once); Retry-After honoured
+// per request, and a gate per host that holds every worker's requests
+// after a host-wide refusal's Retry-After and then lets one probe through;
+// and the rate-limit headers (the IETF draft's
 // RateLimit and RateLimit-Policy, X-RateLimit-*) read to slow down before
 // being refused. Each change of a limit is reported to the Runner
 // (batchenrich.ReportLimitChange: Report.Limits, EventLimitChanged, log

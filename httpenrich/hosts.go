@@ -2,13 +2,16 @@ package httpenrich
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/httpx"
 	"golang.org/x/time/rate"
 )
 
@@ -86,28 +89,47 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 		}
 	}
 	if err != nil {
-		h.lim.release(s, neutral, "", 0)
+		h.lim.release(s, answer{o: neutral, retryAfter: -1})
 		return nil, err
+	}
+	// A retry's overload answer is not evidence of its own: an item whose
+	// every attempt fails would count once per attempt, and at the end of
+	// a batch its retries can be all there is in flight.
+	retry := false
+	if st := httpx.StateFrom(ctx); st != nil {
+		retry = st.Attempts > 0
 	}
 	start := time.Now()
 	return func(resp *http.Response, err error) {
 		if err != nil {
-			o, reason := neutral, ""
-			if isTimeout(err) && ctx.Err() == nil {
-				o, reason = refused, "timeout"
+			a := answer{o: neutral, retryAfter: -1}
+			if ctx.Err() == nil {
+				switch {
+				case isTimeout(err):
+					a.o, a.reason = overload, "timeout"
+				case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET):
+					a.o, a.reason = overload, "connection"
+				}
 			}
-			u.finish(ctx, h, s, probe, o, reason, 0, false)
+			if retry && a.o == overload {
+				a.o = neutral
+			}
+			u.finish(ctx, h, s, probe, a, false)
 			return
 		}
-		o, reason, ok := success, "", true
+		a, ok := answer{o: success, retryAfter: -1}, true
 		switch code := resp.StatusCode; {
-		case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
-			o, reason, ok = refused, strconv.Itoa(code), false
+		case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
+			code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+			a.o, a.reason, ok = overload, strconv.Itoa(code), false
+			if code == http.StatusTooManyRequests {
+				a.o = refused
+			}
 			if d, has := RetryAfter(resp, time.Now()); has {
-				h.gate.pause(min(d, u.waitMax))
+				a.retryAfter = min(d, u.waitMax)
 			}
 		case code >= 400:
-			o = neutral
+			a.o = neutral
 		}
 		if !u.cfg.IgnoreRateLimitHeaders {
 			if b, has := parseBudget(resp.Header, time.Now()); has {
@@ -122,15 +144,25 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 				}
 			}
 		}
+		if retry && a.o == overload {
+			a.o = neutral
+		}
 		resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() {
-			u.finish(ctx, h, s, probe, o, reason, time.Since(start), ok)
+			if a.o == success {
+				a.rtt = time.Since(start)
+			}
+			u.finish(ctx, h, s, probe, a, ok)
 		}}
 	}, nil
 }
 
-// finish gives an attempt's slot back and reports a change of the limit.
-func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool, o outcome, reason string, rtt time.Duration, ok bool) {
-	c := h.lim.release(s, o, reason, rtt)
+// finish gives an attempt's slot back, closes the host's gate for a
+// host-wide refusal's Retry-After, and reports a change of the limit.
+func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool, a answer, ok bool) {
+	c := h.lim.release(s, a)
+	if c.hostWide && a.retryAfter >= 0 {
+		h.gate.pause(a.retryAfter)
+	}
 	h.gate.done(probe, ok)
 	if c.from != c.to {
 		batchenrich.ReportLimitChange(ctx, batchenrich.LimitChange{Upstream: h.name, From: c.from, To: c.to, Reason: c.reason})

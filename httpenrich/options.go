@@ -135,9 +135,11 @@ type Config[T, B, R any] struct {
 	Logger *slog.Logger
 
 	// Adaptive, when set, adapts the requests in flight to each host to
-	// what it admits (AIMD, at most Adaptive.MaxConcurrency), shares a
-	// Retry-After among all requests to the host, and slows down when its
-	// rate-limit headers say the budget runs low. See Adaptive. Nil means
+	// what it admits (AIMD, at most Adaptive.MaxConcurrency), lowering it
+	// on overload but not on items failing on their own, holds every
+	// request to the host after a host-wide refusal's Retry-After, and
+	// slows down when its rate-limit headers say the budget runs low. See
+	// Adaptive. Nil means
 	// none of this: the Runner's Options.Concurrency alone bounds the
 	// requests in flight.
 	Adaptive *Adaptive

@@ -17,12 +17,23 @@
 //	        outage per Retry-After window, failed items; fixed 50 vs
 //	        adaptive.
 //
+//	retryafter  K = 20 whose 429s carry Retry-After: 1, 50,000 items, 5 ms
+//	        per request: fixed 20 vs adaptive (ceiling 100). Wall time,
+//	        failed items, share of 429s (issue 23).
+//	failing K = 30, 429 beyond; the ids divisible by 100 answer 503 on
+//	        every attempt, those 50 above a multiple of 200 404; 40,000
+//	        items, 5 ms: fixed 30 vs adaptive (ceiling 100). Wall time,
+//	        items failed by 429 and by 503/404, the limit once capacity
+//	        was found (its lowest after the first time it reached 0.8 ×
+//	        30) and at the end (issue 23).
+//
 //	go run ./cmd/adaptivebench -scenario k20 -rounds 5
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http/httptest"
@@ -57,13 +68,16 @@ type result struct {
 	ok, tooMany, outage int64
 	limit               int                         // the host's limit at the end (adaptive)
 	limits              []batchenrich.UpstreamLimit // Report.Limits
+	failedBy            map[int]int                 // failed items by their last status (0: no response)
+	found               bool                        // failing: the limit reached 0.8 × K
+	minAfter            int                         // failing: the lowest limit after that
 	followed            time.Duration               // step: from the change of K to the limit at 0.9 × K
 	windows             []int                       // outage: 503s per Retry-After window
 	reasons             map[string]int              // limit changes by reason
 }
 
 func main() {
-	scenario := flag.String("scenario", "k20", "k20, step or outage")
+	scenario := flag.String("scenario", "k20", "k20, step, outage, retryafter or failing")
 	rounds := flag.Int("rounds", 5, "rounds (each runs every contender once, order rotated)")
 	batchSize := flag.Int("batch-size", 1000, "Runner batch size")
 	flag.Parse()
@@ -75,6 +89,10 @@ func main() {
 		err = step(*rounds, *batchSize)
 	case "outage":
 		err = outage(*rounds, *batchSize)
+	case "retryafter":
+		err = retryAfter(*rounds, *batchSize)
+	case "failing":
+		err = failing(*rounds, *batchSize)
 	default:
 		err = fmt.Errorf("unknown -scenario %q", *scenario)
 	}
@@ -109,8 +127,17 @@ func run(api *admitapi.Server, c contender, n, batchSize int, during func(contex
 		items[i] = item(i + 1)
 	}
 	var failed atomic.Int64
+	failedBy := map[int]int{}
 	sink := batchenrich.SinkFunc[item, json.RawMessage](func(_ context.Context, b batchenrich.Batch[item, json.RawMessage]) error {
 		failed.Add(int64(b.Failed()))
+		for _, r := range b.Results {
+			var he *httpenrich.Error
+			if errors.As(r.Err, &he) {
+				failedBy[he.Status]++
+			} else if r.Err != nil {
+				failedBy[-1]++
+			}
+		}
 		return nil
 	})
 	events := make(chan batchenrich.Event, 1024)
@@ -118,9 +145,14 @@ func run(api *admitapi.Server, c contender, n, batchSize int, during func(contex
 	evDone := make(chan struct{})
 	go func() {
 		defer close(evDone)
+		trace := os.Getenv("ADAPTIVEBENCH_TRACE") != ""
+		began := time.Now()
 		for ev := range events {
 			if ev.Kind == batchenrich.EventLimitChanged {
 				reasons[ev.Limit.Reason]++
+				if trace {
+					fmt.Printf("    %v %d → %d %s\n", time.Since(began).Round(time.Millisecond), ev.Limit.From, ev.Limit.To, ev.Limit.Reason)
+				}
 			}
 		}
 	}()
@@ -145,7 +177,7 @@ func run(api *admitapi.Server, c contender, n, batchSize int, during func(contex
 	if err != nil {
 		return result{}, err
 	}
-	res := result{wall: wall, failed: int(failed.Load()), limits: rep.Limits, reasons: reasons}
+	res := result{wall: wall, failed: int(failed.Load()), limits: rep.Limits, reasons: reasons, failedBy: failedBy}
 	res.ok, res.tooMany, res.outage = api.Counts()
 	u, _ := url.Parse(srv.URL)
 	res.limit = e.Limits()[u.Host]
@@ -286,6 +318,133 @@ func outage(rounds, batchSize int) error {
 			median(rs, func(r result) float64 { return r.wall.Seconds() }))
 	}
 	return nil
+}
+
+// retryAfter: K = 20 whose 429s carry Retry-After: 1.
+func retryAfter(rounds, batchSize int) error {
+	const k, n, latency = 20, 50000, 5 * time.Millisecond
+	cs := []contender{{"fixed-20", 20, false}, {"adaptive-100", 100, true}}
+	res := map[string][]result{}
+	for r := range rounds {
+		for i := range cs {
+			c := cs[(i+r)%len(cs)]
+			api := admitapi.New(k, latency)
+			api.RetryAfter429(1)
+			began := time.Now()
+			got, err := run(api, c, n, batchSize, nil)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			var at []string // when the 429s came, from the start
+			for _, t := range api.TooManyHits() {
+				at = append(at, t.Sub(began).Round(10*time.Millisecond).String())
+			}
+			if len(at) > 0 {
+				fmt.Printf("    429s at %v\n", at)
+			}
+			res[c.name] = append(res[c.name], got)
+			fmt.Printf("round %d %-13s wall %-8v failed %-4d ok %-6d 429 %-5d (%.2f%%) limit %d %+v %v\n", r+1, c.name,
+				got.wall.Round(time.Millisecond), got.failed, got.ok, got.tooMany, pct(got.tooMany, got.ok+got.tooMany), got.limit, got.limits, got.reasons)
+		}
+	}
+	fmt.Printf("\nK=%d, 429s with Retry-After: 1, %d items, %v per request, batch size %d, %d rounds; medians:\n", k, n, latency, batchSize, rounds)
+	summarize(cs, res, "fixed-20")
+	return nil
+}
+
+// failing: K = 30, 1 % of the ids 503 on every attempt, 0.5 % 404.
+func failing(rounds, batchSize int) error {
+	const k, n, latency = 30, 40000, 5 * time.Millisecond
+	const every503, every404 = 100, 200
+	cs := []contender{{"fixed-30", 30, false}, {"adaptive-100", 100, true}}
+	res := map[string][]result{}
+	for r := range rounds {
+		for i := range cs {
+			c := cs[(i+r)%len(cs)]
+			api := admitapi.New(k, latency)
+			api.FailIDs(every503, every404)
+			var found atomic.Bool
+			var minAfter atomic.Int64
+			minAfter.Store(1 << 30)
+			got, err := run(api, c, n, batchSize, func(ctx context.Context, e *httpenrich.Enricher[item, json.RawMessage, json.RawMessage]) {
+				if !c.adaptive {
+					return
+				}
+				tick := time.NewTicker(5 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+					}
+					for _, l := range e.Limits() {
+						if l*10 >= k*8 {
+							found.Store(true)
+						}
+						if found.Load() {
+							minAfter.Store(min(minAfter.Load(), int64(l)))
+						}
+					}
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			got.found, got.minAfter = found.Load(), int(minAfter.Load())
+			res[c.name] = append(res[c.name], got)
+			fmt.Printf("round %d %-13s wall %-8v failed %v ok %-6d 429 %-5d (%.2f%%) 503/404 answered %d", r+1, c.name,
+				got.wall.Round(time.Millisecond), got.failedBy, got.ok, got.tooMany, pct(got.tooMany, got.ok+got.tooMany), api.Failed())
+			if c.adaptive {
+				fmt.Printf(" limit: found capacity %v, lowest after %d, at the end %d %+v %v", got.found, got.minAfter, got.limit, got.limits, got.reasons)
+			}
+			fmt.Println()
+		}
+	}
+	want503 := n / every503
+	want404 := 0
+	for id := 1; id <= n; id++ {
+		if id%every503 != 0 && id%every404 == every404/4 {
+			want404++
+		}
+	}
+	fmt.Printf("\nK=%d, ids %% %d answer 503 and %% %d 404 on every attempt (%d and %d items), %d items, %v per request, batch size %d, %d rounds; medians:\n",
+		k, every503, every404, want503, want404, n, latency, batchSize, rounds)
+	summarize(cs, res, "fixed-30")
+	for _, c := range cs {
+		rs := res[c.name]
+		fmt.Printf("%-13s items failed by 503 %g, by 404 %g, by 429 %g", c.name,
+			median(rs, func(r result) float64 { return float64(r.failedBy[503]) }),
+			median(rs, func(r result) float64 { return float64(r.failedBy[404]) }),
+			median(rs, func(r result) float64 { return float64(r.failedBy[429]) }))
+		if c.adaptive {
+			fmt.Printf("; limit after finding capacity: lowest %g (worst round %g), at the end %g",
+				median(rs, func(r result) float64 { return float64(r.minAfter) }),
+				slices.Min(values(rs, func(r result) float64 { return float64(r.minAfter) })),
+				median(rs, func(r result) float64 { return float64(r.limit) }))
+		}
+		fmt.Println()
+	}
+	return nil
+}
+
+// summarize prints each contender's median wall time and its ratio to
+// base's, failed items and share of 429s.
+func summarize(cs []contender, res map[string][]result, base string) {
+	b := median(res[base], func(r result) float64 { return r.wall.Seconds() })
+	for _, c := range cs {
+		rs := res[c.name]
+		w := median(rs, func(r result) float64 { return r.wall.Seconds() })
+		ratios := make([]result, len(rs)) // per round, against that round's base
+		for i := range rs {
+			ratios[i].wall = time.Duration(float64(time.Second) * rs[i].wall.Seconds() / res[base][i].wall.Seconds())
+		}
+		fmt.Printf("%-13s wall %.3fs (%.2f× %s's median; median of per-round ratios %.2f×, worst %.2f×)  failed %g  429s %.2f%% of requests\n",
+			c.name, w, w/b, base, median(ratios, func(r result) float64 { return r.wall.Seconds() }),
+			slices.Max(values(ratios, func(r result) float64 { return r.wall.Seconds() })),
+			median(rs, func(r result) float64 { return float64(r.failed) }),
+			median(rs, func(r result) float64 { return pct(r.tooMany, r.ok+r.tooMany) }))
+	}
 }
 
 func pct(a, b int64) float64 {
