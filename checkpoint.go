@@ -34,6 +34,25 @@ type Checkpoint struct {
 	// Fingerprint from then on (so a job can start fingerprinting in
 	// mid-run, e.g. after an upgrade).
 	Fingerprint string
+
+	// Job and Definition are the Options.Job and the definition (see
+	// Describer) of the run that saved the checkpoint, "" if not recorded
+	// (an older version's checkpoint). A run resuming a checkpoint that
+	// recorded other ones is refused with ErrCheckpointMismatch, even with
+	// Options.AllowReshape; an empty one matches any.
+	Job        string
+	Definition string
+
+	// State is the run's state when the checkpoint was saved: StateRunning
+	// after each batch, StateDone with Done, StateFailed or StateStopped
+	// when a run ended early (its Batch and Cursor those of the last
+	// committed batch). "" when not recorded.
+	State RunState
+	// Counts are the run's counts up to and including Batch.
+	Counts RunCounts
+	// LastError is the error that ended the run, with StateFailed or
+	// StateStopped: its text, secrets redacted, at most 1 KiB.
+	LastError string
 }
 
 // CheckpointStore keeps checkpoints.

@@ -400,7 +400,7 @@ func TestReplayLockEdges(t *testing.T) {
 		{"UnlockPanics", func() (func() error, bool, error) { return func() error { panic("boom") }, true, nil }, batchenrich.StageUnlock, nil},
 		{"UnlockFails", func() (func() error, bool, error) { return func() error { return lost }, true, nil }, batchenrich.StageUnlock, lost},
 	} {
-		store := &locker{Checkpoints: batchenrichtest.NewCheckpoints(), tryLock: tc.tryLock}
+		store := &locker{Checkpoints: ranRun(t, "r"), tryLock: tc.tryLock}
 		p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
 			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
 		if err != nil {
@@ -452,7 +452,7 @@ func (runKeyLocker) TryLock(ctx context.Context, key string) (func() error, bool
 // replay's.
 func TestReplayRunUnlockErrorReturned(t *testing.T) {
 	t.Parallel()
-	store := runKeyLocker{batchenrichtest.NewCheckpoints()}
+	store := runKeyLocker{ranRun(t, "r")}
 	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
 		batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
 	if err != nil {
@@ -463,4 +463,15 @@ func TestReplayRunUnlockErrorReturned(t *testing.T) {
 	if !errors.Is(err, errRunLockLost) || !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock || be.RunKey != "r" {
 		t.Fatalf("err = %v, want the run's unlock error in a StageUnlock *BatchError", err)
 	}
+}
+
+// ranRun returns a store in which run key recorded a finished run, for
+// a Replay to replay.
+func ranRun(t *testing.T, key string) *batchenrichtest.Checkpoints {
+	t.Helper()
+	store := batchenrichtest.NewCheckpoints()
+	if err := store.Save(context.Background(), batchenrich.Checkpoint{RunKey: key, Batch: 1, Done: true, State: batchenrich.StateDone}); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

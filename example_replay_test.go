@@ -47,9 +47,14 @@ func ExampleReplay() {
 		return nil
 	})
 
+	// The store in which the run recorded its checkpoints (a replay
+	// refuses a run key that has none).
+	store := batchenrichtest.NewCheckpoints()
+	_ = store.Save(context.Background(), batchenrich.Checkpoint{RunKey: "names", Batch: 1, Done: true})
+
 	p, err := batchenrich.NewReplay[string, string](failed, upper, sink, batchenrich.Options{
 		BatchSize:   10,
-		Checkpoints: batchenrichtest.NewCheckpoints(),
+		Checkpoints: store,
 		RunKey:      "names", // the run whose failures to retry
 	})
 	if err != nil {

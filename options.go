@@ -3,7 +3,10 @@ package batchenrich
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Defaults used for zero-valued Options fields.
@@ -23,6 +26,8 @@ const (
 	MaxBatchSize = 1 << 20
 	// MaxConcurrency bounds Options.Concurrency.
 	MaxConcurrency = 1 << 16
+	// MaxJobLen bounds the length of Options.Job, in bytes.
+	MaxJobLen = 200
 )
 
 // FailurePolicy says what a failed item does to its batch.
@@ -149,6 +154,27 @@ type Options struct {
 	// run is RunKey as given, when Partition derived RunKey from it.
 	run string
 
+	// Job names the job the run belongs to (the seed job's
+	// "travelers-enrichment", say): with the definition New derives from
+	// the components that describe themselves (see Describer), BatchSize,
+	// the partition count and Fingerprint, it is the run's identity,
+	// recorded in each checkpoint. A run resuming (or replaying) a run key
+	// whose checkpoints record another Job, or another definition, is
+	// refused with ErrCheckpointMismatch before anything is read, naming
+	// what differs; AllowReshape never allows that. A checkpoint recorded
+	// without them (by an older version) matches any, and records this
+	// run's from then on. Optional; only allowed with Checkpoints; at most
+	// MaxJobLen bytes, no control characters.
+	Job string
+
+	// definition is the run's definition, derived by New from the
+	// components (see definitionOf).
+	definition string
+
+	// derivedKey is set when RunKey was derived by the library (a
+	// replay's), which checkRunKey would refuse from a user.
+	derivedKey bool
+
 	// Fingerprint, optional, identifies the job's configuration (for
 	// example a hash of the URL template and the validation version). It
 	// is recorded in each checkpoint with BatchSize, and a run resuming a
@@ -232,6 +258,21 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("Fingerprint", "set without Checkpoints (it is recorded in checkpoints)")
 	case o.Checkpoints == nil && o.AllowReshape:
 		return bad("AllowReshape", "set without Checkpoints (there is no checkpoint to resume)")
+	case o.Checkpoints == nil && o.Job != "":
+		return bad("Job", "set without Checkpoints (it is recorded in checkpoints)")
+	case len(o.Job) > MaxJobLen:
+		return bad("Job", "longer than MaxJobLen bytes")
+	case strings.ContainsFunc(o.Job, unicode.IsControl) || !utf8.ValidString(o.Job):
+		return bad("Job", fmt.Sprintf("%q: must be UTF-8 text without control characters", o.Job))
+	}
+	if o.Checkpoints != nil && !o.derivedKey {
+		key := o.RunKey
+		if o.run != "" {
+			key = o.run
+		}
+		if err := checkRunKey("RunKey", key); err != nil {
+			return o, err
+		}
 	}
 	if err := o.Partition.validate(); err != nil {
 		return o, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ReplayScope chooses which of a run's stored failures a replay retries.
@@ -144,6 +145,23 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	if unlock != nil {
 		defer func() { err = unlockRun(err, unlock, o.RunKey) }()
 	}
+	parts, err := p.checkRun(ctx)
+	if err != nil {
+		return rr, err
+	}
+	// A partitioned run's partitions take only their own locks while
+	// they work: hold each of them too.
+	for i := range parts {
+		po := o
+		po.RunKey = Partition{Index: i, Count: parts}.RunKey(o.RunKey)
+		unlock, lerr := lockRun(ctx, po, "partition "+strconv.Itoa(i)+" of the run is running")
+		if lerr != nil {
+			return rr, lerr
+		}
+		if unlock != nil {
+			defer func() { err = unlockRun(err, unlock, po.RunKey) }()
+		}
+	}
 
 	for rr.Number = 1; ; rr.Number++ {
 		rk := ReplayKey(o.RunKey, rr.Number)
@@ -172,7 +190,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	}
 
 	ro := o
-	ro.RunKey = rr.ReplayKey
+	ro.RunKey, ro.derivedKey = rr.ReplayKey, true
 	r, err := New[T, R](p.base.src, p.base.enr, &replaySink[T, R]{Sink: p.base.sink, n: rr.Number}, ro)
 	if err != nil {
 		return rr, err
@@ -183,11 +201,56 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	return rr, err
 }
 
+// checkRun refuses a replay of a run key with no recorded run
+// (ErrUnknownRun), or recorded by another job or with another Enricher or
+// Sink (ErrCheckpointMismatch), and returns the run's partition count (0
+// when it is not partitioned).
+func (p *Replay[T, R]) checkRun(ctx context.Context) (int, error) {
+	o := p.base.opts
+	load := func(key string) (cp Checkpoint, err error) {
+		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, key); return }); err != nil {
+			return cp, &BatchError{Stage: StageCheckpoint, RunKey: key, Err: err}
+		}
+		return cp, nil
+	}
+	cp, err := load(o.RunKey)
+	if err != nil {
+		return 0, err
+	}
+	if !recorded(cp) {
+		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.RunKey, Err: fmt.Errorf(
+			"%w: nothing is recorded under this key in the store; check the key, and the store's table", ErrUnknownRun)}
+	}
+	parts := 0
+	if cp.Partitions > 1 {
+		// The run's own key records only the count: its partitions
+		// record the rest.
+		parts = cp.Partitions
+		if cp, err = load(Partition{Index: 0, Count: parts}.RunKey(o.RunKey)); err != nil {
+			return 0, err
+		}
+	}
+	if diffs := identityDiffs(cp, o, []string{"enricher", "sink"}); len(diffs) > 0 {
+		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.RunKey, Err: fmt.Errorf(
+			"%w: run %q was recorded by another job or definition: %s; replay it with the run's own Job, Enricher and Sink",
+			ErrCheckpointMismatch, o.RunKey, strings.Join(diffs, " and "))}
+	}
+	return parts, nil
+}
+
 // replaySink marks each batch with the replay's number before handing it
 // to the Sink.
 type replaySink[T, R any] struct {
 	Sink[T, R]
 	n int
+}
+
+// Describe returns the wrapped Sink's description, if it has one.
+func (s *replaySink[T, R]) Describe() string {
+	if d, ok := s.Sink.(Describer); ok {
+		return d.Describe()
+	}
+	return ""
 }
 
 func (s *replaySink[T, R]) Write(ctx context.Context, b Batch[T, R]) error {

@@ -52,6 +52,11 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 	if err != nil {
 		return nil, err
 	}
+	if o.Checkpoints != nil {
+		if o.definition, err = definitionOf(src, enr, sink); err != nil {
+			return nil, err
+		}
+	}
 	r := &Runner[T, R]{src: src, enr: enr, sink: sink, opts: o}
 	if err := r.setBulk(); err != nil {
 		return nil, err
@@ -381,7 +386,8 @@ func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
 func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool) Checkpoint {
 	o := st.opts
 	return Checkpoint{RunKey: o.RunKey, Batch: n, Cursor: cursor, Done: done,
-		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Fingerprint}
+		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Fingerprint,
+		Job: o.Job, Definition: o.definition}
 }
 
 // receive waits for a window, and says how long it waited: 0 when the

@@ -9,20 +9,31 @@ import (
 
 // ErrCheckpointMismatch is returned by Run, wrapped in a *BatchError (stage
 // StageCheckpoint), when the checkpoint of its RunKey was recorded by a run
-// with another BatchSize or non-empty Fingerprint (see Checkpoint). Nothing is read:
-// resuming would mix batch sizes or configurations in one run. The error
+// with another BatchSize or non-empty Fingerprint, or of another Job or
+// definition (see Checkpoint and Describer). Nothing is read: resuming
+// would mix batch sizes, configurations or jobs in one run. The error
 // says what differs and how to proceed: run with the recorded settings,
-// start afresh under a new RunKey, or set Options.AllowReshape.
+// start afresh under a new RunKey, or (for BatchSize and Fingerprint
+// only) set Options.AllowReshape. Replay.Run refuses a replay of another
+// job or definition (its Enricher or Sink) with it too.
 var ErrCheckpointMismatch = errors.New("batchenrich: checkpoint was recorded with other settings")
 
 // checkShape compares a loaded checkpoint with the run's settings. A zero
 // BatchSize or empty Fingerprint in cp means "not recorded" (a checkpoint
 // of an older version, or a run without a Fingerprint) and matches.
 func checkShape(cp Checkpoint, o Options) error {
-	if o.AllowReshape || (cp.Batch == 0 && !cp.Done) {
+	if cp.Batch == 0 && !cp.Done {
 		return nil
 	}
-	var diffs []string
+	diffs := identityDiffs(cp, o, nil)
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: run %q was checkpointed after batch %d by another job or definition: %s; "+
+			"run it with the recorded job and definition, or start afresh under a new RunKey",
+			ErrCheckpointMismatch, cp.RunKey, cp.Batch, strings.Join(diffs, " and "))
+	}
+	if o.AllowReshape {
+		return nil
+	}
 	if cp.BatchSize != 0 && cp.BatchSize != o.BatchSize {
 		diffs = append(diffs, "BatchSize "+strconv.Itoa(cp.BatchSize)+" (this run: "+strconv.Itoa(o.BatchSize)+")")
 	}

@@ -55,6 +55,7 @@ type Enricher[T, B, R any] struct {
 	owned    *http.Transport // the transport New built, nil if the caller's
 	up       *upstreams      // Config.Adaptive's state, nil without
 	keyOf    func(T) string  // Config.IdempotencyKey's item key, nil without
+	desc     string          // what Describe returns
 
 	// proto, when the URL template has no parameter before its query, is
 	// a request for the text before it, which every item's request copies
@@ -118,6 +119,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 		maxBody:  s.maxBody,
 		up:       up,
 		keyOf:    keyOf,
+		desc:     describe(s.method, cfg.URL),
 	}
 	if e.header == nil {
 		e.header = http.Header{}

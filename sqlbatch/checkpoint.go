@@ -154,22 +154,33 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 		ttl = DefaultLeaseTTL
 	}
 	s := &CheckpointStore{db: db, d: d, name: name, table: table, ttl: ttl, held: map[string]*heldLock{}}
-	const set = `batch = excluded.batch, "cursor" = excluded."cursor", done = excluded.done, updated_at = excluded.updated_at,
-		partitions = excluded.partitions, batch_size = excluded.batch_size, fingerprint = excluded.fingerprint`
-	upsert := `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions, batch_size, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_key) DO UPDATE SET ` + set
-	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0), batch_size, fingerprint FROM ` + table + ` WHERE run_key = ?`)
+	// The columns a checkpoint fills, with their PostgreSQL types.
+	cols := []struct{ name, pg string }{
+		{"run_key", "text"}, {"batch", "bigint"}, {`"cursor"`, "text"}, {"done", "boolean"}, {"updated_at", "timestamptz"},
+		{"partitions", "integer"}, {"batch_size", "bigint"}, {"fingerprint", "text"}, {"job", "text"}, {"definition", "text"},
+	}
+	var names, set, marks, casts []string
+	for i, c := range cols {
+		names, marks = append(names, c.name), append(marks, "?")
+		casts = append(casts, "$"+strconv.Itoa(i+1)+"::"+c.pg)
+		if c.name != "run_key" {
+			set = append(set, c.name+" = excluded."+c.name)
+		}
+	}
+	insert := `INSERT INTO ` + table + ` AS cp (` + strings.Join(names, ", ") + `) `
+	onConflict := ` ON CONFLICT (run_key) DO UPDATE SET ` + strings.Join(set, ", ")
+	upsert := insert + `VALUES (` + strings.Join(marks, ", ") + `)` + onConflict
+	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0), batch_size, fingerprint, job, definition FROM ` + table + ` WHERE run_key = ?`)
 	s.qSave = d.Rebind(upsert)
 	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
 	if d.Kind == sqldialect.PostgreSQL {
 		// Save under a session advisory lock: the upsert and the check
 		// that the lock's session still holds the lock, in one statement
 		// (one round trip). It writes no row when the lock is gone.
-		s.qSaveLocked = `INSERT INTO ` + table + ` AS cp (run_key, batch, "cursor", done, updated_at, partitions, batch_size, fingerprint)
-		SELECT $1::text, $2::bigint, $3::text, $4::boolean, $5::timestamptz, $6::integer, $7::bigint, $8::text
+		n := len(cols)
+		s.qSaveLocked = insert + `SELECT ` + strings.Join(casts, ", ") + `
 		WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $9 AND classid = $10::bigint::oid AND objid = $11::bigint::oid AND objsubid = 1)
-		ON CONFLICT (run_key) DO UPDATE SET ` + set
+			AND pid = $` + strconv.Itoa(n+1) + ` AND classid = $` + strconv.Itoa(n+2) + `::bigint::oid AND objid = $` + strconv.Itoa(n+3) + `::bigint::oid AND objsubid = 1)` + onConflict
 	}
 	// The lease is taken when free, expired, or held by a holder known
 	// to be dead; a free lease (or a missing row) only when the
@@ -205,11 +216,11 @@ func (s *CheckpointStore) CreateTable(ctx context.Context) error {
 		done ` + s.d.TypeBool() + ` NOT NULL,
 		updated_at ` + s.d.TypeTimestamp() + ` NOT NULL,
 		lock_owner ` + s.d.TypeText() + `,
-		lock_expires_at ` + s.d.TypeBigInt() + `,
-		` + shapeColumns[0].name + ` ` + shapeColumns[0].def(s.d) + `,
-		` + shapeColumns[1].name + ` ` + shapeColumns[1].def(s.d) + `,
-		` + shapeColumns[2].name + ` ` + shapeColumns[2].def(s.d) + `
-	)`
+		lock_expires_at ` + s.d.TypeBigInt()
+	for _, c := range shapeColumns {
+		q += ",\n\t\t" + c.name + " " + c.def(s.d)
+	}
+	q += "\n\t)"
 	if err := ExecDDL(ctx, s.db, q); err != nil {
 		return fmt.Errorf("sqlbatch: create checkpoint table %s: %w", s.name, err)
 	}
@@ -226,11 +237,11 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 		return cp, err
 	}
 	var (
-		batch, parts, size int64
-		cursor, fp         string
-		done               bool
+		batch, parts, size   int64
+		cursor, fp, job, def string
+		done                 bool
 	)
-	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts, &size, &fp)
+	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts, &size, &fp, &job, &def)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
@@ -238,7 +249,7 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 		return cp, fmt.Errorf("sqlbatch: load checkpoint %q from %s: %w", runKey, s.name, err)
 	}
 	cp.Batch, cp.Cursor, cp.Done, cp.Partitions = int(batch), batchenrich.Cursor(cursor), done, int(parts)
-	cp.BatchSize, cp.Fingerprint = int(size), fp
+	cp.BatchSize, cp.Fingerprint, cp.Job, cp.Definition = int(size), fp, job, def
 	return cp, nil
 }
 
@@ -288,7 +299,7 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 	if cp.Partitions > 0 {
 		parts = int64(cp.Partitions)
 	}
-	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts, int64(cp.BatchSize), cp.Fingerprint}
+	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts, int64(cp.BatchSize), cp.Fingerprint, cp.Job, cp.Definition}
 	if h == nil {
 		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
 			return fail(err)

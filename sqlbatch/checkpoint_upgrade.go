@@ -21,6 +21,9 @@ var shapeColumns = []shapeColumn{
 	// 0 and '': not recorded (a row saved before the column existed).
 	{"batch_size", func(d sqldialect.Dialect) string { return d.TypeBigInt() + " NOT NULL DEFAULT 0" }},
 	{"fingerprint", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
+	// The run's identity (batchenrich.Checkpoint.Job and Definition).
+	{"job", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
+	{"definition", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
 }
 
 // upgrade adds the shape columns to a checkpoint table created by an older

@@ -138,6 +138,7 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 		need.cols, need.fields = append(need.cols, cfg.On[c]), append(need.fields, fmt.Sprintf("On[%q]", c))
 	}
 	s.config, s.needs = "FailedSourceConfig", []needCols{need}
+	s.desc = describeFailed(cfg)
 	if cfg.Source.Table != "" {
 		// The join's other side: the run's table has the On columns.
 		run := needCols{field: "Source.Table", table: cfg.Source.Table}

@@ -217,6 +217,17 @@ func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols [
 	return t, nil
 }
 
+// Describe implements batchenrich.Describer: it names the table, key,
+// columns and batch column the Sink writes (and those of its failure
+// table), which a durable run records as part of its definition.
+func (s *Sink[T, R]) Describe() string {
+	d := s.main.describe()
+	if s.failures != nil {
+		d += "; failures to " + s.failures.describe()
+	}
+	return d
+}
+
 // Write implements batchenrich.Sink: it writes every result of b in one
 // transaction, which it commits, or rolls back on any error (a dropped
 // connection included), leaving nothing of the batch. The error names the

@@ -119,6 +119,7 @@ type Source[T any] struct {
 	cols    []string // Columns as configured; nil for every column
 	fields  *reflectx.StructMap
 	config  string     // names the configuration in errors ("SourceConfig" if empty)
+	desc    string     // what Describe returns
 	needs   []needCols // other tables the Source reads (NewFailedSource)
 	checked onceOK     // runs Check until it succeeds
 }
@@ -240,8 +241,16 @@ func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (_ *Source[T], err error) {
 		}
 	}
 	s.base = b.String()
+	s.desc = describeSource(cfg)
 	return s, nil
 }
+
+// Describe implements batchenrich.Describer: it names the table or query
+// (with its arguments), the key, the filter (with its values), the columns,
+// the paging and the partition count, which a durable run records as part
+// of its definition. The partition's index is not part of it: the
+// partitions of a run share one definition.
+func (s *Source[T]) Describe() string { return s.desc }
 
 // Read implements batchenrich.Source: it returns at most limit rows after
 // the position after, in key order, and the Cursor after the last of them

@@ -1,0 +1,90 @@
+package batchenrich_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
+)
+
+// A user's run key that could collide with a key the library derives
+// (a partition's, a replay's) or that would print wrongly is refused.
+func TestRunKeyValidated(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"col#p1", "run#replay-1", "a\x1b[31mb", "tab\there", "nl\n", "\xff"} {
+		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: key})
+		var oe *batchenrich.OptionError
+		if !errors.As(err, &oe) || oe.Field != "RunKey" {
+			t.Errorf("RunKey %q: err = %v, want an *OptionError for RunKey", key, err)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\x1b\t\n") {
+			t.Errorf("error %q prints a control character raw", err)
+		}
+	}
+	for _, job := range []string{"a\x1bb", strings.Repeat("j", batchenrich.MaxJobLen+1)} {
+		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", Job: job})
+		var oe *batchenrich.OptionError
+		if !errors.As(err, &oe) || oe.Field != "Job" {
+			t.Errorf("Job %q: err = %v, want an *OptionError for Job", job, err)
+		}
+	}
+}
+
+// A replay of a run key with no recorded run is refused, replaying
+// nothing.
+func TestReplayUnknownRun(t *testing.T) {
+	t.Parallel()
+	sink := batchenrichtest.NewSink[item, int]()
+	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double), sink,
+		batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "misspelled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(context.Background()); !errors.Is(err, batchenrich.ErrUnknownRun) || len(sink.Batches()) != 0 {
+		t.Fatalf("err = %v, %d batches written; want ErrUnknownRun and none", err, len(sink.Batches()))
+	}
+}
+
+// A replay of a partitioned run one of whose partitions is running is
+// refused: the replay takes each partition's lock.
+func TestReplayOfRunningPartitionRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := batchenrichtest.NewCheckpoints()
+	if err := batchenrich.ClaimPartitions(ctx, store, "r", 3, 0); err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok, err := store.TryLock(ctx, batchenrich.Partition{Index: 2, Count: 3}.RunKey("r"))
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	sink := batchenrichtest.NewSink[item, int]()
+	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double), sink,
+		batchenrich.Options{Checkpoints: store, RunKey: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Run(ctx); !errors.Is(err, batchenrich.ErrRunLocked) || !strings.Contains(err.Error(), "partition 2") || len(sink.Batches()) != 0 {
+		t.Fatalf("err = %v, %d batches written; want ErrRunLocked naming partition 2", err, len(sink.Batches()))
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	// Once no partition runs, the replay goes on; and it released
+	// every lock it took.
+	if _, err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		u, ok, err := store.TryLock(ctx, batchenrich.Partition{Index: i, Count: 3}.RunKey("r"))
+		if !ok || err != nil {
+			t.Fatalf("partition %d still locked after the replay: %v", i, err)
+		}
+		_ = u()
+	}
+}
