@@ -100,7 +100,18 @@
 // Options.AllowReshape allows it deliberately. A checkpoint that recorded
 // none (an older version's, or a run's without a Fingerprint) matches any
 // and records the resumed run's from then on. CheckResume makes the same
-// check on a loaded checkpoint without running (for a dry run).
+// check on a loaded checkpoint without running (for a dry run); pass it
+// Runner.Options() to compare the job and definition too.
+//
+// A run belongs to one job: its checkpoints record Options.Job and a
+// definition derived from the components that describe themselves
+// (Describer: sqlbatch's Source and Sink name their tables, keys, filter
+// and columns, httpenrich's Enricher its method and URL template, without
+// secrets). Resuming or replaying a run key under another Job or with
+// another definition is refused with ErrCheckpointMismatch naming what
+// differs, before anything is read; AllowReshape never allows it. Run keys
+// are checked by New: '#' (with which partition and replay keys are
+// derived) and control characters are refused.
 //
 // # Replays
 //
@@ -109,8 +120,12 @@
 // new results over the failed ones, keeping their batch numbers
 // (Batch.Replay tells the Sink it is a replay). It is a durable run of its
 // own under ReplayKey(runKey, n), resumable like any run, and holds the
-// run's lock while it works, so two replays of a run never work at once.
-// A run with no failure in scope is left alone (ReplayReport.NothingToReplay).
+// run's lock while it works, so two replays of a run never work at once,
+// and, for a partitioned run, each partition's lock, so a replay of a run
+// that is running is refused. A replay of a run key with no recorded run
+// is refused (ErrUnknownRun), and so is one of another job or with another
+// Enricher or Sink (ErrCheckpointMismatch). A run with no failure in scope
+// is left alone (ReplayReport.NothingToReplay).
 //
 // # Partitions
 //

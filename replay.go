@@ -54,9 +54,13 @@ func ReplayKey(runKey string, n int) string {
 // resumed like any run. Run finds the replay to work on itself: the first
 // replay of K not yet finished (an interrupted one is resumed), else a new
 // one. While it works, it also holds the lock of K itself, so that two
-// replays of one run, or a replay and the run, never work at once (the
-// partitions of a split run take K's lock only for a moment as they start:
-// do not replay a partitioned run while its partitions run).
+// replays of one run, or a replay and the run, never work at once; for a
+// run split into partitions it holds each partition's lock too, so a
+// replay of a run any of whose partitions is running is refused (or waits,
+// with Options.LockWait). Run refuses a run key with no recorded run
+// (ErrUnknownRun), and a run recorded by another Options.Job or with
+// another Enricher or Sink definition (ErrCheckpointMismatch; see
+// Describer).
 //
 // Which items a replay retries is up to its Source: it reads the items
 // the run stored as failed, in a stable order, those of the chosen
