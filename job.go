@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 )
 
 // Describer is an optional ability of a Source, Enricher or Sink:

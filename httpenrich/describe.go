@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/batchenrich/batchenrich/internal/redact"
+	"github.com/batchenrich/batchenrich/redact"
 )
 
 // describe returns what defines the answers of requests to the URL
