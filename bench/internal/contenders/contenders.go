@@ -25,6 +25,9 @@ func All() []harness.Named {
 		{Name: "batchenrich-otel-floor", Run: LibraryOTelFloor},
 		{Name: "batchenrich-8p", Run: LibraryPartitioned, Partitioned: true},
 		{Name: "riverenrich-8p-3proc", Run: RiverFleet, Partitioned: true},
+		{Name: "batchenrich-bulk", Run: LibraryBulk, Bulk: true},
+		{Name: "batchenrich-bulk-overlap", Run: LibraryBulkOverlapped, Bulk: true},
+		{Name: "bulk-loop", Run: BulkLoop, Bulk: true},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
 	}
 }
@@ -46,6 +49,17 @@ func IsPartitioned(name string) bool {
 	for _, c := range All() {
 		if c.Name == name {
 			return c.Partitioned
+		}
+	}
+	return false
+}
+
+// IsBulk reports whether the contender called name calls the API's bulk
+// endpoint (see harness.Named.Bulk).
+func IsBulk(name string) bool {
+	for _, c := range All() {
+		if c.Name == name {
+			return c.Bulk
 		}
 	}
 	return false

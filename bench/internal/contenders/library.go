@@ -79,6 +79,7 @@ type variant struct {
 	overlap  bool         // Options.Overlap
 	otel     bool         // otelenrich's Tracer, on the SDK
 	otelHTTP attemptSpans // and a client span per HTTP attempt, from which transport
+	bulk     bool         // httpenrich.NewBulk against the API's /bulk endpoint
 }
 
 func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats, error) {
@@ -114,7 +115,15 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		}
 		defer closeIdle()
 	}
-	enr, err := httpenrich.New(ecfg)
+	var enr interface {
+		batchenrich.Enricher[libTraveler, job.Row]
+		Close() error
+	}
+	if v.bulk {
+		enr, err = libBulkEnricher(cfg)
+	} else {
+		enr, err = httpenrich.New(ecfg)
+	}
 	if err != nil {
 		return st, err
 	}

@@ -76,6 +76,10 @@ type Named struct {
 	// partitions: each numbers its own batches, and a batch cap applies
 	// per partition, so it runs only uncapped jobs (MaxBatches 0).
 	Partitioned bool
+	// Bulk marks a contender calling the API's bulk endpoint, so with at
+	// least one request per profileapi.MaxBulkIDs rows rather than one
+	// per row.
+	Bulk bool
 }
 
 // Result is one timed run of a contender, as the harness saw it.

@@ -111,8 +111,45 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 				return
 			}
 		}
+		if r.URL.Path == "/bulk" {
+			bulk(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// MaxBulkIDs is the most ids /bulk answers in one request.
+const MaxBulkIDs = 100
+
+// bulk is the bulk profile endpoint, whatever the kind:
+// GET /bulk?traveler_id=1,2,3 answers {"profiles":[…]}, for each id an
+// object {"traveler_id":"3","args":{"traveler_id":["3"]}}, as /anything
+// echoes it, in reverse order (APIs reorder); more than MaxBulkIDs ids
+// get 413.
+func bulk(w http.ResponseWriter, r *http.Request) {
+	ids := strings.Split(r.URL.Query().Get("traveler_id"), ",")
+	if len(ids) > MaxBulkIDs {
+		http.Error(w, "too many ids", http.StatusRequestEntityTooLarge)
+		return
+	}
+	type entry struct {
+		TravelerID string              `json:"traveler_id"`
+		Args       map[string][]string `json:"args"`
+	}
+	out := struct {
+		Profiles []entry `json:"profiles"`
+	}{Profiles: make([]entry, 0, len(ids))}
+	for i := len(ids) - 1; i >= 0; i-- {
+		out.Profiles = append(out.Profiles, entry{TravelerID: ids[i], Args: map[string][]string{"traveler_id": {ids[i]}}})
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
 }
 
 // echoResponse is the shape of httpbin's /anything answer, less the body
