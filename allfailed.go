@@ -21,7 +21,7 @@ const AllFailedMinItems = 5
 // that reason, so errors.As and Classify see it. A durable run can be
 // resumed from that batch once the cause is fixed. Set
 // Options.AllowAllFailed where whole batches may legitimately fail.
-var ErrAllFailed = errors.New("batchenrich: every item of the batch failed")
+var ErrAllFailed = errors.New("every item of the batch failed")
 
 // allFailedError is the cause of the *BatchError Run returns for a batch
 // whose every item failed.

@@ -74,8 +74,40 @@
 // that record, and a send to a closed Options.Events channel drops that
 // event (counted in Report.EventsDropped): neither ever escapes Run, with
 // or without Options.Overlap. Transient, Permanent and Fatal classify
-// errors; Classify reads the class back. Error texts say each thing once: one "batchenrich: "
-// prefix, the batch number once.
+// errors; Classify reads the class back. See Errors for what their texts
+// say.
+//
+// # Errors
+//
+// Errors are wrapped with %w, each layer adding its context once, and the
+// library never edits the text of an error it did not create: an error of
+// your Source, Enricher, Sink, CheckpointStore or Locker reaches you
+// verbatim, after the context the Runner adds:
+//
+//	batchenrich: batch 3: write: <your Sink's error>
+//	batchenrich: batch 3 item 7 (key): <your Enricher's error>
+//	batchenrich: run "key": lock: <your Locker's error>
+//
+// FailureReason returns an item's cause as it is too. Which errors carry a
+// package prefix ("batchenrich: ", "sqlbatch: ", "httpenrich: ",
+// "riverenrich: ", "otelenrich: "):
+//
+//   - Those a package returns directly to its caller: the errors of
+//     constructors (New, sqlbatch.NewSink, httpenrich.New, …), of Check,
+//     of ClaimPartitions, of sqlbatch's CreateTable and of riverenrich's
+//     EnqueueTx and Migrate, configuration errors, and Run's own
+//     (*BatchError, *ItemError).
+//   - Not those a component of this module returns to the Runner from a
+//     method the Runner calls (Source.Read, Enricher.Enrich, Sink.Write,
+//     CheckpointSink.WriteCheckpointed, CheckpointStore.Load and Save,
+//     Locker.TryLock and its unlock function): the Runner's error around
+//     them says where. sqlbatch's Sink names its table, httpenrich's
+//     *Error the request, and a run reads
+//     `batchenrich: batch 7: write: traveler_batch_results: pq: …`.
+//   - Nor sentinel errors (ErrRunLocked reads "run key is locked by
+//     another runner"): they reach you inside an error that says where.
+//
+// Test errors with errors.Is and errors.As, never by their text.
 //
 // # Durable runs
 //

@@ -9,7 +9,9 @@ import (
 	"strconv"
 )
 
-// Sentinel errors. Use errors.Is to test for them.
+// Sentinel errors. Use errors.Is to test for them. Their text names the
+// condition alone, without a package prefix: they reach the caller inside
+// an error that says where (see "Errors" in the package documentation).
 var (
 	// ErrInvalidOptions is wrapped by the *OptionError that New returns
 	// for a bad configuration.
@@ -18,21 +20,21 @@ var (
 	// ErrTooManyFailures is returned by Run, wrapped in a *BatchError, when
 	// a batch has more failed items than Options.MaxBatchFailures allows,
 	// or any failed item under FailBatch. That batch is not written.
-	ErrTooManyFailures = errors.New("batchenrich: too many failed items in batch")
+	ErrTooManyFailures = errors.New("too many failed items in batch")
 
 	// ErrSourceOverflow is returned, wrapped in a *BatchError, when a
 	// Source returns more items than the limit it was asked for.
-	ErrSourceOverflow = errors.New("batchenrich: source returned more items than asked")
+	ErrSourceOverflow = errors.New("source returned more items than asked")
 
 	// ErrRunLocked is returned by Run when another runner holds the lock
 	// on the same run key and Options.LockWait is false.
-	ErrRunLocked = errors.New("batchenrich: run key is locked by another runner")
+	ErrRunLocked = errors.New("run key is locked by another runner")
 
 	// ErrCheckpointUnsupported is returned by a CheckpointSink that cannot
 	// share a transaction with the given CheckpointStore. The Runner then
 	// writes the batch and saves the checkpoint one after the other
 	// (at-least-once).
-	ErrCheckpointUnsupported = errors.New("batchenrich: sink cannot commit this checkpoint store atomically")
+	ErrCheckpointUnsupported = errors.New("sink cannot commit this checkpoint store atomically")
 )
 
 // OptionError reports an invalid field of Options. It wraps
@@ -82,12 +84,8 @@ type BatchError struct {
 }
 
 // Error reads "batchenrich: batch N: stage: cause", or when Batch is 0
-// `batchenrich: run "key": stage: cause`. It says each thing once: the
-// cause's text is given without the prefixes of this module's packages
-// ("batchenrich: ", "sqlbatch: ", "httpenrich: "), without a leading
-// "batch N: " for this batch N (or ` run "key"` when the head names the
-// run), and the stage is left out when the cause's text starts with it (a
-// Sink's "write product_prices: …").
+// `batchenrich: run "key": stage: cause`, the cause's text as it is: the
+// Runner never edits the text of an error it did not create.
 func (e *BatchError) Error() string {
 	head := "batchenrich: batch " + strconv.Itoa(e.Batch)
 	if e.Batch == 0 {
@@ -95,15 +93,9 @@ func (e *BatchError) Error() string {
 	}
 	msg := "<nil>"
 	if e.Err != nil {
-		msg = trimSaid(e.Err.Error(), e.Batch)
-		if e.Batch == 0 && e.RunKey != "" {
-			msg = trimRun(msg, e.RunKey)
-		}
+		msg = e.Err.Error()
 	}
-	if !startsWithWord(msg, string(e.Stage)) {
-		msg = string(e.Stage) + ": " + msg
-	}
-	return head + ": " + msg
+	return head + ": " + string(e.Stage) + ": " + msg
 }
 
 // Unwrap returns the cause.
@@ -119,8 +111,7 @@ type ItemError struct {
 }
 
 // Error reads "batchenrich: batch N item I (key): cause", the cause's text
-// without the prefixes of this module's packages (see BatchError.Error). For
-// the cause alone, to store in a column, use FailureReason.
+// as it is. For the cause alone, to store in a column, use FailureReason.
 func (e *ItemError) Error() string {
 	s := "batchenrich: batch " + strconv.Itoa(e.Batch) + " item " + strconv.Itoa(e.Index)
 	if e.Key != "" {
@@ -128,7 +119,7 @@ func (e *ItemError) Error() string {
 	}
 	msg := "<nil>"
 	if e.Err != nil {
-		msg = trimSaid(e.Err.Error(), e.Batch)
+		msg = e.Err.Error()
 	}
 	return s + ": " + msg
 }

@@ -15,7 +15,7 @@ const MaxPartitions = 1 << 12
 // when the run key's checkpoints were recorded with another partition
 // count than Options.Partition.Count. Nothing was read or enriched.
 // Resume with the recorded count, or start a new run key.
-var ErrPartitionsChanged = errors.New("batchenrich: partition count changed")
+var ErrPartitionsChanged = errors.New("partition count changed")
 
 // Partition names one of Count key partitions of a run (see
 // Options.Partition). The zero value, like Count 1, means an unpartitioned
@@ -124,7 +124,7 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 			return err
 		}
 		if recorded(cp) {
-			return checkPartitions(run, cp, count)
+			return claimRefused(run, cp, count)
 		}
 		req.holder = "an unpartitioned run of the same key, or a partition claim taking long"
 		unlock, err := req.take(ctx, store)
@@ -139,7 +139,7 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	if err != nil {
 		return err
 	}
-	if err := checkPartitions(run, cp, count); err != nil {
+	if err := claimRefused(run, cp, count); err != nil {
 		return err
 	}
 	if count <= 1 || cp.Partitions == count {
@@ -149,6 +149,15 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	// its partition count, for every later run to check.
 	if err := guarded(func() error { return store.Save(ctx, Checkpoint{RunKey: run, Partitions: count}) }); err != nil {
 		return fmt.Errorf("batchenrich: record %d partitions for run %q: %w", count, run, err)
+	}
+	return nil
+}
+
+// claimRefused is checkPartitions for ClaimPartitions, which returns its
+// errors to its caller: they say "batchenrich: ".
+func claimRefused(run string, cp Checkpoint, count int) error {
+	if err := checkPartitions(run, cp, count); err != nil {
+		return fmt.Errorf("batchenrich: %w", err)
 	}
 	return nil
 }

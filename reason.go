@@ -13,9 +13,9 @@ type FailureReasoner interface {
 // FailureReason returns why an item failed, to store in a column of
 // invalid rows or to count: the reason given by the first error in err's
 // chain that implements FailureReasoner; otherwise the text of the
-// *ItemError's cause (or of err, if it is no *ItemError) without the
-// "batchenrich: batch N item I (key): " that the *ItemError adds and
-// without the prefix of this module's packages. It returns "" for nil.
+// *ItemError's cause (or of err, if it is no *ItemError), as it is,
+// without the "batchenrich: batch N item I (key): " that the *ItemError
+// adds. It returns "" for nil.
 //
 //	row = append(row, batchenrich.FailureReason(r.Err)) // "status 404 after 1 attempt"
 func FailureReason(err error) string {
@@ -26,10 +26,9 @@ func FailureReason(err error) string {
 	if errors.As(err, &fr) {
 		return fr.FailureReason()
 	}
-	batch := 0
 	var ie *ItemError
 	if errors.As(err, &ie) && ie.Err != nil {
-		err, batch = ie.Err, ie.Batch
+		err = ie.Err
 	}
-	return trimSaid(err.Error(), batch)
+	return err.Error()
 }

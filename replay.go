@@ -265,7 +265,7 @@ func (s *replaySink[T, R]) Write(ctx context.Context, b Batch[T, R]) error {
 func (s *replaySink[T, R]) WriteCheckpointed(ctx context.Context, b Batch[T, R], store CheckpointStore, cp Checkpoint) error {
 	cs, ok := s.Sink.(CheckpointSink[T, R])
 	if !ok {
-		return fmt.Errorf("batchenrich: sink %T: %w", s.Sink, ErrCheckpointUnsupported)
+		return fmt.Errorf("sink %T: %w", s.Sink, ErrCheckpointUnsupported)
 	}
 	b.Replay = s.n
 	return cs.WriteCheckpointed(ctx, b, store, cp)

@@ -16,7 +16,7 @@ import (
 // start afresh under a new RunKey, or (for BatchSize and Fingerprint
 // only) set Options.AllowReshape. Replay.Run refuses a replay of another
 // job or definition (its Enricher or Sink) with it too.
-var ErrCheckpointMismatch = errors.New("batchenrich: checkpoint was recorded with other settings")
+var ErrCheckpointMismatch = errors.New("checkpoint was recorded with other settings")
 
 // checkShape compares a loaded checkpoint with the run's settings. A zero
 // BatchSize or empty Fingerprint in cp means "not recorded" (a checkpoint

@@ -84,7 +84,7 @@ func (c *Checkpoints) TryLock(ctx context.Context, key string) (func() error, bo
 	c.locked[key] = true
 	var once sync.Once
 	return func() error {
-		err := errors.New("batchenrichtest: lock released twice")
+		err := errors.New("lock released twice")
 		once.Do(func() {
 			c.mu.Lock()
 			delete(c.locked, key)

@@ -62,7 +62,7 @@ func (e *Enricher[T, R]) Enrich(ctx context.Context, item T) (R, error) {
 		}
 	}
 	if e.Fn == nil {
-		return zero, batchenrich.Fatal(errors.New("batchenrichtest: Enricher.Fn is nil"))
+		return zero, batchenrich.Fatal(errors.New("batchenrichtest.Enricher.Fn is nil"))
 	}
 	return e.Fn(ctx, item)
 }

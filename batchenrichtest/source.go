@@ -50,12 +50,12 @@ func (s *SliceSource[T]) Read(ctx context.Context, after batchenrich.Cursor, lim
 	if after != "" {
 		n, err := strconv.Atoi(string(after))
 		if err != nil || n < 0 || n > len(s.Items) {
-			return nil, after, fmt.Errorf("batchenrichtest: bad cursor %q", after)
+			return nil, after, fmt.Errorf("bad cursor %q", after)
 		}
 		start = n
 	}
 	if limit <= 0 {
-		return nil, after, fmt.Errorf("batchenrichtest: limit %d", limit)
+		return nil, after, fmt.Errorf("limit %d: must be positive", limit)
 	}
 	end := min(start+limit, len(s.Items))
 	out := append([]T(nil), s.Items[start:end]...)

@@ -88,8 +88,11 @@ type Error struct {
 	Err error
 }
 
-// Error returns "httpenrich: METHOD URL: reason (status N, K attempts): err",
-// with the URL's query left out, since it may carry keys or personal data.
+// Error returns "METHOD URL: reason (status N, K attempts): err", with the
+// URL's query left out, since it may carry keys or personal data. It has
+// no package prefix: the Runner's *ItemError around it says
+// "batchenrich: batch N item I (key): " (see "Errors" in package
+// batchenrich).
 func (e *Error) Error() string {
 	u := e.URL
 	for i := 0; i < len(u); i++ {
@@ -98,7 +101,7 @@ func (e *Error) Error() string {
 			break
 		}
 	}
-	s := "httpenrich: " + e.Method + " " + u + ": " + string(e.Reason)
+	s := e.Method + " " + u + ": " + string(e.Reason)
 	if e.Status != 0 || e.Attempts != 0 {
 		s += " (status " + strconv.Itoa(e.Status) + ", " + strconv.Itoa(e.Attempts) + " attempt"
 		if e.Attempts != 1 {

@@ -9,7 +9,7 @@ import (
 )
 
 // errSliceEnd ends a job's Runner at a batch boundary.
-var errSliceEnd = errors.New("riverenrich: slice ended")
+var errSliceEnd = errors.New("slice ended")
 
 // slice is a Source that refuses to read once its slice is over or its
 // Client stops: the Runner then returns after writing the batch it is on

@@ -79,7 +79,7 @@ type CheckpointConfig struct {
 // then returns a *LockHeldError (wrapping batchenrich.ErrRunLocked) naming
 // its host, pid and lease expiry, e.g.
 //
-//	batchenrich: run "exec-42": lock held by pid 4242 on host build-1, alive (lease renewed until 2026-11-29T06:05:30Z): wait for it to finish (Options.LockWait), or stop that process
+//	batchenrich: run "exec-42": lock: held by pid 4242 on host build-1, alive (lease renewed until 2026-11-29T06:05:30Z): wait for it to finish (Options.LockWait), or stop that process
 //
 // What to do: wait for a live holder (Options.LockWait), or stop it; a
 // holder on another host that died blocks until its lease expires
@@ -246,7 +246,7 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
 	case err != nil:
-		return cp, fmt.Errorf("sqlbatch: load checkpoint %q from %s: %w", runKey, s.name, err)
+		return cp, fmt.Errorf("load checkpoint %q from %s: %w", runKey, s.name, err)
 	}
 	cp.Batch, cp.Cursor, cp.Done, cp.Partitions = int(batch), batchenrich.Cursor(cursor), done, int(parts)
 	cp.BatchSize, cp.Fingerprint, cp.Job, cp.Definition = int(size), fp, job, def
@@ -262,14 +262,14 @@ func (s *CheckpointStore) Save(ctx context.Context, cp batchenrich.Checkpoint) e
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: %w", cp.RunKey, err)
+		return fmt.Errorf("save checkpoint %q: %w", cp.RunKey, err)
 	}
 	if err := s.SaveTx(ctx, tx, cp); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: commit: %w", cp.RunKey, err)
+		return fmt.Errorf("save checkpoint %q: commit: %w", cp.RunKey, err)
 	}
 	return nil
 }
@@ -278,13 +278,13 @@ func (s *CheckpointStore) Save(ctx context.Context, cp batchenrich.Checkpoint) e
 // checkpoint with work of your own; Sink.WriteCheckpointed uses it.
 func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenrich.Checkpoint) error {
 	if tx == nil {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: nil transaction", cp.RunKey)
+		return fmt.Errorf("save checkpoint %q: nil transaction", cp.RunKey)
 	}
 	if cp.Batch < 0 || cp.BatchSize < 0 {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: negative batch %d or batch size %d", cp.RunKey, cp.Batch, cp.BatchSize)
+		return fmt.Errorf("save checkpoint %q: negative batch %d or batch size %d", cp.RunKey, cp.Batch, cp.BatchSize)
 	}
 	fail := func(err error) error {
-		return fmt.Errorf("sqlbatch: save checkpoint %q to %s: %w", cp.RunKey, s.name, err)
+		return fmt.Errorf("save checkpoint %q to %s: %w", cp.RunKey, s.name, err)
 	}
 	s.mu.Lock()
 	h := s.held[cp.RunKey]
@@ -293,7 +293,7 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 		return fail(ErrLockLost)
 	}
 	if cp.Partitions < 0 {
-		return fmt.Errorf("sqlbatch: save checkpoint %q: negative partition count %d", cp.RunKey, cp.Partitions)
+		return fmt.Errorf("save checkpoint %q: negative partition count %d", cp.RunKey, cp.Partitions)
 	}
 	var parts any // NULL for an unpartitioned run, as before partitions existed
 	if cp.Partitions > 0 {
@@ -362,7 +362,7 @@ func (s *CheckpointStore) forget(runKey string, h *heldLock) {
 func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (func() error, bool, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+		return nil, false, fmt.Errorf("connect: %w", err)
 	}
 	// Advisory locks are per database, not per schema: key the lock by
 	// the checkpoint table's oid, so that runs with the same key in other
@@ -370,14 +370,14 @@ func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (f
 	var oid int64
 	if err := conn.QueryRowContext(ctx, `SELECT $1::regclass::oid::bigint`, s.table).Scan(&oid); err != nil {
 		discard(conn)
-		return nil, false, fmt.Errorf("sqlbatch: lock run %q: checkpoint table %s (call CreateTable first): %w", runKey, s.name, err)
+		return nil, false, fmt.Errorf("checkpoint table %s (call CreateTable first): %w", s.name, err)
 	}
 	key := sqldialect.LockKey("batchenrich:" + strconv.FormatInt(oid, 10) + ":" + runKey)
 	h := &heldLock{conn: conn, key: key}
 	var got bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&got, &h.pid); err != nil {
 		discard(conn)
-		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+		return nil, false, fmt.Errorf("pg_try_advisory_lock: %w", err)
 	}
 	if !got {
 		conn.Close()
@@ -399,12 +399,12 @@ func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (f
 				// The session may still hold the lock: end it, which
 				// frees the lock, rather than pool it.
 				discard(conn)
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, err)
+				err = fmt.Errorf("pg_advisory_unlock: %w", err)
 				return
 			}
 			conn.Close()
 			if !released {
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, ErrLockLost)
+				err = ErrLockLost
 			}
 		})
 		return err

@@ -22,7 +22,7 @@ var (
 	// longer held: the PostgreSQL session holding the
 	// advisory lock ended, or the SQLite lease expired and another runner
 	// took it. Nothing is saved; the runner must stop.
-	ErrLockLost = errors.New("sqlbatch: run lock lost")
+	ErrLockLost = errors.New("run lock lost")
 )
 
 // ConfigError reports an invalid configuration field. It wraps

@@ -14,8 +14,9 @@ import (
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
-// A Sink error in a run reads once: one "batchenrich: " prefix, the batch
-// number once, the table named by the Sink.
+// A Sink error in a run reads once: the Runner's "batchenrich: batch N:
+// write: ", then the Sink's error, which names the table and adds no
+// prefix or batch number of its own.
 func TestRunErrorTextReadsOnce(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		createSource(t, db, 25)
@@ -42,7 +43,7 @@ func TestRunErrorTextReadsOnce(t *testing.T) {
 		}
 		_, err = r.Run(context.Background())
 		msg := fmtErr(err)
-		if !strings.HasPrefix(msg, "batchenrich: batch 2: write traveler_batch_results: ") ||
+		if !strings.HasPrefix(msg, "batchenrich: batch 2: write: traveler_batch_results: ") ||
 			strings.Count(msg, "batchenrich:") != 1 || strings.Contains(msg, "sqlbatch:") || strings.Count(msg, "batch 2") != 1 {
 			t.Fatalf("error text %q does not read once", msg)
 		}
@@ -102,7 +103,7 @@ func TestRunReportsLockLostAtUnlock(t *testing.T) {
 		if !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock || rep.Written != 25 {
 			t.Fatalf("err = %v, written %d; want the lost lock reported at unlock", err, rep.Written)
 		}
-		want := `batchenrich: run "e1": unlock: driver: bad connection` // the lock's session was ended
+		want := `batchenrich: run "e1": unlock: pg_advisory_unlock: driver: bad connection` // the lock's session was ended
 		if k == testdb.SQLite {
 			want = `batchenrich: run "e1": unlock: run lock lost`
 			if !errors.Is(err, sqlbatch.ErrLockLost) {

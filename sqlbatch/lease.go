@@ -56,10 +56,10 @@ func (e *LockHeldError) Error() string {
 	}
 	until := e.Expires.UTC().Format(time.RFC3339)
 	if e.Alive {
-		return "sqlbatch: lock held by " + who + ", alive (lease renewed until " + until +
+		return "held by " + who + ", alive (lease renewed until " + until +
 			"): wait for it to finish (Options.LockWait), or stop that process"
 	}
-	return "sqlbatch: lock held by " + who + " until " + until + " unless it renews its lease: if that runner is gone, run again after then" +
+	return "held by " + who + " until " + until + " unless it renews its lease: if that runner is gone, run again after then" +
 		" (a holder that died on this host is recognised at once)"
 }
 
@@ -107,7 +107,7 @@ func parseOwner(owner string) (host string, pid int) {
 func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() error, bool, error) {
 	lf, state, err := s.lockFile(ctx, runKey)
 	if err != nil {
-		return nil, false, fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err)
+		return nil, false, fmt.Errorf("lock file: %w", err)
 	}
 	// fileBusy: a live process of this host holds the OS lock. Its lease
 	// still decides: expired, it is taken over (the holder is frozen or
@@ -122,7 +122,7 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 	if state == fileLocked {
 		prev, _, err := s.holder(ctx, runKey)
 		if err != nil && !sqliteBusy(err) {
-			return fail(fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err))
+			return fail(fmt.Errorf("lease holder: %w", err))
 		}
 		if host, _ := parseOwner(prev); host == thisHost() {
 			dead = prev
@@ -145,7 +145,7 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 		return fail(nil)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("sqlbatch: lock run %q: %w", runKey, err))
+		return fail(fmt.Errorf("lease: %w", err))
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return fail(s.heldBy(ctx, runKey, state == fileBusy))
@@ -170,10 +170,10 @@ func (s *CheckpointStore) tryLease(ctx context.Context, runKey string) (func() e
 			defer cancel()
 			res, e := s.db.ExecContext(ctx, s.qRelease, runKey, owner)
 			if e != nil {
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, e)
+				err = fmt.Errorf("release lease: %w", e)
 			} else if n, e := res.RowsAffected(); e == nil && n == 0 {
 				// The lease expired and another runner took it.
-				err = fmt.Errorf("sqlbatch: unlock run %q: %w", runKey, ErrLockLost)
+				err = ErrLockLost
 			}
 			// Remove the lock file only when the lease is cleared: a
 			// file left behind is harmless, a missing one with a lease

@@ -65,7 +65,7 @@ func TestLeaseTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = r.Run(ctx)
-		want := `batchenrich: run "e1": lock held by pid 4242 on host build-7 until ` + expires.UTC().Format(time.RFC3339) +
+		want := `batchenrich: run "e1": lock: held by pid 4242 on host build-7 until ` + expires.UTC().Format(time.RFC3339) +
 			" unless it renews its lease: if that runner is gone, run again after then (a holder that died on this host is recognised at once)"
 		if !errors.Is(err, batchenrich.ErrRunLocked) || err.Error() != want {
 			t.Fatalf("Run: %v\nwant %s", err, want)
@@ -85,7 +85,7 @@ func TestLeaseTakeover(t *testing.T) {
 		if ok || !errors.As(err, &held) || held.Host != host || held.PID != os.Getpid() || !held.Alive {
 			t.Fatalf("TryLock while held: ok %v, err %v", ok, err)
 		}
-		if !strings.Contains(err.Error(), "lock held by pid "+strconv.Itoa(os.Getpid())+" on host "+host+", alive (lease renewed until ") {
+		if !strings.Contains(err.Error(), "held by pid "+strconv.Itoa(os.Getpid())+" on host "+host+", alive (lease renewed until ") {
 			t.Fatalf("err = %v", err)
 		}
 		t.Log(err)

@@ -59,7 +59,7 @@ func (s *Source[T]) readPartition(ctx context.Context, after batchenrich.Cursor,
 		}
 		var rows []T
 		if err := s.db.SelectContext(ctx, &rows, s.d.Rebind(q), args...); err != nil {
-			return nil, after, fmt.Errorf("sqlbatch: source: read partition %s after cursor %q: %w", s.part, scan, err)
+			return nil, after, fmt.Errorf("partition %s after cursor %q: %w", s.part, scan, err)
 		}
 		for _, r := range rows {
 			c, err := s.cursorOf(r)

@@ -176,8 +176,8 @@ func (s *Sink[T, R]) writeReplay(ctx context.Context, tx *sqlx.Tx, b batchenrich
 	if s.failures != nil {
 		// A healed item would get a new row in Table, with the replay's
 		// batch number, and leave its failure row behind.
-		return fmt.Errorf("sqlbatch: batch %d: replay %d: a replay writes over failures stored in Table; this Sink stores them in %s (SinkConfig.Failures)",
-			b.Number, b.Replay, s.failures.name)
+		return fmt.Errorf("replay %d: a replay writes over failures stored in Table; this Sink stores them in %s (SinkConfig.Failures)",
+			b.Replay, s.failures.name)
 	}
 	return s.replay.WriteTx(ctx, tx, b)
 }

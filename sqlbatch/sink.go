@@ -233,7 +233,7 @@ func (s *Sink[T, R]) Describe() string {
 // connection included), leaving nothing of the batch. The error names the
 // batch.
 func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error {
-	return s.inTx(ctx, b.Number, func(tx *sqlx.Tx) error { return s.WriteTx(ctx, tx, b) })
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.WriteTx(ctx, tx, b) })
 }
 
 // WriteTx writes every result of b within tx, which the caller commits or
@@ -241,7 +241,7 @@ func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error
 // tx must belong to the Sink's database.
 func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R]) error {
 	if tx == nil {
-		return fmt.Errorf("sqlbatch: batch %d: nil transaction", b.Number)
+		return errors.New("nil transaction")
 	}
 	if err := s.check(ctx, tx); err != nil {
 		return err
@@ -254,11 +254,11 @@ func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Bat
 		return err
 	}
 	if err := s.writeRows(ctx, tx, s.main, main); err != nil {
-		return fmt.Errorf("sqlbatch: batch %d: write %s: %w", b.Number, s.main.name, err)
+		return fmt.Errorf("%s: %w", s.main.name, err)
 	}
 	if s.failures != nil {
 		if err := s.writeRows(ctx, tx, s.failures, fail); err != nil {
-			return fmt.Errorf("sqlbatch: batch %d: write %s: %w", b.Number, s.failures.name, err)
+			return fmt.Errorf("%s: %w", s.failures.name, err)
 		}
 	}
 	return nil
@@ -274,36 +274,33 @@ func (s *Sink[T, R]) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[
 	cs, ok := store.(*CheckpointStore)
 	switch {
 	case !ok:
-		return fmt.Errorf("sqlbatch: batch %d: checkpoint store %T: %w", b.Number, store, batchenrich.ErrCheckpointUnsupported)
+		return fmt.Errorf("checkpoint store %T: %w", store, batchenrich.ErrCheckpointUnsupported)
 	case cs == nil || cs.db.DB != s.db.DB:
-		return fmt.Errorf("sqlbatch: batch %d: checkpoint store on another *sqlx.DB: %w", b.Number, batchenrich.ErrCheckpointUnsupported)
+		return fmt.Errorf("checkpoint store on another *sqlx.DB: %w", batchenrich.ErrCheckpointUnsupported)
 	}
-	return s.inTx(ctx, b.Number, func(tx *sqlx.Tx) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		if err := s.WriteTx(ctx, tx, b); err != nil {
 			return err
 		}
-		if err := cs.SaveTx(ctx, tx, cp); err != nil {
-			return fmt.Errorf("sqlbatch: batch %d: %w", b.Number, err)
-		}
-		return nil
+		return cs.SaveTx(ctx, tx, cp)
 	})
 }
 
 // inTx runs f in a new transaction and commits it.
-func (s *Sink[T, R]) inTx(ctx context.Context, batch int, f func(tx *sqlx.Tx) error) error {
+func (s *Sink[T, R]) inTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
 	tx, done, err := s.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("sqlbatch: batch %d: begin: %w", batch, err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer done()
 	if err := f(tx); err != nil {
 		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, context.DeadlineExceeded) && !isTxDone(rerr) {
-			err = errors.Join(err, fmt.Errorf("sqlbatch: batch %d: rollback: %w", batch, rerr))
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 		}
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlbatch: batch %d: commit: %w", batch, err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -319,7 +316,7 @@ func (s *Sink[T, R]) rows(b batchenrich.Batch[T, R]) (main, fail [][]any, err er
 		}
 		row, err := t.rowOf(b.Number, r)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sqlbatch: batch %d: item %d: %w", b.Number, i, err)
+			return nil, nil, fmt.Errorf("item %d: %w", i, err)
 		}
 		if t == s.main {
 			main = append(main, row)

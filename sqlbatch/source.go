@@ -257,7 +257,7 @@ func (s *Source[T]) Describe() string { return s.desc }
 // (after itself when none is left).
 func (s *Source[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int) ([]T, batchenrich.Cursor, error) {
 	if limit <= 0 {
-		return nil, after, fmt.Errorf("sqlbatch: source: limit %d: must be positive", limit)
+		return nil, after, fmt.Errorf("limit %d: must be positive", limit)
 	}
 	if err := s.Check(ctx); err != nil {
 		return nil, after, err
@@ -271,7 +271,7 @@ func (s *Source[T]) Read(ctx context.Context, after batchenrich.Cursor, limit in
 	}
 	items := make([]T, 0, limit)
 	if err := s.db.SelectContext(ctx, &items, s.d.Rebind(q), args...); err != nil {
-		return nil, after, fmt.Errorf("sqlbatch: source: read after cursor %q: %w", after, err)
+		return nil, after, fmt.Errorf("after cursor %q: %w", after, err)
 	}
 	if len(items) == 0 {
 		return items, after, nil
@@ -294,7 +294,7 @@ func (s *Source[T]) query(after batchenrich.Cursor, limit int) (q string, args [
 		if after != "" {
 			offset, err = strconv.ParseInt(string(after), 10, 64)
 			if err != nil || offset < 0 {
-				return "", nil, 0, fmt.Errorf("sqlbatch: source: bad offset cursor %q", after)
+				return "", nil, 0, fmt.Errorf("bad offset cursor %q", after)
 			}
 		}
 		return q + s.order + " LIMIT ? OFFSET ?", append(args, limit, offset), offset, nil
@@ -320,7 +320,7 @@ func (s *Source[T]) cursorOf(item T) (batchenrich.Cursor, error) {
 	v := reflect.ValueOf(&item).Elem()
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
-			return "", fmt.Errorf("sqlbatch: source: nil item")
+			return "", fmt.Errorf("nil item")
 		}
 		v = v.Elem()
 	}
@@ -328,13 +328,13 @@ func (s *Source[T]) cursorOf(item T) (batchenrich.Cursor, error) {
 	for i, path := range s.keyPath {
 		f, ok := fieldAt(v, path)
 		if !ok {
-			return "", fmt.Errorf("sqlbatch: source: key column %s is behind a nil pointer", s.key[i])
+			return "", fmt.Errorf("key column %s is behind a nil pointer", s.key[i])
 		}
 		keys[i] = f.Interface()
 	}
 	b, err := json.Marshal(keys)
 	if err != nil {
-		return "", fmt.Errorf("sqlbatch: source: encode cursor: %w", err)
+		return "", fmt.Errorf("encode cursor: %w", err)
 	}
 	return batchenrich.Cursor(b), nil
 }
@@ -345,16 +345,16 @@ func (s *Source[T]) decodeCursor(c batchenrich.Cursor) ([]any, error) {
 	var raw []json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader([]byte(c)))
 	if err := dec.Decode(&raw); err != nil || dec.More() {
-		return nil, fmt.Errorf("sqlbatch: source: bad cursor %q: want a JSON array of %d keys", c, s.nkey)
+		return nil, fmt.Errorf("bad cursor %q: want a JSON array of %d keys", c, s.nkey)
 	}
 	if len(raw) != s.nkey {
-		return nil, fmt.Errorf("sqlbatch: source: bad cursor %q: %d keys, want %d", c, len(raw), s.nkey)
+		return nil, fmt.Errorf("bad cursor %q: %d keys, want %d", c, len(raw), s.nkey)
 	}
 	out := make([]any, len(raw))
 	for i, r := range raw {
 		p := reflect.New(s.keyType[i])
 		if err := json.Unmarshal(r, p.Interface()); err != nil {
-			return nil, fmt.Errorf("sqlbatch: source: bad cursor %q: key %d: %w", c, i, err)
+			return nil, fmt.Errorf("bad cursor %q: key %d: %w", c, i, err)
 		}
 		out[i] = p.Elem().Interface()
 	}

@@ -30,7 +30,7 @@ func TestSQLiteTakeoverAfterKill(t *testing.T) {
 	locked := startChild(t, "no-wait runner, holder alive", cfg)
 	locked.finish(exitLocked)
 	host, _ := os.Hostname()
-	want := "lock held by pid " + strconv.Itoa(holder.cmd.Process.Pid) + " on host " + host + ", alive"
+	want := "lock: held by pid " + strconv.Itoa(holder.cmd.Process.Pid) + " on host " + host + ", alive"
 	if all := locked.stderr.String(); !strings.Contains(all, want) {
 		t.Fatalf("locked-out runner said %q, want it to name the holder: %q", all, want)
 	}
