@@ -115,3 +115,50 @@ func TestRunReportsLockLostAtUnlock(t *testing.T) {
 		}
 	})
 }
+
+// An Enricher's error is stored as it is: FailureReason, in a column of
+// invalid rows, keeps even the prefixes of this module's packages and a
+// "batch N: " that are part of the user's text.
+func TestStoredFailureReasonVerbatim(t *testing.T) {
+	const text = "write quota exceeded for tenant: httpenrich: upstream says batch 1: sqlbatch: full"
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		createSource(t, db, 5)
+		createResults(t, k, db)
+		sink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
+			Table: "traveler_batch_results", Key: []string{"execution_id", "traveler_id"},
+			Columns:     []string{"execution_id", "traveler_id", "payload", "is_valid", "validation_error", "processed_at"},
+			BatchColumn: "batch_number",
+			Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
+				return []any{r.Item.ExecutionID, r.Item.TravelerID, nil, r.Err == nil, batchenrich.FailureReason(r.Err), fixedTime}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enr := batchenrichtest.NewEnricher(func(context.Context, Traveler) (Enriched, error) { return Enriched{}, errors.New(text) })
+		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), enr, sink,
+			batchenrich.Options{BatchSize: 10, AllowAllFailed: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		rows := readResults(t, db)
+		if len(rows) != 5 {
+			t.Fatalf("%d rows, want 5", len(rows))
+		}
+		for _, row := range rows {
+			if got := row.ValidationError; got == nil || *got != text {
+				t.Errorf("traveler %d: stored reason %q, want %q", row.TravelerID, fmtPtr(got), text)
+			}
+		}
+	})
+}
+
+func fmtPtr(s *string) string {
+	if s == nil {
+		return "<NULL>"
+	}
+	return *s
+}
