@@ -81,7 +81,7 @@ type Lookup[T, R any] struct {
 var _ batchenrich.BulkEnricher[int, struct{}] = (*Lookup[int, struct{}])(nil)
 
 // errNoRow is the reason of an item whose key has no row.
-var errNoRow = errors.New("sqlbatch: lookup: no row for the item's key")
+var errNoRow = errors.New("lookup: no row for the item's key")
 
 // NewLookup returns a Lookup reading db as cfg says. It validates cfg and
 // returns a *ConfigError (Config "LookupConfig") naming the first bad
@@ -206,7 +206,7 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 	for i, it := range items {
 		k := l.itemKey(it)
 		if k == nil {
-			errs[i] = batchenrich.Permanent(errors.New("sqlbatch: lookup: the item's key is nil"))
+			errs[i] = batchenrich.Permanent(errors.New("lookup: the item's key is nil"))
 			continue
 		}
 		texts[i] = keyString(k)
@@ -224,7 +224,7 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 	}
 	var rows []R
 	if err := l.src.db.SelectContext(ctx, &rows, q, args...); err != nil {
-		err = fmt.Errorf("sqlbatch: lookup of %d keys: %w", len(keys), err)
+		err = fmt.Errorf("lookup of %d keys: %w", len(keys), err)
 		if ctx.Err() != nil {
 			return failAll(err)
 		}
@@ -257,7 +257,7 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 		case !ok:
 			errs[i] = batchenrich.Permanent(errNoRow)
 		case j < 0:
-			errs[i] = batchenrich.Permanent(errors.New("sqlbatch: lookup: several rows for the item's key"))
+			errs[i] = batchenrich.Permanent(errors.New("lookup: several rows for the item's key"))
 		default:
 			vals[i] = rows[j]
 		}
@@ -325,7 +325,7 @@ func pgArray(keys []any) (string, error) {
 		if v, ok := k.(driver.Valuer); ok {
 			var err error
 			if k, err = v.Value(); err != nil {
-				return "", fmt.Errorf("sqlbatch: lookup: key %d: %w", i, err)
+				return "", fmt.Errorf("lookup: key %d: %w", i, err)
 			}
 		}
 		if i > 0 {
@@ -333,7 +333,7 @@ func pgArray(keys []any) (string, error) {
 		}
 		s := keyString(k)
 		if strings.ContainsRune(s, 0) {
-			return "", fmt.Errorf("sqlbatch: lookup: key %d contains a NUL byte", i)
+			return "", fmt.Errorf("lookup: key %d contains a NUL byte", i)
 		}
 		b.WriteByte('"')
 		for _, r := range s {
