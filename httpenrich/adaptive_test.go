@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -361,5 +362,63 @@ func TestIdempotencyKeyRefusals(t *testing.T) {
 	kc.Adaptive = &httpenrich.Adaptive{}
 	if _, err := httpenrich.New(kc); !errors.As(err, &oe) || oe.Field != "Adaptive.MaxConcurrency" {
 		t.Errorf("Adaptive{}: %v, want an OptionError naming Adaptive.MaxConcurrency", err)
+	}
+}
+
+// TestAdaptiveTransientFaultsComplete is issue 23's hang as it was met: an
+// API where some ids get transient faults on their first attempts — 503,
+// 500, 429 with Retry-After: 0, connection resets, hangs — and the others
+// answer after a short latency, except in short bursts where every
+// request is answered 429 with Retry-After: 0. The run must complete with every item
+// enriched (it stopped for good, every worker waiting at the gate, when a
+// probe's return went uncounted). A hang shows as the test context's
+// deadline. It depends on the goroutines' interleaving, and caught the
+// hang in some runs only; TestGateProbeOutClearedWhenProbingEnded shows it
+// deterministically, TestAdaptiveLiveness in every run of a few seeds.
+func TestAdaptiveTransientFaultsComplete(t *testing.T) {
+	t.Parallel()
+	const n, conc = 1000, 16
+	var mu sync.Mutex
+	attempts := map[int]int{}
+	served := 0
+	faults := []http.HandlerFunc{
+		status(http.StatusServiceUnavailable),
+		status(http.StatusInternalServerError),
+		status(http.StatusTooManyRequests, "Retry-After", "0"),
+		reset,
+		hang,
+		status(http.StatusTooManyRequests, "Retry-After", "0"),
+	}
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.Atoi(r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:])
+		mu.Lock()
+		attempts[id]++
+		a := attempts[id]
+		served++
+		burst := served%100 < 12
+		mu.Unlock()
+		if burst { // host-wide: it closes the gate, and probes follow
+			status(http.StatusTooManyRequests, "Retry-After", "0")(w, r)
+			return
+		}
+		if id%4 == 0 && a <= 2 { // a quarter of the ids, their first two attempts
+			faults[(id/4+a)%len(faults)](w, r)
+			return
+		}
+		time.Sleep(time.Millisecond)
+		body(http.StatusOK, `{}`)(w, r)
+	}))
+	cfg := fast(keyedConfig(srv.URL))
+	cfg.Adaptive = &httpenrich.Adaptive{MaxConcurrency: conc}
+	cfg.Pool = httpenrich.Pool{}.ForConcurrency(conc)
+	cfg.AttemptTimeout = 100 * time.Millisecond // a hang ends its attempt
+	cfg.MaxAttempts = 20 // bursts can refuse one item several times
+	e := mustNew(t, cfg)
+	rep, _, err := runKeyed(t, e, keyedItems(n), batchenrich.Options{BatchSize: 20, Concurrency: conc})
+	if err != nil {
+		t.Fatalf("run: %v (limits %+v)", err, rep.Limits)
+	}
+	if rep.Failed != 0 || rep.Enriched != n {
+		t.Fatalf("enriched %d, failed %d of %d", rep.Enriched, rep.Failed, n)
 	}
 }
