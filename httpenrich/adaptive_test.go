@@ -412,7 +412,7 @@ func TestAdaptiveTransientFaultsComplete(t *testing.T) {
 	cfg.Adaptive = &httpenrich.Adaptive{MaxConcurrency: conc}
 	cfg.Pool = httpenrich.Pool{}.ForConcurrency(conc)
 	cfg.AttemptTimeout = 100 * time.Millisecond // a hang ends its attempt
-	cfg.MaxAttempts = 20 // bursts can refuse one item several times
+	cfg.MaxAttempts = 20                        // bursts can refuse one item several times
 	e := mustNew(t, cfg)
 	rep, _, err := runKeyed(t, e, keyedItems(n), batchenrich.Options{BatchSize: 20, Concurrency: conc})
 	if err != nil {
