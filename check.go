@@ -16,7 +16,7 @@ type Checker interface {
 
 // check runs the Checks of the Runner's components.
 func (r *Runner[T, R]) check(ctx context.Context) error {
-	for _, c := range [...]any{r.src, r.enr, r.sink, r.opts.Checkpoints} {
+	for _, c := range [...]any{r.src, r.enr, r.sink, r.opts.store()} {
 		if ch, ok := c.(Checker); ok {
 			if err := guarded(func() error { return ch.Check(ctx) }); err != nil {
 				return err

@@ -26,7 +26,7 @@ type Checkpoint struct {
 	// ErrCheckpointMismatch); 0 matches any, and the resumed run's
 	// checkpoints record its own.
 	BatchSize int
-	// Fingerprint is the Options.Fingerprint of the run that saved the
+	// Fingerprint is the Durable.Fingerprint of the run that saved the
 	// checkpoint, "" if it had none (or was an older version). A run
 	// resuming a non-empty Fingerprint with another one, "" included, is
 	// refused (see ErrCheckpointMismatch). An empty one matches any: a
@@ -35,11 +35,11 @@ type Checkpoint struct {
 	// mid-run, e.g. after an upgrade).
 	Fingerprint string
 
-	// Job and Definition are the Options.Job and the definition (see
+	// Job and Definition are the Durable.Job and the definition (see
 	// Describer) of the run that saved the checkpoint, "" if not recorded
 	// (an older version's checkpoint). A run resuming a checkpoint that
 	// recorded other ones is refused with ErrCheckpointMismatch, even with
-	// Options.AllowReshape; an empty one matches any.
+	// Durable.AllowReshape; an empty one matches any.
 	Job        string
 	Definition string
 
@@ -85,7 +85,7 @@ type CheckpointSink[T, R any] interface {
 // function that releases it. If another holder has it, TryLock returns
 // ok=false at once, with a nil error or with an error wrapping
 // ErrRunLocked that names the holder (which Run then reports, or logs
-// while it waits with Options.LockWait). A lock must be freed by the store when
+// while it waits with Durable.LockWait). A lock must be freed by the store when
 // its holder dies (a PostgreSQL session advisory lock, a lease that
 // expires), so that another runner can take over.
 type Locker interface {

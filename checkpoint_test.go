@@ -12,7 +12,7 @@ import (
 )
 
 func durable(store batchenrich.CheckpointStore, key string) batchenrich.Options {
-	return batchenrich.Options{BatchSize: 100, MaxBatches: 8, Checkpoints: store, RunKey: key}
+	return batchenrich.Options{BatchSize: 100, MaxBatches: 8, Durable: &batchenrich.Durable{Store: store, RunKey: key}}
 }
 
 func TestResumeAfterSinkFailure(t *testing.T) {
@@ -125,7 +125,7 @@ func TestRunLocked(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	o := durable(store, "busy")
-	o.LockWait, o.LockRetryInterval = true, 5*time.Millisecond
+	o.Durable.LockWait, o.Durable.LockRetryInterval = true, 5*time.Millisecond
 	if _, err := f.run(t, ctx, o); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
@@ -147,7 +147,7 @@ func TestTwoRunnersOneKey(t *testing.T) {
 	enr.Latency = func(item) time.Duration { return 100 * time.Microsecond }
 	sink := batchenrichtest.NewSink[item, int]()
 	o := durable(store, "shared")
-	o.LockWait, o.LockRetryInterval = true, time.Millisecond
+	o.Durable.LockWait, o.Durable.LockRetryInterval = true, time.Millisecond
 	var wg sync.WaitGroup
 	reps := make([]batchenrich.Report, 2)
 	errs := make([]error, 2)

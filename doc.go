@@ -111,7 +111,7 @@
 //
 // # Durable runs
 //
-// With Options.Checkpoints and Options.RunKey, the Runner records after
+// With Options.Durable (a Store and a RunKey), the Runner records after
 // each batch the batch number and the Source cursor. Run again with the same
 // key and it resumes after the last committed batch: committed batches are
 // neither read nor enriched again, and numbering continues. When the Sink
@@ -122,20 +122,20 @@
 // enriches again at most the batch that was in flight, or two with
 // Options.Overlap (the two enriched, or being enriched or written, and not
 // committed). When the store is a Locker, one runner at a time works on a
-// key; Options.LockWait chooses between waiting for it and failing with
+// key; Durable.LockWait chooses between waiting for it and failing with
 // ErrRunLocked.
 //
-// A checkpoint also records the run's BatchSize and Options.Fingerprint
+// A checkpoint also records the run's BatchSize and Durable.Fingerprint
 // (an optional caller-provided fingerprint of the job's configuration). A
 // run resuming a checkpoint recorded with other ones is refused with
 // ErrCheckpointMismatch, saying what differs, before anything is read;
-// Options.AllowReshape allows it deliberately. A checkpoint that recorded
+// Durable.AllowReshape allows it deliberately. A checkpoint that recorded
 // none (an older version's, or a run's without a Fingerprint) matches any
 // and records the resumed run's from then on. CheckResume makes the same
 // check on a loaded checkpoint without running (for a dry run); pass it
 // Runner.Options() to compare the job and definition too.
 //
-// A run belongs to one job: its checkpoints record Options.Job and a
+// A run belongs to one job: its checkpoints record Durable.Job and a
 // definition derived from the components that describe themselves
 // (Describer: sqlbatch's Source and Sink name their tables, keys, filter
 // and columns, httpenrich's Enricher its method and URL template, without

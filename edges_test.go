@@ -68,7 +68,7 @@ func TestLockPanicsAreErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(10)
 			store := &locker{Checkpoints: batchenrichtest.NewCheckpoints(), tryLock: tc.tryLock}
-			rep, err := f.run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+			rep, err := f.run(t, context.Background(), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 			var be *batchenrich.BatchError
 			var pe *batchenrich.PanicError
 			if !errors.As(err, &be) || (be.Stage != batchenrich.StageLock && be.Stage != batchenrich.StageUnlock) || be.RunKey != "r" || !errors.As(err, &pe) {
@@ -92,7 +92,7 @@ func TestZeroCheckpoints(t *testing.T) {
 		return nil
 	}}
 	f := newFixture(50)
-	_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "r"})
+	_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	if !errors.Is(err, saveErr) {
 		t.Fatalf("err = %v", err)
 	}
@@ -109,7 +109,7 @@ func TestUnlockErrorReturned(t *testing.T) {
 		return func() error { return lost }, true, nil
 	}}
 	f := newFixture(10)
-	rep, err := f.run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+	rep, err := f.run(t, context.Background(), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	var be *batchenrich.BatchError
 	if !errors.Is(err, lost) || !errors.As(err, &be) || be.Stage != batchenrich.StageUnlock {
 		t.Fatalf("err = %v, want the unlock error in a StageUnlock *BatchError", err)
@@ -129,7 +129,7 @@ func TestLockAndDoneSaveErrorsAreBatchErrors(t *testing.T) {
 	t.Parallel()
 	store := batchenrichtest.NewCheckpoints()
 	unlock, _, _ := store.TryLock(context.Background(), "r")
-	_, err := newFixture(10).run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+	_, err := newFixture(10).run(t, context.Background(), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	var be *batchenrich.BatchError
 	if !errors.As(err, &be) || be.Stage != batchenrich.StageLock || be.Batch != 0 || be.RunKey != "r" || !errors.Is(err, batchenrich.ErrRunLocked) {
 		t.Fatalf("locked: err = %#v", err)
@@ -138,7 +138,7 @@ func TestLockAndDoneSaveErrorsAreBatchErrors(t *testing.T) {
 
 	saveErr := errors.New("disk full")
 	failing := &batchenrichtest.Checkpoints{FailSave: func(batchenrich.Checkpoint) error { return saveErr }}
-	_, err = newFixture(0).run(t, context.Background(), batchenrich.Options{Checkpoints: failing, RunKey: "r"})
+	_, err = newFixture(0).run(t, context.Background(), batchenrich.Options{Durable: &batchenrich.Durable{Store: failing, RunKey: "r"}})
 	if !errors.As(err, &be) || be.Stage != batchenrich.StageCheckpoint || be.Batch != 1 || !errors.Is(err, saveErr) {
 		t.Fatalf("done save: err = %v (%#v)", err, be)
 	}
@@ -264,24 +264,12 @@ func TestNewRefusesMisuse(t *testing.T) {
 			_, err := batchenrich.New[item, int](f.src, f.enr, nilSink, batchenrich.Options{})
 			return err
 		}},
-		{"LockWait", func() error {
-			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{LockWait: true})
+		{"Durable.Store", func() error {
+			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Durable: &batchenrich.Durable{RunKey: "r", LockWait: true}})
 			return err
 		}},
-		{"LockRetryInterval", func() error {
-			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{LockRetryInterval: time.Second})
-			return err
-		}},
-		{"LockWait", func() error {
-			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Checkpoints: notLocker, RunKey: "r", LockWait: true})
-			return err
-		}},
-		{"Fingerprint", func() error {
-			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Fingerprint: "v1"})
-			return err
-		}},
-		{"AllowReshape", func() error {
-			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{AllowReshape: true})
+		{"Durable.LockWait", func() error {
+			_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Durable: &batchenrich.Durable{Store: notLocker, RunKey: "r", LockWait: true}})
 			return err
 		}},
 	} {
@@ -291,7 +279,7 @@ func TestNewRefusesMisuse(t *testing.T) {
 		}
 	}
 	// A Locker with LockWait is fine.
-	if _, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "r", LockWait: true}); err != nil {
+	if _, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "r", LockWait: true}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -333,7 +321,7 @@ func TestCancelledBatchNotWrittenBySinkIgnoringCtx(t *testing.T) {
 		})
 		o := batchenrich.Options{BatchSize: 10, Tracer: cancelBeforeWrite{cancel}}
 		if durable {
-			o.Checkpoints, o.RunKey = batchenrichtest.NewCheckpoints(), "r"
+			o.Durable = &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "r"}
 		}
 		r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(30)), batchenrichtest.NewEnricher(double), sink, o)
 		if err != nil {
@@ -402,7 +390,7 @@ func TestReplayLockEdges(t *testing.T) {
 	} {
 		store := &locker{Checkpoints: ranRun(t, "r"), tryLock: tc.tryLock}
 		p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
-			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +442,7 @@ func TestReplayRunUnlockErrorReturned(t *testing.T) {
 	t.Parallel()
 	store := runKeyLocker{ranRun(t, "r")}
 	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double),
-		batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: store, RunKey: "r"})
+		batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}

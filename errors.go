@@ -27,7 +27,7 @@ var (
 	ErrSourceOverflow = errors.New("source returned more items than asked")
 
 	// ErrRunLocked is returned by Run when another runner holds the lock
-	// on the same run key and Options.LockWait is false.
+	// on the same run key and Durable.LockWait is false.
 	ErrRunLocked = errors.New("run key is locked by another runner")
 
 	// ErrCheckpointUnsupported is returned by a CheckpointSink that cannot
@@ -79,7 +79,7 @@ type BatchError struct {
 	// batch.
 	Batch  int
 	Stage  Stage  // where it failed
-	RunKey string // Options.RunKey; always set when Batch is 0
+	RunKey string // Durable.RunKey; always set when Batch is 0
 	Err    error  // the cause
 }
 

@@ -88,8 +88,8 @@ func TestRunLockedErrorText(t *testing.T) {
 	store := batchenrichtest.NewCheckpoints()
 	unlock, _, _ := store.TryLock(context.Background(), "x")
 	defer unlock()
-	_, err := newFixture(10).run(t, context.Background(), batchenrich.Options{Checkpoints: store, RunKey: "x"})
-	if want := `batchenrich: run "x": lock: run key is locked by another runner (set Options.LockWait to wait for it)`; err == nil || err.Error() != want {
+	_, err := newFixture(10).run(t, context.Background(), batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "x"}})
+	if want := `batchenrich: run "x": lock: run key is locked by another runner (set Durable.LockWait to wait for it)`; err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
 }

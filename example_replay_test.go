@@ -53,9 +53,11 @@ func ExampleReplay() {
 	_ = store.Save(context.Background(), batchenrich.Checkpoint{RunKey: "names", Batch: 1, Done: true})
 
 	p, err := batchenrich.NewReplay[string, string](failed, upper, sink, batchenrich.Options{
-		BatchSize:   10,
-		Checkpoints: store,
-		RunKey:      "names", // the run whose failures to retry
+		BatchSize: 10,
+		Durable: &batchenrich.Durable{
+			Store:  store,
+			RunKey: "names", // the run whose failures to retry
+		},
 	})
 	if err != nil {
 		fmt.Println(err)

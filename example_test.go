@@ -87,7 +87,7 @@ func ExampleOptions_checkpoints() {
 		}
 		return nil
 	}
-	opts := batchenrich.Options{BatchSize: 2, Checkpoints: store, RunKey: "nightly-2026-11-28"}
+	opts := batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{Store: store, RunKey: "nightly-2026-11-28"}}
 	r, _ := batchenrich.New[int, int](src, square, sink, opts)
 	_, err := r.Run(context.Background())
 	fmt.Println("first attempt:", err)

@@ -157,8 +157,8 @@ func definitionParts(def string) map[string]string {
 // not, describe itself.
 func identityDiffs(cp Checkpoint, o Options, which []string) []string {
 	var diffs []string
-	if cp.Job != "" && cp.Job != o.Job {
-		diffs = append(diffs, "Job "+strconv.Quote(cp.Job)+" (this run: "+strconv.Quote(o.Job)+")")
+	if cp.Job != "" && cp.Job != o.Durable.Job {
+		diffs = append(diffs, "Job "+strconv.Quote(cp.Job)+" (this run: "+strconv.Quote(o.Durable.Job)+")")
 	}
 	if cp.Definition == "" || cp.Definition == o.definition {
 		return diffs

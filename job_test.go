@@ -16,9 +16,9 @@ func TestRunKeyValidated(t *testing.T) {
 	t.Parallel()
 	for _, key := range []string{"col#p1", "run#replay-1", "a\x1b[31mb", "tab\there", "nl\n", "\xff"} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
-			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: key})
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: key}})
 		var oe *batchenrich.OptionError
-		if !errors.As(err, &oe) || oe.Field != "RunKey" {
+		if !errors.As(err, &oe) || oe.Field != "Durable.RunKey" {
 			t.Errorf("RunKey %q: err = %v, want an *OptionError for RunKey", key, err)
 		}
 		if err != nil && strings.ContainsAny(err.Error(), "\x1b\t\n") {
@@ -27,9 +27,9 @@ func TestRunKeyValidated(t *testing.T) {
 	}
 	for _, job := range []string{"a\x1bb", strings.Repeat("j", batchenrich.MaxJobLen+1)} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
-			batchenrichtest.NewSink[item, int](), batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", Job: job})
+			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k", Job: job}})
 		var oe *batchenrich.OptionError
-		if !errors.As(err, &oe) || oe.Field != "Job" {
+		if !errors.As(err, &oe) || oe.Field != "Durable.Job" {
 			t.Errorf("Job %q: err = %v, want an *OptionError for Job", job, err)
 		}
 	}
@@ -41,7 +41,7 @@ func TestReplayUnknownRun(t *testing.T) {
 	t.Parallel()
 	sink := batchenrichtest.NewSink[item, int]()
 	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double), sink,
-		batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "misspelled"})
+		batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "misspelled"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestReplayOfRunningPartitionRefused(t *testing.T) {
 	}
 	sink := batchenrichtest.NewSink[item, int]()
 	p, err := batchenrich.NewReplay[item, int](batchenrichtest.NewSliceSource(items(3)), batchenrichtest.NewEnricher(double), sink,
-		batchenrich.Options{Checkpoints: store, RunKey: "r"})
+		batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}

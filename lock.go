@@ -105,17 +105,20 @@ func (req lockRequest) refused(err error) error {
 	return fmt.Errorf("%w (%s)", ErrRunLocked, say)
 }
 
-// lockRun takes the lock on o.RunKey if o.Checkpoints is a Locker,
-// waiting for it if o.LockWait is set, and returns the function that
+// lockRun takes the lock on the run's key if o.Durable.Store is a Locker,
+// waiting for it if o.Durable.LockWait is set, and returns the function that
 // releases it (nil when there is no Locker). holder says who may hold the
 // lock, if there is more to say than ErrRunLocked. See lockRequest.take.
 func lockRun(ctx context.Context, o Options, holder string) (func() error, error) {
-	req := lockRequest{key: o.RunKey, retry: o.LockRetryInterval, log: o.Logger, holder: holder,
-		todo: "set Options.LockWait to wait for it"}
-	if o.LockWait {
+	if o.Durable == nil {
+		return nil, nil
+	}
+	req := lockRequest{key: o.key, retry: o.Durable.LockRetryInterval, log: o.Logger, holder: holder,
+		todo: "set Durable.LockWait to wait for it"}
+	if o.Durable.LockWait {
 		req.wait = waitForever
 	}
-	return req.take(ctx, o.Checkpoints)
+	return req.take(ctx, o.Durable.Store)
 }
 
 // unlockRun calls unlock, returning its error (or panic) as a *BatchError

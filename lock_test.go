@@ -57,7 +57,12 @@ func TestClaimPartitionsOddLocker(t *testing.T) {
 				t.Fatalf("ClaimPartitions: err = %v, want a *BatchError at StageLock for run r", err)
 			}
 			_, err = newFixture(10).run(t, context.Background(), batchenrich.Options{
-				Checkpoints: newOddLocker(tt.tryLock), RunKey: "r", Partition: batchenrich.Partition{Index: 1, Count: 2}})
+				Durable: &batchenrich.Durable{
+					Store:  newOddLocker(tt.tryLock),
+					RunKey: "r",
+				},
+				Partition: batchenrich.Partition{Index: 1, Count: 2},
+			})
 			if !tt.check(err) || !errors.As(err, &be) || be.Stage != batchenrich.StageLock {
 				t.Fatalf("Run: err = %v, want a *BatchError at StageLock", err)
 			}
@@ -66,7 +71,7 @@ func TestClaimPartitionsOddLocker(t *testing.T) {
 }
 
 // A partition waiting for its run's lock to claim the partition count
-// tries it again every Options.LockRetryInterval, as Run does for its own
+// tries it again every Durable.LockRetryInterval, as Run does for its own
 // lock: with an hour's interval, once in the time this test waits.
 func TestClaimPartitionsLockRetryInterval(t *testing.T) {
 	t.Parallel()
@@ -75,8 +80,15 @@ func TestClaimPartitionsLockRetryInterval(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := newFixture(10).run(t, ctx, batchenrich.Options{Checkpoints: l, RunKey: "r", LockWait: true,
-			LockRetryInterval: time.Hour, Partition: batchenrich.Partition{Index: 0, Count: 2}})
+		_, err := newFixture(10).run(t, ctx, batchenrich.Options{
+			Durable: &batchenrich.Durable{
+				Store:             l,
+				RunKey:            "r",
+				LockWait:          true,
+				LockRetryInterval: time.Hour,
+			},
+			Partition: batchenrich.Partition{Index: 0, Count: 2},
+		})
 		done <- err
 	}()
 	select {

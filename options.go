@@ -1,13 +1,6 @@
 package batchenrich
 
-import (
-	"fmt"
-	"log/slog"
-	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
-)
+import "log/slog"
 
 // Defaults used for zero-valued Options fields.
 const (
@@ -15,9 +8,6 @@ const (
 	DefaultBatchSize = 100
 	// DefaultConcurrency is the number of enrichments in flight at most.
 	DefaultConcurrency = 25
-	// DefaultLockRetryInterval is how often a waiting runner retries a
-	// lock held by another runner (Options.LockWait).
-	DefaultLockRetryInterval = 500 * time.Millisecond
 )
 
 // Upper bounds that Options are checked against.
@@ -26,7 +16,7 @@ const (
 	MaxBatchSize = 1 << 20
 	// MaxConcurrency bounds Options.Concurrency.
 	MaxConcurrency = 1 << 16
-	// MaxJobLen bounds the length of Options.Job, in bytes.
+	// MaxJobLen bounds the length of Durable.Job, in bytes.
 	MaxJobLen = 200
 )
 
@@ -123,84 +113,35 @@ type Options struct {
 	// enriched or written, one window read ahead). Off by default.
 	Overlap bool
 
-	// Checkpoints, when set, makes runs durable: the Runner records the
-	// last committed batch and Source cursor under RunKey, and a run with
-	// a RunKey that has a checkpoint resumes after it. If the Sink is a
-	// CheckpointSink that can share a transaction with this store, each
-	// batch and its checkpoint commit together (exactly-once batches);
-	// otherwise the checkpoint is saved after the write (at-least-once:
-	// a crash in between rewrites that batch, which an idempotent Sink
-	// absorbs). If the store is also a Locker, Run holds its lock on
-	// RunKey for the whole run.
-	Checkpoints CheckpointStore
-
-	// RunKey names the run in the checkpoint store and lock. Required
-	// when Checkpoints is set. With a Partition that splits the run, the
-	// Runner keeps its checkpoint and lock under Partition.RunKey(RunKey)
-	// instead, and Runner.Options reports that key.
-	RunKey string
+	// Durable, when set, makes runs durable: checkpoints, resume after a
+	// crash, and one runner at a time per run key (see Durable). Nil is a
+	// run that records nothing.
+	Durable *Durable
 
 	// Partition, when its Count is above 1, makes this Runner work on one
 	// key partition of a run split into Count: its Source must read that
 	// partition only (sqlbatch.SourceConfig.Partition), its checkpoint and
-	// lock are its own (see Partition.RunKey), batch numbers count within
-	// the partition, and MaxBatches caps the partition's batches. The
-	// count is recorded with the checkpoints: a run recorded with another
-	// count is refused before any read (ErrPartitionsChanged). The zero
-	// value, like Count 1, is an unpartitioned run. NewPartitioned (then
-	// Partitioned.Run) runs all partitions of a run in one process.
+	// lock are its own (under Partition.RunKey(Durable.RunKey)), batch
+	// numbers count within the partition, and MaxBatches caps the
+	// partition's batches. The count is recorded with the checkpoints: a
+	// run recorded with another count is refused before any read
+	// (ErrPartitionsChanged). The zero value, like Count 1, is an
+	// unpartitioned run. NewPartitioned (then Partitioned.Run) runs all
+	// partitions of a run in one process.
 	Partition Partition
 
-	// run is RunKey as given, when Partition derived RunKey from it.
-	run string
-
-	// Job names the job the run belongs to (the seed job's
-	// "travelers-enrichment", say): with the definition New derives from
-	// the components that describe themselves (see Describer), BatchSize,
-	// the partition count and Fingerprint, it is the run's identity,
-	// recorded in each checkpoint. A run resuming (or replaying) a run key
-	// whose checkpoints record another Job, or another definition, is
-	// refused with ErrCheckpointMismatch before anything is read, naming
-	// what differs; AllowReshape never allows that. A checkpoint recorded
-	// without them (by an older version) matches any, and records this
-	// run's from then on. Optional; only allowed with Checkpoints; at most
-	// MaxJobLen bytes, no control characters.
-	Job string
+	// key is the run key the Runner records its checkpoint and takes its
+	// lock under: Durable.RunKey, or Partition.RunKey(Durable.RunKey) for
+	// a partition of a split run. Set by withDefaults.
+	key string
 
 	// definition is the run's definition, derived by New from the
 	// components (see definitionOf).
 	definition string
 
-	// derivedKey is set when RunKey was derived by the library (a
+	// derivedKey is set when Durable.RunKey was derived by the library (a
 	// replay's), which checkRunKey would refuse from a user.
 	derivedKey bool
-
-	// Fingerprint, optional, identifies the job's configuration (for
-	// example a hash of the URL template and the validation version). It
-	// is recorded in each checkpoint with BatchSize, and a run resuming a
-	// checkpoint recorded with a different non-empty Fingerprint (or a
-	// different BatchSize) is refused with ErrCheckpointMismatch before
-	// anything is read. A checkpoint recorded without a Fingerprint is
-	// resumed whatever this one, and records it from then on (see
-	// Checkpoint.Fingerprint). Only allowed with Checkpoints.
-	Fingerprint string
-
-	// AllowReshape lets a run resume a checkpoint recorded with another
-	// BatchSize or Fingerprint, deliberately: the run goes on from the
-	// checkpoint's cursor with this run's BatchSize (numbering continues,
-	// and MaxBatches still counts batches), and its checkpoints record
-	// this run's BatchSize and Fingerprint. Only allowed with Checkpoints.
-	AllowReshape bool
-
-	// LockWait makes Run wait for a lock on RunKey held by another runner
-	// (then resume from its checkpoint, often finding the run done)
-	// instead of returning ErrRunLocked. Only allowed when Checkpoints is
-	// a Locker.
-	LockWait bool
-
-	// LockRetryInterval is how often a waiting Run retries the lock. Zero
-	// means DefaultLockRetryInterval. Only allowed with Checkpoints.
-	LockRetryInterval time.Duration
 
 	// Logger receives the run's log records. Nil means silent. A record
 	// whose handler panics is lost; the panic never escapes the Runner.
@@ -242,54 +183,29 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("MaxBatchFailures", "only applies to RecordFailures")
 	case o.Overlap && o.NoPrefetch:
 		return bad("Overlap", "needs the next window read ahead; cannot be combined with NoPrefetch")
-	case o.Checkpoints != nil && o.RunKey == "":
-		return bad("RunKey", "required when Checkpoints is set")
-	case o.Checkpoints == nil && o.RunKey != "":
-		return bad("RunKey", "set without Checkpoints")
-	case o.LockRetryInterval < 0:
-		return bad("LockRetryInterval", "must not be negative")
-	case o.Checkpoints == nil && o.LockWait:
-		return bad("LockWait", "set without Checkpoints (there is no lock to wait for)")
-	case o.Checkpoints == nil && o.LockRetryInterval != 0:
-		return bad("LockRetryInterval", "set without Checkpoints (there is no lock to retry)")
-	case o.Checkpoints != nil && o.LockWait && !isLocker(o.Checkpoints):
-		return bad("LockWait", fmt.Sprintf("the CheckpointStore %T is not a Locker, so there is no lock to wait for", o.Checkpoints))
-	case o.Checkpoints == nil && o.Fingerprint != "":
-		return bad("Fingerprint", "set without Checkpoints (it is recorded in checkpoints)")
-	case o.Checkpoints == nil && o.AllowReshape:
-		return bad("AllowReshape", "set without Checkpoints (there is no checkpoint to resume)")
-	case o.Checkpoints == nil && o.Job != "":
-		return bad("Job", "set without Checkpoints (it is recorded in checkpoints)")
-	case len(o.Job) > MaxJobLen:
-		return bad("Job", "longer than MaxJobLen bytes")
-	case strings.ContainsFunc(o.Job, unicode.IsControl) || !utf8.ValidString(o.Job):
-		return bad("Job", fmt.Sprintf("%q: must be UTF-8 text without control characters", o.Job))
-	}
-	if o.Checkpoints != nil && !o.derivedKey {
-		key := o.RunKey
-		if o.run != "" {
-			key = o.run
-		}
-		if err := checkRunKey("RunKey", key); err != nil {
-			return o, err
-		}
 	}
 	if err := o.Partition.validate(); err != nil {
 		return o, err
 	}
 	if !o.Partition.Partitioned() {
 		o.Partition = Partition{}
-	} else if o.Checkpoints != nil && o.run == "" {
-		o.run, o.RunKey = o.RunKey, o.Partition.RunKey(o.RunKey)
+	}
+	if o.Durable != nil {
+		d := *o.Durable // the caller's may change after New
+		if err := d.validate(o.derivedKey); err != nil {
+			return o, err
+		}
+		if d.LockRetryInterval == 0 {
+			d.LockRetryInterval = defaultLockRetryInterval
+		}
+		o.Durable = &d
+		o.key = o.Partition.RunKey(d.RunKey)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
-	}
-	if o.LockRetryInterval == 0 {
-		o.LockRetryInterval = DefaultLockRetryInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

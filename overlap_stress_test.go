@@ -473,8 +473,18 @@ func TestOverlapStress(t *testing.T) {
 					defer tm.Stop()
 				}
 				events := make(chan batchenrich.Event, 1000)
-				o := batchenrich.Options{BatchSize: size, Concurrency: conc, MaxBatches: maxBatches, Overlap: overlap,
-					FailurePolicy: policy, Checkpoints: store, RunKey: "k", Events: events}
+				o := batchenrich.Options{
+					BatchSize:     size,
+					Concurrency:   conc,
+					MaxBatches:    maxBatches,
+					Overlap:       overlap,
+					FailurePolicy: policy,
+					Durable: &batchenrich.Durable{
+						Store:  store,
+						RunKey: "k",
+					},
+					Events: events,
+				}
 				if tracer {
 					o.Tracer = sTracer{c}
 				}

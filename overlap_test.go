@@ -298,8 +298,14 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 					}
 				}
 				r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(n)), journalled(j, enr, size), sink, batchenrich.Options{
-					BatchSize: size, Concurrency: conc, Overlap: true, FailurePolicy: policy,
-					Checkpoints: store, RunKey: "k",
+					BatchSize:     size,
+					Concurrency:   conc,
+					Overlap:       true,
+					FailurePolicy: policy,
+					Durable: &batchenrich.Durable{
+						Store:  store,
+						RunKey: "k",
+					},
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -527,7 +533,15 @@ func TestOverlapFailedBatchLetsTheWriteFinish(t *testing.T) {
 	})
 	rep, err := func() (batchenrich.Report, error) {
 		r, err := batchenrich.New[item, int](f.src, f.enr, sink, batchenrich.Options{
-			BatchSize: size, Concurrency: 4, Overlap: true, FailurePolicy: batchenrich.FailBatch, Checkpoints: store, RunKey: "k"})
+			BatchSize:     size,
+			Concurrency:   4,
+			Overlap:       true,
+			FailurePolicy: batchenrich.FailBatch,
+			Durable: &batchenrich.Durable{
+				Store:  store,
+				RunKey: "k",
+			},
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -608,7 +622,14 @@ func TestOverlapShapes(t *testing.T) {
 			f := newFixture(tt.items)
 			store := batchenrichtest.NewCheckpoints()
 			rep, err := f.run(t, context.Background(), batchenrich.Options{
-				BatchSize: tt.size, MaxBatches: tt.cap, Overlap: true, Checkpoints: store, RunKey: "k"})
+				BatchSize:  tt.size,
+				MaxBatches: tt.cap,
+				Overlap:    true,
+				Durable: &batchenrich.Durable{
+					Store:  store,
+					RunKey: "k",
+				},
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -723,7 +744,7 @@ func TestOverlapPartitioned(t *testing.T) {
 	})
 	sink := newPartSink()
 	store := batchenrichtest.NewCheckpoints()
-	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Overlap: true, Checkpoints: store, RunKey: "run"}, enr, sink)
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Overlap: true, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
 	rep, err := pr.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -863,7 +884,15 @@ func TestOverlapStopOrder(t *testing.T) {
 			}
 			store := batchenrichtest.NewCheckpoints()
 			rep, err := f.run(t, context.Background(), batchenrich.Options{
-				BatchSize: size, Concurrency: 4, Overlap: true, FailurePolicy: batchenrich.FailBatch, Checkpoints: store, RunKey: "k"})
+				BatchSize:     size,
+				Concurrency:   4,
+				Overlap:       true,
+				FailurePolicy: batchenrich.FailBatch,
+				Durable: &batchenrich.Durable{
+					Store:  store,
+					RunKey: "k",
+				},
+			})
 			var be *batchenrich.BatchError
 			if !errors.As(err, &be) || be.Batch != tc.stopAt || be.Stage != batchenrich.StageEnrich || !errors.Is(err, batchenrich.ErrTooManyFailures) {
 				t.Fatalf("err = %v, want batch %d's failure", err, tc.stopAt)

@@ -101,12 +101,12 @@ func plural(n int) string {
 // store is a Locker, the check and the record happen under run's lock
 // (held for a moment; an unpartitioned run holds it for its whole run),
 // taken as Run takes its own: a lock held by another runner is tried again
-// every DefaultLockRetryInterval until wait has passed (not at all when
+// every 500 ms until wait has passed (not at all when
 // wait is 0), and then ClaimPartitions returns a *BatchError at StageLock
 // wrapping ErrRunLocked. An error or a panic of the store's methods is
 // returned as an error too, never a panic.
 func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, count int, wait time.Duration) error {
-	return claimPartitions(ctx, store, run, count, lockRequest{key: run, wait: max(wait, 0), retry: DefaultLockRetryInterval})
+	return claimPartitions(ctx, store, run, count, lockRequest{key: run, wait: max(wait, 0), retry: defaultLockRetryInterval})
 }
 
 // claimPartitions is ClaimPartitions, taking run's lock as req says.
@@ -173,17 +173,18 @@ func loadClaim(ctx context.Context, store CheckpointStore, run string) (cp Check
 // claimRun checks, for a run working on partition o.Partition of a split
 // run, the partition count recorded under the run's own key, and records
 // it on the first run. It waits for the run's own lock claimLockWait, or
-// as long as it takes with Options.LockWait, trying it again every
-// Options.LockRetryInterval.
+// as long as it takes with Durable.LockWait, trying it again every
+// Durable.LockRetryInterval.
 func claimRun(ctx context.Context, o Options) error {
 	if !o.Partition.Partitioned() {
 		return nil
 	}
-	req := lockRequest{key: o.run, wait: claimLockWait, retry: o.LockRetryInterval, log: o.Logger}
-	if o.LockWait {
+	d := o.Durable
+	req := lockRequest{key: d.RunKey, wait: claimLockWait, retry: d.LockRetryInterval, log: o.Logger}
+	if d.LockWait {
 		req.wait = waitForever
 	}
-	return claimPartitions(ctx, o.Checkpoints, o.run, o.Partition.Count, req)
+	return claimPartitions(ctx, d.Store, d.RunKey, o.Partition.Count, req)
 }
 
 // claimLockWait is how long a partition waits for its run's own lock,

@@ -90,7 +90,7 @@ func TestPartitionedRunsEveryItemOnceWithinTotalConcurrency(t *testing.T) {
 	})
 	sink := newPartSink()
 	store := batchenrichtest.NewCheckpoints()
-	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Checkpoints: store, RunKey: "run"}, enr, sink)
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
 	rep, err := pr.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestPartitionedMaxBatchesPerPartitionAndResume(t *testing.T) {
 	store := batchenrichtest.NewCheckpoints()
 	sink := newPartSink()
 	enr := batchenrichtest.NewEnricher(double)
-	o := batchenrich.Options{BatchSize: 10, MaxBatches: 2, Checkpoints: store, RunKey: "run"}
+	o := batchenrich.Options{BatchSize: 10, MaxBatches: 2, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}
 	if _, err := partitioned(t, 200, 4, 0, o, enr, sink).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestPartitionCountChangeIsRefusedBeforeWork(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-then-%d", tc.first, tc.then), func(t *testing.T) {
 			t.Parallel()
 			store := batchenrichtest.NewCheckpoints()
-			o := batchenrich.Options{BatchSize: 10, MaxBatches: 1, Checkpoints: store, RunKey: "run"}
+			o := batchenrich.Options{BatchSize: 10, MaxBatches: 1, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}
 			if _, err := partitioned(t, 100, tc.first, 0, o, batchenrichtest.NewEnricher(double), newPartSink()).Run(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -234,21 +234,46 @@ func TestPartitionOptionsValidated(t *testing.T) {
 		}
 	}
 	r, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](),
-		batchenrich.Options{Partition: batchenrich.Partition{Index: 3, Count: 8}, Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "r"})
+		batchenrich.Options{Partition: batchenrich.Partition{Index: 3, Count: 8}, Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Options().RunKey; got != "r#p3" {
-		t.Errorf("RunKey = %q, want r#p3", got)
+	// Options reports the key as given; the partition's own key is what
+	// its Enricher sees.
+	if got := r.Options().Durable.RunKey; got != "r" {
+		t.Errorf("Options().Durable.RunKey = %q, want r (as given)", got)
 	}
-	again, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](), r.Options())
-	if err != nil || again.Options().RunKey != "r#p3" {
-		t.Errorf("New(r.Options()) RunKey = %q, %v; want the key derived once", again.Options().RunKey, err)
+	seen := make(chan string, 1)
+	keyOf := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		k, _ := batchenrich.RunKeyFromContext(ctx)
+		select {
+		case seen <- k:
+		default:
+		}
+		return int(i), nil
+	})
+	again, err := batchenrich.New[item, int](src, keyOf, batchenrichtest.NewSink[item, int](), r.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Options().Durable.RunKey != "r" {
+		t.Errorf("New(r.Options()).Options().Durable.RunKey = %q, want r", again.Options().Durable.RunKey)
+	}
+	if _, err := again.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k := <-seen; k != "r#p3" {
+		t.Errorf("New(r.Options()) ran under key %q, want r#p3 (derived once)", k)
+	}
+	ro := r.Options()
+	ro.Durable.RunKey = "changed"
+	if r.Options().Durable.RunKey != "r" {
+		t.Error("changing the result of Options changed the Runner")
 	}
 	one, _ := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](),
-		batchenrich.Options{Partition: batchenrich.Partition{Count: 1}, Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "r"})
-	if one.Options().RunKey != "r" {
-		t.Errorf("one partition: RunKey = %q, want r (an unpartitioned run)", one.Options().RunKey)
+		batchenrich.Options{Partition: batchenrich.Partition{Count: 1}, Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "r"}})
+	if one.Options().Partition != (batchenrich.Partition{}) {
+		t.Errorf("one partition: Partition = %v, want the zero value (an unpartitioned run)", one.Options().Partition)
 	}
 }
 

@@ -125,7 +125,7 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 		rep.Duration = time.Since(rep.Started)
 		return rep, err
 	}
-	if o := pr.runners[0].opts; o.Checkpoints != nil {
+	if o := pr.runners[0].opts; o.Durable != nil {
 		// Once for all partitions, so that a changed count is one error.
 		if err := claimRun(ctx, o); err != nil {
 			rep.Duration = time.Since(rep.Started)

@@ -57,8 +57,8 @@ func ReplayKey(runKey string, n int) string {
 // replays of one run, or a replay and the run, never work at once; for a
 // run split into partitions it holds each partition's lock too, so a
 // replay of a run any of whose partitions is running is refused (or waits,
-// with Options.LockWait). Run refuses a run key with no recorded run
-// (ErrUnknownRun), and a run recorded by another Options.Job or with
+// with Durable.LockWait). Run refuses a run key with no recorded run
+// (ErrUnknownRun), and a run recorded by another Durable.Job or with
 // another Enricher or Sink definition (ErrCheckpointMismatch; see
 // Describer).
 //
@@ -79,7 +79,7 @@ type Replay[T, R any] struct {
 type ReplayReport struct {
 	Report
 
-	// RunKey is the replayed run's key (Options.RunKey).
+	// RunKey is the replayed run's key (Durable.RunKey).
 	RunKey string
 	// Number is the replay's number, from 1 (with NothingToReplay, the
 	// number the next replay will take); ReplayKey its run key.
@@ -90,18 +90,18 @@ type ReplayReport struct {
 	NothingToReplay bool
 }
 
-// NewReplay returns a Replay of the run opts.RunKey: it reads the run's
+// NewReplay returns a Replay of the run opts.Durable.RunKey: it reads the run's
 // failed items from failed, enriches them with enr and writes them to
-// sink, configured by opts like a Runner (New). opts.Checkpoints is
-// required, and opts.RunKey names the run to replay, not the replay.
+// sink, configured by opts like a Runner (New). opts.Durable is
+// required, and its RunKey names the run to replay, not the replay.
 // opts.MaxBatches caps the batches of one replay: a replay stopped at the
 // cap is resumed by the next Run, which needs a larger cap (or none) to go
 // on. It returns an *OptionError naming the first invalid field or nil
 // argument.
 func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Replay[T, R], error) {
 	switch {
-	case opts.Checkpoints == nil:
-		return nil, &OptionError{Field: "Checkpoints", Reason: "required for a replay, a durable run of its own"}
+	case opts.Durable == nil:
+		return nil, &OptionError{Field: "Durable", Reason: "required for a replay, a durable run of its own"}
 	case opts.Partition.Partitioned():
 		return nil, &OptionError{Field: "Partition", Reason: "a replay is not partitioned: it retries the failures of the whole run"}
 	}
@@ -130,11 +130,11 @@ func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], 
 // when Run is called again.
 //
 // It returns an error wrapping ErrRunLocked when the run or another replay
-// of it holds the run's lock and Options.LockWait is false; the other
+// of it holds the run's lock and Durable.LockWait is false; the other
 // errors are those of Runner.Run.
 func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	o := p.base.opts
-	rr.RunKey = o.RunKey
+	rr.RunKey = o.key
 	if err := ctx.Err(); err != nil {
 		return rr, err
 	}
@@ -147,7 +147,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 		return rr, lerr
 	}
 	if unlock != nil {
-		defer func() { err = unlockRun(err, unlock, o.RunKey) }()
+		defer func() { err = unlockRun(err, unlock, o.key) }()
 	}
 	parts, err := p.checkRun(ctx)
 	if err != nil {
@@ -157,20 +157,20 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	// they work: hold each of them too.
 	for i := range parts {
 		po := o
-		po.RunKey = Partition{Index: i, Count: parts}.RunKey(o.RunKey)
+		po.key = Partition{Index: i, Count: parts}.RunKey(o.key)
 		unlock, lerr := lockRun(ctx, po, "partition "+strconv.Itoa(i)+" of the run is running")
 		if lerr != nil {
 			return rr, lerr
 		}
 		if unlock != nil {
-			defer func() { err = unlockRun(err, unlock, po.RunKey) }()
+			defer func() { err = unlockRun(err, unlock, po.key) }()
 		}
 	}
 
 	for rr.Number = 1; ; rr.Number++ {
-		rk := ReplayKey(o.RunKey, rr.Number)
+		rk := ReplayKey(o.key, rr.Number)
 		var cp Checkpoint
-		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, rk); return }); err != nil {
+		if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, rk); return }); err != nil {
 			return rr, &BatchError{Stage: StageCheckpoint, RunKey: rk, Err: err}
 		}
 		if cp.Done {
@@ -186,21 +186,22 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 			}
 			if len(items) == 0 {
 				rr.NothingToReplay = true
-				o.Logger.InfoContext(ctx, "batchenrich: nothing to replay", "run_key", o.RunKey)
+				o.Logger.InfoContext(ctx, "batchenrich: nothing to replay", "run_key", o.key)
 				return rr, nil
 			}
 		}
 		break
 	}
 
-	ro := o
-	ro.RunKey, ro.derivedKey = rr.ReplayKey, true
+	ro, d := o, *o.Durable
+	d.RunKey = rr.ReplayKey
+	ro.Durable, ro.derivedKey = &d, true
 	r, err := New[T, R](p.base.src, p.base.enr, &replaySink[T, R]{Sink: p.base.sink, n: rr.Number}, ro)
 	if err != nil {
 		return rr, err
 	}
 	r.checked = true // above, before the run's lock
-	o.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", o.RunKey, "replay", rr.Number)
+	o.Logger.InfoContext(ctx, "batchenrich: replay", "run_key", o.key, "replay", rr.Number)
 	rr.Report, err = r.Run(ctx)
 	return rr, err
 }
@@ -212,17 +213,17 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 func (p *Replay[T, R]) checkRun(ctx context.Context) (int, error) {
 	o := p.base.opts
 	load := func(key string) (cp Checkpoint, err error) {
-		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, key); return }); err != nil {
+		if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, key); return }); err != nil {
 			return cp, &BatchError{Stage: StageCheckpoint, RunKey: key, Err: err}
 		}
 		return cp, nil
 	}
-	cp, err := load(o.RunKey)
+	cp, err := load(o.key)
 	if err != nil {
 		return 0, err
 	}
 	if !recorded(cp) {
-		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.RunKey, Err: fmt.Errorf(
+		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.key, Err: fmt.Errorf(
 			"%w: nothing is recorded under this key in the store; check the key, and the store's table", ErrUnknownRun)}
 	}
 	parts := 0
@@ -230,14 +231,14 @@ func (p *Replay[T, R]) checkRun(ctx context.Context) (int, error) {
 		// The run's own key records only the count: its partitions
 		// record the rest.
 		parts = cp.Partitions
-		if cp, err = load(Partition{Index: 0, Count: parts}.RunKey(o.RunKey)); err != nil {
+		if cp, err = load(Partition{Index: 0, Count: parts}.RunKey(o.key)); err != nil {
 			return 0, err
 		}
 	}
 	if diffs := identityDiffs(cp, o, []string{"enricher", "sink"}); len(diffs) > 0 {
-		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.RunKey, Err: fmt.Errorf(
+		return 0, &BatchError{Stage: StageCheckpoint, RunKey: o.key, Err: fmt.Errorf(
 			"%w: run %q was recorded by another job or definition: %s; replay it with the run's own Job, Enricher and Sink",
-			ErrCheckpointMismatch, o.RunKey, strings.Join(diffs, " and "))}
+			ErrCheckpointMismatch, o.key, strings.Join(diffs, " and "))}
 	}
 	return parts, nil
 }

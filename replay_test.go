@@ -120,7 +120,7 @@ func runWithFailures(t *testing.T, cps *batchenrichtest.Checkpoints) (*stored, *
 	st := &stored{rows: map[item]storedRow{}}
 	o := &outage{down: true}
 	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items(100)), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 0),
-		batchenrich.Options{BatchSize: 10, Concurrency: 4, Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{BatchSize: 10, Concurrency: 4, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 		return o.enrich(ctx, i)
 	})
 	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
-		batchenrich.Options{BatchSize: 4, Concurrency: 3, Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{BatchSize: 4, Concurrency: 3, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 
 	// With ReplayAll the permanent ones are retried (by replay 2).
 	p, err = batchenrich.NewReplay(st.failedSource(batchenrich.ReplayAll), enr, st.sink(t, 2),
-		batchenrich.Options{BatchSize: 4, Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{BatchSize: 4, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestReplayStopsWhileTheOutageLasts(t *testing.T) {
 	cps := batchenrichtest.NewCheckpoints()
 	st, o := runWithFailures(t, cps)
 	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
-		batchenrich.Options{BatchSize: 5, Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{BatchSize: 5, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestReplayResumesAfterInterruption(t *testing.T) {
 			return o.enrich(ctx, i)
 		})
 		p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
-			batchenrich.Options{BatchSize: 4, Concurrency: 1, Checkpoints: cps, RunKey: "run"})
+			batchenrich.Options{BatchSize: 4, Concurrency: 1, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +293,7 @@ func TestReplayExcludesTheRunAndOtherReplays(t *testing.T) {
 	defer unlock()
 	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient),
 		batchenrich.EnricherFunc[item, int](double), st.sink(t, 1),
-		batchenrich.Options{Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestReplayChecksBeforeWork(t *testing.T) {
 	st, _ := runWithFailures(t, cps)
 	enr := batchenrichtest.NewEnricher(double)
 	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.Enricher[item, int](enr),
-		checkedSink{st.sink(t, 1)}, batchenrich.Options{Checkpoints: cps, RunKey: "run"})
+		checkedSink{st.sink(t, 1)}, batchenrich.Options{Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestReplayChecksOnce(t *testing.T) {
 	o.down = false
 	src := &countingSource{Source: st.failedSource(batchenrich.ReplayTransient)}
 	p, err := batchenrich.NewReplay[item, int](src, batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
-		batchenrich.Options{BatchSize: 4, Checkpoints: cps, RunKey: "run"})
+		batchenrich.Options{BatchSize: 4, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,11 +368,11 @@ func TestNewReplayRefusesBadOptions(t *testing.T) {
 		src   batchenrich.Source[item]
 		field string
 	}{
-		{batchenrich.Options{}, src, "Checkpoints"},
-		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints()}, src, "RunKey"},
-		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k"}, nil, "failed"},
-		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", BatchSize: -1}, src, "BatchSize"},
-		{batchenrich.Options{Checkpoints: batchenrichtest.NewCheckpoints(), RunKey: "k", Partition: batchenrich.Partition{Index: 1, Count: 4}}, src, "Partition"},
+		{batchenrich.Options{}, src, "Durable"},
+		{batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints()}}, src, "Durable.RunKey"},
+		{batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k"}}, nil, "failed"},
+		{batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k"}, BatchSize: -1}, src, "BatchSize"},
+		{batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k"}, Partition: batchenrich.Partition{Index: 1, Count: 4}}, src, "Partition"},
 	} {
 		_, err := batchenrich.NewReplay(c.src, enr, sink, c.opts)
 		var oe *batchenrich.OptionError

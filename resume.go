@@ -1,25 +1,34 @@
 package batchenrich
 
 // CheckResume returns the error Run returns, before it reads anything,
-// when it loads cp as the checkpoint of opts.RunKey: nil when the run may
-// go on from cp, else a *BatchError of stage StageCheckpoint wrapping
+// when it loads cp as the checkpoint of its run: nil when the run may go
+// on from cp, else a *BatchError of stage StageCheckpoint wrapping
 // ErrPartitionsChanged (cp was recorded with another partition count) or
 // ErrCheckpointMismatch (another BatchSize or Fingerprint, unless
-// opts.AllowReshape). Of opts only BatchSize (zero means
-// DefaultBatchSize), Fingerprint, AllowReshape, Partition.Count and
-// RunKey matter. A program planning a run without running it (a dry run)
-// calls it to refuse what the run would refuse, with the same error.
+// Durable.AllowReshape). Of opts only BatchSize (zero means
+// DefaultBatchSize), Partition and Durable's RunKey, Fingerprint and
+// AllowReshape matter; with opts.Durable nil it returns nil. A program
+// planning a run without running it (a dry run) calls it to refuse what
+// the run would refuse, with the same error.
 func CheckResume(cp Checkpoint, opts Options) error {
+	if opts.Durable == nil {
+		return nil
+	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = DefaultBatchSize
 	}
-	cp.RunKey = opts.RunKey
-	err := checkPartitions(opts.RunKey, cp, opts.Partition.Count)
+	return checkResume(cp, opts, opts.Partition.RunKey(opts.Durable.RunKey))
+}
+
+// checkResume is CheckResume for the run key key, opts.Durable set.
+func checkResume(cp Checkpoint, opts Options, key string) error {
+	cp.RunKey = key
+	err := checkPartitions(key, cp, opts.Partition.Count)
 	if err == nil {
 		err = checkShape(cp, opts)
 	}
 	if err != nil {
-		return &BatchError{Batch: cp.Batch + 1, Stage: StageCheckpoint, RunKey: opts.RunKey, Err: err}
+		return &BatchError{Batch: cp.Batch + 1, Stage: StageCheckpoint, RunKey: key, Err: err}
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ type runInfoKey struct{}
 // withRunInfo returns ctx carrying a new runInfo for a Run with options o
 // (defaults filled in) that sends events through emit.
 func withRunInfo(ctx context.Context, o Options, emit func(Event)) (context.Context, *runInfo) {
-	ri := &runInfo{key: o.RunKey, emit: emit, log: o.Logger}
+	ri := &runInfo{key: o.key, emit: emit, log: o.Logger}
 	return context.WithValue(ctx, runInfoKey{}, ri), ri
 }
 
@@ -34,9 +34,11 @@ func runInfoFrom(ctx context.Context) *runInfo {
 	return ri
 }
 
-// RunKeyFromContext returns the Options.RunKey of the Run that passed ctx
+// RunKeyFromContext returns the run key of the Run that passed ctx
 // (or a context derived from it) to an Enricher, a Source or a Sink. ok is
-// false when ctx does not come from a Run, or the Run has no RunKey.
+// false when ctx does not come from a Run, or the Run is not durable. The key
+// is Durable.RunKey, or Partition.RunKey(Durable.RunKey) for a partition
+// of a split run.
 //
 // The run key is stable across a crash and a resume, which makes it, joined
 // with an item's key (Keyer), a stable name for one item's work: httpenrich

@@ -27,9 +27,9 @@ func TestRunKeyFromContext(t *testing.T) {
 			mu.Unlock()
 			return int(i), nil
 		})
-		o := batchenrich.Options{BatchSize: 3, RunKey: key}
+		o := batchenrich.Options{BatchSize: 3}
 		if key != "" {
-			o.Checkpoints = batchenrichtest.NewCheckpoints()
+			o.Durable = &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: key}
 		}
 		r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(10)), enr,
 			batchenrichtest.NewSink[item, int](), o)

@@ -52,7 +52,7 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 	if err != nil {
 		return nil, err
 	}
-	if o.Checkpoints != nil {
+	if o.Durable != nil {
 		if o.definition, err = definitionOf(src, enr, sink); err != nil {
 			return nil, err
 		}
@@ -64,8 +64,18 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 	return r, nil
 }
 
-// Options returns the Runner's options with defaults filled in.
-func (r *Runner[T, R]) Options() Options { return r.opts }
+// Options returns the Runner's options as given to New, with defaults
+// filled in (Durable.RunKey is the key given, also for a partition of a
+// split run). The result is a copy: changing it does not change the
+// Runner.
+func (r *Runner[T, R]) Options() Options {
+	o := r.opts
+	if o.Durable != nil {
+		d := *o.Durable
+		o.Durable = &d
+	}
+	return o
+}
 
 // window is one Source read.
 type window[T any] struct {
@@ -202,7 +212,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 			return rep, err
 		}
 	}
-	if r.opts.Checkpoints != nil {
+	if r.opts.Durable != nil {
 		if err := claimRun(ctx, r.opts); err != nil {
 			return rep, err
 		}
@@ -211,7 +221,7 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 			return rep, lerr
 		}
 		if unlock != nil {
-			defer func() { err = unlockRun(err, unlock, r.opts.RunKey) }()
+			defer func() { err = unlockRun(err, unlock, r.opts.key) }()
 		}
 	}
 	return rep, st.loop(ctx) // rep is set by the deferred report
@@ -230,29 +240,29 @@ func endedWith(ctx context.Context, err error) error {
 
 // batchError returns a *BatchError for batch num of this run.
 func (st *run[T, R]) batchError(num int, stage Stage, err error) error {
-	return &BatchError{Batch: num, Stage: stage, RunKey: st.opts.RunKey, Err: err}
+	return &BatchError{Batch: num, Stage: stage, RunKey: st.opts.key, Err: err}
 }
 
 func (st *run[T, R]) loop(ctx context.Context) (err error) {
 	o := st.opts
 	log := o.Logger
 	var cp Checkpoint // only its Batch, Cursor and Done are read
-	if o.Checkpoints != nil {
+	if o.Durable != nil {
 		st.oneTx.Store(true)
-		if err := guarded(func() (e error) { cp, e = o.Checkpoints.Load(ctx, o.RunKey); return }); err != nil {
+		if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, o.key); return }); err != nil {
 			return st.batchError(1, StageCheckpoint, err)
 		}
-		if err := CheckResume(cp, o); err != nil {
+		if err := checkResume(cp, o, o.key); err != nil {
 			return err
 		}
 		st.update(func(r *Report) { r.BatchesSkipped, r.AlreadyDone = cp.Batch, cp.Done })
 		if cp.Done {
-			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.RunKey, "batches", cp.Batch)
+			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.key, "batches", cp.Batch)
 			return nil
 		}
 		if cp.Batch > 0 {
 			st.emit(Event{Kind: EventRunResumed, Batch: cp.Batch})
-			log.InfoContext(ctx, "batchenrich: resuming run", "run_key", o.RunKey, "after_batch", cp.Batch)
+			log.InfoContext(ctx, "batchenrich: resuming run", "run_key", o.key, "after_batch", cp.Batch)
 		}
 	}
 
@@ -372,11 +382,11 @@ func (st *run[T, R]) started(ctx context.Context, num, n int) {
 // finish marks the run done in the checkpoint store after an empty window
 // num (a short window's write marks it itself).
 func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
-	if st.opts.Checkpoints == nil {
+	if st.opts.Durable == nil {
 		return nil
 	}
 	cp := st.checkpoint(num-1, cursor, true)
-	if err := guarded(func() error { return st.opts.Checkpoints.Save(ctx, cp) }); err != nil {
+	if err := guarded(func() error { return st.opts.Durable.Store.Save(ctx, cp) }); err != nil {
 		return st.batchError(num, StageCheckpoint, err)
 	}
 	return nil
@@ -385,9 +395,9 @@ func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
 // checkpoint returns the checkpoint recording batch n of this run.
 func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool) Checkpoint {
 	o := st.opts
-	return Checkpoint{RunKey: o.RunKey, Batch: n, Cursor: cursor, Done: done,
-		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Fingerprint,
-		Job: o.Job, Definition: o.definition}
+	return Checkpoint{RunKey: o.key, Batch: n, Cursor: cursor, Done: done,
+		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Durable.Fingerprint,
+		Job: o.Durable.Job, Definition: o.definition}
 }
 
 // receive waits for a window, and says how long it waited: 0 when the
@@ -591,7 +601,7 @@ func (st *run[T, R]) wait(ctx context.Context, en *enrichment[T, R], br *BatchRe
 		return nil, st.batchError(num, StageEnrich, err)
 	}
 	if n := len(en.results); br.Failed == n && n >= AllFailedMinItems && !st.opts.AllowAllFailed {
-		return nil, st.batchError(num, StageEnrich, allFailed(en.results, st.opts.Checkpoints != nil))
+		return nil, st.batchError(num, StageEnrich, allFailed(en.results, st.opts.Durable != nil))
 	}
 	return en.results, nil
 }
@@ -611,7 +621,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	if err := ctx.Err(); err != nil {
 		return fail(StageWrite, err)
 	}
-	if o.Checkpoints == nil {
+	if o.Durable == nil {
 		if err := guarded(func() error { return st.sink.Write(ctx, b) }); err != nil {
 			return fail(StageWrite, err)
 		}
@@ -620,7 +630,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	}
 	cp := st.checkpoint(b.Number, b.Next, done)
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.oneTx.Load() {
-		err := guarded(func() error { return cs.WriteCheckpointed(ctx, b, o.Checkpoints, cp) })
+		err := guarded(func() error { return cs.WriteCheckpointed(ctx, b, o.Durable.Store, cp) })
 		if err == nil {
 			br.Written = len(b.Results)
 			return nil
@@ -638,7 +648,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		return fail(StageWrite, err)
 	}
 	br.Written = len(b.Results)
-	if err := guarded(func() error { return o.Checkpoints.Save(ctx, cp) }); err != nil {
+	if err := guarded(func() error { return o.Durable.Store.Save(ctx, cp) }); err != nil {
 		return fail(StageCheckpoint, err)
 	}
 	return nil

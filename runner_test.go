@@ -508,9 +508,9 @@ func TestInvalidOptions(t *testing.T) {
 		{"FailurePolicy", batchenrich.Options{FailurePolicy: 7}},
 		{"MaxBatchFailures", batchenrich.Options{MaxBatchFailures: -1}},
 		{"MaxBatchFailures", batchenrich.Options{MaxBatchFailures: 3, FailurePolicy: batchenrich.FailBatch}},
-		{"RunKey", batchenrich.Options{Checkpoints: store}},
-		{"RunKey", batchenrich.Options{RunKey: "x"}},
-		{"LockRetryInterval", batchenrich.Options{LockRetryInterval: -time.Second}},
+		{"Durable.RunKey", batchenrich.Options{Durable: &batchenrich.Durable{Store: store}}},
+		{"Durable.Store", batchenrich.Options{Durable: &batchenrich.Durable{RunKey: "x"}}},
+		{"Durable.LockRetryInterval", batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "x", LockRetryInterval: -time.Second}}},
 	}
 	for _, tt := range tests {
 		f := newFixture(1)

@@ -14,7 +14,7 @@ import (
 // would mix batch sizes, configurations or jobs in one run. The error
 // says what differs and how to proceed: run with the recorded settings,
 // start afresh under a new RunKey, or (for BatchSize and Fingerprint
-// only) set Options.AllowReshape. Replay.Run refuses a replay of another
+// only) set Durable.AllowReshape. Replay.Run refuses a replay of another
 // job or definition (its Enricher or Sink) with it too.
 var ErrCheckpointMismatch = errors.New("checkpoint was recorded with other settings")
 
@@ -31,20 +31,20 @@ func checkShape(cp Checkpoint, o Options) error {
 			"run it with the recorded job and definition, or start afresh under a new RunKey",
 			ErrCheckpointMismatch, cp.RunKey, cp.Batch, strings.Join(diffs, " and "))
 	}
-	if o.AllowReshape {
+	if o.Durable.AllowReshape {
 		return nil
 	}
 	if cp.BatchSize != 0 && cp.BatchSize != o.BatchSize {
 		diffs = append(diffs, "BatchSize "+strconv.Itoa(cp.BatchSize)+" (this run: "+strconv.Itoa(o.BatchSize)+")")
 	}
-	if cp.Fingerprint != "" && cp.Fingerprint != o.Fingerprint {
-		diffs = append(diffs, "Fingerprint "+strconv.Quote(cp.Fingerprint)+" (this run: "+strconv.Quote(o.Fingerprint)+")")
+	if cp.Fingerprint != "" && cp.Fingerprint != o.Durable.Fingerprint {
+		diffs = append(diffs, "Fingerprint "+strconv.Quote(cp.Fingerprint)+" (this run: "+strconv.Quote(o.Durable.Fingerprint)+")")
 	}
 	if len(diffs) == 0 {
 		return nil
 	}
 	what := strings.Join(diffs, " and ")
 	return fmt.Errorf("%w: run %q was checkpointed after batch %d with %s; "+
-		"run it with the recorded settings, start afresh under a new RunKey, or set Options.AllowReshape to go on with this run's",
+		"run it with the recorded settings, start afresh under a new RunKey, or set Durable.AllowReshape to go on with this run's",
 		ErrCheckpointMismatch, cp.RunKey, cp.Batch, what)
 }

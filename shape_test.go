@@ -17,7 +17,7 @@ func TestCheckpointShape(t *testing.T) {
 	ctx := context.Background()
 	store := batchenrichtest.NewCheckpoints()
 	f := newFixture(100)
-	o := batchenrich.Options{BatchSize: 10, MaxBatches: 3, Checkpoints: store, RunKey: "r", Fingerprint: "v1"}
+	o := batchenrich.Options{BatchSize: 10, MaxBatches: 3, Durable: &batchenrich.Durable{Store: store, RunKey: "r", Fingerprint: "v1"}}
 	if _, err := f.run(t, ctx, o); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestCheckpointShape(t *testing.T) {
 		{"Both", 20, "v2", []string{"BatchSize 10 (this run: 20)", `Fingerprint "v1" (this run: "v2")`}},
 	} {
 		o := o
-		o.BatchSize, o.Fingerprint, o.MaxBatches = tc.size, tc.fp, 0
+		o.BatchSize, o.Durable.Fingerprint, o.MaxBatches = tc.size, tc.fp, 0
 		calls := f.enr.Calls()
 		rep, err := f.run(t, ctx, o)
 		var be *batchenrich.BatchError
@@ -60,7 +60,7 @@ func TestCheckpointShape(t *testing.T) {
 	_ = old.Save(ctx, batchenrich.Checkpoint{RunKey: "r", Batch: 3, Cursor: "30"})
 	g := newFixture(100)
 	g.sink.FirstBatch = 4
-	if _, err := g.run(t, ctx, batchenrich.Options{BatchSize: 20, Checkpoints: old, RunKey: "r", Fingerprint: "v9"}); err != nil {
+	if _, err := g.run(t, ctx, batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: old, RunKey: "r", Fingerprint: "v9"}}); err != nil {
 		t.Fatalf("resume of an unrecorded shape: %v", err)
 	}
 	if cp, _ := old.Load(ctx, "r"); cp.BatchSize != 20 || cp.Fingerprint != "v9" || !cp.Done {
@@ -68,7 +68,7 @@ func TestCheckpointShape(t *testing.T) {
 	}
 
 	// AllowReshape goes on with this run's settings.
-	o.BatchSize, o.Fingerprint, o.MaxBatches, o.AllowReshape = 35, "v2", 0, true
+	o.BatchSize, o.Durable.Fingerprint, o.MaxBatches, o.Durable.AllowReshape = 35, "v2", 0, true
 	if _, err := f.run(t, ctx, o); err != nil {
 		t.Fatal(err)
 	}

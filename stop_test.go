@@ -65,7 +65,7 @@ func TestAllFailedBatchStopsRun(t *testing.T) {
 		f := newFixture(300)
 		f.enr.Fail = failFrom(100) // batch 2 on
 		store := batchenrichtest.NewCheckpoints()
-		rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, Checkpoints: store, RunKey: "r"})
+		rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 		var be *batchenrich.BatchError
 		if !errors.As(err, &be) || be.Batch != 2 || be.Stage != batchenrich.StageEnrich || !errors.Is(err, batchenrich.ErrAllFailed) {
 			t.Fatalf("err = %v", err)

@@ -96,7 +96,7 @@ const StageTrace Stage = "trace"
 
 // TraceRunStartData is passed to Tracer.TraceRunStart.
 type TraceRunStartData struct {
-	RunKey      string // Options.RunKey, "" for a run without checkpoints
+	RunKey      string // the run's key (see RunKeyFromContext), "" for a run that is not durable
 	BatchSize   int    // Options.BatchSize, defaults filled in
 	MaxBatches  int    // Options.MaxBatches: the batches planned; 0 for no cap
 	Concurrency int    // Options.Concurrency, defaults filled in
@@ -213,7 +213,7 @@ func hookPanic(method string, err error) error {
 func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error) {
 	st.tracing = newTracing(st.opts.Tracer)
 	o := st.opts
-	data := TraceRunStartData{RunKey: o.RunKey, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency}
+	data := TraceRunStartData{RunKey: o.key, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency}
 	tctx := ctx
 	if err := guarded(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
 		return ctx, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunStart", err))

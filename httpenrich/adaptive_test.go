@@ -297,7 +297,7 @@ func TestIdempotencyKeyStable(t *testing.T) {
 		return nil
 	})
 	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), e, sink,
-		batchenrich.Options{BatchSize: 3, Checkpoints: store, RunKey: runKey})
+		batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: runKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestIdempotencyKeyStable(t *testing.T) {
 		t.Fatalf("run 1: %v, want the crash", err)
 	}
 	// Run 2 resumes with batch 2.
-	rep, _, err := runKeyed(t, e, items, batchenrich.Options{BatchSize: 3, Checkpoints: store, RunKey: runKey})
+	rep, _, err := runKeyed(t, e, items, batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: runKey}})
 	if err != nil || rep.BatchesSkipped != 1 {
 		t.Fatalf("run 2: %v, skipped %d", err, rep.BatchesSkipped)
 	}
@@ -354,7 +354,7 @@ func TestIdempotencyKeyRefusals(t *testing.T) {
 	_, err = e.Enrich(testCtx(t), traveler{ID: 1, Name: "A"})
 	he := asError(t, err)
 	if he.Reason != httpenrich.ReasonRequest || !errors.Is(err, err) || he.Err == nil ||
-		he.Err.Error() != "IdempotencyKey needs a run key: run the Enricher in a batchenrich.Runner with Options.RunKey and Checkpoints set" {
+		he.Err.Error() != "IdempotencyKey needs a run key: run the Enricher in a batchenrich.Runner with Options.Durable set" {
 		t.Errorf("outside a Run: %v", err)
 	}
 	// Adaptive without a ceiling: refused by New.

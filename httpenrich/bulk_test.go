@@ -288,7 +288,7 @@ func TestBulkIdempotencyKeyPerGroup(t *testing.T) {
 	}
 	defer enr.Close()
 	store := batchenrichtest.NewCheckpoints()
-	if _, err := runPeople(t, enr, 20, batchenrich.Options{BatchSize: 20, Concurrency: 1, Checkpoints: store, RunKey: "run-1"}); err != nil {
+	if _, err := runPeople(t, enr, 20, batchenrich.Options{BatchSize: 20, Concurrency: 1, Durable: &batchenrich.Durable{Store: store, RunKey: "run-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	keys := api.keys

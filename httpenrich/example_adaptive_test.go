@@ -79,8 +79,10 @@ func ExampleAdaptive() {
 		batchenrich.Options{
 			Concurrency: workers,
 			BatchSize:   100,
-			Checkpoints: batchenrichtest.NewCheckpoints(), // sqlbatch.CheckpointStore in production
-			RunKey:      "charges-2026-11-29",
+			Durable: &batchenrich.Durable{
+				Store:  batchenrichtest.NewCheckpoints(), // sqlbatch.CheckpointStore in production
+				RunKey: "charges-2026-11-29",
+			},
 		})
 	if err != nil {
 		fmt.Println(err)

@@ -45,7 +45,7 @@ func IdempotencyKeyFor(runKey, itemKey string) string {
 
 // errNoRunKey is an item's failure with IdempotencyKey outside a Run with
 // a run key.
-var errNoRunKey = errors.New("IdempotencyKey needs a run key: run the Enricher in a batchenrich.Runner with Options.RunKey and Checkpoints set")
+var errNoRunKey = errors.New("IdempotencyKey needs a run key: run the Enricher in a batchenrich.Runner with Options.Durable set")
 
 // idempotencyKeyOf returns a function naming an item for IdempotencyKey:
 // itemKey, or the item's Key method. It returns an error naming the field

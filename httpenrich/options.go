@@ -149,7 +149,7 @@ type Config[T, B, R any] struct {
 	// and the item's key by IdempotencyKeyFor: the same on every attempt
 	// of an item and after a crash and resume, so that a server honouring
 	// it performs a POST once. An item enriched outside a Run with a run
-	// key (Options.RunKey), or with an empty key, fails with ReasonRequest.
+	// key (Durable.RunKey), or with an empty key, fails with ReasonRequest.
 	// Items sharing a key share the header. A Params.Header setting the
 	// header wins. The partitions of a run (batchenrich.Options.Partition)
 	// share its run key; a replay (batchenrich.NewReplay) runs under a run

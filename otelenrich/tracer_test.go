@@ -180,7 +180,7 @@ func testSpanTreeAndMetrics(t *testing.T, otelhttp, overlap bool) {
 		wrap = func(base http.RoundTripper) http.RoundTripper { return tr.OTelHTTPTransport(base) }
 		attempt, attemptScope = "HTTP GET", otelhttpScope
 	}
-	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Overlap: overlap}, wrap)
+	err = smallRun(t, tr, a, batchenrich.Options{MaxBatches: 3, Durable: &batchenrich.Durable{RunKey: "run-1", Store: batchenrichtest.NewCheckpoints()}, Overlap: overlap}, wrap)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -409,7 +409,14 @@ func TestProgressOnResume(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), enr, batchenrichtest.NewSink[traveler, int](), batchenrich.Options{
-			BatchSize: 2, Concurrency: 1, MaxBatches: cap, RunKey: "resumed", Checkpoints: store, Tracer: tr,
+			BatchSize:   2,
+			Concurrency: 1,
+			MaxBatches:  cap,
+			Durable: &batchenrich.Durable{
+				RunKey: "resumed",
+				Store:  store,
+			},
+			Tracer: tr,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -533,7 +540,7 @@ func TestPartitionedRun(t *testing.T) {
 		Sink: func(batchenrich.Partition) (batchenrich.Sink[traveler, int], error) {
 			return batchenrichtest.NewSink[traveler, int](), nil
 		},
-		Options: batchenrich.Options{BatchSize: 2, RunKey: "run", Checkpoints: batchenrichtest.NewCheckpoints(), Tracer: tr},
+		Options: batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{RunKey: "run", Store: batchenrichtest.NewCheckpoints()}, Tracer: tr},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ type PartitionArgs struct {
 	// and fingerprint runs the partition.
 	Job         string `json:"job"`
 	Fingerprint string `json:"fingerprint,omitempty"`
-	// Run is the run key (batchenrich.Options.RunKey).
+	// Run is the run key (batchenrich.Durable.RunKey).
 	Run string `json:"run" river:"unique"`
 	// Partition is the partition's index, from 0.
 	Partition int `json:"partition" river:"unique"`

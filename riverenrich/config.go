@@ -77,7 +77,7 @@ type Config[T, R any] struct {
 	// Fingerprint, optional, identifies the definition of Job (a version
 	// of its configuration): the Client enqueues it with each partition
 	// job, a worker whose Fingerprint differs cancels the job instead of
-	// running it, and it is each partition's Options.Fingerprint unless
+	// running it, and it is each partition's Durable.Fingerprint unless
 	// Options sets one (recorded with the checkpoints, so a run is never
 	// resumed under another).
 	Fingerprint string
@@ -103,9 +103,10 @@ type Config[T, R any] struct {
 	Sink func(ctx context.Context, job Job) (batchenrich.Sink[T, R], error)
 
 	// Options returns the Runner options of the job's partition (batch
-	// size, cap, per-partition concurrency, …) from its Params. RunKey,
-	// Partition, Checkpoints and LockWait are set by the Client, and
-	// Fingerprint when Options leaves it empty (Config.Fingerprint). An
+	// size, cap, per-partition concurrency, …) from its Params. Partition
+	// and Durable's Store, RunKey and LockWait are set by the Client, and
+	// Durable.Fingerprint when Options leaves it empty (Config.Fingerprint;
+	// a Durable.AllowReshape given here is kept). An
 	// enqueuing Client with Options refuses a run whose checkpoints were
 	// recorded with other settings, and names the settings that differ
 	// when a run is enqueued again with other params. Nil means the

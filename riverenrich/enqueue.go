@@ -110,7 +110,8 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 
 // options returns the Runner options of a partition of run as a worker
 // of this Client would set them: Config.Options of its params, the run
-// key, partition and Fingerprint (unless Options sets one).
+// key (Durable.RunKey), partition and Durable.Fingerprint (unless Options
+// sets one); the worker sets Durable.Store.
 func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
 	var opts batchenrich.Options
 	if c.cfg.Options != nil {
@@ -119,10 +120,15 @@ func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
 			return opts, err
 		}
 	}
-	opts.RunKey, opts.Partition = job.Run, job.Partition
-	if opts.Fingerprint == "" {
-		opts.Fingerprint = c.cfg.Fingerprint
+	var d batchenrich.Durable
+	if opts.Durable != nil {
+		d = *opts.Durable // its Fingerprint and AllowReshape are kept
 	}
+	d.RunKey = job.Run
+	if d.Fingerprint == "" {
+		d.Fingerprint = c.cfg.Fingerprint
+	}
+	opts.Durable, opts.Partition = &d, job.Partition
 	return opts, nil
 }
 
@@ -182,8 +188,8 @@ func (c *Client[T, R]) argsDiff(was PartitionArgs, params json.RawMessage) strin
 				diffs = append(diffs, fmt.Sprintf("%s %d (this run: %d)", o.name, o.was, o.this))
 			}
 		}
-		if before.Fingerprint != after.Fingerprint {
-			diffs = append(diffs, "Fingerprint "+strconv.Quote(before.Fingerprint)+" (this run: "+strconv.Quote(after.Fingerprint)+")")
+		if bf, af := before.Durable.Fingerprint, after.Durable.Fingerprint; bf != af {
+			diffs = append(diffs, "Fingerprint "+strconv.Quote(bf)+" (this run: "+strconv.Quote(af)+")")
 		}
 	}
 	if len(diffs) == 0 {

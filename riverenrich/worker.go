@@ -67,7 +67,7 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	if err != nil {
 		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: options: %w", a.Run, job.Partition, err)))
 	}
-	opts.Checkpoints, opts.LockWait = c.cfg.Store, false
+	opts.Durable.Store, opts.Durable.LockWait = c.cfg.Store, false
 	src, err := c.cfg.Source(ctx, job)
 	if err != nil {
 		return failed(fmt.Errorf("riverenrich: run %q partition %s: source: %w", a.Run, job.Partition, err))

@@ -170,7 +170,7 @@ func TestReplayBulkFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		r, err := batchenrich.New(src, batchenrich.Enricher[Traveler, Enriched](enr), j.sink,
-			batchenrich.Options{BatchSize: 20, Concurrency: 3, Checkpoints: j.store, RunKey: "e1"})
+			batchenrich.Options{BatchSize: 20, Concurrency: 3, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 				t.Fatal(err)
 			}
 			r, err := batchenrich.New(src, batchenrich.Enricher[Traveler, Enriched](enr), j.sink,
-				batchenrich.Options{BatchSize: 20, Concurrency: 3, Checkpoints: j.store, RunKey: "e1"})
+				batchenrich.Options{BatchSize: 20, Concurrency: 3, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 			if err != nil {
 				t.Fatal(err)
 			}

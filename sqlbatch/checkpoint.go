@@ -79,9 +79,9 @@ type CheckpointConfig struct {
 // then returns a *LockHeldError (wrapping batchenrich.ErrRunLocked) naming
 // its host, pid and lease expiry, e.g.
 //
-//	batchenrich: run "exec-42": lock: held by pid 4242 on host build-1, alive (lease renewed until 2026-11-29T06:05:30Z): wait for it to finish (Options.LockWait), or stop that process
+//	batchenrich: run "exec-42": lock: held by pid 4242 on host build-1, alive (lease renewed until 2026-11-29T06:05:30Z): wait for it to finish (Durable.LockWait), or stop that process
 //
-// What to do: wait for a live holder (Options.LockWait), or stop it; a
+// What to do: wait for a live holder (Durable.LockWait), or stop it; a
 // holder on another host that died blocks until its lease expires
 // (LeaseTTL, 30 s by default), after which a new run takes over. Where
 // flock is missing (Windows, an in-memory database, a read-only

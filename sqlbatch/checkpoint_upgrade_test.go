@@ -63,7 +63,7 @@ func TestRunnerRefusesOtherBatchSize(t *testing.T) {
 		ctx := context.Background()
 		run := func(size, maxBatches int, reshape bool) (batchenrich.Report, error) {
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrichtest.NewEnricher(enrich), resultsSink(t, db),
-				batchenrich.Options{BatchSize: size, MaxBatches: maxBatches, Checkpoints: store, RunKey: "e1", AllowReshape: reshape})
+				batchenrich.Options{BatchSize: size, MaxBatches: maxBatches, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", AllowReshape: reshape}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -71,7 +71,7 @@
 //
 // # Durable runs
 //
-// Set batchenrich.Options.Checkpoints to a CheckpointStore on the same
+// Set batchenrich.Options.Durable to a CheckpointStore on the same
 // *sqlx.DB as the Sink and each batch commits with its checkpoint in one
 // transaction (exactly-once batches; Report.Atomic says so). With a store
 // on another database, or another kind of store, the Runner saves the

@@ -94,7 +94,7 @@ func TestRunReportsLockLostAtUnlock(t *testing.T) {
 			t.Cleanup(func() { _ = unlock() })
 		}
 		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrichtest.NewEnricher(enrich), resultsSink(t, db),
-			batchenrich.Options{BatchSize: 10, Checkpoints: lostAfterDone{store, lose}, RunKey: "e1"})
+			batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: lostAfterDone{store, lose}, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,10 +72,12 @@ func Example_travelers() {
 		return Profile{Score: len(t.Email)}, nil // an HTTP call in real life
 	})
 	r, err := batchenrich.New(src, enrich, sink, batchenrich.Options{
-		BatchSize:   100,
-		MaxBatches:  50,
-		Checkpoints: store,
-		RunKey:      executionID,
+		BatchSize:  100,
+		MaxBatches: 50,
+		Durable: &batchenrich.Durable{
+			Store:  store,
+			RunKey: executionID,
+		},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -141,7 +143,7 @@ func Example_sqlite() {
 		}
 		return len(w.Word), nil
 	})
-	r, err := batchenrich.New(src, enrich, sink, batchenrich.Options{BatchSize: 2, Checkpoints: store, RunKey: "words"})
+	r, err := batchenrich.New(src, enrich, sink, batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{Store: store, RunKey: "words"}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestRunIdentityRefused(t *testing.T) {
 		run := func(job string, sink batchenrich.Sink[Traveler, Enriched], reshape bool) (batchenrich.Report, error) {
 			t.Helper()
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrichtest.NewEnricher(enrich), sink,
-				batchenrich.Options{BatchSize: 10, MaxBatches: maxBatches, Checkpoints: store, RunKey: "e1", Job: job, AllowReshape: reshape})
+				batchenrich.Options{BatchSize: 10, MaxBatches: maxBatches, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: job, AllowReshape: reshape}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestRunIdentityRefused(t *testing.T) {
 		other := resultsSink(t, db)
 		otherSink, err := sqlbatch.NewSink(db, sqlbatch.SinkConfig[Traveler, Enriched]{
 			Table: "other_results", Key: []string{"execution_id", "traveler_id"},
-			Columns: []string{"execution_id", "traveler_id", "payload", "is_valid", "validation_error", "processed_at"},
+			Columns:     []string{"execution_id", "traveler_id", "payload", "is_valid", "validation_error", "processed_at"},
 			BatchColumn: "batch_number",
 			Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) {
 				return []any{r.Item.ExecutionID, r.Item.TravelerID, nil, r.Err == nil, nil, fixedTime}, nil

@@ -37,7 +37,7 @@ import (
 // LockHeldError is TryLock's error, with ok=false, when another runner
 // holds the lock on a run key of a SQLite CheckpointStore. It wraps
 // batchenrich.ErrRunLocked, so a Runner reports it (or waits, with
-// Options.LockWait).
+// Durable.LockWait).
 type LockHeldError struct {
 	RunKey  string    // the run key whose lock is held
 	Host    string    // the holder's host name; empty if unknown
@@ -57,7 +57,7 @@ func (e *LockHeldError) Error() string {
 	until := e.Expires.UTC().Format(time.RFC3339)
 	if e.Alive {
 		return "held by " + who + ", alive (lease renewed until " + until +
-			"): wait for it to finish (Options.LockWait), or stop that process"
+			"): wait for it to finish (Durable.LockWait), or stop that process"
 	}
 	return "held by " + who + " until " + until + " unless it renews its lease: if that runner is gone, run again after then" +
 		" (a holder that died on this host is recognised at once)"

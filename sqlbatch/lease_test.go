@@ -60,7 +60,7 @@ func TestLeaseTakeover(t *testing.T) {
 			t.Fatalf("TryLock: ok %v, err %#v", ok, err)
 		}
 		r, err := batchenrich.New(batchenrichtest.NewSliceSource([]int{1, 2}), batchenrichtest.NewEnricher(func(ctx context.Context, i int) (int, error) { return i, nil }), batchenrichtest.NewSink[int, int](),
-			batchenrich.Options{Checkpoints: s, RunKey: "e1"})
+			batchenrich.Options{Durable: &batchenrich.Durable{Store: s, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func TestOverlapCrashAnywhere(t *testing.T) {
 			batchOf := make(chan int, n*2)
 			enr.Started = func(tr Traveler, _ int) { batchOf <- int(tr.TravelerID-1)/size + 1 }
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrich.Enricher[Traveler, Enriched](enr), resultsSink(t, db),
-				batchenrich.Options{BatchSize: size, Concurrency: 1 + rng.IntN(5), Overlap: true, Checkpoints: store, RunKey: "e1"})
+				batchenrich.Options{BatchSize: size, Concurrency: 1 + rng.IntN(5), Overlap: true, Durable: &batchenrich.Durable{Store: store, RunKey: "e1"}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -163,7 +163,7 @@ func TestPartitionedRunOnDatabase(t *testing.T) {
 			}
 			return pr
 		}
-		o := batchenrich.Options{BatchSize: 20, Checkpoints: store, RunKey: "split", MaxBatches: 2}
+		o := batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: store, RunKey: "split"}, MaxBatches: 2}
 		if _, err := newRun(3, o).Run(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -155,7 +155,7 @@ func (j *replayJob) run(t *testing.T) batchenrich.Report {
 		t.Fatal(err)
 	}
 	r, err := batchenrich.New(src, batchenrich.Enricher[Traveler, Enriched](j.enr), j.sink,
-		batchenrich.Options{BatchSize: 20, Concurrency: 8, Checkpoints: j.store, RunKey: "e1"})
+		batchenrich.Options{BatchSize: 20, Concurrency: 8, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func (j *replayJob) replayer(t *testing.T, scope batchenrich.ReplayScope, enr ba
 		enr = j.enr
 	}
 	p, err := batchenrich.NewReplay(failed, enr, j.sink,
-		batchenrich.Options{BatchSize: 3, Concurrency: 2, Checkpoints: j.store, RunKey: "e1"})
+		batchenrich.Options{BatchSize: 3, Concurrency: 2, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,7 +540,7 @@ func TestReplayRefusesAMismatchBeforeWork(t *testing.T) {
 				`sqlbatch: invalid FailedSourceConfig.On["travelr_id"]: table "traveler_batch_source" has no column "travelr_id"`},
 		} {
 			p, err := batchenrich.NewReplay(c.src, batchenrich.Enricher[Traveler, Enriched](j.enr), batchenrich.Sink[Traveler, Enriched](c.sink),
-				batchenrich.Options{Checkpoints: j.store, RunKey: "e1"})
+				batchenrich.Options{Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 			if err != nil {
 				t.Fatal(err)
 			}

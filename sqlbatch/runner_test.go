@@ -39,7 +39,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 		store := checkpointStore(t, db)
 		enr := batchenrichtest.NewEnricher(enrich)
 		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrich.Enricher[Traveler, Enriched](enr), resultsSink(t, db),
-			batchenrich.Options{BatchSize: 10, Concurrency: 4, Checkpoints: store, RunKey: "e1"})
+			batchenrich.Options{BatchSize: 10, Concurrency: 4, Durable: &batchenrich.Durable{Store: store, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestRunnerResumes(t *testing.T) {
 		createResults(t, k, db)
 		store := checkpointStore(t, db)
 		ctx := context.Background()
-		opts := batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "e1"}
+		opts := batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1"}}
 		run := func(ctx context.Context, enr batchenrich.Enricher[Traveler, Enriched], sink batchenrich.Sink[Traveler, Enriched]) (batchenrich.Report, error) {
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), enr, sink, opts)
 			if err != nil {
@@ -148,7 +148,7 @@ func TestRunnerCapThenContinue(t *testing.T) {
 		store := checkpointStore(t, db)
 		for i, tc := range []struct{ cap, ran, rows int }{{3, 3, 30}, {3, 0, 30}, {0, 7, 95}, {0, 0, 95}} {
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrich.EnricherFunc[Traveler, Enriched](enrich), resultsSink(t, db),
-				batchenrich.Options{BatchSize: 10, MaxBatches: tc.cap, Checkpoints: store, RunKey: "e1"})
+				batchenrich.Options{BatchSize: 10, MaxBatches: tc.cap, Durable: &batchenrich.Durable{Store: store, RunKey: "e1"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestRunnerForeignCheckpointStore(t *testing.T) {
 		createResults(t, k, db)
 		store := batchenrichtest.NewCheckpoints()
 		r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), batchenrich.EnricherFunc[Traveler, Enriched](enrich), resultsSink(t, db),
-			batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "e1"})
+			batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +205,7 @@ func TestRunnerOneRunnerPerKey(t *testing.T) {
 		newRunner := func(e batchenrich.Enricher[Traveler, Enriched], wait bool) *batchenrich.Runner[Traveler, Enriched] {
 			// Each runner has its own store, as in another process.
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), e, resultsSink(t, db),
-				batchenrich.Options{BatchSize: 10, Concurrency: 1, Checkpoints: checkpointStore(t, db), RunKey: "e1", LockWait: wait, LockRetryInterval: 1})
+				batchenrich.Options{BatchSize: 10, Concurrency: 1, Durable: &batchenrich.Durable{Store: checkpointStore(t, db), RunKey: "e1", LockWait: wait, LockRetryInterval: 1}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestRunnerConcurrentRuns(t *testing.T) {
 		for _, e := range []string{"e1", "e2", "e3", "e4"} {
 			wg.Go(func() {
 				r, err := batchenrich.New(travelerSource(t, db, e, sqlbatch.PageByKey), batchenrich.EnricherFunc[Traveler, Enriched](enrich), resultsSink(t, db),
-					batchenrich.Options{BatchSize: 7, Checkpoints: store, RunKey: e})
+					batchenrich.Options{BatchSize: 7, Durable: &batchenrich.Durable{Store: store, RunKey: e}})
 				if err != nil {
 					errs <- err
 					return

@@ -5,7 +5,7 @@
 //	go run ./examples/csvwords [file.csv]
 //
 // CSVSource (source.go) is the model of a custom Source: its cursor is a
-// byte offset, so that a run with Options.Checkpoints and a RunKey resumes
+// byte offset, so that a run with Options.Durable resumes
 // at the right row, and it honours its context.
 package main
 

@@ -94,7 +94,7 @@ func TestResumeAtTheRightRow(t *testing.T) {
 	f, _ := csvFile(t, 8)
 	store := batchenrichtest.NewCheckpoints()
 	var first, second, errOut bytes.Buffer
-	opts := batchenrich.Options{Checkpoints: store, RunKey: "words", MaxBatches: 1}
+	opts := batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "words"}, MaxBatches: 1}
 	if code := run(context.Background(), []string{f.Name()}, &first, &errOut, opts); code != 0 {
 		t.Fatalf("first: exit %d: %s", code, errOut.String())
 	}

@@ -37,7 +37,7 @@ func dryRun(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		// What the run would refuse (another -batch-size or -partitions
 		// than the checkpoint recorded), refused alike.
-		if err := batchenrich.CheckResume(cp, batchenrich.Options{BatchSize: cfg.batchSize, RunKey: cfg.executionID}); err != nil {
+		if err := batchenrich.CheckResume(cp, batchenrich.Options{BatchSize: cfg.batchSize, Durable: &batchenrich.Durable{RunKey: cfg.executionID}}); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)

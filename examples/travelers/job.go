@@ -160,9 +160,11 @@ func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.O
 		MaxBatches:  cfg.maxBatches,
 		Concurrency: cfg.concurrency,
 		Overlap:     cfg.overlap,
-		Checkpoints: j.store,
-		RunKey:      cfg.executionID,
-		Events:      events,
+		Durable: &batchenrich.Durable{
+			Store:  j.store,
+			RunKey: cfg.executionID,
+		},
+		Events: events,
 	}
 }
 

@@ -51,7 +51,12 @@ func TestCancelThenResume(t *testing.T) {
 					return profile{ID: it.ID, Score: scoreOf(it.ID)}, nil
 				})
 				r, err := batchenrich.New(j.src, enr, j.sink, batchenrich.Options{
-					BatchSize: batchSize, Concurrency: concurrency, Checkpoints: j.store, RunKey: runKey,
+					BatchSize:   batchSize,
+					Concurrency: concurrency,
+					Durable: &batchenrich.Durable{
+						Store:  j.store,
+						RunKey: runKey,
+					},
 				})
 				if err != nil {
 					t.Fatal(err)

@@ -267,15 +267,17 @@ func childMain(cfg childConfig) int {
 	})
 
 	r, err := batchenrich.New(j.src, enr, &pausingSink{Sink: j.sink, db: db, c: c}, batchenrich.Options{
-		BatchSize:         cfg.BatchSize,
-		Concurrency:       cfg.Concurrency,
-		FailurePolicy:     batchenrich.FailBatch, // a failed item is a test failure
-		Checkpoints:       j.store,
-		RunKey:            runKey,
-		LockWait:          cfg.LockWait,
-		LockRetryInterval: 20 * time.Millisecond,
-		Overlap:           cfg.Overlap,
-		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		BatchSize:     cfg.BatchSize,
+		Concurrency:   cfg.Concurrency,
+		FailurePolicy: batchenrich.FailBatch, // a failed item is a test failure
+		Durable: &batchenrich.Durable{
+			Store:             j.store,
+			RunKey:            runKey,
+			LockWait:          cfg.LockWait,
+			LockRetryInterval: 20 * time.Millisecond,
+		},
+		Overlap: cfg.Overlap,
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		return setup(err)

@@ -168,9 +168,11 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		MaxBatches:  cfg.MaxBatches,
 		Concurrency: cfg.Concurrency,
 		Overlap:     overlap,
-		Checkpoints: store,
-		RunKey:      cfg.ExecutionID,
-		Tracer:      tel.tracer(v.otelHTTP),
+		Durable: &batchenrich.Durable{
+			Store:  store,
+			RunKey: cfg.ExecutionID,
+		},
+		Tracer: tel.tracer(v.otelHTTP),
 	})
 	if err != nil {
 		return st, err

@@ -55,7 +55,7 @@ func LibraryPartitioned(ctx context.Context, cfg harness.Config) (harness.Stats,
 		Sink: func(p batchenrich.Partition) (batchenrich.Sink[libTraveler, job.Row], error) {
 			return libPartitionSink(db, cfg, p.Index)
 		},
-		Options:     batchenrich.Options{BatchSize: cfg.BatchSize, MaxBatches: cfg.MaxBatches, Concurrency: cfg.Concurrency, Checkpoints: store, RunKey: cfg.ExecutionID},
+		Options:     batchenrich.Options{BatchSize: cfg.BatchSize, MaxBatches: cfg.MaxBatches, Concurrency: cfg.Concurrency, Durable: &batchenrich.Durable{Store: store, RunKey: cfg.ExecutionID}},
 		Concurrency: Partitions * cfg.Concurrency,
 	})
 	if err != nil {

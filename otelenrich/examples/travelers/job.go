@@ -198,9 +198,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) 
 		BatchSize:   cfg.batchSize,
 		MaxBatches:  cfg.maxBatches,
 		Concurrency: cfg.concurrency,
-		Checkpoints: store,
-		RunKey:      cfg.executionID,
-		Tracer:      tracer,
+		Durable: &batchenrich.Durable{
+			Store:  store,
+			RunKey: cfg.executionID,
+		},
+		Tracer: tracer,
 	})
 	if err != nil {
 		return err
