@@ -68,9 +68,10 @@ const (
 //     Below a tenth they are taken for items failing on their own: the
 //     same ids answering 503 on every attempt while the others succeed do
 //     not lower the limit. An item's retries (its second and later
-//     attempts) do not count as evidence either way: an item failing on
-//     every attempt would count once per attempt, and at the end of a
-//     batch its retries can be all there is in flight;
+//     attempts) do not count as evidence either way, unless they are the
+//     gate's probe: an item failing on every attempt would count once per
+//     attempt, and at the end of a batch its retries can be all there is
+//     in flight;
 //   - when latency grows sharply: the short-term average latency of
 //     successful answers (exponentially weighted, 1/16 per answer)
 //     exceeds LatencyTolerance times the long-term one (1/256 per

@@ -94,7 +94,8 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 	}
 	// A retry's overload answer is not evidence of its own: an item whose
 	// every attempt fails would count once per attempt, and at the end of
-	// a batch its retries can be all there is in flight.
+	// a batch its retries can be all there is in flight. A probe's is: it
+	// is the host's answer on whether the pause is over.
 	retry := false
 	if st := httpx.StateFrom(ctx); st != nil {
 		retry = st.Attempts > 0
@@ -111,7 +112,7 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 					a.o, a.reason = overload, "connection"
 				}
 			}
-			if retry && a.o == overload {
+			if retry && !probe && a.o == overload {
 				a.o = neutral
 			}
 			u.finish(ctx, h, s, probe, a, false)
@@ -144,7 +145,7 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 				}
 			}
 		}
-		if retry && a.o == overload {
+		if retry && !probe && a.o == overload {
 			a.o = neutral
 		}
 		resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() {
