@@ -145,6 +145,16 @@
 // are checked by New: '#' (with which partition and replay keys are
 // derived) and control characters are refused.
 //
+// A store records, with each checkpoint, the run's state (Checkpoint.State:
+// running, done, and, saved once when a run ends early, failed or stopped
+// with Checkpoint.LastError, redacted) and its counts (RunCounts, summed
+// over resumes and exact after a crash, since they commit with the batch).
+// A store that is a StopRequester lets an operator stop a run at its next
+// batch boundary: Run then returns a *BatchError wrapping ErrStopRequested,
+// and a later run resumes it. sqlbatch's CheckpointStore reads the state
+// back (Status, Runs) and records stop requests (RequestStop); the command
+// cmd/batchenrich shows and stops runs.
+//
 // # Replays
 //
 // A Replay re-enriches the items a durable run stored as failed (by

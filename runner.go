@@ -119,6 +119,16 @@ type run[T, R any] struct {
 
 	dropped atomic.Int64 // events dropped (Report.EventsDropped)
 	oneTx   atomic.Bool  // still committing batches with their checkpoint in one transaction
+
+	// last is the checkpoint of the run's last committed batch (the
+	// loaded one until a batch commits), with the run's counts; owned is
+	// set once the loaded checkpoint was accepted (CheckResume), from
+	// when the run's end is recorded in the store. Guarded by mu.
+	last  Checkpoint
+	owned bool
+	// stopped is set when the store told, saving a batch, that an
+	// operator asked the run to stop (StopRequester).
+	stopped atomic.Bool
 }
 
 // update changes the run's report under its lock.
@@ -224,7 +234,62 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 			defer func() { err = unlockRun(err, unlock, r.opts.key) }()
 		}
 	}
-	return rep, st.loop(ctx) // rep is set by the deferred report
+	err = st.loop(ctx)
+	if err != nil && r.opts.Durable != nil {
+		st.recordEnd(ctx, err)
+	}
+	return rep, err // rep is set by the deferred report
+}
+
+// recordEnd records in the store that the run ended with err, after its
+// last committed batch: StateStopped when an operator asked it to stop or
+// ctx ended, else StateFailed, with err's text. It does nothing before the
+// loaded checkpoint was accepted (the key may be another job's). A failure
+// to record it is logged: err is what Run returns.
+func (st *run[T, R]) recordEnd(ctx context.Context, err error) {
+	st.mu.Lock()
+	cp, owned := st.last, st.owned
+	st.mu.Unlock()
+	if !owned {
+		return
+	}
+	o := st.opts
+	cp.RunKey, cp.Partitions, cp.BatchSize, cp.Fingerprint, cp.Job, cp.Definition =
+		o.key, o.Partition.Count, o.BatchSize, o.Durable.Fingerprint, o.Durable.Job, o.definition
+	cp.State, cp.LastError = StateFailed, lastError(err)
+	if errors.Is(err, ErrStopRequested) || ctx.Err() != nil {
+		cp.State = StateStopped
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordEndTimeout)
+	defer cancel()
+	if serr := guarded(func() error { return o.Durable.Store.Save(sctx, cp) }); serr != nil {
+		o.Logger.WarnContext(ctx, "batchenrich: could not record the run's end", "run_key", o.key, "state", string(cp.State), "error", serr)
+	}
+}
+
+// recordEndTimeout bounds recordEnd's save, which runs after ctx may have
+// ended.
+const recordEndTimeout = 10 * time.Second
+
+// stopRequested returns the error of a run stopping before batch num at
+// an operator's request, or nil.
+func (st *run[T, R]) stopRequested(num int) error {
+	if !st.stopped.Load() {
+		return nil
+	}
+	return st.batchError(num, StageCheckpoint, fmt.Errorf("%w by an operator: the run stopped after batch %d, its last committed one; run it again with the same key to resume",
+		ErrStopRequested, num-1))
+}
+
+// noteStop asks the store, if it can tell, whether an operator asked the
+// run to stop.
+func (st *run[T, R]) noteStop() {
+	if sr, ok := st.opts.Durable.Store.(StopRequester); ok {
+		var stop bool
+		if guarded(func() error { stop = sr.StopRequested(st.opts.key); return nil }) == nil && stop {
+			st.stopped.Store(true)
+		}
+	}
 }
 
 // endedWith returns err, the error of user code called with ctx, so that
@@ -256,6 +321,9 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return err
 		}
 		st.update(func(r *Report) { r.BatchesSkipped, r.AlreadyDone = cp.Batch, cp.Done })
+		st.mu.Lock()
+		st.last, st.owned = cp, !cp.Done
+		st.mu.Unlock()
 		if cp.Done {
 			log.InfoContext(ctx, "batchenrich: run already finished", "run_key", o.key, "batches", cp.Batch)
 			return nil
@@ -289,9 +357,16 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 		st.update(func(r *Report) { r.AlreadyDone = true })
 		return nil
 	}
+	if o.Durable != nil {
+		// A stop requested while no runner worked on the run.
+		st.noteStop()
+	}
 	var pending <-chan window[T]
 	for {
 		num := n + 1
+		if err := st.stopRequested(num); err != nil {
+			return err
+		}
 		prefetched := pending != nil
 		if !prefetched {
 			pending = st.read(rctx, &bg, num, cursor)
@@ -385,19 +460,56 @@ func (st *run[T, R]) finish(ctx context.Context, num int, cursor Cursor) error {
 	if st.opts.Durable == nil {
 		return nil
 	}
-	cp := st.checkpoint(num-1, cursor, true)
+	cp := st.checkpoint(num-1, cursor, true, nil)
 	if err := guarded(func() error { return st.opts.Durable.Store.Save(ctx, cp) }); err != nil {
 		return st.batchError(num, StageCheckpoint, err)
 	}
+	st.committed(cp)
 	return nil
 }
 
-// checkpoint returns the checkpoint recording batch n of this run.
-func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool) Checkpoint {
+// checkpoint returns the checkpoint recording batch n of this run, whose
+// results are results (none for the final checkpoint after an empty
+// window): the counts of the last committed batch plus this one's.
+func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool, results []Result[T, R]) Checkpoint {
 	o := st.opts
+	st.mu.Lock()
+	c := st.last.Counts
+	st.mu.Unlock()
+	if results != nil {
+		c.Batches++
+		c.Read += len(results)
+		c.Written += len(results)
+		for _, r := range results {
+			if r.Err == nil {
+				c.Enriched++
+				continue
+			}
+			c.Failed++
+			switch Classify(r.Err) {
+			case ClassTransient:
+				c.FailedTransient++
+			case ClassPermanent:
+				c.FailedPermanent++
+			}
+		}
+	}
+	state := StateRunning
+	if done {
+		state = StateDone
+	}
 	return Checkpoint{RunKey: o.key, Batch: n, Cursor: cursor, Done: done,
 		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Durable.Fingerprint,
-		Job: o.Durable.Job, Definition: o.definition}
+		Job: o.Durable.Job, Definition: o.definition, State: state, Counts: c}
+}
+
+// committed records that cp was committed, and whether the store told of
+// a stop request meanwhile.
+func (st *run[T, R]) committed(cp Checkpoint) {
+	st.mu.Lock()
+	st.last = cp
+	st.mu.Unlock()
+	st.noteStop()
 }
 
 // receive waits for a window, and says how long it waited: 0 when the
@@ -628,11 +740,12 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 		br.Written = len(b.Results)
 		return nil
 	}
-	cp := st.checkpoint(b.Number, b.Next, done)
+	cp := st.checkpoint(b.Number, b.Next, done, b.Results)
 	if cs, ok := st.sink.(CheckpointSink[T, R]); ok && st.oneTx.Load() {
 		err := guarded(func() error { return cs.WriteCheckpointed(ctx, b, o.Durable.Store, cp) })
 		if err == nil {
 			br.Written = len(b.Results)
+			st.committed(cp)
 			return nil
 		}
 		if !errors.Is(err, ErrCheckpointUnsupported) {
@@ -651,6 +764,7 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	if err := guarded(func() error { return o.Durable.Store.Save(ctx, cp) }); err != nil {
 		return fail(StageCheckpoint, err)
 	}
+	st.committed(cp)
 	return nil
 }
 

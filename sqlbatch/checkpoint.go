@@ -108,6 +108,8 @@ type CheckpointStore struct {
 	held map[string]*heldLock
 
 	upgraded onceOK // the table has the columns of this version
+
+	stops sync.Map // run key → bool: a stop request seen by the last Load or Save
 }
 
 // heldLock is a run lock this store holds.
@@ -158,21 +160,36 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 	cols := []struct{ name, pg string }{
 		{"run_key", "text"}, {"batch", "bigint"}, {`"cursor"`, "text"}, {"done", "boolean"}, {"updated_at", "timestamptz"},
 		{"partitions", "integer"}, {"batch_size", "bigint"}, {"fingerprint", "text"}, {"job", "text"}, {"definition", "text"},
+		{"state", "text"}, {"batches", "bigint"}, {"items_read", "bigint"}, {"items_enriched", "bigint"}, {"items_failed", "bigint"},
+		{"failed_transient", "bigint"}, {"failed_permanent", "bigint"}, {"items_written", "bigint"},
+		{"started_at", "timestamptz"}, {"finished_at", "timestamptz"}, {"holder_host", "text"}, {"holder_pid", "bigint"}, {"last_error", "text"},
 	}
 	var names, set, marks, casts []string
 	for i, c := range cols {
 		names, marks = append(names, c.name), append(marks, "?")
 		casts = append(casts, "$"+strconv.Itoa(i+1)+"::"+c.pg)
-		if c.name != "run_key" {
+		switch c.name {
+		case "run_key":
+		case "started_at":
+			// When the run first started: kept over resumes.
+			set = append(set, c.name+" = COALESCE(cp."+c.name+", excluded."+c.name+")")
+		default:
 			set = append(set, c.name+" = excluded."+c.name)
 		}
 	}
+	// A stop request stays until a run records that it stopped (or
+	// ended otherwise); each save returns it, so that the runner learns
+	// of it without a round trip of its own.
+	set = append(set, `stop_requested = CASE WHEN excluded.state IN ('', 'running') THEN cp.stop_requested ELSE FALSE END`)
 	insert := `INSERT INTO ` + table + ` AS cp (` + strings.Join(names, ", ") + `) `
 	onConflict := ` ON CONFLICT (run_key) DO UPDATE SET ` + strings.Join(set, ", ")
+	const returning = ` RETURNING stop_requested`
 	upsert := insert + `VALUES (` + strings.Join(marks, ", ") + `)` + onConflict
-	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0), batch_size, fingerprint, job, definition FROM ` + table + ` WHERE run_key = ?`)
-	s.qSave = d.Rebind(upsert)
-	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?`)
+	s.qLoad = d.Rebind(`SELECT batch, "cursor", done, COALESCE(partitions, 0), batch_size, fingerprint, job, definition,
+		state, batches, items_read, items_enriched, items_failed, failed_transient, failed_permanent, items_written, last_error, stop_requested
+		FROM ` + table + ` WHERE run_key = ?`)
+	s.qSave = d.Rebind(upsert + returning)
+	s.qSaveFenced = d.Rebind(upsert + ` WHERE cp.lock_owner = ?` + returning)
 	if d.Kind == sqldialect.PostgreSQL {
 		// Save under a session advisory lock: the upsert and the check
 		// that the lock's session still holds the lock, in one statement
@@ -180,7 +197,7 @@ func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, 
 		n := len(cols)
 		s.qSaveLocked = insert + `SELECT ` + strings.Join(casts, ", ") + `
 		WHERE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $` + strconv.Itoa(n+1) + ` AND classid = $` + strconv.Itoa(n+2) + `::bigint::oid AND objid = $` + strconv.Itoa(n+3) + `::bigint::oid AND objsubid = 1)` + onConflict
+			AND pid = $` + strconv.Itoa(n+1) + ` AND classid = $` + strconv.Itoa(n+2) + `::bigint::oid AND objid = $` + strconv.Itoa(n+3) + `::bigint::oid AND objsubid = 1)` + onConflict + returning
 	}
 	// The lease is taken when free, expired, or held by a holder known
 	// to be dead; a free lease (or a missing row) only when the
@@ -239,9 +256,12 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 	var (
 		batch, parts, size   int64
 		cursor, fp, job, def string
-		done                 bool
+		done, stop           bool
+		state, lastErr       string
+		n                    [7]int64
 	)
-	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts, &size, &fp, &job, &def)
+	err := s.db.QueryRowContext(ctx, s.qLoad, runKey).Scan(&batch, &cursor, &done, &parts, &size, &fp, &job, &def,
+		&state, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6], &lastErr, &stop)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil
@@ -250,7 +270,19 @@ func (s *CheckpointStore) Load(ctx context.Context, runKey string) (batchenrich.
 	}
 	cp.Batch, cp.Cursor, cp.Done, cp.Partitions = int(batch), batchenrich.Cursor(cursor), done, int(parts)
 	cp.BatchSize, cp.Fingerprint, cp.Job, cp.Definition = int(size), fp, job, def
+	cp.State, cp.LastError = batchenrich.RunState(state), lastErr
+	cp.Counts = batchenrich.RunCounts{Batches: int(n[0]), Read: int(n[1]), Enriched: int(n[2]), Failed: int(n[3]),
+		FailedTransient: int(n[4]), FailedPermanent: int(n[5]), Written: int(n[6])}
+	s.stops.Store(runKey, stop)
 	return cp, nil
+}
+
+// StopRequested implements batchenrich.StopRequester: it reports whether
+// the last Load or Save of runKey by this store found a stop request
+// (RequestStop) pending. It does no I/O.
+func (s *CheckpointStore) StopRequested(runKey string) bool {
+	v, ok := s.stops.Load(runKey)
+	return ok && v.(bool)
 }
 
 // Save implements batchenrich.CheckpointStore: it replaces the checkpoint
@@ -299,29 +331,36 @@ func (s *CheckpointStore) SaveTx(ctx context.Context, tx *sqlx.Tx, cp batchenric
 	if cp.Partitions > 0 {
 		parts = int64(cp.Partitions)
 	}
-	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, time.Now().UTC(), parts, int64(cp.BatchSize), cp.Fingerprint, cp.Job, cp.Definition}
-	if h == nil {
-		if _, err := tx.ExecContext(ctx, s.qSave, args...); err != nil {
-			return fail(err)
+	now := time.Now().UTC()
+	var finished any // NULL while the run goes on
+	if cp.State != "" && cp.State != batchenrich.StateRunning {
+		finished = now
+	}
+	c := cp.Counts
+	args := []any{cp.RunKey, int64(cp.Batch), string(cp.Cursor), cp.Done, now, parts, int64(cp.BatchSize), cp.Fingerprint, cp.Job, cp.Definition,
+		string(cp.State), int64(c.Batches), int64(c.Read), int64(c.Enriched), int64(c.Failed), int64(c.FailedTransient), int64(c.FailedPermanent), int64(c.Written),
+		now, finished, holderHost, int64(holderPID), cp.LastError}
+	q := s.qSave
+	if h != nil {
+		q = s.qSaveFenced
+		if s.d.Kind == sqldialect.PostgreSQL {
+			// The advisory lock belongs to the session of h.conn: save
+			// only if, in this transaction, that session still holds it.
+			q, args = s.qSaveLocked, append(args, h.pid, int64(uint32(uint64(h.key)>>32)), int64(uint32(h.key)))
+		} else {
+			args = append(args, h.token)
 		}
-		return nil
 	}
-	q := s.qSaveFenced
-	if s.d.Kind == sqldialect.PostgreSQL {
-		// The advisory lock belongs to the session of h.conn: save only
-		// if, in this transaction, that session still holds it.
-		q, args = s.qSaveLocked, append(args, h.pid, int64(uint32(uint64(h.key)>>32)), int64(uint32(h.key)))
-	} else {
-		args = append(args, h.token)
-	}
-	res, err := tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return fail(err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
+	var stop bool
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&stop)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) && h != nil:
 		h.lost.Store(true)
 		return fail(ErrLockLost)
+	case err != nil:
+		return fail(err)
 	}
+	s.stops.Store(cp.RunKey, stop)
 	return nil
 }
 
@@ -372,7 +411,7 @@ func (s *CheckpointStore) tryAdvisoryLock(ctx context.Context, runKey string) (f
 		discard(conn)
 		return nil, false, fmt.Errorf("checkpoint table %s (call CreateTable first): %w", s.name, err)
 	}
-	key := sqldialect.LockKey("batchenrich:" + strconv.FormatInt(oid, 10) + ":" + runKey)
+	key := s.lockKey(oid, runKey)
 	h := &heldLock{conn: conn, key: key}
 	var got bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&got, &h.pid); err != nil {

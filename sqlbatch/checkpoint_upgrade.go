@@ -3,6 +3,7 @@ package sqlbatch
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
@@ -24,7 +25,20 @@ var shapeColumns = []shapeColumn{
 	// The run's identity (batchenrich.Checkpoint.Job and Definition).
 	{"job", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
 	{"definition", func(d sqldialect.Dialect) string { return d.TypeText() + " NOT NULL DEFAULT ''" }},
+	// The run's state (batchenrich.Checkpoint.State, Counts, LastError),
+	// when it started and finished, who saved it last, and a pending
+	// stop request (RequestStop).
+	{"state", text},
+	{"batches", bigint}, {"items_read", bigint}, {"items_enriched", bigint}, {"items_failed", bigint},
+	{"failed_transient", bigint}, {"failed_permanent", bigint}, {"items_written", bigint},
+	{"started_at", func(d sqldialect.Dialect) string { return d.TypeTimestamp() }},
+	{"finished_at", func(d sqldialect.Dialect) string { return d.TypeTimestamp() }},
+	{"holder_host", text}, {"holder_pid", bigint}, {"last_error", text},
+	{"stop_requested", func(d sqldialect.Dialect) string { return d.TypeBool() + " NOT NULL DEFAULT FALSE" }},
 }
+
+func text(d sqldialect.Dialect) string   { return d.TypeText() + " NOT NULL DEFAULT ''" }
+func bigint(d sqldialect.Dialect) string { return d.TypeBigInt() + " NOT NULL DEFAULT 0" }
 
 // upgrade adds the shape columns to a checkpoint table created by an older
 // version, once per store, with ExecDDL. Concurrent upgrades from other
@@ -72,3 +86,9 @@ func (s *CheckpointStore) complete(ctx context.Context) bool {
 	}
 	return rows.Close() == nil
 }
+
+// holderHost and holderPID name this process in the rows it saves.
+var (
+	holderHost, _ = os.Hostname()
+	holderPID     = os.Getpid()
+)

@@ -79,6 +79,24 @@
 // upsert). The store is also a batchenrich.Locker: a PostgreSQL session
 // advisory lock, or a lease with heartbeat on SQLite; see CheckpointStore.
 //
+// # Run state
+//
+// Each checkpoint row also records the run's job and definition, its state
+// (running, done, failed, stopped), its counts (batches; items read,
+// enriched, failed by class, written), when it started, was updated and
+// finished, the host and pid that saved it last, and the error it ended
+// with (redacted, at most 1 KiB) — in the statement that saves the
+// checkpoint, so no round trip is added per batch, and exact after a crash
+// since they commit with the batch. CheckpointStore.Status reads one run
+// with its partitions (RunStatus, PartitionStatus), CheckpointStore.Runs
+// a filtered list (RunFilter), and CheckpointStore.RequestStop asks a run,
+// in every process working on it, to stop at its next batch boundary: the
+// same save statement returns the request, the run commits the batch it is
+// on, records itself stopped and returns an error wrapping
+// batchenrich.ErrStopRequested; running it again resumes it. The command
+// github.com/batchenrich/batchenrich/cmd/batchenrich shows and stops runs
+// from a shell.
+//
 // # Creating tables
 //
 // ExecDDL runs CREATE … IF NOT EXISTS statements in one transaction under
