@@ -138,8 +138,10 @@ func TestRunStatusPartitioned(t *testing.T) {
 					Filter: map[string]any{"execution_id": "e1"}, Partition: p})
 			},
 			Enricher: batchenrichtest.NewEnricher(enrich),
-			Sink:     func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) { return resultsSink(t, db), nil },
-			Options:  batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "e1", Job: "travelers"},
+			Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
+				return resultsSink(t, db), nil
+			},
+			Options: batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "e1", Job: "travelers"},
 		})
 		if err != nil {
 			t.Fatal(err)
