@@ -44,7 +44,7 @@ func TestRunStatusFailStopResume(t *testing.T) {
 		})
 		run := func() (batchenrich.Report, error) {
 			r, err := batchenrich.New(travelerSource(t, db, "e1", sqlbatch.PageByKey), enr, resultsSink(t, db),
-				batchenrich.Options{BatchSize: 10, Concurrency: 1, Checkpoints: store, RunKey: "e1", Job: "travelers"})
+				batchenrich.Options{BatchSize: 10, Concurrency: 1, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +141,7 @@ func TestRunStatusPartitioned(t *testing.T) {
 			Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
 				return resultsSink(t, db), nil
 			},
-			Options: batchenrich.Options{BatchSize: 10, Checkpoints: store, RunKey: "e1", Job: "travelers"},
+			Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}},
 		})
 		if err != nil {
 			t.Fatal(err)
