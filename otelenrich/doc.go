@@ -37,7 +37,10 @@
 // through either transport), each upstream's concurrency limit where the
 // Enricher adapts one (MetricLimit, from Config.Limits), and the run's
 // progress: batches done of planned (MetricBatchesDone,
-// MetricBatchesPlanned). Transport records no HTTP metrics;
+// MetricBatchesPlanned), observed for the runs working in the process and
+// withdrawn once a run ends (after one last observation of its final
+// value): a partition that moved to another process (riverenrich) is
+// shown by that process only. Transport records no HTTP metrics;
 // OTelHTTPTransport records otelhttp's (http.client.request.duration and
 // http.client.request.body.size) on the Tracer's MeterProvider.
 //

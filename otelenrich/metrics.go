@@ -33,10 +33,15 @@ const (
 	MetricLimit = "batchenrich.concurrency.limit"
 	// MetricBatchesDone is the run's progress: batches written, resumed
 	// runs counting those of the runs before (the last batch number
-	// written); by batchenrich.run.key.
+	// written); by batchenrich.run.key. Like MetricBatchesPlanned, it is
+	// observed for the runs working in this process: a run that ended —
+	// finished, failed, or a partition leaving for another process (a
+	// riverenrich slice's end, a takeover) — is observed once more, with
+	// its final value, and then withdrawn.
 	MetricBatchesDone = "batchenrich.run.batches.done"
 	// MetricBatchesPlanned is the run's cap, Options.MaxBatches; 0 when
-	// the run has none. By batchenrich.run.key.
+	// the run has none. By batchenrich.run.key; withdrawn as
+	// MetricBatchesDone.
 	MetricBatchesPlanned = "batchenrich.run.batches.planned"
 )
 
@@ -63,8 +68,8 @@ type instruments struct {
 	inFlight      metric.Int64ObservableUpDownCounter
 	retries       metric.Int64Counter
 	limit         metric.Int64ObservableGauge
-	done          metric.Int64Gauge
-	planned       metric.Int64Gauge
+	done          metric.Int64ObservableGauge
+	planned       metric.Int64ObservableGauge
 
 	outcomes                  [5][4]outcomeOpts // by Outcome, Class
 	batchWritten, batchFailed metric.RecordOption
@@ -87,9 +92,9 @@ func newInstruments(m metric.Meter) (instruments, error) {
 		metric.WithDescription("HTTP requests resent for an item: retries and redirects."))
 	in.limit, errs[5] = m.Int64ObservableGauge(MetricLimit, metric.WithUnit("{request}"),
 		metric.WithDescription("Concurrency limit per upstream: requests in flight at most."))
-	in.done, errs[6] = m.Int64Gauge(MetricBatchesDone, metric.WithUnit("{batch}"),
+	in.done, errs[6] = m.Int64ObservableGauge(MetricBatchesDone, metric.WithUnit("{batch}"),
 		metric.WithDescription("Batches of the run written, those of resumed runs included."))
-	in.planned, errs[7] = m.Int64Gauge(MetricBatchesPlanned, metric.WithUnit("{batch}"),
+	in.planned, errs[7] = m.Int64ObservableGauge(MetricBatchesPlanned, metric.WithUnit("{batch}"),
 		metric.WithDescription("Batches the run is capped at; 0 for no cap."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return in, errors.Join(errors.New("otelenrich: create instruments"), err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,6 +104,9 @@ type Tracer struct {
 	m           instruments
 	inFlight    atomic.Int64 // observed as MetricInFlight
 	reg         metric.Registration
+
+	runsMu sync.Mutex
+	runs   map[*runState]struct{} // observed as MetricBatchesDone and MetricBatchesPlanned
 }
 
 var (
@@ -113,7 +117,8 @@ var (
 // New returns a Tracer configured by cfg. It fails only when the
 // MeterProvider refuses an instrument.
 func New(cfg Config) (*Tracer, error) {
-	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys}
+	t := &Tracer{tp: cfg.TracerProvider, mp: cfg.MeterProvider, propagators: cfg.Propagators, itemKeys: cfg.ItemKeys,
+		runs: map[*runState]struct{}{}}
 	if t.tp == nil {
 		t.tp = otel.GetTracerProvider()
 	}
@@ -135,6 +140,7 @@ func New(cfg Config) (*Tracer, error) {
 	limits := cfg.Limits
 	t.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) (err error) {
 		o.ObserveInt64(m.inFlight, t.inFlight.Load())
+		t.observeRuns(o)
 		if limits != nil {
 			// The SDK does not recover a callback's panic, and a periodic
 			// reader collects on a goroutine of its own: the process would
@@ -149,7 +155,7 @@ func New(cfg Config) (*Tracer, error) {
 			}
 		}
 		return nil
-	}, m.inFlight, m.limit)
+	}, m.inFlight, m.limit, m.done, m.planned)
 	if err != nil {
 		return nil, errors.Join(errors.New("otelenrich: register the observation callback"), err)
 	}
@@ -205,11 +211,30 @@ type batchState struct {
 
 type batchStateKey struct{}
 
-// runState travels in a run's context: the run key, for the progress
-// gauges.
+// runState travels in a run's context: the run key and progress, for the
+// progress gauges.
 type runState struct {
 	key     attribute.Set
-	started atomic.Bool // a batch started
+	started atomic.Bool  // a batch started
+	done    atomic.Int64 // batches done, observed as MetricBatchesDone
+	planned int64        // observed as MetricBatchesPlanned
+	ended   atomic.Bool  // the run ended: observe it once more, then withdraw it
+}
+
+// observeRuns observes the progress of the runs working in this process,
+// and of those that ended since the last observation, which it then
+// forgets: a run's gauges are withdrawn once it leaves the process.
+func (t *Tracer) observeRuns(o metric.Observer) {
+	t.runsMu.Lock()
+	defer t.runsMu.Unlock()
+	for rs := range t.runs {
+		opt := metric.WithAttributeSet(rs.key)
+		o.ObserveInt64(t.m.done, rs.done.Load(), opt)
+		o.ObserveInt64(t.m.planned, rs.planned, opt)
+		if rs.ended.Load() {
+			delete(t.runs, rs)
+		}
+	}
 }
 
 type runStateKey struct{}
@@ -237,12 +262,19 @@ func (t *Tracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartD
 		set = attribute.NewSet()
 	}
 	ctx, _ = t.tracer.Start(ctx, SpanRun, trace.WithAttributes(attrs...))
-	t.m.planned.Record(ctx, int64(d.MaxBatches), metric.WithAttributeSet(set))
-	return context.WithValue(ctx, runStateKey{}, &runState{key: set})
+	rs := &runState{key: set, planned: int64(d.MaxBatches)}
+	t.runsMu.Lock()
+	t.runs[rs] = struct{}{}
+	t.runsMu.Unlock()
+	return context.WithValue(ctx, runStateKey{}, rs)
 }
 
-// TraceRunEnd ends the run's span.
+// TraceRunEnd ends the run's span; the run's progress gauges are
+// withdrawn after the next observation.
 func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData) {
+	if rs, ok := ctx.Value(runStateKey{}).(*runState); ok {
+		rs.ended.Store(true)
+	}
 	span := trace.SpanFromContext(ctx)
 	r := d.Report
 	span.SetAttributes(
@@ -261,7 +293,7 @@ func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData)
 // the batches done before it (by the runs a resumed run resumes).
 func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
 	if rs := runFrom(ctx); rs.started.CompareAndSwap(false, true) {
-		t.m.done.Record(ctx, int64(d.Batch-1), metric.WithAttributeSet(rs.key))
+		rs.done.Store(int64(d.Batch - 1))
 	}
 	ctx, _ = t.tracer.Start(ctx, SpanBatch, trace.WithAttributes(AttrBatch.Int(d.Batch), AttrItems.Int(d.Items)))
 	return context.WithValue(ctx, batchStateKey{}, &batchState{start: time.Now()})
@@ -277,7 +309,7 @@ func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 		outcome = t.m.batchFailed
 		fail(span, d.Err)
 	} else {
-		t.m.done.Record(ctx, int64(d.Batch), metric.WithAttributeSet(runFrom(ctx).key))
+		runFrom(ctx).done.Store(int64(d.Batch))
 	}
 	if s, ok := ctx.Value(batchStateKey{}).(*batchState); ok {
 		t.m.batchDuration.Record(ctx, time.Since(s.start).Seconds(), outcome)

@@ -388,12 +388,13 @@ func TestFailedRun(t *testing.T) {
 func TestProgressOnResume(t *testing.T) {
 	store := batchenrichtest.NewCheckpoints()
 	items := []traveler{0, 1, 2, 3, 4, 5}
-	gauge := func(tel *telemetry, name string) int64 {
-		for _, p := range tel.metrics(t)[otelenrich.ScopeName+" "+name].Data.(metricdata.Gauge[int64]).DataPoints {
+	gaugeOf := func(ms map[string]metricdata.Metrics, name string) int64 {
+		for _, p := range ms[otelenrich.ScopeName+" "+name].Data.(metricdata.Gauge[int64]).DataPoints {
 			return p.Value
 		}
 		return -1
 	}
+	gauge := func(tel *telemetry, name string) int64 { return gaugeOf(tel.metrics(t), name) }
 	var during int64 = -2
 	var tel *telemetry
 	enr := batchenrich.EnricherFunc[traveler, int](func(ctx context.Context, tv traveler) (int, error) {
@@ -424,7 +425,8 @@ func TestProgressOnResume(t *testing.T) {
 		if _, err := r.Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		done, planned := gauge(tel, otelenrich.MetricBatchesDone), gauge(tel, otelenrich.MetricBatchesPlanned)
+		ms := tel.metrics(t) // one collection: the ended run's last
+		done, planned := gaugeOf(ms, otelenrich.MetricBatchesDone), gaugeOf(ms, otelenrich.MetricBatchesPlanned)
 		if done != int64(cap) || planned != int64(cap) {
 			t.Errorf("run %d: batches done %d of %d, want %d of %d", i+1, done, planned, cap, cap)
 		}
@@ -575,5 +577,53 @@ func TestPartitionedRun(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "map[run#p0:3 run#p1:3]" {
 		t.Errorf("batches done = %v", got)
+	}
+}
+
+// A run's progress gauges are observed while it works in the process, and
+// once more after it ended (its final value), then withdrawn: a partition
+// that left the process (finished, stopped, taken over elsewhere) is not
+// shown by this process's metrics any longer.
+func TestProgressWithdrawnAfterTheRun(t *testing.T) {
+	tel := newTelemetry(t)
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tel.tp, MeterProvider: tel.mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	points := func() map[string]int {
+		out := map[string]int{}
+		ms := tel.metrics(t)
+		for _, name := range []string{otelenrich.MetricBatchesDone, otelenrich.MetricBatchesPlanned} {
+			if g, ok := ms[otelenrich.ScopeName+" "+name].Data.(metricdata.Gauge[int64]); ok {
+				out[name] = len(g.DataPoints)
+			}
+		}
+		return out
+	}
+	var during map[string]int
+	enr := batchenrich.EnricherFunc[traveler, int](func(ctx context.Context, tv traveler) (int, error) {
+		if tv == 3 {
+			during = points()
+		}
+		return int(tv), nil
+	})
+	r, err := batchenrich.New(batchenrichtest.NewSliceSource([]traveler{0, 1, 2, 3}), enr, batchenrichtest.NewSink[traveler, int](),
+		batchenrich.Options{BatchSize: 2, Concurrency: 1, MaxBatches: 2, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Tracer: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(map[string]int{otelenrich.MetricBatchesDone: 1, otelenrich.MetricBatchesPlanned: 1})
+	if fmt.Sprint(during) != want {
+		t.Errorf("during the run: %v data points, want %s", during, want)
+	}
+	if got := points(); fmt.Sprint(got) != want {
+		t.Errorf("first collection after the run: %v data points, want its final values (%s)", got, want)
+	}
+	if got := points(); len(got) != 0 && fmt.Sprint(got) != fmt.Sprint(map[string]int{otelenrich.MetricBatchesDone: 0, otelenrich.MetricBatchesPlanned: 0}) {
+		t.Errorf("second collection after the run: %v data points, want none", got)
 	}
 }
