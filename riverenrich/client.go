@@ -75,12 +75,16 @@ func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 func (c *Client[T, R]) River() *river.Client[*sql.Tx] { return c.river }
 
 // Start starts working on partition jobs (for a Client with a Source)
-// and the takeover loop; it returns once they run. Call Stop to end them.
+// and the takeover loop; it returns once they run. Call Stop to end them:
+// the end of ctx does not stop them (River would then stop at once,
+// cancelling the batch each partition is on), so that a program stopping
+// on a signal can let each partition commit its batch (see Stop). The
+// jobs' contexts carry ctx's values.
 func (c *Client[T, R]) Start(ctx context.Context) error {
 	if c.cfg.Source == nil {
 		return nil
 	}
-	if err := c.river.Start(ctx); err != nil {
+	if err := c.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("riverenrich: start: %w", err)
 	}
 	if c.cfg.TakeoverInterval > 0 {
@@ -94,12 +98,16 @@ func (c *Client[T, R]) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends every slice at a batch boundary (each job commits the batch it
-// is on, and the next one if its window was already read ahead, then puts
-// itself back in the queue for any worker),
-// waits for the jobs to return, releasing their run locks, and stops the
-// takeover loop. If ctx ends first, the jobs are cancelled instead (their
-// current batch is not written; it is re-enriched by whoever continues).
+// Stop stops softly: it ends every slice at a batch boundary (each job
+// commits the batch it is on, and the next one if its window was already
+// read ahead, then puts itself back in the queue for any worker, no
+// attempt spent), waits for the jobs to return, releasing their run
+// locks, and stops the takeover loop. It takes as long as the slowest
+// partition's batch in flight takes to finish; if ctx ends first, the
+// jobs are cancelled instead, at once (their current batch is not
+// written; it is re-enriched by whoever continues), and Stop returns
+// within SliceGrace more at most. A program stopping on SIGINT or SIGTERM
+// calls Stop with a context that a second signal (or a deadline) cancels.
 func (c *Client[T, R]) Stop(ctx context.Context) error {
 	if c.cfg.Source == nil {
 		return nil

@@ -72,6 +72,20 @@
 // the job again, up to River's FetchPollInterval (1 s by default, as
 // database/sql has no LISTEN), about 2 % of a one-minute slice.
 //
+// # Stopping
+//
+// Client.Stop stops softly: every partition the process works on ends its
+// slice at the next batch boundary — it finishes and commits the batch it
+// is on (and a window it had read ahead) — and goes back to the queue
+// (river.JobSnooze(0): no attempt spent) for any worker, its run lock
+// released; nothing committed is enriched again. That takes as long as
+// the slowest batch in flight. When Stop's context ends first, the jobs
+// are cancelled at once (River's StopAndCancel): their batches in flight
+// are not written, and whoever continues enriches them again. The end of
+// Start's context stops nothing (River would stop hard): a program
+// stopping on a signal calls Stop, with a context a second signal or a
+// deadline cancels (the fleet example: 30 s).
+//
 // # Takeover
 //
 // River OSS has no heartbeats: a job whose worker was SIGKILLed or lost

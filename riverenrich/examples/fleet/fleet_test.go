@@ -46,7 +46,7 @@ func api(t *testing.T, delay time.Duration) (string, *atomic.Int64) {
 func program(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(ctx, args, &out, &errOut, func(string) string { return "" })
+	code := run(ctx, context.Background(), args, &out, &errOut, func(string) string { return "" })
 	return code, out.String(), errOut.String()
 }
 
@@ -348,4 +348,128 @@ func TestFleetStoresTravelersFailureReason(t *testing.T) {
 	if reason != "status 404 after 1 attempt" {
 		t.Fatalf("validation_error %q, want travelers' %q", reason, "status 404 after 1 attempt")
 	}
+}
+
+// TestFleetSIGTERMStopsSoftly sends SIGTERM, mid-run, to a worker process
+// holding partitions and then to the enqueueing process: each lets the
+// partitions it holds commit the batch they are on and exits, the first
+// 0, the second 1 saying how to resume; the run, resumed, finishes with
+// every row stored and no item requested twice (the test API counts).
+func TestFleetSIGTERMStopsSoftly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs fleet processes")
+	}
+	const rows, batch, parts = 1200, 20, 4
+	_, dsn := testdb.PostgresWithURL(t)
+	profile, requests := api(t, 40*time.Millisecond)
+	bin := filepath.Join(t.TempDir(), "fleet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	withApp := func(name string) string {
+		u, _ := url.Parse(dsn)
+		q := u.Query()
+		q.Set("application_name", name)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	type proc struct {
+		cmd  *exec.Cmd
+		errb *bytes.Buffer
+		done chan struct{} // closed when it exited, with err
+		err  error
+	}
+	startProc := func(name string, args ...string) *proc {
+		p := &proc{cmd: exec.Command(bin, append([]string{"-dsn", withApp(name), "-profile-url", profile}, args...)...),
+			errb: &bytes.Buffer{}, done: make(chan struct{})}
+		p.cmd.Stderr = p.errb
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			p.err = p.cmd.Wait()
+			close(p.done)
+		}()
+		t.Cleanup(func() {
+			select {
+			case <-p.done:
+			default:
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", name, p.errb.String())
+			}
+		})
+		return p
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// holding waits until the process named name holds partition locks
+	// and some batches are committed.
+	holding := func(name string) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			var held, committed int
+			_ = db.Get(&held, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+				WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`, name)
+			_ = db.Get(&committed, `SELECT count(*) FROM traveler_batch_results`)
+			if held > 0 && committed > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s held no partition within 2 minutes", name)
+			}
+		}
+	}
+	exited := func(p *proc, name string) error {
+		t.Helper()
+		select {
+		case <-p.done:
+			return p.err
+		case <-time.After(time.Minute):
+			t.Fatalf("%s still running a minute after SIGTERM", name)
+			return nil
+		}
+	}
+
+	w := startProc("fleet-soft-w", "-worker", "-concurrency", "10", "-max-partitions", "2")
+	// The worker holds its partitions before the enqueuer works on any.
+	enq := startProc("fleet-soft-enq", "-execution-id", "fleet-soft", "-seed-rows", fmt.Sprint(rows),
+		"-batch-size", fmt.Sprint(batch), "-partitions", fmt.Sprint(parts), "-concurrency", "20", "-max-partitions", "2")
+	holding("fleet-soft-w")
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := exited(w, "the worker"); err != nil {
+		t.Fatalf("worker after SIGTERM: %v\n%s", err, w.errb.String())
+	}
+	holding("fleet-soft-enq")
+	_ = enq.cmd.Process.Signal(syscall.SIGTERM)
+	err = exited(enq, "the enqueuer")
+	var stored int
+	_ = db.Get(&stored, `SELECT count(*) FROM traveler_batch_results`)
+	if stored == rows {
+		t.Skip("the run finished before the enqueuer's SIGTERM")
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitIncomplete || !strings.Contains(enq.errb.String(), "run again with -execution-id fleet-soft") {
+		t.Fatalf("enqueuer after SIGTERM: %v\n%s", err, enq.errb.String())
+	}
+	var running int
+	if err := db.Get(&running, `SELECT count(*) FROM river_job WHERE state = 'running'`); err != nil || running != 0 {
+		t.Fatalf("%d jobs still running after both stopped (%v)", running, err)
+	}
+	code, stdout, stderr := program(t, context.Background(), "-dsn", dsn, "-profile-url", profile, "-execution-id", "fleet-soft",
+		"-seed-rows", fmt.Sprint(rows), "-batch-size", fmt.Sprint(batch), "-partitions", fmt.Sprint(parts), "-concurrency", "20", "-json")
+	if code != exitOK {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if s := summaryOf(t, stdout); s.Data.StoredRows != rows || s.Data.MissingRows != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	if got := requests.Load(); got != rows {
+		t.Fatalf("%d requests for %d rows: SIGTERM re-requested %d items", got, rows, got-rows)
+	}
+	t.Logf("stopped the worker, then the enqueuer with %d of %d rows stored; resumed: %d requests for %d rows", stored, rows, requests.Load(), rows)
 }

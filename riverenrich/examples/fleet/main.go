@@ -12,11 +12,26 @@
 //
 //	go run ./examples/fleet -dsn URL -profile-url URL -execution-id X -seed-rows N -batch-size B -partitions P -concurrency C [-json]
 //
-// A worker only works on jobs, until SIGINT or SIGTERM; it then lets each
-// partition it holds commit the batch it is on, puts the job back in the
-// queue and releases its run lock.
+// A worker only works on jobs, until SIGINT or SIGTERM.
 //
 //	go run ./examples/fleet -dsn URL -profile-url URL -worker
+//
+// Both work only on the seed job's runs (riverenrich.Config.Job
+// "travelers"): a worker of another job sharing the database never runs
+// them. A partition failing with an error retrying cannot fix (a table
+// refused by the checks, a profile API that is down so that every item of
+// a batch failed) is cancelled at once, and the enqueueing command exits
+// 1 within a second with its error, naming the partition; fix the cause
+// and run it again to resume.
+//
+// Stopping: SIGINT or SIGTERM (to a worker or to the enqueueing command)
+// stops softly: each partition the process holds finishes and commits the
+// batch it is on (and a window it had read ahead), within 30 s, then goes
+// back to the queue for any worker, its run lock released; nothing
+// committed is enriched again. A second signal, or those 30 s passing,
+// stops at once: the batches in flight are not written, and whoever
+// continues enriches them again. An interrupted enqueueing command exits
+// 1 saying how to resume.
 //
 // A worker refuses -execution-id, -seed-rows, -batch-size, -partitions and
 // -max-batches (exit 2): a run's settings travel with its jobs. The
@@ -45,6 +60,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,11 +83,49 @@ const (
 	exitUsage      = 2
 )
 
+// stopTimeout bounds a soft stop: how long the partitions a process
+// holds have to commit the batch each is on before they are cancelled.
+const stopTimeout = 30 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	soft, hard, stop := signals()
+	code := run(soft, hard, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
+}
+
+// signals returns a context that the first SIGINT or SIGTERM cancels
+// (stop softly: each partition commits the batch it is on) and one that
+// the second cancels (stop at once), and a function releasing them.
+func signals() (soft, hard context.Context, stop func()) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	soft, cancelSoft := context.WithCancel(context.Background())
+	hard, cancelHard := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for n := 0; n < 2; n++ {
+			select {
+			case <-ch:
+			case <-done:
+				return
+			}
+			if n == 0 {
+				cancelSoft()
+			} else {
+				cancelHard()
+			}
+		}
+	}()
+	return soft, hard, func() {
+		signal.Stop(ch)
+		close(done)
+		<-exited
+		cancelSoft()
+		cancelHard()
+	}
 }
 
 type config struct {
@@ -165,12 +219,32 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 			return c, fmt.Errorf("-worker and %s: a worker takes each run's settings from its jobs (set them on the enqueueing command)", strings.Join(set, ", "))
 		}
 	}
+	if c.executionID != "" && !executionIDPattern.MatchString(c.executionID) {
+		// %q: a control character or an ANSI escape is shown escaped,
+		// never sent to the terminal.
+		return c, fmt.Errorf("-execution-id %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.executionID))
+	}
 	if c.executionID == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
 		c.executionID = "fleet-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
 	}
 	return c, nil
+}
+
+// executionIDPattern is the safe set of -execution-id, travelers': it is
+// printed, stored and used as the run key, so nothing that could move a
+// terminal's cursor, split a log line, fail to encode, or collide with a
+// key the library derives from it (a partition's run#p1, a replay's).
+var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// truncate shortens a refused value for its error message.
+func truncate(s string) string {
+	const n = 40
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // params are the run's parameters, carried by its jobs to every worker.
@@ -180,7 +254,11 @@ type params struct {
 	Concurrency int `json:"concurrency"` // per partition
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+// run runs the command. The end of ctx (a first signal) stops it softly:
+// each partition it works on commits the batch it is on, within
+// stopTimeout, and goes back to the queue; the end of hard (a second
+// signal) stops it at once.
+func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "fleet: "+format+"\n", a...)
 		return code
@@ -201,9 +279,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// Per partition: the run lock's session (held), and the Sink's
 	// transaction and the Source's prefetch (in turn, mostly); and River's
 	// own few.
-	db.SetMaxOpenConns(2*cfg.maxPartitions + 4)
+	conns := 2*cfg.maxPartitions + 4
+	db.SetMaxOpenConns(conns)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = db.PingContext(pctx)
+	if err == nil {
+		err = serverHolds(pctx, db, conns)
+		if err != nil {
+			cancel()
+			return fail(exitUsage, "%v", err)
+		}
+	}
 	cancel()
 	if err != nil {
 		return fail(exitUsage, "database %s cannot be reached: %v", dbDesc, err)
@@ -239,7 +325,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return nil
 		}
 		stopped = true
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "fleet: stopping: each partition commits the batch it is on (at most %s); signal again to stop at once\n", stopTimeout)
+		}
+		sctx, cancel := context.WithTimeout(hard, stopTimeout)
 		defer cancel()
 		return client.Stop(sctx)
 	}
@@ -286,7 +375,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err := startClient(); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
-	runErr := client.Wait(ctx, e, riverenrich.WaitOptions{Interval: 100 * time.Millisecond})
+	if !cfg.json {
+		fmt.Fprintf(stderr, "enqueued %d partitions of job %q; waiting for them (status: %s)\n", cfg.partitions, jobName, statusHint(cfg.executionID))
+	}
+	runErr := client.Wait(ctx, e, riverenrich.WaitOptions{Interval: 100 * time.Millisecond, Progress: progress(stderr, !cfg.json)})
 	elapsed := time.Since(began)
 	if err := stop(); err != nil && runErr == nil {
 		runErr = err
