@@ -44,7 +44,7 @@ func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 		if err != nil {
 			return nil, err
 		}
-		c.enr = batchenrich.LimitEnricher(l, c.enr)
+		c.enr = described(cfg.Enricher, batchenrich.LimitEnricher(l, c.enr))
 	}
 	rc := &river.Config{
 		Logger:            cfg.Logger,

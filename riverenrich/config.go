@@ -71,7 +71,9 @@ type Config[T, R any] struct {
 	// database; a partition job of another job or Fingerprint that
 	// reaches it is cancelled, not run. Lower-case letters and digits,
 	// words separated by single '-' or '_', at most 52 characters (a River
-	// queue name). Required.
+	// queue name). It is also each partition's Options.Job, recorded with
+	// its checkpoints: a run key checkpointed by another job is refused
+	// (batchenrich.ErrCheckpointMismatch). Required.
 	Job string
 
 	// Fingerprint, optional, identifies the definition of Job (a version
@@ -104,7 +106,7 @@ type Config[T, R any] struct {
 
 	// Options returns the Runner options of the job's partition (batch
 	// size, cap, per-partition concurrency, …) from its Params. Partition
-	// and Durable's Store, RunKey and LockWait are set by the Client, and
+	// and Durable's Store, RunKey, Job and LockWait are set by the Client, and
 	// Durable.Fingerprint when Options leaves it empty (Config.Fingerprint;
 	// a Durable.AllowReshape given here is kept). An
 	// enqueuing Client with Options refuses a run whose checkpoints were

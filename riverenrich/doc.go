@@ -52,7 +52,9 @@
 // (batchenrich.ErrAllFailed: an API that is down, a wrong URL), and a
 // batchenrich.Fatal error. Client.Wait returns at its next look with that
 // error, naming the partition; fix the cause and enqueue the run again to
-// resume it from its checkpoint. Other errors (a database that cannot be
+// resume it from its checkpoint. A partition stopped at an operator's
+// request (batchenrich.ErrStopRequested) is cancelled too, recorded as
+// stopped; enqueueing the run again resumes it. Other errors (a database that cannot be
 // reached, a Source read that failed) are retried, attempt n after n
 // seconds (at most RetryMax), up to River's MaxAttempts. The errors River
 // records have the credentials of any URL in them masked. While it

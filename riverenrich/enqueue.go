@@ -110,8 +110,9 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 
 // options returns the Runner options of a partition of run as a worker
 // of this Client would set them: Config.Options of its params, the run
-// key (Durable.RunKey), partition and Durable.Fingerprint (unless Options
-// sets one); the worker sets Durable.Store.
+// key (Durable.RunKey), partition, Durable.Job (Config.Job, recorded with
+// the checkpoints) and Durable.Fingerprint (unless Options sets one); the
+// worker sets Durable.Store.
 func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
 	var opts batchenrich.Options
 	if c.cfg.Options != nil {
@@ -124,7 +125,7 @@ func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
 	if opts.Durable != nil {
 		d = *opts.Durable // its Fingerprint and AllowReshape are kept
 	}
-	d.RunKey = job.Run
+	d.RunKey, d.Job = job.Run, c.cfg.Job
 	if d.Fingerprint == "" {
 		d.Fingerprint = c.cfg.Fingerprint
 	}

@@ -85,6 +85,12 @@ func TestWorkerOfAnotherJobLeavesTheRunAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.check(t, 100, 2, 10)
+	// The partitions' checkpoints record the job and its definition, the
+	// Source's included (the slice wrapping it describes it).
+	cp, err := f.store.Load(ctx, batchenrich.Partition{Index: 1, Count: 2}.RunKey("run-a"))
+	if err != nil || cp.Job != "job-a" || !strings.Contains(cp.Definition, "source: ") || !strings.Contains(cp.Definition, "sink: ") {
+		t.Fatalf("checkpoint of run-a partition 1: job %q, definition %q (%v)", cp.Job, cp.Definition, err)
+	}
 	var inB int
 	if err := f.db.Get(&inB, `SELECT count(*) FROM res_b`); err != nil || inB != 0 {
 		t.Fatalf("%d rows in job B's table (%v): B ran job A's run", inB, err)

@@ -41,3 +41,37 @@ func (s *slice[T]) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Describe describes the partition's Source when it is a
+// batchenrich.Describer, so that the run's definition recorded with its
+// checkpoints is the same as unwrapped.
+func (s *slice[T]) Describe() string {
+	if d, ok := s.src.(batchenrich.Describer); ok {
+		return d.Describe()
+	}
+	return ""
+}
+
+// described returns limited, an Enricher wrapping enr, describing itself
+// as enr does when enr is a batchenrich.Describer (and keeping limited's
+// BulkEnricher ability).
+func described[T, R any](enr, limited batchenrich.Enricher[T, R]) batchenrich.Enricher[T, R] {
+	d, ok := enr.(batchenrich.Describer)
+	if !ok {
+		return limited
+	}
+	if b, ok := limited.(batchenrich.BulkEnricher[T, R]); ok {
+		return describedBulk[T, R]{BulkEnricher: b, Describer: d}
+	}
+	return describedEnricher[T, R]{Enricher: limited, Describer: d}
+}
+
+type describedEnricher[T, R any] struct {
+	batchenrich.Enricher[T, R]
+	batchenrich.Describer
+}
+
+type describedBulk[T, R any] struct {
+	batchenrich.BulkEnricher[T, R]
+	batchenrich.Describer
+}

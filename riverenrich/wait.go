@@ -181,8 +181,8 @@ func (c *Client[T, R]) Wait(ctx context.Context, e Enqueued, opts WaitOptions) e
 			case !idle:
 				waiting = time.Now()
 			case time.Since(waiting) >= noWorker:
-				return fmt.Errorf("riverenrich: run %q: %w: none of its %d jobs was taken in %s, and no job of %q runs (River queue %q); start a worker of job %q (the jobs stay queued)",
-					e.Run, ErrNoWorker, len(st.Partitions), noWorker, c.cfg.Job, c.cfg.queue(), c.cfg.Job)
+				return fmt.Errorf("%w: run %q: none of its %d jobs was taken in %s, and no job of %q runs (River queue %q); start a worker of job %q (the jobs stay queued)",
+					ErrNoWorker, e.Run, len(st.Partitions), noWorker, c.cfg.Job, c.cfg.queue(), c.cfg.Job)
 			}
 		}
 		select {

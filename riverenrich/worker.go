@@ -100,6 +100,11 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 		return river.JobSnooze(DefaultLockedRetry)
 	case ctx.Err() != nil && c.draining():
 		return river.JobSnooze(0)
+	case errors.Is(err, batchenrich.ErrStopRequested):
+		// An operator asked the run to stop: it is recorded as stopped;
+		// enqueueing it again resumes it.
+		log.InfoContext(ctx, "riverenrich: partition stopped on request", "run", a.Run, "partition", job.Partition.String())
+		return river.JobCancel(redacted(err))
 	}
 	var be *batchenrich.BatchError
 	if !errors.As(err, &be) && !unreachable(err) && ctx.Err() == nil {

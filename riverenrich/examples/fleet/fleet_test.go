@@ -282,11 +282,17 @@ func TestFleetRefusesBeforeWork(t *testing.T) {
 		{[]string{"-worker", "-batch-size", "50"}, "-worker and -batch-size: a worker takes each run's settings from its jobs"},
 		{[]string{"-worker", "-partitions", "8", "-seed-rows", "10"}, "-worker and -partitions, -seed-rows:"},
 		{[]string{"-worker", "-max-batches", "3"}, "-worker and -max-batches:"},
+		// Execution ids outside travelers' safe set: one that would
+		// collide with a partition's derived key, control characters and
+		// ANSI escapes, shown escaped.
+		{[]string{"-execution-id", "col#p1"}, `-execution-id "col#p1": use 1 to 128 letters`},
+		{[]string{"-execution-id", "run\x1b[31mred"}, `-execution-id "run\x1b[31mred"`},
+		{[]string{"-execution-id", "a\nb"}, `-execution-id "a\nb"`},
 	} {
 		args := append([]string{"-dsn", "postgres://u@127.0.0.1:1/x", "-profile-url", "http://127.0.0.1:1/a"}, c.args...)
 		code, stdout, stderr := program(t, context.Background(), args...)
-		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.says) {
-			t.Errorf("%v: exit %d\n%s%s", c.args, code, stdout, stderr)
+		if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, c.says) || strings.Contains(stderr, "\x1b") {
+			t.Errorf("%q: exit %d\n%s%s", c.args, code, stdout, stderr)
 		}
 	}
 
