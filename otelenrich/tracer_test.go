@@ -609,7 +609,7 @@ func TestProgressWithdrawnAfterTheRun(t *testing.T) {
 		return int(tv), nil
 	})
 	r, err := batchenrich.New(batchenrichtest.NewSliceSource([]traveler{0, 1, 2, 3}), enr, batchenrichtest.NewSink[traveler, int](),
-		batchenrich.Options{BatchSize: 2, Concurrency: 1, MaxBatches: 2, RunKey: "run-1", Checkpoints: batchenrichtest.NewCheckpoints(), Tracer: tr})
+		batchenrich.Options{BatchSize: 2, Concurrency: 1, MaxBatches: 2, Durable: &batchenrich.Durable{RunKey: "run-1", Store: batchenrichtest.NewCheckpoints()}, Tracer: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
