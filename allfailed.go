@@ -6,14 +6,14 @@ import (
 	"strings"
 )
 
-// AllFailedMinItems is the smallest batch that the all-failed stop applies
+// allFailedMinItems is the smallest batch that the all-failed stop applies
 // to: a batch of at least this many items in which every item failed stops
 // the run (see ErrAllFailed). Smaller batches, such as a short last
 // window, are written as usual.
-const AllFailedMinItems = 5
+const allFailedMinItems = 5
 
 // ErrAllFailed is returned by Run, wrapped in a *BatchError (stage
-// StageEnrich), when every item of a batch of at least AllFailedMinItems
+// StageEnrich), when every item of a batch of at least 5 (allFailedMinItems)
 // items failed: a broken endpoint, a wrong URL or bad credentials, rather
 // than bad data. That batch is not written, so a run does not store one
 // invalid row per item and report success. The error names the most common

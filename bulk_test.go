@@ -193,7 +193,7 @@ func TestBulkCallFailureAllFailedStop(t *testing.T) {
 	}
 }
 
-func TestBulkFailBatch(t *testing.T) {
+func TestBulkStopAfterFirstFailure(t *testing.T) {
 	b := &bulkEnricher{size: 5, fn: func(_ context.Context, g []item) ([]int, []error) {
 		vals, errs := make([]int, len(g)), make([]error, len(g))
 		for i, it := range g {
@@ -203,7 +203,7 @@ func TestBulkFailBatch(t *testing.T) {
 		}
 		return vals, errs
 	}}
-	sink, _, err := runBulk(t, 20, b, batchenrich.Options{BatchSize: 10, FailurePolicy: batchenrich.FailBatch, Concurrency: 1})
+	sink, _, err := runBulk(t, 20, b, batchenrich.Options{BatchSize: 10, StopAfterFailures: 1, Concurrency: 1})
 	var ie *batchenrich.ItemError
 	if !errors.Is(err, batchenrich.ErrTooManyFailures) || !errors.As(err, &ie) || ie.Key != "item-7" {
 		t.Fatalf("err = %v", err)

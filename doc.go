@@ -51,16 +51,15 @@
 //
 // # Failures
 //
-// A failed item is data, not a crash: by default (RecordFailures) it reaches
+// A failed item is data, not a crash: by default it reaches
 // the Sink as a Result whose Err is an *ItemError naming its batch, index
 // and key, so the Sink can store it as an invalid row; FailureReason gives
 // the bare reason to store in a column (e.g. "status 404 after 1 attempt").
-// FailBatch instead stops the run at the first failed item, and
-// Options.MaxBatchFailures stops it when one batch has too many; in both
-// cases that batch is not written.
+// Options.StopAfterFailures instead stops the run at a batch's Nth failed
+// item (1: the first); that batch is not written.
 //
 // A run that cannot succeed stops instead of storing garbage. A batch of
-// at least AllFailedMinItems items in which every item failed (a broken
+// at least 5 items in which every item failed (a broken
 // endpoint, a wrong URL) stops the run before it is written, with
 // ErrAllFailed naming the most common reason; Options.AllowAllFailed turns
 // this off. An item error marked Fatal (the program's fault, such as a
@@ -161,7 +160,7 @@
 // default only transient failures; ReplayAll for every one) and writes the
 // new results over the failed ones, keeping their batch numbers
 // (Batch.Replay tells the Sink it is a replay). It is a durable run of its
-// own under ReplayKey(runKey, n), resumable like any run, and holds the
+// own under the key runKey#replay-n (ReplayReport.ReplayKey), resumable like any run, and holds the
 // run's lock while it works, so two replays of a run never work at once,
 // and, for a partitioned run, each partition's lock, so a replay of a run
 // that is running is refused. A replay of a run key with no recorded run

@@ -196,13 +196,13 @@ func TestStoppedBatchReportsCounts(t *testing.T) {
 		enriched int
 		failed   int
 	}{
-		{"FailBatch", batchenrich.Options{FailurePolicy: batchenrich.FailBatch}, func(i item) error {
+		{"StopAfterFailures=1", batchenrich.Options{StopAfterFailures: 1}, func(i item) error {
 			if i == 5 {
 				return errors.New("bad")
 			}
 			return nil
 		}, -1, 5, 1},
-		{"MaxBatchFailures", batchenrich.Options{MaxBatchFailures: 2}, func(i item) error {
+		{"StopAfterFailures=3", batchenrich.Options{StopAfterFailures: 3}, func(i item) error {
 			if i%3 == 2 {
 				return errors.New("bad")
 			}

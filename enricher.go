@@ -11,7 +11,7 @@ import "context"
 //
 // An error is a per-item failure, not a crash: by default the Runner hands
 // the item to the Sink as a failed Result carrying the error (see
-// FailurePolicy). Wrap errors with Transient or Permanent to classify them.
+// Options.StopAfterFailures). Wrap errors with Transient or Permanent to classify them.
 // A panic in Enrich stops the run with an *ItemError wrapping a *PanicError.
 //
 // An Enricher that can enrich many items in one call implements

@@ -18,8 +18,8 @@ var (
 	ErrInvalidOptions = errors.New("batchenrich: invalid options")
 
 	// ErrTooManyFailures is returned by Run, wrapped in a *BatchError, when
-	// a batch has more failed items than Options.MaxBatchFailures allows,
-	// or any failed item under FailBatch. That batch is not written.
+	// a batch has Options.StopAfterFailures failed items. That batch is not
+	// written.
 	ErrTooManyFailures = errors.New("too many failed items in batch")
 
 	// ErrSourceOverflow is returned, wrapped in a *BatchError, when a

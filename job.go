@@ -187,7 +187,7 @@ func contains(list []string, s string) bool {
 }
 
 // checkRunKey refuses a run key a user gives that could be mistaken for
-// one the library derives (Partition.RunKey, ReplayKey), or that would be
+// one the library derives (Partition.RunKey, a replay's K#replay-n), or that would be
 // printed wrongly: '#', control characters, invalid UTF-8.
 func checkRunKey(field, key string) error {
 	if !utf8.ValidString(key) {
@@ -196,7 +196,7 @@ func checkRunKey(field, key string) error {
 	for _, r := range key {
 		switch {
 		case r == '#':
-			return &OptionError{Field: field, Reason: fmt.Sprintf("%q: must not contain '#', which the keys of partitions and replays are derived with (Partition.RunKey, ReplayKey)", key)}
+			return &OptionError{Field: field, Reason: fmt.Sprintf("%q: must not contain '#', which the keys of partitions and replays are derived with (Partition.RunKey, a replay's key#replay-n)", key)}
 		case unicode.IsControl(r):
 			return &OptionError{Field: field, Reason: fmt.Sprintf("%q: must not contain control characters", key)}
 		}

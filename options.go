@@ -1,6 +1,12 @@
 package batchenrich
 
-import "log/slog"
+import (
+	"fmt"
+	"log/slog"
+)
+
+// maxBatchSize bounds Options.BatchSize.
+const maxBatchSize = 1 << 20
 
 // Defaults used for zero-valued Options fields.
 const (
@@ -12,41 +18,11 @@ const (
 
 // Upper bounds that Options are checked against.
 const (
-	// MaxBatchSize bounds Options.BatchSize.
-	MaxBatchSize = 1 << 20
 	// MaxConcurrency bounds Options.Concurrency.
 	MaxConcurrency = 1 << 16
 	// MaxJobLen bounds the length of Durable.Job, in bytes.
 	MaxJobLen = 200
 )
-
-// FailurePolicy says what a failed item does to its batch.
-type FailurePolicy int
-
-const (
-	// RecordFailures, the default, hands failed items to the Sink as
-	// Results with Err set, and counts them. Options.MaxBatchFailures can
-	// still stop the run when one batch has too many.
-	RecordFailures FailurePolicy = iota
-
-	// FailBatch stops the run at the first failed item: the remaining
-	// enrichments of the batch are cancelled, the batch is not written,
-	// and Run returns a *BatchError wrapping ErrTooManyFailures and the
-	// *ItemError.
-	FailBatch
-)
-
-// String returns the policy's name.
-func (p FailurePolicy) String() string {
-	switch p {
-	case RecordFailures:
-		return "RecordFailures"
-	case FailBatch:
-		return "FailBatch"
-	default:
-		return "FailurePolicy(invalid)"
-	}
-}
 
 // Options configure a Runner. The zero value is valid and means the
 // defaults; New validates every field and reports the first bad one as an
@@ -68,18 +44,18 @@ type Options struct {
 	// at once. Zero means DefaultConcurrency.
 	Concurrency int
 
-	// FailurePolicy says what a failed item does. The zero value is
-	// RecordFailures.
-	FailurePolicy FailurePolicy
-
-	// MaxBatchFailures, when positive, stops the run when one batch has
-	// more failed items than this: that batch is not written and Run
-	// returns a *BatchError wrapping ErrTooManyFailures. Zero means no
-	// limit. Only used with RecordFailures.
-	MaxBatchFailures int
+	// StopAfterFailures, when positive, stops the run at a batch's
+	// StopAfterFailures-th failed item: the remaining enrichments of the
+	// batch are cancelled, the batch is not written, and Run returns a
+	// *BatchError wrapping ErrTooManyFailures and the latest *ItemError.
+	// 1 stops at the first failed item. Zero, the default, never stops for
+	// failed items: they reach the Sink as Results with Err set, and are
+	// counted. Whatever it is, a batch whose every item failed (see
+	// ErrAllFailed) and a Fatal item error stop the run.
+	StopAfterFailures int
 
 	// AllowAllFailed turns off the all-failed stop: by default a batch of
-	// at least AllFailedMinItems items in which every item failed stops
+	// at least 5 items in which every item failed stops
 	// the run before that batch is written, with ErrAllFailed. Set it for
 	// jobs where a whole batch may legitimately fail.
 	AllowAllFailed bool
@@ -167,20 +143,16 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.BatchSize < 0:
 		return bad("BatchSize", "must not be negative")
-	case o.BatchSize > MaxBatchSize:
-		return bad("BatchSize", "must be at most MaxBatchSize")
+	case o.BatchSize > maxBatchSize:
+		return bad("BatchSize", fmt.Sprintf("%d: must be at most %d", o.BatchSize, maxBatchSize))
 	case o.MaxBatches < 0:
 		return bad("MaxBatches", "must not be negative (0 means no cap)")
 	case o.Concurrency < 0:
 		return bad("Concurrency", "must not be negative")
 	case o.Concurrency > MaxConcurrency:
 		return bad("Concurrency", "must be at most MaxConcurrency")
-	case o.FailurePolicy != RecordFailures && o.FailurePolicy != FailBatch:
-		return bad("FailurePolicy", "unknown policy")
-	case o.MaxBatchFailures < 0:
-		return bad("MaxBatchFailures", "must not be negative (0 means no limit)")
-	case o.MaxBatchFailures > 0 && o.FailurePolicy != RecordFailures:
-		return bad("MaxBatchFailures", "only applies to RecordFailures")
+	case o.StopAfterFailures < 0:
+		return bad("StopAfterFailures", "must not be negative (0 means failed items never stop the run)")
 	case o.Overlap && o.NoPrefetch:
 		return bad("Overlap", "needs the next window read ahead; cannot be combined with NoPrefetch")
 	}

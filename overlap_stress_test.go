@@ -35,7 +35,7 @@ type scfg struct {
 	rng       func(n int) int
 	j         *sjournal
 	from      int  // the run's first batch
-	failBatch bool // the policy is FailBatch: no recorded failures
+	failBatch bool // StopAfterFailures is 1: no recorded failures
 	// cancel ends the run's context (fault "cancel").
 	cancel context.CancelFunc
 }
@@ -439,9 +439,9 @@ func TestOverlapStress(t *testing.T) {
 			also = pick()
 		}
 		probe := &scfg{fault: f, also: also}
-		policy := batchenrich.RecordFailures
+		policy := 0 // Options.StopAfterFailures
 		if probe.has("enrich-error") || probe.has("key-panic") {
-			policy = batchenrich.FailBatch
+			policy = 1
 		}
 		overlap := intN(4) != 0
 		atomicSink := intN(2) == 0
@@ -458,7 +458,7 @@ func TestOverlapStress(t *testing.T) {
 			runOnce := func(f, also sfault) (*sjournal, batchenrich.Report, error, bool) {
 				cp, _ := store.Load(context.Background(), "k")
 				j := &sjournal{}
-				c := &scfg{size: size, fault: f, also: also, rng: intN, j: j, from: cp.Batch + 1, failBatch: policy == batchenrich.FailBatch}
+				c := &scfg{size: size, fault: f, also: also, rng: intN, j: j, from: cp.Batch + 1, failBatch: policy == 1}
 				store.c, store.atomic = c, atomicSink
 				sink := &sSink{c: c, store: store, atomic: atomicSink, rows: rows, writes: writes}
 				ctx, cancel := context.WithCancel(context.Background())
@@ -474,11 +474,11 @@ func TestOverlapStress(t *testing.T) {
 				}
 				events := make(chan batchenrich.Event, 1000)
 				o := batchenrich.Options{
-					BatchSize:     size,
-					Concurrency:   conc,
-					MaxBatches:    maxBatches,
-					Overlap:       overlap,
-					FailurePolicy: policy,
+					BatchSize:         size,
+					Concurrency:       conc,
+					MaxBatches:        maxBatches,
+					Overlap:           overlap,
+					StopAfterFailures: policy,
 					Durable: &batchenrich.Durable{
 						Store:  store,
 						RunKey: "k",

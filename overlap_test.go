@@ -204,7 +204,7 @@ func checkOverlapped(t *testing.T, j *journal, from, batches int) (written int, 
 
 // TestOverlapOrderUnderRandomDelaysAndFailures runs overlapped durable runs
 // of random shapes with random enrichment and write delays, random item
-// failures, and a random failing write, failing batch (FailBatch, or a
+// failures, and a random failing write, failing batch (StopAfterFailures 1, or a
 // panic), or two failing batches one after the other, then resumes each
 // to the end; every run's journal must show the Overlap guarantees, the
 // first batch to fail must be the one Run names, with every batch before
@@ -274,7 +274,7 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 					}
 					return nil
 				}
-				policy := batchenrich.RecordFailures
+				policy := 0 // Options.StopAfterFailures
 				if failing {
 					sink.fail = func(b int) error {
 						if b == failWrite {
@@ -293,15 +293,15 @@ func TestOverlapOrderUnderRandomDelaysAndFailures(t *testing.T) {
 							return nil
 						}
 						if !panics {
-							policy = batchenrich.FailBatch
+							policy = 1
 						}
 					}
 				}
 				r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(n)), journalled(j, enr, size), sink, batchenrich.Options{
-					BatchSize:     size,
-					Concurrency:   conc,
-					Overlap:       true,
-					FailurePolicy: policy,
+					BatchSize:         size,
+					Concurrency:       conc,
+					Overlap:           true,
+					StopAfterFailures: policy,
 					Durable: &batchenrich.Durable{
 						Store:  store,
 						RunKey: "k",
@@ -509,7 +509,7 @@ func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
 	}
 }
 
-// TestOverlapFailedBatchLetsTheWriteFinish fails batch 3 (FailBatch) while
+// TestOverlapFailedBatchLetsTheWriteFinish fails batch 3 (StopAfterFailures 1) while
 // batch 2 is being written: batch 2's write completes with its checkpoint,
 // and Run names batch 3.
 func TestOverlapFailedBatchLetsTheWriteFinish(t *testing.T) {
@@ -533,10 +533,10 @@ func TestOverlapFailedBatchLetsTheWriteFinish(t *testing.T) {
 	})
 	rep, err := func() (batchenrich.Report, error) {
 		r, err := batchenrich.New[item, int](f.src, f.enr, sink, batchenrich.Options{
-			BatchSize:     size,
-			Concurrency:   4,
-			Overlap:       true,
-			FailurePolicy: batchenrich.FailBatch,
+			BatchSize:         size,
+			Concurrency:       4,
+			Overlap:           true,
+			StopAfterFailures: 1,
 			Durable: &batchenrich.Durable{
 				Store:  store,
 				RunKey: "k",
@@ -820,7 +820,7 @@ func TestOverlapStopOrder(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		// fails says whether item it fails (FailBatch), once the signals
+		// fails says whether item it fails (StopAfterFailures 1), once the signals
 		// it waits for came: batch 3 started, item 25 failed.
 		fails  func(it item, started3, failed25 <-chan struct{}) bool
 		hold3  bool // batch 3's items wait for their context to end
@@ -884,10 +884,10 @@ func TestOverlapStopOrder(t *testing.T) {
 			}
 			store := batchenrichtest.NewCheckpoints()
 			rep, err := f.run(t, context.Background(), batchenrich.Options{
-				BatchSize:     size,
-				Concurrency:   4,
-				Overlap:       true,
-				FailurePolicy: batchenrich.FailBatch,
+				BatchSize:         size,
+				Concurrency:       4,
+				Overlap:           true,
+				StopAfterFailures: 1,
 				Durable: &batchenrich.Durable{
 					Store:  store,
 					RunKey: "k",

@@ -38,10 +38,10 @@ func (s ReplayScope) Includes(c Class) bool {
 	return s == ReplayAll || c == ClassTransient
 }
 
-// ReplayKey returns the run key of replay n (from 1) of the run runKey:
+// replayKey returns the run key of replay n (from 1) of the run runKey:
 // runKey + "#replay-" + n. A replay keeps its checkpoint and its lock
-// under this key.
-func ReplayKey(runKey string, n int) string {
+// under this key (ReplayReport.ReplayKey).
+func replayKey(runKey string, n int) string {
 	return runKey + "#replay-" + strconv.Itoa(n)
 }
 
@@ -50,7 +50,7 @@ func ReplayKey(runKey string, n int) string {
 // Create one with NewReplay.
 //
 // A replay is a durable run of its own: replay n of the run K keeps its
-// checkpoint and lock under ReplayKey(K, n), so it can be interrupted and
+// checkpoint and lock under the key K#replay-n (ReplayReport.ReplayKey), so it can be interrupted and
 // resumed like any run. Run finds the replay to work on itself: the first
 // replay of K not yet finished (an interrupted one is resumed), else a new
 // one. While it works, it also holds the lock of K itself, so that two
@@ -168,7 +168,7 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	}
 
 	for rr.Number = 1; ; rr.Number++ {
-		rk := ReplayKey(o.key, rr.Number)
+		rk := replayKey(o.key, rr.Number)
 		var cp Checkpoint
 		if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, rk); return }); err != nil {
 			return rr, &BatchError{Stage: StageCheckpoint, RunKey: rk, Err: err}

@@ -399,7 +399,4 @@ func TestReplayScope(t *testing.T) {
 			t.Errorf("%v.Includes(%v) = %v", c.s, c.c, got)
 		}
 	}
-	if batchenrich.ReplayKey("e-1", 3) != "e-1#replay-3" {
-		t.Fatal(batchenrich.ReplayKey("e-1", 3))
-	}
 }

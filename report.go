@@ -44,7 +44,7 @@ type Report struct {
 }
 
 // BatchReport describes one batch. In a batch that stopped the run
-// (FailBatch, MaxBatchFailures, the all-failed stop, a panic, a Fatal
+// (Options.StopAfterFailures, the all-failed stop, a panic, a Fatal
 // error), Enriched and Failed count the items finished before the stop;
 // items cut short by it count in neither.
 type BatchReport struct {

@@ -173,7 +173,7 @@ func (st *run[T, R]) record(br BatchReport, written bool) {
 //
 // With Options.Overlap, two batches may be in flight at once, and the run
 // stops at the first of them, in batch order, that stops it: when batch n
-// stops the run (FailBatch's first failure, MaxBatchFailures, the
+// stops the run (Options.StopAfterFailures, the
 // all-failed stop, a panic, a Fatal error, a failed write, or ctx's end),
 // the enrichment of batch n+1 is cancelled and batch n+1 is never written
 // (nor any later batch), while batch n-1, if still being enriched or
@@ -618,10 +618,10 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 		st.emit(Event{Kind: EventItemFailed, Batch: num, Index: i, Key: ie.Key, Err: ie})
 		o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
 		switch {
-		case o.FailurePolicy == FailBatch:
+		case o.StopAfterFailures == 1:
 			return OutcomeFailed, fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
-		case o.MaxBatchFailures > 0 && nf > int64(o.MaxBatchFailures):
-			return OutcomeFailed, fmt.Errorf("%w: more than %d (latest: %w)", ErrTooManyFailures, o.MaxBatchFailures, ie)
+		case o.StopAfterFailures > 1 && nf >= int64(o.StopAfterFailures):
+			return OutcomeFailed, fmt.Errorf("%w: %d, Options.StopAfterFailures is %d (latest: %w)", ErrTooManyFailures, nf, o.StopAfterFailures, ie)
 		}
 		return OutcomeFailed, nil
 	}
@@ -712,7 +712,7 @@ func (st *run[T, R]) wait(ctx context.Context, en *enrichment[T, R], br *BatchRe
 		}
 		return nil, st.batchError(num, StageEnrich, err)
 	}
-	if n := len(en.results); br.Failed == n && n >= AllFailedMinItems && !st.opts.AllowAllFailed {
+	if n := len(en.results); br.Failed == n && n >= allFailedMinItems && !st.opts.AllowAllFailed {
 		return nil, st.batchError(num, StageEnrich, allFailed(en.results, st.opts.Durable != nil))
 	}
 	return en.results, nil

@@ -261,7 +261,7 @@ func TestRecordFailures(t *testing.T) {
 	}
 }
 
-func TestFailBatch(t *testing.T) {
+func TestStopAfterFirstFailure(t *testing.T) {
 	t.Parallel()
 	f := newFixture(300)
 	f.enr.Fail = func(i item) error {
@@ -270,7 +270,7 @@ func TestFailBatch(t *testing.T) {
 		}
 		return nil
 	}
-	_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, FailurePolicy: batchenrich.FailBatch})
+	_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, StopAfterFailures: 1})
 	var be *batchenrich.BatchError
 	var ie *batchenrich.ItemError
 	if !errors.As(err, &be) || be.Batch != 2 || be.Stage != batchenrich.StageEnrich ||
@@ -280,7 +280,7 @@ func TestFailBatch(t *testing.T) {
 	f.checkWritten(t, 0, 100, 100, 1) // batch 1 only; batch 2 not written
 }
 
-func TestMaxBatchFailures(t *testing.T) {
+func TestStopAfterFailures(t *testing.T) {
 	t.Parallel()
 	f := newFixture(300)
 	f.enr.Fail = func(i item) error {
@@ -290,7 +290,7 @@ func TestMaxBatchFailures(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, MaxBatchFailures: 10})
+	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, StopAfterFailures: 11})
 	var be *batchenrich.BatchError
 	if !errors.As(err, &be) || be.Batch != 2 || !errors.Is(err, batchenrich.ErrTooManyFailures) {
 		t.Fatalf("err = %v", err)
@@ -501,13 +501,11 @@ func TestInvalidOptions(t *testing.T) {
 		opts  batchenrich.Options
 	}{
 		{"BatchSize", batchenrich.Options{BatchSize: -1}},
-		{"BatchSize", batchenrich.Options{BatchSize: batchenrich.MaxBatchSize + 1}},
+		{"BatchSize", batchenrich.Options{BatchSize: 1<<20 + 1}},
 		{"MaxBatches", batchenrich.Options{MaxBatches: -5}},
 		{"Concurrency", batchenrich.Options{Concurrency: -1}},
 		{"Concurrency", batchenrich.Options{Concurrency: batchenrich.MaxConcurrency + 1}},
-		{"FailurePolicy", batchenrich.Options{FailurePolicy: 7}},
-		{"MaxBatchFailures", batchenrich.Options{MaxBatchFailures: -1}},
-		{"MaxBatchFailures", batchenrich.Options{MaxBatchFailures: 3, FailurePolicy: batchenrich.FailBatch}},
+		{"StopAfterFailures", batchenrich.Options{StopAfterFailures: -1}},
 		{"Durable.RunKey", batchenrich.Options{Durable: &batchenrich.Durable{Store: store}}},
 		{"Durable.Store", batchenrich.Options{Durable: &batchenrich.Durable{RunKey: "x"}}},
 		{"Durable.LockRetryInterval", batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: "x", LockRetryInterval: -time.Second}}},

@@ -9,7 +9,7 @@ import "context"
 // several, for example one per partition or run key) call the Write of a
 // Sink they share concurrently: such a Sink must be safe for that. It
 // receives every item of the batch, including failed ones (Result.Err is
-// non-nil), unless the FailurePolicy stopped the run first. A Sink should
+// non-nil), unless Options.StopAfterFailures stopped the run first. A Sink should
 // write the whole batch or nothing (for example in one transaction), and
 // should be idempotent on the items' keys, so that a batch written again
 // after a crash leaves the same rows.

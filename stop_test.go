@@ -43,7 +43,7 @@ func TestFatalItemErrorStopsRun(t *testing.T) {
 
 // A batch in which every item failed stops the run before it is written,
 // naming the most common reason; AllowAllFailed turns this off; a batch
-// smaller than AllFailedMinItems is written.
+// smaller than 5 items (the all-failed stop's smallest batch) is written.
 func TestAllFailedBatchStopsRun(t *testing.T) {
 	t.Parallel()
 	notFound := batchenrich.Permanent(errors.New("status 404 after 1 attempt"))
@@ -111,7 +111,7 @@ func TestAllFailedBatchStopsRun(t *testing.T) {
 
 	t.Run("SmallBatch", func(t *testing.T) {
 		t.Parallel()
-		n := batchenrich.AllFailedMinItems - 1
+		n := 4 // one less than the all-failed stop's smallest batch, 5
 		f := newFixture(100 + n)
 		f.enr.Fail = failFrom(100) // only the short last batch
 		rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100})

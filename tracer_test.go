@@ -258,11 +258,11 @@ func TestTracerOutcomes(t *testing.T) {
 				return 0, errors.New("bad row")
 			}
 			close(release)
-			<-ctx.Done() // cancelled by item 0's failure under FailBatch
+			<-ctx.Done() // cancelled by item 0's failure under StopAfterFailures 1
 			return 0, ctx.Err()
 		})
 		rec := &recorder{}
-		_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 2, Concurrency: 2, FailurePolicy: batchenrich.FailBatch, Tracer: rec})
+		_, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 2, Concurrency: 2, StopAfterFailures: 1, Tracer: rec})
 		if !errors.Is(err, batchenrich.ErrTooManyFailures) {
 			t.Fatalf("Run: %v", err)
 		}

@@ -153,7 +153,7 @@ type Config[T, B, R any] struct {
 	// Items sharing a key share the header. A Params.Header setting the
 	// header wins. The partitions of a run (batchenrich.Options.Partition)
 	// share its run key; a replay (batchenrich.NewReplay) runs under a run
-	// key of its own (batchenrich.ReplayKey), so its requests carry new
+	// key of its own (batchenrich.ReplayReport.ReplayKey), so its requests carry new
 	// keys.
 	IdempotencyKey bool
 

@@ -347,7 +347,7 @@ func TestFailedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &api{attempts: map[string]int{}}
-	err = smallRun(t, tr, a, batchenrich.Options{FailurePolicy: batchenrich.FailBatch}, nil)
+	err = smallRun(t, tr, a, batchenrich.Options{StopAfterFailures: 1}, nil)
 	if !errors.Is(err, batchenrich.ErrTooManyFailures) {
 		t.Fatalf("Run: %v", err)
 	}

@@ -267,9 +267,9 @@ func childMain(cfg childConfig) int {
 	})
 
 	r, err := batchenrich.New(j.src, enr, &pausingSink{Sink: j.sink, db: db, c: c}, batchenrich.Options{
-		BatchSize:     cfg.BatchSize,
-		Concurrency:   cfg.Concurrency,
-		FailurePolicy: batchenrich.FailBatch, // a failed item is a test failure
+		BatchSize:         cfg.BatchSize,
+		Concurrency:       cfg.Concurrency,
+		StopAfterFailures: 1, // a failed item is a test failure
 		Durable: &batchenrich.Durable{
 			Store:             j.store,
 			RunKey:            runKey,
