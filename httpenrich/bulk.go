@@ -1,10 +1,12 @@
 package httpenrich
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -263,7 +265,10 @@ func groupKey(ctx context.Context, keys []string) (string, error) {
 //	httpenrich.JSONEntries("profiles", "id", "error")
 //
 // An object without the key field makes the whole answer malformed.
+// Member names are matched as encoding/json matches struct fields: an
+// exact match first, else one differing in case.
 func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]Entry, error) {
+	members := entryMembers(keyField, errorField)
 	return func(raw []byte) ([]Entry, error) {
 		arr := json.RawMessage(raw)
 		if arrayField != "" {
@@ -282,12 +287,11 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 		}
 		out := make([]Entry, len(elems))
 		for i, el := range elems {
-			var o map[string]json.RawMessage
-			if err := json.Unmarshal(el, &o); err != nil {
+			kraw, eraw, err := members(el)
+			if err != nil {
 				return nil, fmt.Errorf("entry %d: %w", i, err)
 			}
-			kraw, ok := o[keyField]
-			if !ok {
+			if kraw == nil {
 				return nil, fmt.Errorf("entry %d has no %q member", i, keyField)
 			}
 			key, err := keyText(kraw)
@@ -295,22 +299,71 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 				return nil, fmt.Errorf("entry %d: %q: %w", i, keyField, err)
 			}
 			en := Entry{Key: key, Body: el}
-			if errorField != "" {
-				if eraw, ok := o[errorField]; ok {
-					switch t := strings.TrimSpace(string(eraw)); t {
-					case "null", "false", `""`:
-					default:
-						var s string
-						if json.Unmarshal(eraw, &s) != nil {
-							s = t
-						}
-						en.Err = errors.New(s)
+			if eraw != nil {
+				switch t := strings.TrimSpace(string(eraw)); t {
+				case "null", "false", `""`:
+				default:
+					var s string
+					if json.Unmarshal(eraw, &s) != nil {
+						s = t
 					}
+					en.Err = errors.New(s)
 				}
 			}
 			out[i] = en
 		}
 		return out, nil
+	}
+}
+
+// entryMembers returns a function reading the key and error members
+// (nil when absent; no error member when errorField is "") of a JSON
+// object. It decodes into a struct of just those two members, built once,
+// rather than into a map of all of them, unless a name cannot be a struct
+// tag; encoding/json then matches the names as it matches struct fields,
+// preferring an exact match but accepting another case.
+func entryMembers(keyField, errorField string) func(el []byte) (k, e json.RawMessage, err error) {
+	object := func(el []byte) error {
+		if t := bytes.TrimSpace(el); len(t) == 0 || t[0] != '{' {
+			return errors.New("not a JSON object")
+		}
+		return nil
+	}
+	if strings.ContainsAny(keyField+errorField, "\",\\`") || keyField == "-" || errorField == "-" {
+		return func(el []byte) (k, e json.RawMessage, err error) {
+			if err := object(el); err != nil {
+				return nil, nil, err
+			}
+			var o map[string]json.RawMessage
+			if err := json.Unmarshal(el, &o); err != nil {
+				return nil, nil, err
+			}
+			if errorField != "" {
+				e = o[errorField]
+			}
+			return o[keyField], e, nil
+		}
+	}
+	raw := reflect.TypeFor[json.RawMessage]()
+	fields := []reflect.StructField{{Name: "K", Type: raw, Tag: reflect.StructTag(`json:"` + keyField + `"`)}}
+	if errorField != "" {
+		fields = append(fields, reflect.StructField{Name: "E", Type: raw, Tag: reflect.StructTag(`json:"` + errorField + `"`)})
+	}
+	typ := reflect.StructOf(fields)
+	return func(el []byte) (k, e json.RawMessage, err error) {
+		if err := object(el); err != nil {
+			return nil, nil, err
+		}
+		pv := reflect.New(typ)
+		if err := json.Unmarshal(el, pv.Interface()); err != nil {
+			return nil, nil, err
+		}
+		v := pv.Elem()
+		k = v.Field(0).Interface().(json.RawMessage)
+		if errorField != "" {
+			e = v.Field(1).Interface().(json.RawMessage)
+		}
+		return k, e, nil
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -308,6 +309,12 @@ func keyString(v any) string {
 		return k
 	case []byte:
 		return string(k)
+	case int64:
+		return strconv.FormatInt(k, 10)
+	case int:
+		return strconv.Itoa(k)
+	case int32:
+		return strconv.FormatInt(int64(k), 10)
 	}
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer && !rv.IsNil() {
