@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/redact"
 )
 
@@ -119,4 +120,13 @@ func sqliteReadOnlyDSN(path string, immutable bool) string {
 // read otherwise escaped.
 func sqliteURI(path string) string {
 	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// statusCommand is the command that shows the run's state from a shell
+// (cmd/batchenrich), its secrets masked.
+func statusCommand(cfg config, getenv func(string) string) string {
+	if cfg.driver == "sqlite" {
+		return seedjob.StatusCommand(cfg.sqlitePath, false, cfg.executionID)
+	}
+	return seedjob.StatusCommand(cfg.dsn, cfg.dsn == getenv("DATABASE_URL"), cfg.executionID)
 }

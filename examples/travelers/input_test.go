@@ -222,7 +222,9 @@ func TestNoSecretPrinted(t *testing.T) {
 			if strings.Contains(stdout+stderr, "s3cr3t") {
 				t.Fatalf("%q: the secret is printed:\n%s\n%s", mode, stdout, stderr)
 			}
-			if mode == nil && !strings.Contains(stderr, "profile API: http://xxxxx@127.0.0.1") {
+			if mode == nil && (!strings.Contains(stderr, "profile API: http://xxxxx@127.0.0.1") ||
+				!strings.Contains(stderr, "\nstatus: go run github.com/batchenrich/batchenrich/cmd/batchenrich status -dsn ") ||
+				!strings.Contains(stderr, " secrets-\n")) {
 				t.Fatalf("banner: %s", stderr)
 			}
 		}

@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitUsage, "%v", err)
 	}
 	if !cfg.json {
-		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\n", cfg.dbDesc, redact.String(cfg.profileURL), cfg.executionID)
+		fmt.Fprintf(stderr, "database: %s\nprofile API: %s\nexecution id: %s\nstatus: %s\n", cfg.dbDesc, redact.String(cfg.profileURL), cfg.executionID, statusCommand(cfg, getenv))
 	}
 	if err := createTables(ctx, db, j.store); err != nil {
 		return fail(exitIncomplete, "%v", err)

@@ -78,6 +78,11 @@ func TestFleetInOneProcess(t *testing.T) {
 	if s := summaryOf(t, stdout); code != exitOK || s.Execution.BatchesRun != 0 || requests.Load() != 300 {
 		t.Fatalf("again: exit %d %+v, %d requests\n%s", code, s, requests.Load(), stderr)
 	}
+	// Without -json, it says how to see the run from another shell.
+	code, _, stderr = program(t, context.Background(), args[:len(args)-1]...)
+	if code != exitOK || !strings.Contains(stderr, "(status: go run github.com/batchenrich/batchenrich/cmd/batchenrich status -dsn '"+dsn+"' fleet-1)\n") {
+		t.Fatalf("again, without -json: exit %d\n%s", code, stderr)
+	}
 	// Other parameters than the run's jobs carry: refused, one line, no
 	// summary, no request (River's unique jobs would keep the first ones).
 	for _, c := range []struct{ flag, value, says string }{

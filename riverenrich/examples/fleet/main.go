@@ -9,6 +9,9 @@
 // until every partition is done, runs travelers' final validation from the
 // database and prints the same summary (-json: travelers' shape, plus
 // configured.partitions). It exits 0 only if every expected row is stored.
+// While it waits it prints the command that shows the run's state from
+// another shell (cmd/batchenrich status; the DSN as $DATABASE_URL, or
+// with its password masked).
 //
 //	go run ./examples/fleet -dsn URL -profile-url URL -execution-id X -seed-rows N -batch-size B -partitions P -concurrency C [-json]
 //
@@ -376,7 +379,7 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 		return fail(exitIncomplete, "%v", err)
 	}
 	if !cfg.json {
-		fmt.Fprintf(stderr, "enqueued %d partitions of job %q; waiting for them (status: %s)\n", cfg.partitions, jobName, statusHint(cfg.executionID))
+		fmt.Fprintf(stderr, "enqueued %d partitions of job %q; waiting for them (status: %s)\n", cfg.partitions, jobName, seedjob.StatusCommand(cfg.dsn, cfg.dsn == getenv("DATABASE_URL"), cfg.executionID))
 	}
 	runErr := client.Wait(ctx, e, riverenrich.WaitOptions{Interval: 100 * time.Millisecond, Progress: progress(stderr, !cfg.json)})
 	elapsed := time.Since(began)

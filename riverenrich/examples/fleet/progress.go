@@ -49,11 +49,6 @@ func progress(w io.Writer, table bool) func(riverenrich.RunStatus) {
 	}
 }
 
-// statusHint says how to see the run's state from outside.
-func statusHint(executionID string) string {
-	return "River's river_job table, args ->> 'run' = '" + executionID + "'"
-}
-
 // serverHolds refuses a server whose free connections cannot hold this
 // process's pool (the partitions it works on at once, each holding its
 // run lock's session and using another in turn, and River's few),
