@@ -44,9 +44,10 @@ type Checkpoint struct {
 	Definition string
 
 	// State is the run's state when the checkpoint was saved: StateRunning
-	// after each batch, StateDone with Done, StateFailed or StateStopped
-	// when a run ended early (its Batch and Cursor those of the last
-	// committed batch). "" when not recorded.
+	// after each batch, StateDone with Done, StateStopped after the last
+	// batch Options.MaxBatches allows (Done not set), StateFailed or
+	// StateStopped when a run ended early (its Batch and Cursor those of
+	// the last committed batch). "" when not recorded.
 	State RunState
 	// Counts are the run's counts up to and including Batch.
 	Counts RunCounts

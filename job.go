@@ -42,8 +42,10 @@ const (
 	// running it again resumes after its last committed batch.
 	StateFailed RunState = "failed"
 	// StateStopped: its last run was stopped, at an operator's request
-	// (ErrStopRequested) or by the end of its context; running it again
-	// resumes after its last committed batch.
+	// (ErrStopRequested), by the end of its context, or by
+	// Options.MaxBatches (its last batch under the cap committed, no
+	// error); running it again resumes after its last committed batch
+	// (after a cap, with a larger MaxBatches).
 	StateStopped RunState = "stopped"
 )
 

@@ -495,8 +495,13 @@ func (st *run[T, R]) checkpoint(n int, cursor Cursor, done bool, results []Resul
 		}
 	}
 	state := StateRunning
-	if done {
+	switch {
+	case done:
 		state = StateDone
+	case o.MaxBatches > 0 && n >= o.MaxBatches:
+		// The last batch the cap allows: the run ends here, without
+		// error, its Source not exhausted.
+		state = StateStopped
 	}
 	return Checkpoint{RunKey: o.key, Batch: n, Cursor: cursor, Done: done,
 		Partitions: o.Partition.Count, BatchSize: o.BatchSize, Fingerprint: o.Durable.Fingerprint,
