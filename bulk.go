@@ -56,10 +56,10 @@ func (r *Runner[T, R]) setBulk() error {
 	}
 	var n int
 	if err := guarded(func() error { n = b.BulkSize(); return nil }); err != nil {
-		return &OptionError{Field: "enr", Reason: fmt.Sprintf("BulkEnricher %T: BulkSize: %v", b, err)}
+		return &ConfigError{Package: "batchenrich", Field: "enr", Reason: fmt.Sprintf("BulkEnricher %T: BulkSize", b), Err: err}
 	}
 	if n < 1 {
-		return &OptionError{Field: "enr", Reason: fmt.Sprintf("BulkEnricher %T: BulkSize() is %d, must be at least 1", b, n)}
+		return optionErr("enr", fmt.Sprintf("BulkEnricher %T: BulkSize() is %d, must be at least 1", b, n))
 	}
 	r.bulk, r.bulkSize = b, n
 	return nil

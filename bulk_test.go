@@ -245,7 +245,7 @@ func TestBulkSizeRefused(t *testing.T) {
 	for _, n := range []int{0, -1} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), &bulkEnricher{size: n},
 			batchenrichtest.NewSink[item, int](), batchenrich.Options{})
-		var oe *batchenrich.OptionError
+		var oe *batchenrich.ConfigError
 		if !errors.As(err, &oe) || oe.Field != "enr" || !strings.Contains(err.Error(), fmt.Sprintf("BulkSize() is %d", n)) {
 			t.Fatalf("BulkSize %d: err = %v", n, err)
 		}

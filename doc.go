@@ -108,6 +108,12 @@
 //
 // Test errors with errors.Is and errors.As, never by their text.
 //
+// Configuration mistakes have one type and one sentinel in every package
+// and module: a *ConfigError, which errors.Is matches to ErrInvalidConfig
+// and errors.As reads for the package, the field and the reason
+// ("sqlbatch: invalid SinkConfig.Key: …", "httpenrich: invalid
+// Config.URL: …"). They are returned before the first item is enriched.
+//
 // # Durable runs
 //
 // With Options.Durable (a Store and a RunKey), the Runner records after

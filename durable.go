@@ -77,7 +77,7 @@ const defaultLockRetryInterval = 500 * time.Millisecond
 // derived RunKey (a replay's), which checkRunKey would refuse from a user.
 func (d *Durable) validate(derivedKey bool) error {
 	bad := func(field, reason string) error {
-		return &OptionError{Field: "Durable." + field, Reason: reason}
+		return optionErr("Durable."+field, reason)
 	}
 	switch {
 	case d.Store == nil:

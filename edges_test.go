@@ -273,8 +273,8 @@ func TestNewRefusesMisuse(t *testing.T) {
 			return err
 		}},
 	} {
-		var oe *batchenrich.OptionError
-		if err := tc.new(); !errors.As(err, &oe) || oe.Field != tc.field || !errors.Is(err, batchenrich.ErrInvalidOptions) {
+		var oe *batchenrich.ConfigError
+		if err := tc.new(); !errors.As(err, &oe) || oe.Field != tc.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("%s: err = %v", tc.field, err)
 		}
 	}

@@ -13,9 +13,11 @@ import (
 // condition alone, without a package prefix: they reach the caller inside
 // an error that says where (see "Errors" in the package documentation).
 var (
-	// ErrInvalidOptions is wrapped by the *OptionError that New returns
-	// for a bad configuration.
-	ErrInvalidOptions = errors.New("batchenrich: invalid options")
+	// ErrInvalidConfig is matched (errors.Is) by every *ConfigError: the
+	// one sentinel for a configuration mistake in any package or module
+	// of batchenrich (New's Options, sqlbatch's, httpenrich's,
+	// riverenrich's and otelenrich's configurations).
+	ErrInvalidConfig = errors.New("invalid configuration")
 
 	// ErrTooManyFailures is returned by Run, wrapped in a *BatchError, when
 	// a batch has Options.StopAfterFailures failed items. That batch is not
@@ -37,20 +39,53 @@ var (
 	ErrCheckpointUnsupported = errors.New("sink cannot commit this checkpoint store atomically")
 )
 
-// OptionError reports an invalid field of Options. It wraps
-// ErrInvalidOptions.
-type OptionError struct {
-	Field  string // the Options field, e.g. "BatchSize"
-	Reason string // what is wrong with it
+// ConfigError reports a configuration mistake, refused before any work:
+// it is the one configuration-error type of every package and module of
+// batchenrich (sqlbatch, httpenrich, riverenrich and otelenrich report
+// theirs with it too). errors.Is(err, ErrInvalidConfig) is true for it, and
+// errors.As finds which package refused which field and why. Its text is
+// "<Package>: invalid <Field>: <Reason>", followed by ": <Err>" when there
+// is a cause.
+type ConfigError struct {
+	// Package is the package that refused the configuration, e.g.
+	// "batchenrich" or "sqlbatch".
+	Package string
+	// Field names the field or argument in the package's own terms: an
+	// Options field ("BatchSize", "Durable.RunKey") or a New argument
+	// ("src", "enr", "sink") for this package; "SinkConfig.Key" for
+	// sqlbatch, "URL" or "Adaptive.MaxConcurrency" for httpenrich,
+	// "Store" for riverenrich.
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+	// Err is the underlying cause, or nil.
+	Err error
 }
 
-// Error names the field and what is wrong with it.
-func (e *OptionError) Error() string {
-	return "batchenrich: invalid option " + e.Field + ": " + e.Reason
+// Error names the package, the field, what is wrong with it and the cause
+// if any: "sqlbatch: invalid SinkConfig.Columns[2]: table "results" has no
+// column "payloda" (it has …)".
+func (e *ConfigError) Error() string {
+	s := e.Package + ": invalid " + e.Field + ": " + e.Reason
+	switch {
+	case e.Err != nil && e.Reason == "":
+		s += e.Err.Error()
+	case e.Err != nil:
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
-// Unwrap returns ErrInvalidOptions.
-func (e *OptionError) Unwrap() error { return ErrInvalidOptions }
+// Is reports whether target is ErrInvalidConfig.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Unwrap returns the cause, or nil.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// optionErr is this package's *ConfigError about field.
+func optionErr(field, reason string) error {
+	return &ConfigError{Package: "batchenrich", Field: field, Reason: reason}
+}
 
 // Stage names the step of a batch in which an error happened.
 type Stage string

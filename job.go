@@ -120,7 +120,7 @@ var components = [...]string{"source", "enricher", "sink"}
 // definitionOf returns the definition of a run with these components: a
 // line "name: description" for each that is a Describer. A panic in
 // Describe is returned as an error.
-func definitionOf(src, enr, sink any) (string, error) {
+func definitionOf(src, enr, sink any, args argNames) (string, error) {
 	var b strings.Builder
 	for i, c := range [...]any{src, enr, sink} {
 		d, ok := c.(Describer)
@@ -129,7 +129,7 @@ func definitionOf(src, enr, sink any) (string, error) {
 		}
 		var s string
 		if err := guarded(func() error { s = d.Describe(); return nil }); err != nil {
-			return "", &OptionError{Field: [...]string{"src", "enr", "sink"}[i], Reason: "Describe: " + err.Error()}
+			return "", &ConfigError{Package: "batchenrich", Field: args[i], Reason: "Describe", Err: err}
 		}
 		if s == "" {
 			continue
@@ -193,14 +193,14 @@ func contains(list []string, s string) bool {
 // printed wrongly: '#', control characters, invalid UTF-8.
 func checkRunKey(field, key string) error {
 	if !utf8.ValidString(key) {
-		return &OptionError{Field: field, Reason: "not valid UTF-8"}
+		return optionErr(field, "not valid UTF-8")
 	}
 	for _, r := range key {
 		switch {
 		case r == '#':
-			return &OptionError{Field: field, Reason: fmt.Sprintf("%q: must not contain '#', which the keys of partitions and replays are derived with (Partition.RunKey, a replay's key#replay-n)", key)}
+			return optionErr(field, fmt.Sprintf("%q: must not contain '#', which the keys of partitions and replays are derived with (Partition.RunKey, a replay's key#replay-n)", key))
 		case unicode.IsControl(r):
-			return &OptionError{Field: field, Reason: fmt.Sprintf("%q: must not contain control characters", key)}
+			return optionErr(field, fmt.Sprintf("%q: must not contain control characters", key))
 		}
 	}
 	return nil

@@ -17,9 +17,9 @@ func TestRunKeyValidated(t *testing.T) {
 	for _, key := range []string{"col#p1", "run#replay-1", "a\x1b[31mb", "tab\there", "nl\n", "\xff"} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
 			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: key}})
-		var oe *batchenrich.OptionError
+		var oe *batchenrich.ConfigError
 		if !errors.As(err, &oe) || oe.Field != "Durable.RunKey" {
-			t.Errorf("RunKey %q: err = %v, want an *OptionError for RunKey", key, err)
+			t.Errorf("RunKey %q: err = %v, want an *ConfigError for RunKey", key, err)
 		}
 		if err != nil && strings.ContainsAny(err.Error(), "\x1b\t\n") {
 			t.Errorf("error %q prints a control character raw", err)
@@ -28,9 +28,9 @@ func TestRunKeyValidated(t *testing.T) {
 	for _, job := range []string{"a\x1bb", strings.Repeat("j", batchenrich.MaxJobLen+1)} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
 			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k", Job: job}})
-		var oe *batchenrich.OptionError
+		var oe *batchenrich.ConfigError
 		if !errors.As(err, &oe) || oe.Field != "Durable.Job" {
-			t.Errorf("Job %q: err = %v, want an *OptionError for Job", job, err)
+			t.Errorf("Job %q: err = %v, want an *ConfigError for Job", job, err)
 		}
 	}
 }

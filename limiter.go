@@ -18,11 +18,11 @@ type Limiter struct {
 }
 
 // NewLimiter returns a Limiter letting at most n enrichments run at once.
-// It returns an *OptionError (field "Concurrency") unless 1 ≤ n ≤
+// It returns an *ConfigError (field "Concurrency") unless 1 ≤ n ≤
 // MaxConcurrency.
 func NewLimiter(n int) (*Limiter, error) {
 	if n < 1 || n > MaxConcurrency {
-		return nil, &OptionError{Field: "Concurrency", Reason: fmt.Sprintf("%d: must be between 1 and MaxConcurrency", n)}
+		return nil, optionErr("Concurrency", fmt.Sprintf("%d: must be between 1 and MaxConcurrency", n))
 	}
 	return &Limiter{sem: semaphore.NewWeighted(int64(n)), n: n}, nil
 }

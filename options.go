@@ -26,7 +26,7 @@ const (
 
 // Options configure a Runner. The zero value is valid and means the
 // defaults; New validates every field and reports the first bad one as an
-// *OptionError.
+// *ConfigError.
 type Options struct {
 	// BatchSize is the number of items per batch (one Source window).
 	// Zero means DefaultBatchSize.
@@ -138,7 +138,7 @@ type Options struct {
 // withDefaults validates o and returns it with defaults filled in.
 func (o Options) withDefaults() (Options, error) {
 	bad := func(field, reason string) (Options, error) {
-		return o, &OptionError{Field: field, Reason: reason}
+		return o, optionErr(field, reason)
 	}
 	switch {
 	case o.BatchSize < 0:

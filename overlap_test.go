@@ -652,7 +652,7 @@ func TestOverlapRefusesNoPrefetch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(1)
 	_, err := batchenrich.New[item, int](f.src, f.enr, f.sink, batchenrich.Options{Overlap: true, NoPrefetch: true})
-	var oe *batchenrich.OptionError
+	var oe *batchenrich.ConfigError
 	if !errors.As(err, &oe) || oe.Field != "Overlap" || !strings.Contains(err.Error(), "NoPrefetch") {
 		t.Fatalf("err = %v", err)
 	}

@@ -56,11 +56,11 @@ func (p Partition) RunKey(run string) string {
 func (p Partition) validate() error {
 	switch {
 	case p.Count < 0:
-		return &OptionError{Field: "Partition.Count", Reason: "must not be negative"}
+		return optionErr("Partition.Count", "must not be negative")
 	case p.Count > MaxPartitions:
-		return &OptionError{Field: "Partition.Count", Reason: "must be at most MaxPartitions"}
+		return optionErr("Partition.Count", "must be at most MaxPartitions")
 	case p.Index < 0 || (p.Index >= p.Count && !(p.Index == 0 && p.Count == 0)):
-		return &OptionError{Field: "Partition.Index", Reason: fmt.Sprintf("%d: must be in [0, Count=%d)", p.Index, p.Count)}
+		return optionErr("Partition.Index", fmt.Sprintf("%d: must be in [0, Count=%d)", p.Index, p.Count))
 	}
 	return nil
 }

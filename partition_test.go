@@ -229,8 +229,8 @@ func TestPartitionOptionsValidated(t *testing.T) {
 	src := batchenrichtest.NewSliceSource(items(1))
 	for _, p := range []batchenrich.Partition{{Index: 4, Count: 4}, {Index: -1, Count: 2}, {Count: -1}, {Index: 1, Count: 0}} {
 		_, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](), batchenrich.Options{Partition: p})
-		if !errors.Is(err, batchenrich.ErrInvalidOptions) {
-			t.Errorf("Partition %+v: err = %v, want ErrInvalidOptions", p, err)
+		if !errors.Is(err, batchenrich.ErrInvalidConfig) {
+			t.Errorf("Partition %+v: err = %v, want ErrInvalidConfig", p, err)
 		}
 	}
 	r, err := batchenrich.New[item, int](src, batchenrichtest.NewEnricher(double), batchenrichtest.NewSink[item, int](),
@@ -279,7 +279,7 @@ func TestPartitionOptionsValidated(t *testing.T) {
 
 func TestLimiterBoundsAcrossRunners(t *testing.T) {
 	t.Parallel()
-	if _, err := batchenrich.NewLimiter(0); !errors.Is(err, batchenrich.ErrInvalidOptions) {
+	if _, err := batchenrich.NewLimiter(0); !errors.Is(err, batchenrich.ErrInvalidConfig) {
 		t.Fatalf("NewLimiter(0) err = %v", err)
 	}
 	l, _ := batchenrich.NewLimiter(3)

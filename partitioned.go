@@ -54,21 +54,21 @@ type Partitioned[T, R any] struct {
 }
 
 // NewPartitioned validates cfg and returns a Partitioned run. It returns
-// an *OptionError naming the first bad field (Options fields are named as
+// an *ConfigError naming the first bad field (Options fields are named as
 // in Options), or the error of cfg.Source, wrapped.
 func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], error) {
 	p := cfg.Partitions
 	switch {
 	case p < 0 || p > MaxPartitions:
-		return nil, &OptionError{Field: "Partitions", Reason: "must be between 0 and MaxPartitions"}
+		return nil, optionErr("Partitions", "must be between 0 and MaxPartitions")
 	case cfg.Source == nil:
-		return nil, &OptionError{Field: "Source", Reason: "nil Source function"}
+		return nil, optionErr("Source", "nil Source function")
 	case cfg.Sink == nil:
-		return nil, &OptionError{Field: "Sink", Reason: "nil Sink function"}
+		return nil, optionErr("Sink", "nil Sink function")
 	case cfg.Concurrency < 0:
-		return nil, &OptionError{Field: "Concurrency", Reason: "must not be negative"}
+		return nil, optionErr("Concurrency", "must not be negative")
 	case cfg.Options.Partition != (Partition{}):
-		return nil, &OptionError{Field: "Options.Partition", Reason: "set per partition by Partitioned; leave it zero"}
+		return nil, optionErr("Options.Partition", "set per partition by Partitioned; leave it zero")
 	}
 	p = max(p, 1)
 	enr := cfg.Enricher

@@ -2,7 +2,6 @@ package batchenrich
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -96,21 +95,17 @@ type ReplayReport struct {
 // required, and its RunKey names the run to replay, not the replay.
 // opts.MaxBatches caps the batches of one replay: a replay stopped at the
 // cap is resumed by the next Run, which needs a larger cap (or none) to go
-// on. It returns an *OptionError naming the first invalid field or nil
-// argument.
+// on. It returns a *ConfigError naming the first invalid field or nil
+// argument (the Source argument is named "failed").
 func NewReplay[T, R any](failed Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Replay[T, R], error) {
 	switch {
 	case opts.Durable == nil:
-		return nil, &OptionError{Field: "Durable", Reason: "required for a replay, a durable run of its own"}
+		return nil, optionErr("Durable", "required for a replay, a durable run of its own")
 	case opts.Partition.Partitioned():
-		return nil, &OptionError{Field: "Partition", Reason: "a replay is not partitioned: it retries the failures of the whole run"}
+		return nil, optionErr("Partition", "a replay is not partitioned: it retries the failures of the whole run")
 	}
-	r, err := New(failed, enr, sink, opts)
+	r, err := newRunner(failed, enr, sink, opts, argNames{"failed", "enr", "sink"})
 	if err != nil {
-		var oe *OptionError
-		if errors.As(err, &oe) && oe.Field == "src" {
-			oe.Field = "failed"
-		}
 		return nil, err
 	}
 	return &Replay[T, R]{base: r}, nil

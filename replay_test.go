@@ -375,8 +375,8 @@ func TestNewReplayRefusesBadOptions(t *testing.T) {
 		{batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k"}, Partition: batchenrich.Partition{Index: 1, Count: 4}}, src, "Partition"},
 	} {
 		_, err := batchenrich.NewReplay(c.src, enr, sink, c.opts)
-		var oe *batchenrich.OptionError
-		if !errors.As(err, &oe) || oe.Field != c.field {
+		var oe *batchenrich.ConfigError
+		if !errors.As(err, &oe) || oe.Package != "batchenrich" || oe.Field != c.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("NewReplay(%+v) = %v, want an error naming %s", c.opts, err, c.field)
 		}
 	}

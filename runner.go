@@ -33,19 +33,28 @@ type Runner[T, R any] struct {
 }
 
 // New returns a Runner that reads from src, enriches with enr and writes to
-// sink, configured by opts. It returns an *OptionError (wrapping
-// ErrInvalidOptions) naming the first invalid field or nil argument (a nil
+// sink, configured by opts. It returns a *ConfigError (matching
+// ErrInvalidConfig) naming the first invalid field or nil argument (a nil
 // interface, or a nil SourceFunc, EnricherFunc or SinkFunc in it).
 func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options) (*Runner[T, R], error) {
+	return newRunner(src, enr, sink, opts, argNames{"src", "enr", "sink"})
+}
+
+// argNames are the names of the Source, Enricher and Sink arguments in the
+// *ConfigError about one of them: New's, or NewReplay's.
+type argNames [3]string
+
+// newRunner is New, naming the arguments as args says.
+func newRunner[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Options, args argNames) (*Runner[T, R], error) {
 	switch {
 	case src == nil:
-		return nil, &OptionError{Field: "src", Reason: "nil Source"}
+		return nil, optionErr(args[0], "nil Source")
 	case enr == nil:
-		return nil, &OptionError{Field: "enr", Reason: "nil Enricher"}
+		return nil, optionErr(args[1], "nil Enricher")
 	case sink == nil:
-		return nil, &OptionError{Field: "sink", Reason: "nil Sink"}
+		return nil, optionErr(args[2], "nil Sink")
 	}
-	if err := checkFuncs(src, enr, sink); err != nil {
+	if err := checkFuncs(src, enr, sink, args); err != nil {
 		return nil, err
 	}
 	o, err := opts.withDefaults()
@@ -53,7 +62,7 @@ func New[T, R any](src Source[T], enr Enricher[T, R], sink Sink[T, R], opts Opti
 		return nil, err
 	}
 	if o.Durable != nil {
-		if o.definition, err = definitionOf(src, enr, sink); err != nil {
+		if o.definition, err = definitionOf(src, enr, sink, args); err != nil {
 			return nil, err
 		}
 	}

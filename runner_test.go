@@ -513,9 +513,9 @@ func TestInvalidOptions(t *testing.T) {
 	for _, tt := range tests {
 		f := newFixture(1)
 		r, err := batchenrich.New[item, int](f.src, f.enr, f.sink, tt.opts)
-		var oe *batchenrich.OptionError
-		if r != nil || !errors.As(err, &oe) || oe.Field != tt.field || !errors.Is(err, batchenrich.ErrInvalidOptions) ||
-			!strings.Contains(err.Error(), tt.field) {
+		var oe *batchenrich.ConfigError
+		if r != nil || !errors.As(err, &oe) || oe.Package != "batchenrich" || oe.Field != tt.field || !errors.Is(err, batchenrich.ErrInvalidConfig) ||
+			!strings.HasPrefix(err.Error(), "batchenrich: invalid "+tt.field+": ") {
 			t.Errorf("%+v: New = %v, %v; want an error naming %s", tt.opts, r, err, tt.field)
 		}
 	}
@@ -537,7 +537,7 @@ func TestInvalidOptions(t *testing.T) {
 			return err
 		}},
 	} {
-		var oe *batchenrich.OptionError
+		var oe *batchenrich.ConfigError
 		if err := tc.new(); !errors.As(err, &oe) || oe.Field != tc.field {
 			t.Errorf("nil %s: err = %v", tc.field, err)
 		}

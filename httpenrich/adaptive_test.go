@@ -338,14 +338,14 @@ func TestIdempotencyKeyRefusals(t *testing.T) {
 	cfg := travelerConfig(srv.URL)
 	cfg.IdempotencyKey = true
 	_, err := httpenrich.New(cfg)
-	var oe *batchenrich.OptionError
+	var oe *batchenrich.ConfigError
 	if !errors.As(err, &oe) || oe.Field != "ItemKey" {
-		t.Errorf("IdempotencyKey on a type without Key: %v, want an OptionError naming ItemKey", err)
+		t.Errorf("IdempotencyKey on a type without Key: %v, want a ConfigError naming ItemKey", err)
 	}
 	cfg.IdempotencyKey = false
 	cfg.ItemKey = func(t traveler) string { return strconv.Itoa(t.ID) }
 	if _, err := httpenrich.New(cfg); !errors.As(err, &oe) || oe.Field != "ItemKey" {
-		t.Errorf("ItemKey without IdempotencyKey: %v, want an OptionError naming ItemKey", err)
+		t.Errorf("ItemKey without IdempotencyKey: %v, want a ConfigError naming ItemKey", err)
 	}
 	// With ItemKey, the key is the function's.
 	cfg.IdempotencyKey = true
@@ -361,7 +361,7 @@ func TestIdempotencyKeyRefusals(t *testing.T) {
 	kc := keyedConfig(srv.URL)
 	kc.Adaptive = &httpenrich.Adaptive{}
 	if _, err := httpenrich.New(kc); !errors.As(err, &oe) || oe.Field != "Adaptive.MaxConcurrency" {
-		t.Errorf("Adaptive{}: %v, want an OptionError naming Adaptive.MaxConcurrency", err)
+		t.Errorf("Adaptive{}: %v, want a ConfigError naming Adaptive.MaxConcurrency", err)
 	}
 }
 

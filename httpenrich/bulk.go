@@ -93,7 +93,7 @@ var _ batchenrich.BulkEnricher[int, json.RawMessage] = (*BulkEnricher[int, json.
 // each request carries a group of items, built by bulk.Request, and each
 // item's result is Config.Validate's for its entry in the answer, found by
 // key. It validates cfg as New does and bulk's fields, and returns a
-// *batchenrich.OptionError naming the first invalid one ("Bulk.MaxItems",
+// *batchenrich.ConfigError naming the first invalid one ("Bulk.MaxItems",
 // …). cfg.Request must be nil: bulk.Request builds the requests.
 //
 // Failures are per item wherever the answer allows: an item whose key is

@@ -325,7 +325,7 @@ func TestNewBulkRefuses(t *testing.T) {
 		cfg, b := bulkConfig("http://127.0.0.1:1")
 		mod(&cfg, &b)
 		_, err := httpenrich.NewBulk(cfg, b)
-		var oe *batchenrich.OptionError
+		var oe *batchenrich.ConfigError
 		if !errors.As(err, &oe) || oe.Field != field {
 			t.Errorf("%s: err = %v", field, err)
 		}

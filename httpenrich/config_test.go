@@ -61,9 +61,10 @@ func TestNewValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e, err := httpenrich.New(tt.cfg)
-		var oe *batchenrich.OptionError
-		if !errors.As(err, &oe) || oe.Field != tt.field || !errors.Is(err, batchenrich.ErrInvalidOptions) {
-			t.Errorf("%+v: got %v, want an OptionError for %s", tt.cfg, err, tt.field)
+		var oe *batchenrich.ConfigError
+		if !errors.As(err, &oe) || oe.Package != "httpenrich" || oe.Field != tt.field || !errors.Is(err, batchenrich.ErrInvalidConfig) ||
+			!strings.HasPrefix(err.Error(), "httpenrich: invalid "+tt.field+": ") {
+			t.Errorf("%+v: got %v, want httpenrich's ConfigError for %s", tt.cfg, err, tt.field)
 		}
 		if e != nil {
 			t.Errorf("%+v: non-nil Enricher with an error", tt.cfg)
@@ -72,7 +73,7 @@ func TestNewValidation(t *testing.T) {
 
 	// Validate may only be left out when the body is the result.
 	_, err := httpenrich.New(httpenrich.Config[int, json.RawMessage, string]{URL: u})
-	var oe *batchenrich.OptionError
+	var oe *batchenrich.ConfigError
 	if !errors.As(err, &oe) || oe.Field != "Validate" {
 		t.Errorf("missing Validate: got %v", err)
 	}
@@ -173,7 +174,7 @@ func TestPoolFromEnv(t *testing.T) {
 		}
 		got, err := httpenrich.PoolFromEnv()
 		if tt.badVar != "" {
-			var oe *batchenrich.OptionError
+			var oe *batchenrich.ConfigError
 			if !errors.As(err, &oe) || oe.Field != tt.badVar || !strings.Contains(err.Error(), tt.badVar) {
 				t.Errorf("%q: got %v, want an error naming %s", tt.env, err, tt.badVar)
 			}

@@ -77,7 +77,7 @@ var _ batchenrich.Enricher[int, json.RawMessage] = (*Enricher[int, json.RawMessa
 var errGaveUp = errors.New("retries exhausted")
 
 // New returns an Enricher configured by cfg. It returns a
-// *batchenrich.OptionError (wrapping batchenrich.ErrInvalidOptions) naming
+// *batchenrich.ConfigError (matching batchenrich.ErrInvalidConfig) naming
 // the first invalid field. It never modifies cfg.Client.
 func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	s, err := cfg.resolve()
@@ -86,7 +86,7 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	}
 	tmpl, err := httpx.ParseTemplate(cfg.URL)
 	if err != nil {
-		return nil, optErr("URL", err.Error())
+		return nil, &batchenrich.ConfigError{Package: "httpenrich", Field: "URL", Err: err}
 	}
 	if err := checkParams(tmpl, cfg.Request != nil, cfg.PathParams); err != nil {
 		return nil, err

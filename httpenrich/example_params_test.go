@@ -34,6 +34,6 @@ func ExampleConfig_pathParams() {
 	}
 	// Output:
 	// ok: https://api.example.com/travelers/{id}
-	// batchenrich: invalid option URL: parameter {region} is not supplied (PathParams lists what Request sets)
-	// batchenrich: invalid option URL: parameter {id} is not in the URL template (PathParams lists what Request sets)
+	// httpenrich: invalid URL: parameter {region} is not supplied (PathParams lists what Request sets)
+	// httpenrich: invalid URL: parameter {id} is not in the URL template (PathParams lists what Request sets)
 }

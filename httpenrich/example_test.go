@@ -103,7 +103,7 @@ func Example_errors() {
 func ExamplePoolFromEnv() {
 	pool, err := httpenrich.PoolFromEnv()
 	if err != nil {
-		fmt.Println(err) // e.g. batchenrich: invalid option BATCHENRICH_HTTP_MAX_CONNECTIONS: "ten" is not a positive integer
+		fmt.Println(err) // e.g. httpenrich: invalid BATCHENRICH_HTTP_MAX_CONNECTIONS: "ten" is not a positive integer
 		return
 	}
 	opts := batchenrich.Options{Concurrency: 64}

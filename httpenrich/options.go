@@ -15,7 +15,7 @@ import (
 // Config configures an Enricher for items of type T, response bodies
 // decoded into B, and results of type R. Zero fields mean the exported
 // defaults; New validates every field and reports the first bad one as a
-// *batchenrich.OptionError naming it.
+// *batchenrich.ConfigError naming it.
 type Config[T, B, R any] struct {
 	// URL is the request URL template, required: an absolute http or
 	// https URL in which {name} stands for a parameter set per item by

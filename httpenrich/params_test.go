@@ -45,9 +45,9 @@ func TestNewRefusesParametersRequestCannotFill(t *testing.T) {
 				_ = e.Close()
 				return
 			}
-			var oe *batchenrich.OptionError
+			var oe *batchenrich.ConfigError
 			if !errors.As(err, &oe) || oe.Field != tt.field || !strings.Contains(oe.Reason, tt.want) {
-				t.Fatalf("New = %v, want an OptionError for %s containing %q", err, tt.field, tt.want)
+				t.Fatalf("New = %v, want a ConfigError for %s containing %q", err, tt.field, tt.want)
 			}
 		})
 	}

@@ -146,7 +146,7 @@ func NewTransport(p Pool) (*http.Transport, error) {
 // fractions allowed, at most a day) and BATCHENRICH_HTTP_ENABLE_HTTP2 (a
 // boolean as strconv.ParseBool reads it). An unset or empty variable leaves
 // its field zero, meaning the default. A malformed value is an
-// *batchenrich.OptionError naming the variable.
+// *batchenrich.ConfigError naming the variable.
 func PoolFromEnv() (Pool, error) {
 	var p Pool
 	var err error
@@ -197,6 +197,7 @@ func envInt(name string) (int, error) {
 	return n, nil
 }
 
+// optErr is this package's *batchenrich.ConfigError about field.
 func optErr(field, reason string) error {
-	return &batchenrich.OptionError{Field: field, Reason: reason}
+	return &batchenrich.ConfigError{Package: "httpenrich", Field: field, Reason: reason}
 }

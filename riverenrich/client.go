@@ -31,9 +31,10 @@ type Client[T, R any] struct {
 }
 
 // New validates cfg and returns a Client, with a River client built on
-// cfg.DB through riverdatabasesql. It returns a *ConfigError naming the
-// first bad field, or River's own configuration error, wrapped. It does
-// not touch the database; call Migrate once first.
+// cfg.DB through riverdatabasesql. It returns a *batchenrich.ConfigError
+// (Package "riverenrich") naming the first bad field, or River's own
+// configuration error, wrapped. It does not touch the database; call
+// Migrate once first.
 func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err

@@ -146,24 +146,20 @@ type Config[T, R any] struct {
 	Logger *slog.Logger
 }
 
-// ConfigError reports an invalid Config field.
-type ConfigError struct {
-	// Field is the Config field, Reason what is wrong with it.
-	Field  string
-	Reason string
-}
-
-// Error names the field and what is wrong with it.
-func (e *ConfigError) Error() string {
-	return "riverenrich: invalid config " + e.Field + ": " + e.Reason
-}
-
-// ErrNotLocker is wrapped by the *ConfigError for a Store that is not a
-// batchenrich.Locker.
+// ErrNotLocker is the cause of the *batchenrich.ConfigError (Field
+// "Store") for a Store that is not a batchenrich.Locker: both
+// errors.Is(err, ErrNotLocker) and errors.Is(err,
+// batchenrich.ErrInvalidConfig) are true for it.
 var ErrNotLocker = errors.New("store is not a batchenrich.Locker")
 
+// configErr is this package's *batchenrich.ConfigError about a Config
+// field.
+func configErr(field, reason string, err error) error {
+	return &batchenrich.ConfigError{Package: "riverenrich", Field: field, Reason: reason, Err: err}
+}
+
 func (c *Config[T, R]) withDefaults() error {
-	bad := func(field, reason string) error { return &ConfigError{Field: field, Reason: reason} }
+	bad := func(field, reason string) error { return configErr(field, reason, nil) }
 	switch {
 	case c.DB == nil:
 		return bad("DB", "required")
@@ -181,7 +177,7 @@ func (c *Config[T, R]) withDefaults() error {
 		return bad("FetchPollInterval", "must not be negative")
 	}
 	if _, ok := c.Store.(batchenrich.Locker); !ok {
-		return bad("Store", ErrNotLocker.Error())
+		return configErr("Store", fmt.Sprintf("%T", c.Store), ErrNotLocker)
 	}
 	switch {
 	case c.Source != nil && c.Enricher == nil:

@@ -272,14 +272,16 @@ func TestConfigRefused(t *testing.T) {
 	t.Parallel()
 	store := batchenrich.CheckpointStore(struct{ batchenrich.CheckpointStore }{})
 	_, err := riverenrich.New(riverenrich.Config[row, int64]{DB: nil})
-	var ce *riverenrich.ConfigError
-	if !errors.As(err, &ce) || ce.Field != "DB" {
+	var ce *batchenrich.ConfigError
+	if !errors.As(err, &ce) || ce.Package != "riverenrich" || ce.Field != "DB" || !errors.Is(err, batchenrich.ErrInvalidConfig) ||
+		!strings.HasPrefix(err.Error(), "riverenrich: invalid DB: ") {
 		t.Fatalf("nil DB: err = %v", err)
 	}
 	f := newFixture(t, 1)
 	_, err = riverenrich.New(riverenrich.Config[row, int64]{Job: "test", DB: f.db.DB, Store: store})
-	if !errors.As(err, &ce) || ce.Field != "Store" {
-		t.Fatalf("store without locks: err = %v", err)
+	if !errors.As(err, &ce) || ce.Package != "riverenrich" || ce.Field != "Store" ||
+		!errors.Is(err, riverenrich.ErrNotLocker) || !errors.Is(err, batchenrich.ErrInvalidConfig) {
+		t.Fatalf("store without locks: err = %v, want riverenrich's ConfigError for Store wrapping ErrNotLocker", err)
 	}
 	// A working Client missing its Enricher or its Sink: the error names
 	// the one missing.

@@ -127,13 +127,13 @@ func failed(err error) error {
 }
 
 // unfixable reports whether err is one that another attempt would meet
-// again: a configuration refused (batchenrich.ErrInvalidOptions,
-// sqlbatch.ErrInvalidConfig), a checkpoint recorded with another
+// again: a configuration refused (batchenrich.ErrInvalidConfig, in any
+// package), a checkpoint recorded with another
 // partition count or other settings, a batch stopped by the failure
 // policy or because every item failed, or a batchenrich.Fatal error (the
 // program's fault).
 func unfixable(err error) bool {
-	for _, target := range []error{batchenrich.ErrInvalidOptions, sqlbatch.ErrInvalidConfig,
+	for _, target := range []error{batchenrich.ErrInvalidConfig,
 		batchenrich.ErrPartitionsChanged, batchenrich.ErrCheckpointMismatch,
 		batchenrich.ErrTooManyFailures, batchenrich.ErrAllFailed} {
 		if errors.Is(err, target) {

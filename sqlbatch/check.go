@@ -20,7 +20,7 @@ import (
 // key or unique index covers a Sink's Key, which columns hold text — is
 // checked by Check, which a batchenrich.Runner calls before its first
 // read, and which a Source runs by itself before its first read and a
-// Sink before its first write. A mistake is then one *ConfigError naming
+// Sink before its first write. A mistake is then one *batchenrich.ConfigError naming
 // the table, column or key, before any item is enriched, instead of rows
 // silently wrong (SQLite reads a double-quoted name that is no column as
 // a string literal) or duplicated (PostgreSQL's COPY ignores keys that no
@@ -30,7 +30,7 @@ import (
 // each table exists and has every column of Columns, BatchColumn and Key,
 // and a primary key or unique index covers exactly the Key columns (in
 // any order; not partial, not on expressions, not deferrable). It returns
-// a *ConfigError naming the first problem. It also learns which columns
+// a *batchenrich.ConfigError naming the first problem. It also learns which columns
 // hold text or JSON (see SinkConfig). Once it has succeeded it does
 // nothing more; Write and WriteTx call it before their first write.
 func (s *Sink[T, R]) Check(ctx context.Context) error {

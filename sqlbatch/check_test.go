@@ -14,13 +14,18 @@ import (
 	"github.com/batchenrich/batchenrich/sqlbatch"
 )
 
-// wantConfigErr fails unless err is a *ConfigError for field whose text
-// contains each of parts.
+// wantConfigErr fails unless err is sqlbatch's *batchenrich.ConfigError for
+// config.field (field alone when config is "") whose text contains each of
+// parts.
 func wantConfigErr(t *testing.T, err error, config, field string, parts ...string) {
 	t.Helper()
-	var ce *sqlbatch.ConfigError
-	if !errors.As(err, &ce) || ce.Config != config || ce.Field != field || !errors.Is(err, sqlbatch.ErrInvalidConfig) {
-		t.Fatalf("err = %v, want a ConfigError for %s.%s", err, config, field)
+	if config != "" {
+		field = config + "." + field
+	}
+	var ce *batchenrich.ConfigError
+	if !errors.As(err, &ce) || ce.Package != "sqlbatch" || ce.Field != field || !errors.Is(err, batchenrich.ErrInvalidConfig) ||
+		!strings.HasPrefix(err.Error(), "sqlbatch: invalid "+field+": ") {
+		t.Fatalf("err = %v, want a ConfigError for %s", err, field)
 	}
 	for _, p := range parts {
 		if !strings.Contains(err.Error(), p) {

@@ -129,7 +129,7 @@ type heldLock struct {
 }
 
 // NewCheckpointStore returns a CheckpointStore on db. It validates cfg and
-// returns a *ConfigError naming the first bad field. It does not touch the
+// returns a *batchenrich.ConfigError naming the first bad field. It does not touch the
 // database; call CreateTable once to create the table.
 func NewCheckpointStore(db *sqlx.DB, cfg CheckpointConfig) (_ *CheckpointStore, err error) {
 	defer func() { err = inConfig("CheckpointConfig", err) }()

@@ -83,7 +83,7 @@ func TestCheckpointConfigErrors(t *testing.T) {
 	for _, cfg := range []sqlbatch.CheckpointConfig{
 		{Table: "a.b.c"}, {Table: "x\x00"}, {LeaseTTL: -1}, {LeaseTTL: 1},
 	} {
-		if _, err := sqlbatch.NewCheckpointStore(db, cfg); !errors.Is(err, sqlbatch.ErrInvalidConfig) {
+		if _, err := sqlbatch.NewCheckpointStore(db, cfg); !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("%+v: err = %v", cfg, err)
 		}
 	}

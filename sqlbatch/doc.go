@@ -155,7 +155,7 @@
 // # Checked before any work
 //
 // A configuration the database disagrees with fails before the first
-// item is enriched, with a *ConfigError naming the field, table and
+// item is enriched, with a *batchenrich.ConfigError naming the field, table and
 // column: Source.Check and Sink.Check compare it with the catalog
 // (pg_catalog on PostgreSQL, PRAGMA table_info and index_list on
 // SQLite), and a batchenrich.Runner calls them before it
@@ -171,6 +171,12 @@
 //
 //	sqlbatch: invalid SinkConfig.Key: no primary key or unique index of table "results" covers exactly (execution_id, traveler_id), so a rewritten batch would duplicate rows (it has no primary key or unique index); add one: CREATE UNIQUE INDEX ON "results" ("execution_id", "traveler_id")
 //	sqlbatch: invalid SourceConfig.Filter["executon_id"]: table "travelers" has no column "executon_id" (it has execution_id, traveler_id, name)
+//
+// Every configuration mistake of this package, found by a constructor or
+// by Check, is a *batchenrich.ConfigError with Package "sqlbatch" and
+// Field naming the configuration struct and its field
+// ("SinkConfig.Key"); errors.Is(err, batchenrich.ErrInvalidConfig) is
+// true for it.
 //
 // # SQLite
 //

@@ -4,72 +4,56 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
-// Sentinel errors. Use errors.Is to test for them.
-var (
-	// ErrInvalidConfig is wrapped by the *ConfigError that the
-	// constructors return for a bad configuration.
-	ErrInvalidConfig = errors.New("sqlbatch: invalid config")
+// ErrLockLost is returned by CheckpointStore.Save and SaveTx (and so by
+// Sink.WriteCheckpointed), and by the release function TryLock returned,
+// when the run lock this store took with TryLock is no longer held: the
+// PostgreSQL session holding the advisory lock ended, or the SQLite lease
+// expired and another runner took it. Nothing is saved; the runner must
+// stop. Use errors.Is to test for it.
+var ErrLockLost = errors.New("run lock lost")
 
-	// ErrLockLost is returned by CheckpointStore.Save and SaveTx (and so
-	// by Sink.WriteCheckpointed), and by the release function TryLock
-	// returned, when the run lock this store took with TryLock is no
-	// longer held: the PostgreSQL session holding the
-	// advisory lock ended, or the SQLite lease expired and another runner
-	// took it. Nothing is saved; the runner must stop.
-	ErrLockLost = errors.New("run lock lost")
-)
-
-// ConfigError reports an invalid configuration field. It wraps
-// ErrInvalidConfig, and the cause when there is one.
-type ConfigError struct {
-	Config string // "SourceConfig", "SinkConfig" or "CheckpointConfig"; empty for the db argument
-	Field  string // the field, e.g. "Key", "Columns[2]" or "Failures.Table"
-	Reason string // what is wrong with it
-	Err    error  // the underlying cause, or nil
-}
-
-// Error names the field, what is wrong with it, and the cause if any:
-// "sqlbatch: invalid SinkConfig.Columns[2]: table "results" has no column
-// "payloda" (it has …)".
-func (e *ConfigError) Error() string {
-	name := e.Field
-	if e.Config != "" {
-		name = e.Config + "." + e.Field
-	}
-	s := "sqlbatch: invalid " + name + ": " + e.Reason
-	switch {
-	case e.Err != nil && e.Reason == "":
-		s += e.Err.Error()
-	case e.Err != nil:
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-// Unwrap returns ErrInvalidConfig and the cause.
-func (e *ConfigError) Unwrap() []error {
-	if e.Err == nil {
-		return []error{ErrInvalidConfig}
-	}
-	return []error{ErrInvalidConfig, e.Err}
-}
-
+// configErr is this package's *batchenrich.ConfigError about field, with
+// its cause if any. A constructor names the configuration struct in front
+// of the field (inConfig) before it returns the error.
 func configErr(field, reason string, err error) error {
-	return &ConfigError{Field: field, Reason: reason, Err: err}
+	return &batchenrich.ConfigError{Package: "sqlbatch", Field: field, Reason: reason, Err: err}
 }
 
-// inConfig names the configuration struct in a *ConfigError about one of
-// its fields.
+// ownConfigErr returns the *batchenrich.ConfigError of this package in
+// err's chain, or nil.
+func ownConfigErr(err error) *batchenrich.ConfigError {
+	var ce *batchenrich.ConfigError
+	if errors.As(err, &ce) && ce.Package == "sqlbatch" {
+		return ce
+	}
+	return nil
+}
+
+// splitField splits a field name into the configuration struct it names
+// first, if any ("SinkConfig" of "SinkConfig.Key"), and the rest.
+func splitField(name string) (config, field string) {
+	if i := strings.IndexByte(name, '.'); i > 0 && strings.HasSuffix(name[:i], "Config") {
+		return name[:i], name[i+1:]
+	}
+	return "", name
+}
+
+// inConfig names the configuration struct in front of the field of this
+// package's *batchenrich.ConfigError in err, unless a struct is named
+// already or the field is the db argument.
 func inConfig(config string, err error) error {
-	var ce *ConfigError
-	if errors.As(err, &ce) && ce.Config == "" && ce.Field != "db" {
-		ce.Config = config
+	if ce := ownConfigErr(err); ce != nil {
+		if c, f := splitField(ce.Field); c == "" && f != "db" {
+			ce.Field = config + "." + f
+		}
 	}
 	return err
 }

@@ -85,7 +85,7 @@ var _ batchenrich.BulkEnricher[int, struct{}] = (*Lookup[int, struct{}])(nil)
 var errNoRow = errors.New("lookup: no row for the item's key")
 
 // NewLookup returns a Lookup reading db as cfg says. It validates cfg and
-// returns a *ConfigError (Config "LookupConfig") naming the first bad
+// returns a *batchenrich.ConfigError (its Field under "LookupConfig.") naming the first bad
 // field. It does not touch the database: Check compares cfg with the
 // catalog, and runs before the first lookup if nobody called it earlier.
 func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err error) {
@@ -101,15 +101,15 @@ func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err
 	src, err := NewSource[R](db, SourceConfig{Table: cfg.Table, Query: cfg.Query, Args: cfg.Args,
 		Key: []string{cfg.Key}, Filter: cfg.Filter, Columns: cfg.Columns})
 	if err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			ce.Config = "" // set again to LookupConfig
-			if ce.Field == "Key[0]" {
-				ce.Field = "Key"
+		if ce := ownConfigErr(err); ce != nil {
+			_, f := splitField(ce.Field) // named again LookupConfig's
+			switch f {
+			case "Key[0]":
+				f = "Key"
+			case "T":
+				f = "R"
 			}
-			if ce.Field == "T" {
-				ce.Field = "R"
-			}
+			ce.Field = f
 		}
 		return nil, err
 	}
@@ -127,14 +127,13 @@ func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err
 // Check checks the configuration against the database, as Source.Check
 // does (the table or query, Key, Filter and Columns, and the fields of R),
 // and on PostgreSQL learns the Key column's type. It returns a
-// *ConfigError naming the first problem. Once it has succeeded it does
+// *batchenrich.ConfigError naming the first problem. Once it has succeeded it does
 // nothing more.
 func (l *Lookup[T, R]) Check(ctx context.Context) error {
 	return l.checked.do(func() error {
 		if err := l.src.Check(ctx); err != nil {
-			var ce *ConfigError
-			if errors.As(err, &ce) && ce.Field == "Key[0]" {
-				ce.Field = "Key"
+			if ce := ownConfigErr(err); ce != nil && ce.Field == "LookupConfig.Key[0]" {
+				ce.Field = "LookupConfig.Key"
 			}
 			return err
 		}

@@ -176,7 +176,7 @@ func TestLookupCheckedBeforeWork(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = r.Run(context.Background())
-			var ce *sqlbatch.ConfigError
+			var ce *batchenrich.ConfigError
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "invalid "+field+":") {
 				t.Fatalf("%s: err = %v", field, err)
 			}

@@ -115,8 +115,8 @@ func TestPartitionConfigRefused(t *testing.T) {
 			{Table: "t", Key: []string{"traveler_id"}, Partition: batchenrich.Partition{Index: 0, Count: 2}, Paging: sqlbatch.PageByOffset},
 		} {
 			_, err := sqlbatch.NewSource[Traveler](db, cfg)
-			var ce *sqlbatch.ConfigError
-			if !errors.As(err, &ce) || ce.Field != "Partition" {
+			var ce *batchenrich.ConfigError
+			if !errors.As(err, &ce) || ce.Field != "SourceConfig.Partition" {
 				t.Errorf("%+v: err = %v, want a ConfigError on Partition", cfg.Partition, err)
 			}
 		}

@@ -2,7 +2,6 @@ package sqlbatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -60,7 +59,7 @@ type FailedSourceConfig struct {
 // (their class set to NULL) before the cursor are behind it, and those
 // after it are read as the run left them, so an interrupted replay
 // resumes where it stopped. Index Table on the On columns (its key
-// usually is). It validates cfg and returns a *ConfigError naming the
+// usually is). It validates cfg and returns a *batchenrich.ConfigError naming the
 // first bad field; it does not touch the database.
 func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], err error) {
 	defer func() { err = inConfig("FailedSourceConfig", err) }()
@@ -70,9 +69,9 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 	}
 	src := cfg.Source
 	if _, err := NewSource[T](db, src); err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			ce.Config, ce.Field = "FailedSourceConfig", "Source."+ce.Field
+		if ce := ownConfigErr(err); ce != nil {
+			_, f := splitField(ce.Field)
+			ce.Field = "FailedSourceConfig.Source." + f
 		}
 		return nil, err
 	}

@@ -471,8 +471,8 @@ func TestNewFailedSourceRefusesBadConfig(t *testing.T) {
 		cfg.Source.Key = []string{"traveler_id"}
 		c.edit(&cfg)
 		_, err := sqlbatch.NewFailedSource[Traveler](db, cfg)
-		var ce *sqlbatch.ConfigError
-		if !errors.As(err, &ce) || ce.Field != c.field {
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Package != "sqlbatch" || ce.Field != "FailedSourceConfig."+c.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("want an error naming %s, got %v", c.field, err)
 		}
 	}

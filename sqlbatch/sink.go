@@ -142,7 +142,7 @@ type target[T, R any] struct {
 }
 
 // NewSink returns a Sink writing to db as cfg says. It validates cfg and
-// returns a *ConfigError naming the first bad field. It does not touch the
+// returns a *batchenrich.ConfigError naming the first bad field. It does not touch the
 // database: Check compares cfg with the catalog (tables, columns, the
 // unique index behind Key), and runs before the first write if nobody
 // called it earlier.
@@ -187,8 +187,7 @@ func newTarget[T, R any](d sqldialect.Dialect, prefix, table string, key, cols [
 	t.names = all
 	t.ident = strings.Split(table, ".")
 	if t.cols, err = quoteCols(d, prefix+"Columns", all); err != nil {
-		var ce *ConfigError
-		if batchCol != "" && errors.As(err, &ce) && ce.Field == fmt.Sprintf("%sColumns[%d]", prefix, len(cols)) {
+		if ce := ownConfigErr(err); batchCol != "" && ce != nil && ce.Field == fmt.Sprintf("%sColumns[%d]", prefix, len(cols)) {
 			ce.Field = prefix + "BatchColumn"
 		}
 		return nil, err

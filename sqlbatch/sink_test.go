@@ -308,8 +308,8 @@ func TestSinkConfigErrors(t *testing.T) {
 		cfg := ok
 		tc.edit(&cfg)
 		_, err := sqlbatch.NewSink(db, cfg)
-		var ce *sqlbatch.ConfigError
-		if !errors.As(err, &ce) || ce.Field != tc.field {
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Package != "sqlbatch" || ce.Field != "SinkConfig."+tc.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("%s: err = %v, want a ConfigError for %s", tc.name, err, tc.field)
 		}
 	}
@@ -368,7 +368,7 @@ func TestHostileNames(t *testing.T) {
 				Table: bad, Key: []string{"a"}, Columns: []string{"a"},
 				Row: func(r batchenrich.Result[Traveler, Enriched]) ([]any, error) { return nil, nil },
 			})
-			if !errors.Is(err, sqlbatch.ErrInvalidConfig) {
+			if !errors.Is(err, batchenrich.ErrInvalidConfig) {
 				t.Errorf("table %q: err = %v, want ErrInvalidConfig", bad, err)
 			}
 		}

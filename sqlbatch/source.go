@@ -125,7 +125,7 @@ type Source[T any] struct {
 }
 
 // NewSource returns a Source reading db as cfg says. It validates cfg
-// and returns a *ConfigError naming the first bad field. It does not
+// and returns a *batchenrich.ConfigError naming the first bad field. It does not
 // touch the database: Check compares cfg with the catalog, and runs
 // before the first read if nobody called it earlier.
 func NewSource[T any](db *sqlx.DB, cfg SourceConfig) (_ *Source[T], err error) {

@@ -18,7 +18,7 @@ import (
 // table exists (for a Query, it runs with no row to learn its columns),
 // and it has every column named in Key, Filter and Columns. With the
 // default Columns (every column), each column must have a field of the
-// item type and each field a column. It returns a *ConfigError naming the
+// item type and each field a column. It returns a *batchenrich.ConfigError naming the
 // first problem. Once it has succeeded it does nothing more; Read calls it
 // before its first read.
 func (s *Source[T]) Check(ctx context.Context) error {

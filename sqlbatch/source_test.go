@@ -166,8 +166,8 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"bad filter", sqlbatch.SourceConfig{Table: "t", Key: []string{"traveler_id"}, Filter: map[string]any{"\u202e": 1}}, "Filter"},
 	} {
 		_, err := sqlbatch.NewSource[Traveler](db, tc.cfg)
-		var ce *sqlbatch.ConfigError
-		if !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, sqlbatch.ErrInvalidConfig) {
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Package != "sqlbatch" || ce.Field != "SourceConfig."+tc.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("%s: err = %v, want a ConfigError for %s", tc.name, err, tc.field)
 		}
 	}

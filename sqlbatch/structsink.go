@@ -41,21 +41,25 @@ type StructSinkConfig[T, R, S any] struct {
 // It derives the columns from S's `db` tags (through db.Mapper, as sqlx
 // reads them) and checks them when it is made: S must be a struct, with
 // at least one column field, no column twice, every Key column among
-// them, and no field for BatchColumn. It returns a *ConfigError naming
+// them, and no field for BatchColumn. It returns a *batchenrich.ConfigError naming
 // the first problem. Like NewSink it does not touch the database; Check
 // compares the columns with the catalog.
 func NewStructSink[T, R, S any](db *sqlx.DB, cfg StructSinkConfig[T, R, S]) (_ *Sink[T, R], err error) {
 	var names []string // the struct field of each column
 	defer func() {
-		if ce, ok := err.(*ConfigError); ok && ce.Config == "SinkConfig" {
-			ce.Config = "StructSinkConfig"
+		if ce, ok := err.(*batchenrich.ConfigError); ok && ce.Package == "sqlbatch" {
+			c, f := splitField(ce.Field)
+			if c != "SinkConfig" {
+				return
+			}
 			// StructSinkConfig has no Columns: they come from the
 			// fields of the row type.
 			var i int
-			if _, e := fmt.Sscanf(ce.Field, "Columns[%d]", &i); e == nil && i >= 0 && i < len(names) {
-				ce.Field = "Row"
+			if _, e := fmt.Sscanf(f, "Columns[%d]", &i); e == nil && i >= 0 && i < len(names) {
+				f = "Row"
 				ce.Reason = "field " + names[i] + " of the row type: " + ce.Reason
 			}
+			ce.Field = "StructSinkConfig." + f
 		}
 	}()
 	if db == nil {
@@ -63,33 +67,33 @@ func NewStructSink[T, R, S any](db *sqlx.DB, cfg StructSinkConfig[T, R, S]) (_ *
 	}
 	st := reflect.TypeFor[S]()
 	if st.Kind() != reflect.Struct {
-		return nil, &ConfigError{Config: "StructSinkConfig", Field: "Row", Reason: fmt.Sprintf("row type %v is not a struct", st)}
+		return nil, configErr("StructSinkConfig.Row", fmt.Sprintf("row type %v is not a struct", st), nil)
 	}
 	if cfg.Row == nil {
-		return nil, &ConfigError{Config: "StructSinkConfig", Field: "Row", Reason: "required"}
+		return nil, configErr("StructSinkConfig.Row", "required", nil)
 	}
 	fields := columnFields(db.Mapper.TypeMap(st).Tree)
 	if len(fields) == 0 {
-		return nil, &ConfigError{Config: "StructSinkConfig", Field: "Row", Reason: fmt.Sprintf("row type %v has no exported field to write", st)}
+		return nil, configErr("StructSinkConfig.Row", fmt.Sprintf("row type %v has no exported field to write", st), nil)
 	}
 	cols := make([]string, len(fields))
 	paths := make([][]int, len(fields))
 	names = make([]string, len(fields))
 	for i, f := range fields {
 		if j := slices.Index(cols[:i], f.Path); j >= 0 {
-			return nil, &ConfigError{Config: "StructSinkConfig", Field: "Row",
-				Reason: fmt.Sprintf("fields %s and %s of %v both map to column %q", names[j], f.Field.Name, st, f.Path)}
+			return nil, configErr("StructSinkConfig.Row",
+				fmt.Sprintf("fields %s and %s of %v both map to column %q", names[j], f.Field.Name, st, f.Path), nil)
 		}
 		if f.Path == cfg.BatchColumn {
-			return nil, &ConfigError{Config: "StructSinkConfig", Field: "BatchColumn",
-				Reason: fmt.Sprintf("field %s of %v maps to BatchColumn %q, which the Sink fills with the batch number (tag it `db:\"-\"`)", f.Field.Name, st, f.Path)}
+			return nil, configErr("StructSinkConfig.BatchColumn",
+				fmt.Sprintf("field %s of %v maps to BatchColumn %q, which the Sink fills with the batch number (tag it `db:\"-\"`)", f.Field.Name, st, f.Path), nil)
 		}
 		cols[i], paths[i], names[i] = f.Path, f.Index, f.Field.Name
 	}
 	for i, k := range cfg.Key {
 		if !slices.Contains(cols, k) {
-			return nil, &ConfigError{Config: "StructSinkConfig", Field: fmt.Sprintf("Key[%d]", i),
-				Reason: fmt.Sprintf("column %q is no field of %v (add a `db:%q` tag)", k, st, k)}
+			return nil, configErr(fmt.Sprintf("StructSinkConfig.Key[%d]", i),
+				fmt.Sprintf("column %q is no field of %v (add a `db:%q` tag)", k, st, k), nil)
 		}
 	}
 	row := func(r batchenrich.Result[T, R]) ([]any, error) {

@@ -39,7 +39,6 @@ import (
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/redact"
-	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"  // PostgreSQL driver, "postgres"
 	_ "modernc.org/sqlite" // SQLite driver, "sqlite" (pure Go)
@@ -165,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	if cfg.retryFailed == retryOff && cfg.partitions > 1 {
 		rep, runErr = j.runPartitioned(ctx, db, cfg, events)
-		if errors.Is(runErr, batchenrich.ErrInvalidOptions) {
+		if errors.Is(runErr, batchenrich.ErrInvalidConfig) {
 			return fail(exitUsage, "%v", runErr)
 		}
 	} else if cfg.retryFailed == retryOff {
@@ -217,9 +216,8 @@ func refusal(err error) string {
 // catalog check rejected. Running again with the same flags fails alike,
 // so no summary and no resume hint.
 func refusedBeforeWork(err error) bool {
-	var ce *sqlbatch.ConfigError
 	return errors.Is(err, batchenrich.ErrCheckpointMismatch) || errors.Is(err, batchenrich.ErrPartitionsChanged) ||
-		errors.Is(err, batchenrich.ErrInvalidOptions) || errors.As(err, &ce)
+		errors.Is(err, batchenrich.ErrInvalidConfig)
 }
 
 // finish validates the run from the database and prints the summary and
