@@ -171,7 +171,8 @@
 // and, for a partitioned run, each partition's lock, so a replay of a run
 // that is running is refused. A replay of a run key with no recorded run
 // is refused (ErrUnknownRun), and so is one of another job or with another
-// Enricher or Sink (ErrCheckpointMismatch). A run with no failure in scope
+// Enricher or Sink (ErrCheckpointMismatch; the Sink is not compared for a
+// partitioned run, whose partitions each had their own). A run with no failure in scope
 // is left alone (ReplayReport.NothingToReplay).
 //
 // # Partitions

@@ -88,3 +88,91 @@ func TestReplayOfRunningPartitionRefused(t *testing.T) {
 		_ = u()
 	}
 }
+
+// described gives a test component a description (Describer).
+type describedSink struct {
+	batchenrich.Sink[item, int]
+	d string
+}
+
+func (s describedSink) Describe() string { return s.d }
+
+type describedEnricher struct {
+	batchenrich.Enricher[item, int]
+	d string
+}
+
+func (e describedEnricher) Describe() string { return e.d }
+
+// A replay of a partitioned run compares its Job and Enricher with the
+// run's, not its Sink: each partition wrote through a Sink of its own
+// (here one that writes the partition's index), which the replay, one
+// stream, cannot be. A replay of an unpartitioned run compares its Sink
+// too. The refusal says "recorded with other settings" once.
+func TestReplayIdentityOfPartitionedRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	enr := func(d string) batchenrich.Enricher[item, int] {
+		return describedEnricher{batchenrichtest.NewEnricher(double), d}
+	}
+	store := batchenrichtest.NewCheckpoints()
+	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
+		Partitions: 2,
+		Source: func(p batchenrich.Partition) (batchenrich.Source[item], error) {
+			var mine []item
+			for _, i := range items(10) {
+				if int(i)%p.Count == p.Index {
+					mine = append(mine, i)
+				}
+			}
+			return batchenrichtest.NewSliceSource(mine), nil
+		},
+		Enricher: enr("double"),
+		Sink: func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+			return describedSink{batchenrichtest.NewSink[item, int](), "table t columns (v, partition_index)"}, nil
+		},
+		Options: batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: "parts"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items(4)), enr("double"),
+		describedSink{batchenrichtest.NewSink[item, int](), "table t columns (v, partition_index)"},
+		batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: "whole"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	replay := func(run, enrDesc string) (*batchenrichtest.Sink[item, int], error) {
+		t.Helper()
+		sink := batchenrichtest.NewSink[item, int]()
+		p, err := batchenrich.NewReplay(batchenrichtest.NewSliceSource(items(2)), enr(enrDesc), describedSink{sink, "table t columns (v)"},
+			batchenrich.Options{Durable: &batchenrich.Durable{Store: store, RunKey: run}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Run(ctx)
+		return sink, err
+	}
+	if sink, err := replay("parts", "double"); err != nil || len(sink.Batches()) != 1 {
+		t.Fatalf("replay of the partitioned run with a one-stream Sink: %v, %d batches", err, len(sink.Batches()))
+	}
+	for _, c := range []struct{ run, enr, want string }{
+		{"parts", "triple", `enricher "double" (this run: "triple")`},
+		{"whole", "double", `sink "table t columns (v, partition_index)" (this run: "table t columns (v)")`},
+	} {
+		sink, err := replay(c.run, c.enr)
+		if !errors.Is(err, batchenrich.ErrCheckpointMismatch) || !strings.Contains(err.Error(), c.want) || len(sink.Batches()) != 0 {
+			t.Fatalf("replay of %q with enricher %q: %v, %d batches; want ErrCheckpointMismatch saying %s", c.run, c.enr, err, len(sink.Batches()), c.want)
+		}
+		if n := strings.Count(err.Error(), "checkpoint"); n != 1 {
+			t.Errorf("error %q says checkpoint %d times", err, n)
+		}
+	}
+}

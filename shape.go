@@ -15,8 +15,9 @@ import (
 // says what differs and how to proceed: run with the recorded settings,
 // start afresh under a new RunKey, or (for BatchSize and Fingerprint
 // only) set Durable.AllowReshape. Replay.Run refuses a replay of another
-// job or definition (its Enricher or Sink) with it too.
-var ErrCheckpointMismatch = errors.New("checkpoint was recorded with other settings")
+// job or definition (its Enricher, or Sink for an unpartitioned run) with
+// it too.
+var ErrCheckpointMismatch = errors.New("recorded with other settings")
 
 // checkShape compares a loaded checkpoint with the run's settings. A zero
 // BatchSize or empty Fingerprint in cp means "not recorded" (a checkpoint
