@@ -24,9 +24,10 @@
 // HTTP call per item; package batchenrichtest fakes for unit tests.
 //
 // A Source, Enricher, Sink or CheckpointStore that is also a Checker is checked
-// before any work: Run calls Check on each (sqlbatch's compare their
-// configuration with the database's catalog) and returns the first error
-// before it takes the run lock or reads anything.
+// before any work: Run calls Check on each, concurrently (sqlbatch's compare
+// their configuration with the database's catalog), and returns the first
+// error, in the order Source, Enricher, Sink, CheckpointStore, before it
+// takes the run lock or reads anything.
 //
 // # Guarantees
 //

@@ -41,11 +41,15 @@
 // staging table and upserted with one INSERT … SELECT … ON CONFLICT, which
 // measured 2–3× faster from 300 rows of ~700-byte JSON payloads on, and
 // even around 100. Before either, PostgreSQL first tries the cheapest
-// write there is: a COPY straight into the table, inside a savepoint. A
-// batch written for the first time has only new keys, so that COPY
-// succeeds, at the cost of a raw COPY (1.0× at 1000 rows, 1.3× at 100, see
-// BenchmarkSink); if a key exists, the savepoint undoes it and the upsert
-// runs, and that Sink goes straight to the upsert from then on.
+// write there is: a COPY straight into the table. A batch written for the
+// first time has only new keys, so that COPY succeeds, at the cost of a
+// raw COPY (1.0× at 1000 rows, 1.3× at 100, see BenchmarkSink); if a key
+// exists, the upsert runs instead, and that Sink goes straight to the
+// upsert from then on. In the transaction Write and WriteCheckpointed
+// begin, the COPY needs no savepoint: a conflict rolls the transaction
+// back and it runs again with the upsert (the RowFunc is not called
+// again); in yours (WriteTx) it runs inside a savepoint, which a conflict
+// rolls back.
 // Writing a batch again leaves the same rows. A
 // RowFunc maps each result to a row; failed results go through it too (to
 // be stored as invalid rows) or to a FailureTable, and are never dropped.

@@ -3,6 +3,7 @@ package sqlbatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -79,30 +80,48 @@ var stageSeq atomic.Uint64
 // Optimistic direct COPY. A batch is usually written once: its keys are
 // new, and an upsert pays for conflict handling it does not need (the
 // staging table, or VALUES' per-parameter parsing). So pgAuto first COPYs
-// the rows straight into the target inside a savepoint, the cheapest write
-// PostgreSQL has (BenchmarkSink's rawcopy). If a key already exists, the
-// COPY fails with a unique violation, the savepoint rolls it back, and the
-// rows go through the upsert as before: the result is the same either way.
-// A Sink that has met a conflict stops trying (conflicted), since a table
-// being rewritten (a re-run over the same keys) would otherwise pay for a
-// wasted COPY per batch.
+// the rows straight into the target, the cheapest write PostgreSQL has
+// (BenchmarkSink's rawcopy). If a key already exists, the COPY fails with
+// a unique violation and the rows go through the upsert instead: the
+// result is the same either way. In a transaction the Sink began (Write,
+// WriteCheckpointed) the COPY runs bare, and a violation rolls the whole
+// transaction back and runs it again (errDirectConflict, see inTx): no
+// savepoint, so two round trips fewer per batch. In a caller's
+// transaction (WriteTx) it runs inside a savepoint, which a violation
+// rolls back. A Sink that has met a conflict stops trying (conflicted),
+// since a table being rewritten (a re-run over the same keys) would
+// otherwise pay for a wasted COPY per batch.
 
-// savepoint names the savepoint of the optimistic COPY.
+// savepoint names the savepoint of the optimistic COPY in a caller's
+// transaction.
 const savepoint = "batchenrich_direct_copy"
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
 
-// writeDirect COPYs rows straight into t within a savepoint. It returns
-// done=false, with the transaction as it was, when a key already exists.
-func (s *Sink[T, R]) writeDirect(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) (done bool, err error) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+savepoint); err != nil {
-		return false, err
+// errDirectConflict is the error of a direct COPY, in a transaction the
+// Sink began, that met an existing key: the transaction is aborted, and
+// inTx runs it again, now with the upsert.
+var errDirectConflict = errors.New("direct COPY met an existing key")
+
+// writeDirect COPYs rows straight into t. In a caller's transaction
+// (owned false) it does so within a savepoint, and returns done=false,
+// with the transaction as it was, when a key already exists. In a
+// transaction the Sink began (owned true) it COPYs without one, and
+// returns an error wrapping errDirectConflict when a key already exists.
+func (s *Sink[T, R]) writeDirect(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any, owned bool) (done bool, err error) {
+	if !owned {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT "+savepoint); err != nil {
+			return false, err
+		}
 	}
 	err = s.copyRows(ctx, tx, t.ident, t.table, t.names, strings.Join(t.cols, ", "), rows)
 	if err == nil {
 		if err := s.hook(ctx, tx); err != nil {
 			return false, err
+		}
+		if owned {
+			return true, nil
 		}
 		_, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+savepoint)
 		return err == nil, err
@@ -111,10 +130,13 @@ func (s *Sink[T, R]) writeDirect(ctx context.Context, tx *sqlx.Tx, t *target[T, 
 	if !errors.As(err, &coded) || coded.SQLState() != uniqueViolation {
 		return false, err
 	}
+	s.conflicted.Store(true)
+	if owned {
+		return false, fmt.Errorf("%w: %w", errDirectConflict, err)
+	}
 	if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+savepoint); rerr != nil {
 		return false, errors.Join(err, rerr)
 	}
-	s.conflicted.Store(true)
 	return false, nil
 }
 

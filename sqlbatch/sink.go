@@ -232,13 +232,28 @@ func (s *Sink[T, R]) Describe() string {
 // connection included), leaving nothing of the batch. The error names the
 // batch.
 func (s *Sink[T, R]) Write(ctx context.Context, b batchenrich.Batch[T, R]) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.WriteTx(ctx, tx, b) })
+	var rows batchRows
+	return s.inTx(ctx, func(tx *sqlx.Tx) error { return s.writeTx(ctx, tx, b, &rows) })
 }
 
 // WriteTx writes every result of b within tx, which the caller commits or
 // rolls back. Use it to add work of your own to the batch's transaction.
 // tx must belong to the Sink's database.
 func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R]) error {
+	return s.writeTx(ctx, tx, b, nil)
+}
+
+// batchRows are the rows of a batch, mapped once for the attempts of a
+// transaction the Sink began (see inTx).
+type batchRows struct {
+	main, fail [][]any
+	mapped     bool
+}
+
+// writeTx is WriteTx. owned is set when the Sink began tx (inTx), which
+// it then may roll back and run again (see writeDirect): it keeps the
+// batch's rows, so that a second attempt does not call the RowFunc again.
+func (s *Sink[T, R]) writeTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Batch[T, R], owned *batchRows) error {
 	if tx == nil {
 		return errors.New("nil transaction")
 	}
@@ -248,15 +263,24 @@ func (s *Sink[T, R]) WriteTx(ctx context.Context, tx *sqlx.Tx, b batchenrich.Bat
 	if b.Replay > 0 && s.replay != nil {
 		return s.writeReplay(ctx, tx, b)
 	}
-	main, fail, err := s.rows(b)
-	if err != nil {
-		return err
+	var rows batchRows
+	if owned != nil && owned.mapped {
+		rows = *owned
+	} else {
+		var err error
+		if rows.main, rows.fail, err = s.rows(b); err != nil {
+			return err
+		}
+		rows.mapped = true
+		if owned != nil {
+			*owned = rows
+		}
 	}
-	if err := s.writeRows(ctx, tx, s.main, main); err != nil {
+	if err := s.writeRows(ctx, tx, s.main, rows.main, owned != nil); err != nil {
 		return fmt.Errorf("%s: %w", s.main.name, err)
 	}
 	if s.failures != nil {
-		if err := s.writeRows(ctx, tx, s.failures, fail); err != nil {
+		if err := s.writeRows(ctx, tx, s.failures, rows.fail, owned != nil); err != nil {
 			return fmt.Errorf("%s: %w", s.failures.name, err)
 		}
 	}
@@ -277,16 +301,29 @@ func (s *Sink[T, R]) WriteCheckpointed(ctx context.Context, b batchenrich.Batch[
 	case cs == nil || cs.db.DB != s.db.DB:
 		return fmt.Errorf("checkpoint store on another *sqlx.DB: %w", batchenrich.ErrCheckpointUnsupported)
 	}
+	var rows batchRows
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := s.WriteTx(ctx, tx, b); err != nil {
+		if err := s.writeTx(ctx, tx, b, &rows); err != nil {
 			return err
 		}
 		return cs.SaveTx(ctx, tx, cp)
 	})
 }
 
-// inTx runs f in a new transaction and commits it.
+// inTx runs f in a new transaction and commits it. When f's direct COPY
+// met an existing key (errDirectConflict: the transaction is aborted, and
+// the Sink goes to the upsert from then on), it rolls back and runs f
+// again in a new transaction.
 func (s *Sink[T, R]) inTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
+	err := s.inTxOnce(ctx, f)
+	if errors.Is(err, errDirectConflict) {
+		err = s.inTxOnce(ctx, f)
+	}
+	return err
+}
+
+// inTxOnce runs f in a new transaction and commits it.
+func (s *Sink[T, R]) inTxOnce(ctx context.Context, f func(tx *sqlx.Tx) error) error {
 	tx, done, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -350,7 +387,7 @@ func (t *target[T, R]) rowOf(batch int, r *batchenrich.Result[T, R]) ([]any, err
 // writeRows upserts rows into t, after removing rows whose key repeats a
 // later row's (the later one wins, as if written one after the other;
 // PostgreSQL refuses to update one row twice in a statement).
-func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any) error {
+func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R], rows [][]any, owned bool) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -368,7 +405,7 @@ func (s *Sink[T, R]) writeRows(ctx context.Context, tx *sqlx.Tx, t *target[T, R]
 			return s.writeValues(ctx, tx, t, rows)
 		}
 		if s.pg == pgAuto && !s.conflicted.Load() {
-			done, err := s.writeDirect(ctx, tx, t, rows)
+			done, err := s.writeDirect(ctx, tx, t, rows, owned)
 			if done || err != nil {
 				return err
 			}

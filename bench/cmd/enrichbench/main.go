@@ -340,6 +340,10 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 	if limit {
 		head += "÷ http-waves\t"
 	}
+	_, strictFloor := sums["strict-floor"]
+	if strictFloor {
+		head += "÷ strict-floor\t"
+	}
 	head += "× naive\t× strong\t"
 	if counted {
 		head += "conns/run\tmax conns\t"
@@ -360,6 +364,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 		if limit {
 			line += fmt.Sprintf("%.2f\t", float64(s.Median)/float64(sums["http-waves"].Median))
 		}
+		if strictFloor {
+			line += fmt.Sprintf("%.3f\t", float64(s.Median)/float64(sums["strict-floor"].Median))
+		}
 		line += ratio(s, sums["naive"]) + "\t" + ratio(s, sums["strong"]) + "\t"
 		if counted {
 			line += fmt.Sprintf("%d\t%d\t", s.Conns, s.MaxConns)
@@ -375,6 +382,9 @@ func printThroughput(scen string, names []string, byName map[string][]harness.Re
 	}
 	if limit {
 		fmt.Println("÷ http-waves: median time ÷ http-waves' median: the requests alone, in strict waves of one batch, no database (the physical limit of this machine)")
+	}
+	if strictFloor {
+		fmt.Println("÷ strict-floor: median time ÷ strict-floor's median: the same requests in strict waves, each followed by the cheapest durable commit (one transaction: COPY of the wave's rows and a checkpoint upsert), the floor under strict mode")
 	}
 	fmt.Println("× naive / × strong: median rows/s divided by that contender's median rows/s")
 }
@@ -438,7 +448,7 @@ func printCPU(names []string, byName map[string][]harness.Result) {
 		return
 	}
 	var refs []string
-	for _, ref := range []string{"strong", "http-waves"} {
+	for _, ref := range []string{"strong", "http-waves", "strict-floor"} {
 		if len(byName[ref]) > 0 {
 			refs = append(refs, ref)
 		}
@@ -480,7 +490,7 @@ func printCPU(names []string, byName map[string][]harness.Result) {
 	}
 	tw.Flush()
 	fmt.Println("CPU per row: medians; client = the contender's process during its call, server = the harness process (the profile API) during the child's life, db = all PostgreSQL processes over the same span (any other database's work included), other = the machine's remaining busy time; idle = the machine's idle share of that span")
-	fmt.Println("per round: median over rounds of the ratio to the reference's run in the same round (× strong: throughput, ÷ http-waves: time)")
+	fmt.Println("per round: median over rounds of the ratio to the reference's run in the same round (× strong: throughput, ÷ http-waves and ÷ strict-floor: time)")
 }
 
 // roundRatio is the median over rounds of rs's elapsed time divided by

@@ -29,6 +29,7 @@ func All() []harness.Named {
 		{Name: "batchenrich-bulk-overlap", Run: LibraryBulkOverlapped, Bulk: true},
 		{Name: "bulk-loop", Run: BulkLoop, Bulk: true},
 		{Name: "http-waves", Run: HTTPWaves, Probe: true},
+		{Name: "strict-floor", Run: StrictFloor},
 	}
 }
 
