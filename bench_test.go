@@ -45,8 +45,8 @@ func BenchmarkRunner(b *testing.B) {
 				written += len(bt.Results)
 				return nil
 			})
-			events := make(chan batchenrich.Event, 16)
-			r, err := batchenrich.New(src, enr, sink, batchenrich.Options{BatchSize: tc.batch, Concurrency: tc.conc, Events: events})
+			events := make(chan event, 16)
+			r, err := batchenrich.New(src, enr, sink, batchenrich.Options{BatchSize: tc.batch, Concurrency: tc.conc, Tracer: eventTracer(events)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -35,9 +35,9 @@ func TestResumeAfterSinkFailure(t *testing.T) {
 	}
 	fail = false
 	callsBefore := f.enr.Calls()
-	events := make(chan batchenrich.Event, 100)
+	events := make(chan event, 100)
 	o := durable(store, "run-1")
-	o.Events = events
+	o.Tracer = eventTracer(events)
 	rep, err := f.run(t, context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +50,9 @@ func TestResumeAfterSinkFailure(t *testing.T) {
 		t.Fatalf("resumed run enriched %d items, want 500", got)
 	}
 	f.checkWritten(t, 0, 800, 100, 1)
-	if ev := <-events; ev.Kind != batchenrich.EventRunResumed || ev.Batch != 3 {
-		t.Fatalf("first event = %+v", ev)
+	// The Tracer tells the resume by the first batch's number.
+	if ev := <-events; ev.Kind != evBatchStarted || ev.Batch != 4 {
+		t.Fatalf("first event = %+v, want batch 4 started", ev)
 	}
 	cp, _ = store.Load(context.Background(), "run-1")
 	if cp.Batch != 8 || cp.Done {

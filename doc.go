@@ -70,10 +70,10 @@
 // and stage; so does a failure to take or release the run's lock
 // (StageLock, StageUnlock). A panic in user code becomes a *PanicError
 // inside an *ItemError (Enricher) or *BatchError (Source, Sink,
-// CheckpointStore, Locker). A panic in the handler of Options.Logger loses
-// that record, and a send to a closed Options.Events channel drops that
-// event (counted in Report.EventsDropped): neither ever escapes Run, with
-// or without Options.Overlap. Transient, Permanent and Fatal classify
+// CheckpointStore, Locker, Tracer). A panic in the handler of
+// Options.Logger loses that record, and one in Tracer.TraceLimitChange is
+// logged: neither ever escapes Run, with or without Options.Overlap.
+// Transient, Permanent and Fatal classify
 // errors; Classify reads the class back. See Errors for what their texts
 // say.
 //
@@ -191,21 +191,21 @@
 //
 // # Observing a run
 //
-// Run returns a Report with per-batch and total counts and durations.
-// Options.Events receives progress events without ever blocking the run,
-// and Options.Logger receives log records; both are off by default. An
-// Enricher that adapts its concurrency to an upstream reports each change
-// with ReportLimitChange: Report.Limits sums them up per upstream, and they
-// arrive as EventLimitChanged events and log records.
+// Three things, each off by default but the Report: Run returns a Report
+// with per-batch and total counts and durations; Options.Logger receives
+// log records; and Options.Tracer takes a Tracer, the one way to follow a
+// run as it goes, for progress, tracing and metrics. An Enricher that
+// adapts its concurrency to an upstream reports each change with
+// ReportLimitChange: Report.Limits sums them up per upstream, and they
+// reach the Tracer (TraceLimitChange) and the log.
 //
-// Options.Tracer takes a Tracer, the hook for tracing and metrics: it is
-// told when the run, each batch and each item start and end, with their
-// outcome, and each start returns the context the next level runs in, so
+// A Tracer is told when the run, each batch and each item start and end,
+// with their outcome, around each Source read and Sink write, and of limit
+// changes; each start returns the context the next level runs in, so
 // spans nest run → batch → item and the Enricher's own calls (an HTTP
-// client span) nest under the item. A StageTracer also sees Source reads
-// and Sink writes. Tracer documents what runs in which goroutine; a
-// panicking Tracer stops the run with an error, like any user code. No
-// Tracer costs nothing. Module github.com/batchenrich/batchenrich/otelenrich
+// client span) nest under the item. Tracer documents what runs in which
+// goroutine; a panicking Tracer stops the run with an error, like any user
+// code. No Tracer costs nothing. Module github.com/batchenrich/batchenrich/otelenrich
 // implements it with OpenTelemetry; the core never depends on it.
 //
 // # What an Enricher can read from its context

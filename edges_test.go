@@ -284,7 +284,7 @@ func TestNewRefusesMisuse(t *testing.T) {
 	}
 }
 
-// cancelBeforeWrite is a StageTracer that cancels the run's context just
+// cancelBeforeWrite is a Tracer that cancels the run's context just
 // before the Sink's write.
 type cancelBeforeWrite struct{ cancel context.CancelFunc }
 
@@ -307,6 +307,7 @@ func (c cancelBeforeWrite) TraceStageStart(ctx context.Context, d batchenrich.Tr
 	return ctx
 }
 func (c cancelBeforeWrite) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (c cancelBeforeWrite) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
 
 // Defect 7: a batch whose context ended before the write is not written,
 // even by a Sink that ignores ctx.

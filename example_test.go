@@ -102,28 +102,3 @@ func ExampleOptions_checkpoints() {
 	// second attempt: skipped 2 ran 2 err <nil>
 	// 1:2 2:2 3:2 4:1
 }
-
-// Progress events arrive on a buffered channel without ever slowing the
-// run; read them in a goroutine of your own.
-func ExampleEvent() {
-	events := make(chan batchenrich.Event, 64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range events {
-			if ev.Kind == batchenrich.EventBatchWritten {
-				fmt.Printf("batch %d written: %d items\n", ev.Batch, ev.Stats.Written)
-			}
-		}
-	}()
-	src := batchenrichtest.NewSliceSource(make([]int, 250))
-	id := batchenrich.EnricherFunc[int, int](func(ctx context.Context, n int) (int, error) { return n, nil })
-	r, _ := batchenrich.New[int, int](src, id, batchenrichtest.NewSink[int, int](), batchenrich.Options{Events: events})
-	_, _ = r.Run(context.Background())
-	close(events)
-	<-done
-	// Output:
-	// batch 1 written: 100 items
-	// batch 2 written: 100 items
-	// batch 3 written: 50 items
-}

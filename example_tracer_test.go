@@ -45,6 +45,16 @@ func (p *progress) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndD
 	}
 }
 
+// The Tracer's other methods: progress has nothing to do there.
+
+func (p *progress) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+
+func (p *progress) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {}
+
+func (p *progress) TraceLimitChange(ctx context.Context, c batchenrich.LimitChange) {}
+
 // A Tracer sees the run, each batch and each item start and end; the
 // contexts it returns nest, which is what a tracing adapter needs.
 func ExampleTracer() {

@@ -123,15 +123,10 @@ type Options struct {
 	// whose handler panics is lost; the panic never escapes the Runner.
 	Logger *slog.Logger
 
-	// Events, when set, receives progress events. Sends never block the
-	// run: an event that does not fit in the channel's buffer is dropped
-	// and counted in Report.EventsDropped, and so is one sent to a closed
-	// channel (the send's panic is recovered). Give it a buffer.
-	Events chan<- Event
-
-	// Tracer, when set, observes the run, its batches and its items, for
-	// tracing and metrics (see Tracer for what runs where). Nil costs
-	// nothing.
+	// Tracer, when set, observes the run as it goes: the run, its
+	// batches, its items, its reads and writes and the Enricher's limit
+	// changes, for progress, tracing and metrics (see Tracer for what
+	// runs where). Nil costs nothing.
 	Tracer Tracer
 }
 

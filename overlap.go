@@ -170,7 +170,6 @@ func (st *run[T, R]) commit(bctx context.Context, b Batch[T, R], done bool, br *
 	if err = st.traceBatchEnd(bctx, *br, err); err != nil {
 		return err
 	}
-	st.emit(Event{Kind: EventBatchWritten, Batch: b.Number, Stats: *br})
 	st.opts.Logger.InfoContext(bctx, "batchenrich: batch written", "batch", b.Number, "items", br.Written, "failed", br.Failed,
 		"enrich", br.EnrichDuration, "write", br.WriteDuration)
 	return nil

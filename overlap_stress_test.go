@@ -330,8 +330,12 @@ func (s *sSink) write(ctx context.Context, b batchenrich.Batch[sitem, int], cp *
 	return nil
 }
 
-// sTracer journals the batch ends, with the run's Tracer faults.
-type sTracer struct{ c *scfg }
+// sTracer journals the batch ends, with the run's Tracer faults, and
+// passes the written batches on to ev.
+type sTracer struct {
+	c  *scfg
+	ev eventTracer
+}
 
 func (t sTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
 	return ctx
@@ -346,6 +350,7 @@ func (t sTracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 	t.c.j.enter("batch-end", d.Batch)
 	defer t.c.j.leave("batch-end", d.Batch)
 	_ = t.c.maybe("batch-end-panic", d.Batch, d.Batch)
+	t.ev.TraceBatchEnd(ctx, d) // not reached after a panic: the batch is not written
 }
 func (t sTracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
 	_ = t.c.maybe("item-start-panic", d.Batch*1000+d.Index, d.Batch)
@@ -365,6 +370,7 @@ func (t sTracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndD
 		_ = t.c.maybe("stage-end-panic", d.Batch, d.Batch)
 	}
 }
+func (t sTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 // errBatch returns the batch Run's error names, or 0.
 func errBatch(err error) int {
@@ -472,7 +478,7 @@ func TestOverlapStress(t *testing.T) {
 					tm := time.AfterFunc(time.Duration(at)*time.Microsecond, cancel)
 					defer tm.Stop()
 				}
-				events := make(chan batchenrich.Event, 1000)
+				events := make(chan event, 1000)
 				o := batchenrich.Options{
 					BatchSize:         size,
 					Concurrency:       conc,
@@ -483,10 +489,10 @@ func TestOverlapStress(t *testing.T) {
 						Store:  store,
 						RunKey: "k",
 					},
-					Events: events,
+					Tracer: eventTracer(events),
 				}
 				if tracer {
-					o.Tracer = sTracer{c}
+					o.Tracer = sTracer{c: c, ev: events}
 				}
 				r, err := batchenrich.New[sitem, int](&sSource{c: c, n: n}, sEnricher{c}, sink, o)
 				if err != nil {
@@ -503,7 +509,7 @@ func TestOverlapStress(t *testing.T) {
 				close(events)
 				var evWritten []int
 				for ev := range events {
-					if ev.Kind == batchenrich.EventBatchWritten {
+					if ev.Kind == evBatchWritten {
 						evWritten = append(evWritten, ev.Batch)
 					}
 				}

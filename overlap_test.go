@@ -479,8 +479,8 @@ func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
 		}
 		return f.sink.Write(ctx, b)
 	})
-	events := make(chan batchenrich.Event, 100)
-	r, err := batchenrich.New[item, int](f.src, enr, sink, batchenrich.Options{BatchSize: size, Concurrency: 4, Overlap: true, Events: events})
+	events := make(chan event, 100)
+	r, err := batchenrich.New[item, int](f.src, enr, sink, batchenrich.Options{BatchSize: size, Concurrency: 4, Overlap: true, Tracer: eventTracer(events)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestOverlapFailedWriteStopsTheNextBatch(t *testing.T) {
 	close(events)
 	var written []int
 	for ev := range events {
-		if ev.Kind == batchenrich.EventBatchWritten {
+		if ev.Kind == evBatchWritten {
 			written = append(written, ev.Batch)
 		}
 	}

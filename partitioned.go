@@ -37,8 +37,8 @@ type PartitionedConfig[T, R any] struct {
 	// set per partition; RunKey is the run's key (each partition keeps
 	// its checkpoint under Partition.RunKey(RunKey)); Concurrency is the
 	// bound of one partition; MaxBatches caps each partition's batches;
-	// Events, if set, receives the events of all partitions (see
-	// Event.Partition).
+	// Tracer, if set, observes all partitions (see
+	// TraceRunStartData.Partition).
 	Options Options
 
 	// Concurrency bounds the enrichments in flight over all partitions:

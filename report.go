@@ -29,10 +29,6 @@ type Report struct {
 	// Totals over Batches.
 	Read, Enriched, Failed, Written int
 
-	// EventsDropped counts progress events that did not fit in
-	// Options.Events.
-	EventsDropped int
-
 	// Limits sums up, per upstream, the concurrency limit changes the
 	// Enricher reported with ReportLimitChange (httpenrich with
 	// Config.Adaptive does), sorted by upstream; nil when none.
@@ -72,58 +68,4 @@ func (r *Report) add(b BatchReport) {
 	r.Enriched += b.Enriched
 	r.Failed += b.Failed
 	r.Written += b.Written
-}
-
-// EventKind says what an Event reports.
-type EventKind int
-
-// The kinds of events.
-const (
-	// EventBatchStarted: a batch was read and its enrichment starts.
-	EventBatchStarted EventKind = iota + 1
-	// EventItemFailed: one item's enrichment failed (Err, Index, Key set).
-	EventItemFailed
-	// EventBatchWritten: a batch was written (Stats set). With
-	// Options.Overlap it may come after the next batch's
-	// EventBatchStarted.
-	EventBatchWritten
-	// EventRunResumed: the run resumed after batch Batch of an earlier one.
-	EventRunResumed
-	// EventLimitChanged: the Enricher changed its concurrency limit for
-	// an upstream (Limit set; Batch is 0). See ReportLimitChange.
-	EventLimitChanged
-)
-
-// String returns the kind's name, e.g. "batch-written".
-func (k EventKind) String() string {
-	switch k {
-	case EventBatchStarted:
-		return "batch-started"
-	case EventItemFailed:
-		return "item-failed"
-	case EventBatchWritten:
-		return "batch-written"
-	case EventRunResumed:
-		return "run-resumed"
-	case EventLimitChanged:
-		return "limit-changed"
-	default:
-		return "event(invalid)"
-	}
-}
-
-// Event is a progress notice sent to Options.Events.
-type Event struct {
-	Kind  EventKind    // what happened
-	Batch int          // batch number
-	Items int          // items in the batch (EventBatchStarted)
-	Index int          // item index in the batch (EventItemFailed)
-	Key   string       // item key if it implements Keyer (EventItemFailed)
-	Err   error        // the *ItemError (EventItemFailed)
-	Stats BatchReport  // the batch's figures (EventBatchWritten)
-	Limit *LimitChange // the change (EventLimitChanged)
-	Time  time.Time    // when it happened
-	// Partition is the Runner's Options.Partition.Index: which partition
-	// Batch counts in, when the run is split.
-	Partition int
 }

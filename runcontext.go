@@ -12,9 +12,9 @@ import (
 // changes of its concurrency limits. One is allocated per Run, none per
 // item.
 type runInfo struct {
-	key  string
-	emit func(Event)
-	log  *slog.Logger
+	key    string
+	tracer Tracer // Options.Tracer, nil when unset
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	limits map[string]*UpstreamLimit
@@ -23,9 +23,9 @@ type runInfo struct {
 type runInfoKey struct{}
 
 // withRunInfo returns ctx carrying a new runInfo for a Run with options o
-// (defaults filled in) that sends events through emit.
-func withRunInfo(ctx context.Context, o Options, emit func(Event)) (context.Context, *runInfo) {
-	ri := &runInfo{key: o.key, emit: emit, log: o.Logger}
+// (defaults filled in).
+func withRunInfo(ctx context.Context, o Options) (context.Context, *runInfo) {
+	ri := &runInfo{key: o.key, tracer: o.Tracer, log: o.Logger}
 	return context.WithValue(ctx, runInfoKey{}, ri), ri
 }
 
@@ -78,11 +78,11 @@ type UpstreamLimit struct {
 }
 
 // ReportLimitChange records c in the Report of the Run that passed ctx to
-// the Enricher (Report.Limits), sends an EventLimitChanged to
-// Options.Events, and logs it to Options.Logger: a decrease at Info
+// the Enricher (Report.Limits), passes it to the Options.Tracer's
+// TraceLimitChange, and logs it to Options.Logger: a decrease at Info
 // ("batchenrich: concurrency limit lowered"), an increase at Debug. It is
-// safe for concurrent use, never blocks on the events channel, and does
-// nothing when ctx does not come from a Run or c.From equals c.To.
+// safe for concurrent use, and does nothing when ctx does not come from a
+// Run or c.From equals c.To.
 func ReportLimitChange(ctx context.Context, c LimitChange) {
 	ri := runInfoFrom(ctx)
 	if ri == nil || c.From == c.To {
@@ -106,8 +106,10 @@ func ReportLimitChange(ctx context.Context, c LimitChange) {
 	}
 	ri.mu.Unlock()
 
-	if ri.emit != nil {
-		ri.emit(Event{Kind: EventLimitChanged, Limit: &c})
+	if ri.tracer != nil {
+		if err := guarded(func() error { ri.tracer.TraceLimitChange(ctx, c); return nil }); err != nil && ri.log != nil {
+			ri.log.ErrorContext(ctx, "batchenrich: Tracer.TraceLimitChange panicked", "error", err)
+		}
 	}
 	if ri.log != nil {
 		level, msg := slog.LevelDebug, "batchenrich: concurrency limit raised"

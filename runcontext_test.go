@@ -66,9 +66,9 @@ func TestReportLimitChange(t *testing.T) {
 		return int(i), nil
 	})
 	var logs bytes.Buffer
-	events := make(chan batchenrich.Event, 100)
+	events := make(chan event, 100)
 	r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(5)), enr, batchenrichtest.NewSink[item, int](),
-		batchenrich.Options{Events: events, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		batchenrich.Options{Tracer: eventTracer(events), Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestReportLimitChange(t *testing.T) {
 	close(events)
 	var got []batchenrich.LimitChange
 	for ev := range events {
-		if ev.Kind == batchenrich.EventLimitChanged {
+		if ev.Kind == evLimitChanged {
 			got = append(got, *ev.Limit)
 		}
 	}
@@ -105,9 +105,38 @@ func TestReportLimitChange(t *testing.T) {
 	if !strings.Contains(out, "upstream=a.example from=10 to=9 reason=429") {
 		t.Errorf("log lacks the change's fields:\n%s", out)
 	}
-	if batchenrich.EventLimitChanged.String() != "limit-changed" {
-		t.Errorf("EventLimitChanged.String() = %q", batchenrich.EventLimitChanged)
-	}
 	// Outside a Run it does nothing (and does not panic).
 	batchenrich.ReportLimitChange(context.Background(), changes[0])
+}
+
+// limitPanicTracer panics in TraceLimitChange.
+type limitPanicTracer struct{ nopTracer }
+
+func (limitPanicTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {
+	panic("limit hook")
+}
+
+// A panic in TraceLimitChange does not escape: ReportLimitChange returns,
+// the change is still summed up in the Report, and the panic is logged.
+func TestTraceLimitChangePanicLogged(t *testing.T) {
+	t.Parallel()
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
+		if i == 0 {
+			batchenrich.ReportLimitChange(ctx, batchenrich.LimitChange{Upstream: "a.example", From: 4, To: 2, Reason: "503"})
+		}
+		return int(i), nil
+	})
+	var logs bytes.Buffer
+	r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(3)), enr, batchenrichtest.NewSink[item, int](),
+		batchenrich.Options{Tracer: limitPanicTracer{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
+	if err != nil || rep.Written != 3 || len(rep.Limits) != 1 || rep.Limits[0].Last != 2 {
+		t.Fatalf("Run = %+v, %v", rep, err)
+	}
+	if out := logs.String(); !strings.Contains(out, "TraceLimitChange panicked") || !strings.Contains(out, "limit hook") {
+		t.Errorf("the panic is not logged:\n%s", out)
+	}
 }

@@ -102,7 +102,8 @@ type window[T any] struct {
 // the batch written and accounted) in that goroutine too, or with
 // Options.Overlap in a goroutine of its own (see overlapper), concurrently
 // with the next batch's start and with the Run goroutine. The Enricher's
-// workers and Options.Events senders run concurrently with all of them.
+// workers (and the Tracer's item and limit methods they call) run
+// concurrently with all of them.
 // So:
 //   - Runner, the embedded configuration, and tracing are set before the
 //     first batch starts and only read afterwards: shared without a lock.
@@ -113,9 +114,8 @@ type window[T any] struct {
 //     whole whatever goroutine ends a batch; the order of its Batches is
 //     the order in which batches end, which is batch order (with Overlap
 //     each batch ends after the one before: see overlapper.finish).
-//   - dropped and oneTx are atomic: events are dropped from any goroutine,
-//     and oneTx is cleared by the write of whichever batch finds that the
-//     Sink cannot share the checkpoint's transaction.
+//   - oneTx is atomic: it is cleared by the write of whichever batch finds
+//     that the Sink cannot share the checkpoint's transaction.
 //   - The state of one batch in flight (its results, its BatchReport, its
 //     enrichment's counters) belongs to that batch: see enrichment and,
 //     with Overlap, flight.
@@ -126,8 +126,7 @@ type run[T, R any] struct {
 	mu  sync.Mutex
 	rep Report // guarded by mu
 
-	dropped atomic.Int64 // events dropped (Report.EventsDropped)
-	oneTx   atomic.Bool  // still committing batches with their checkpoint in one transaction
+	oneTx atomic.Bool // still committing batches with their checkpoint in one transaction
 
 	// last is the checkpoint of the run's last committed batch (the
 	// loaded one until a batch commits), with the run's counts; owned is
@@ -205,7 +204,7 @@ func (st *run[T, R]) record(br BatchReport, written bool) {
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now() // st is not shared yet
-	ctx, ri := withRunInfo(ctx, r.opts, st.emit)
+	ctx, ri := withRunInfo(ctx, r.opts)
 	if r.opts.Tracer != nil {
 		var terr error
 		if ctx, terr = st.traceRunStart(ctx); terr != nil {
@@ -218,7 +217,6 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 		st.update(func(r *Report) {
 			r.Limits = ri.reportLimits()
 			r.Duration = time.Since(r.Started)
-			r.EventsDropped = int(st.dropped.Load())
 			r.Atomic = st.oneTx.Load() && r.BatchesRun > 0
 		})
 		rep = st.report()
@@ -338,7 +336,6 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return nil
 		}
 		if cp.Batch > 0 {
-			st.emit(Event{Kind: EventRunResumed, Batch: cp.Batch})
 			log.InfoContext(ctx, "batchenrich: resuming run", "run_key", o.key, "after_batch", cp.Batch)
 		}
 	}
@@ -459,7 +456,6 @@ func (st *run[T, R]) strict(ctx context.Context, b Batch[T, R], items []T, done 
 
 // started announces that batch num, of n items, starts.
 func (st *run[T, R]) started(ctx context.Context, num, n int) {
-	st.emit(Event{Kind: EventBatchStarted, Batch: num, Items: n})
 	st.opts.Logger.DebugContext(ctx, "batchenrich: batch started", "batch", num, "items", n)
 }
 
@@ -629,7 +625,6 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 			return OutcomeCanceled, nil
 		}
 		nf := en.failed.Add(1)
-		st.emit(Event{Kind: EventItemFailed, Batch: num, Index: i, Key: ie.Key, Err: ie})
 		o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
 		switch {
 		case o.StopAfterFailures == 1:
@@ -780,23 +775,4 @@ func (st *run[T, R]) write(ctx context.Context, b Batch[T, R], done bool, br *Ba
 	}
 	st.committed(cp)
 	return nil
-}
-
-// emit sends ev to Options.Events without blocking.
-func (st *run[T, R]) emit(ev Event) {
-	if st.opts.Events == nil {
-		return
-	}
-	ev.Time = time.Now()
-	ev.Partition = st.opts.Partition.Index
-	defer func() {
-		if recover() != nil { // the channel was closed
-			st.dropped.Add(1)
-		}
-	}()
-	select {
-	case st.opts.Events <- ev:
-	default:
-		st.dropped.Add(1)
-	}
 }

@@ -222,8 +222,8 @@ func TestRecordFailures(t *testing.T) {
 		}
 		return nil
 	}
-	events := make(chan batchenrich.Event, 1000)
-	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, Events: events})
+	events := make(chan event, 1000)
+	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, Tracer: eventTracer(events)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +252,11 @@ func TestRecordFailures(t *testing.T) {
 		t.Fatalf("failed=%d report=%+v", failed, rep)
 	}
 	close(events)
-	kinds := map[batchenrich.EventKind]int{}
+	kinds := map[string]int{}
 	for ev := range events {
 		kinds[ev.Kind]++
 	}
-	if kinds[batchenrich.EventItemFailed] != 25 || kinds[batchenrich.EventBatchStarted] != 3 || kinds[batchenrich.EventBatchWritten] != 3 {
+	if kinds[evItemFailed] != 25 || kinds[evBatchStarted] != 3 || kinds[evBatchWritten] != 3 {
 		t.Fatalf("events = %v", kinds)
 	}
 }
@@ -471,25 +471,6 @@ func TestSourceOverflow(t *testing.T) {
 	}
 	if _, err := r.Run(context.Background()); !errors.Is(err, batchenrich.ErrSourceOverflow) {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestEventsNeverBlock(t *testing.T) {
-	t.Parallel()
-	f := newFixture(300)
-	f.enr.Fail = func(i item) error {
-		if i%2 == 0 {
-			return errors.New("x")
-		}
-		return nil
-	}
-	events := make(chan batchenrich.Event) // unbuffered and never read
-	rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 100, Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.EventsDropped != 150+3+3 {
-		t.Fatalf("dropped = %d", rep.EventsDropped)
 	}
 }
 

@@ -68,21 +68,3 @@ func TestPanickingLoggerNeverEscapes(t *testing.T) {
 		}
 	}
 }
-
-// TestEventsClosedChannel checks that events sent to a channel the user
-// closed are dropped and counted, not a panic.
-func TestEventsClosedChannel(t *testing.T) {
-	t.Parallel()
-	for _, overlap := range []bool{false, true} {
-		f := newFixture(30)
-		events := make(chan batchenrich.Event, 100)
-		close(events)
-		rep, err := f.run(t, context.Background(), batchenrich.Options{BatchSize: 10, Overlap: overlap, Events: events})
-		if err != nil {
-			t.Fatalf("overlap=%v: Run: %v", overlap, err)
-		}
-		if rep.Written != 30 || rep.EventsDropped == 0 {
-			t.Fatalf("overlap=%v: written %d, events dropped %d; want 30, > 0", overlap, rep.Written, rep.EventsDropped)
-		}
-	}
-}

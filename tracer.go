@@ -19,8 +19,9 @@ import (
 // A Start method must return ctx or a context derived from it (nil means
 // ctx); the Runner's cancellation reaches the run only through it.
 //
-// Extra abilities are separate interfaces found on the Tracer by type
-// assertion: StageTracer.
+// It is the one way to follow a run as it goes, beside the Report that Run
+// returns and the records sent to Options.Logger: progress bars, metrics
+// and traces are all built on it.
 //
 // # What runs where
 //
@@ -46,6 +47,19 @@ import (
 //     abandoned first) get neither call. With a Tracer, an item that is a
 //     Keyer is asked for its key before TraceItemStart (a panic there
 //     stops the run like one in TraceItemStart).
+//   - TraceStageStart and TraceStageEnd surround each Source read and each
+//     Sink write. A read (StageRead) runs in the Runner's reading
+//     goroutine, possibly while the previous batch is enriched
+//     (Options.NoPrefetch), so its context is the run's, not a batch's. A
+//     write (StageWrite, the Sink write together with its checkpoint) runs
+//     in the goroutine that called Run (with Options.Overlap, in the one
+//     finishing the batch), in the batch's context.
+//   - TraceLimitChange runs in the goroutine of the Enricher that called
+//     ReportLimitChange, with the context it passed (the item's).
+//
+// A resumed run is told by its first TraceBatchStart, whose Batch is one
+// more than the batches committed earlier (Report.BatchesSkipped in
+// TraceRunEnd); a partition's by TraceRunStartData.Partition.
 //
 // A slow Tracer slows the run and, in the item methods, holds a
 // concurrency slot; it cannot reorder batches, lift a bound, or keep Run
@@ -55,7 +69,11 @@ import (
 // TraceBatchStart or TraceBatchEnd it is a *PanicError in a *BatchError at
 // StageTrace (a batch whose end panicked was already written); in
 // TraceRunStart it is returned before anything else is done; in TraceRunEnd
-// it is joined to Run's error.
+// it is joined to Run's error; in TraceStageStart or TraceStageEnd of a
+// read it is the cause of a *BatchError at StageRead, its text naming the
+// method, and of a write a *BatchError at StageTrace. A panic in
+// TraceLimitChange cannot reach Run's error (ReportLimitChange returns
+// nothing): it is recovered and logged to Options.Logger at Error level.
 //
 // No Tracer set costs nothing: a nil check per item, no allocation.
 type Tracer interface {
@@ -71,23 +89,14 @@ type Tracer interface {
 	TraceItemStart(ctx context.Context, data TraceItemStartData) context.Context
 	// TraceItemEnd is called when the item's enrichment returned.
 	TraceItemEnd(ctx context.Context, data TraceItemEndData)
-}
-
-// StageTracer is a Tracer that also observes Source reads and Sink writes.
-//
-// A read (StageRead) runs in the Runner's reading goroutine, possibly
-// while the previous batch is enriched (Options.NoPrefetch), so its
-// context is the run's, not a batch's. A write (StageWrite, the Sink write
-// together with its checkpoint) runs in the goroutine that called Run
-// (with Options.Overlap, in the one finishing the batch), in the batch's
-// context. A panic in either method stops the run: for a read the
-// *BatchError is at StageRead, its cause naming the method; for a write at
-// StageTrace.
-type StageTracer interface {
-	// TraceStageStart is called before the Source read or Sink write.
+	// TraceStageStart is called before a Source read or Sink write.
 	TraceStageStart(ctx context.Context, data TraceStageStartData) context.Context
 	// TraceStageEnd is called when it returned.
 	TraceStageEnd(ctx context.Context, data TraceStageEndData)
+	// TraceLimitChange is called when the Enricher changed the
+	// concurrency limit it applies to an upstream (ReportLimitChange;
+	// httpenrich with Config.Adaptive does).
+	TraceLimitChange(ctx context.Context, change LimitChange)
 }
 
 // StageTrace is the Stage of a *BatchError caused by a panic in a Tracer's
@@ -96,10 +105,11 @@ const StageTrace Stage = "trace"
 
 // TraceRunStartData is passed to Tracer.TraceRunStart.
 type TraceRunStartData struct {
-	RunKey      string // the run's key (see RunKeyFromContext), "" for a run that is not durable
-	BatchSize   int    // Options.BatchSize, defaults filled in
-	MaxBatches  int    // Options.MaxBatches: the batches planned; 0 for no cap
-	Concurrency int    // Options.Concurrency, defaults filled in
+	RunKey      string    // the run's key (see RunKeyFromContext), "" for a run that is not durable
+	BatchSize   int       // Options.BatchSize, defaults filled in
+	MaxBatches  int       // Options.MaxBatches: the batches planned; 0 for no cap
+	Concurrency int       // Options.Concurrency, defaults filled in
+	Partition   Partition // Options.Partition: which partition batch numbers count in (zero when the run is not split)
 }
 
 // TraceRunEndData is passed to Tracer.TraceRunEnd.
@@ -142,14 +152,14 @@ type TraceItemEndData struct {
 	Class   Class   // Classify(Err)
 }
 
-// TraceStageStartData is passed to StageTracer.TraceStageStart.
+// TraceStageStartData is passed to Tracer.TraceStageStart.
 type TraceStageStartData struct {
 	Stage Stage // StageRead or StageWrite
 	Batch int   // the batch being read or written
 	Items int   // the items handed to the Sink (StageWrite); 0 for a read
 }
 
-// TraceStageEndData is passed to StageTracer.TraceStageEnd.
+// TraceStageEndData is passed to Tracer.TraceStageEnd.
 type TraceStageEndData struct {
 	Stage Stage // StageRead or StageWrite
 	Batch int   // the batch read or written
@@ -192,15 +202,9 @@ func (o Outcome) String() string {
 	}
 }
 
-// tracing is the run's Tracer and its abilities, nil when unset.
+// tracing is the run's Tracer, nil when unset.
 type tracing struct {
 	tracer Tracer
-	stages StageTracer
-}
-
-func newTracing(t Tracer) tracing {
-	s, _ := t.(StageTracer)
-	return tracing{tracer: t, stages: s}
 }
 
 // hookPanic turns the *PanicError of a Tracer method into an error naming
@@ -211,9 +215,9 @@ func hookPanic(method string, err error) error {
 
 // traceRunStart calls TraceRunStart. The Runner calls it only with a Tracer.
 func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error) {
-	st.tracing = newTracing(st.opts.Tracer)
+	st.tracing = tracing{tracer: st.opts.Tracer}
 	o := st.opts
-	data := TraceRunStartData{RunKey: o.key, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency}
+	data := TraceRunStartData{RunKey: o.key, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency, Partition: o.Partition}
 	tctx := ctx
 	if err := guarded(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
 		return ctx, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunStart", err))
@@ -321,9 +325,9 @@ func (st *run[T, R]) hookFailed(results []Result[T, R], num, i int, key, method 
 }
 
 // readSource reads the window after cursor for batch num, between
-// TraceStageStart and TraceStageEnd with a StageTracer.
+// TraceStageStart and TraceStageEnd with a Tracer.
 func (st *run[T, R]) readSource(ctx context.Context, num int, after Cursor) (items []T, next Cursor, err error) {
-	if st.stages == nil {
+	if st.tracer == nil {
 		err = guarded(func() (e error) { items, next, e = st.src.Read(ctx, after, st.opts.BatchSize); return })
 		return items, next, err
 	}
@@ -336,9 +340,9 @@ func (st *run[T, R]) readSource(ctx context.Context, num int, after Cursor) (ite
 }
 
 // writeBatch writes b (st.write), between TraceStageStart and
-// TraceStageEnd with a StageTracer.
+// TraceStageEnd with a Tracer.
 func (st *run[T, R]) writeBatch(ctx context.Context, b Batch[T, R], done bool, br *BatchReport) error {
-	if st.stages == nil {
+	if st.tracer == nil {
 		return st.write(ctx, b, done, br)
 	}
 	sctx, err := st.traceStageStart(ctx, StageWrite, b.Number, len(b.Results))
@@ -352,7 +356,7 @@ func (st *run[T, R]) writeBatch(ctx context.Context, b Batch[T, R], done bool, b
 func (st *run[T, R]) traceStageStart(ctx context.Context, stage Stage, num, n int) (context.Context, error) {
 	tctx := ctx
 	data := TraceStageStartData{Stage: stage, Batch: num, Items: n}
-	if err := guarded(func() error { tctx = st.stages.TraceStageStart(ctx, data); return nil }); err != nil {
+	if err := guarded(func() error { tctx = st.tracer.TraceStageStart(ctx, data); return nil }); err != nil {
 		return ctx, hookPanic("TraceStageStart", err)
 	}
 	return orCtx(tctx, ctx), nil
@@ -363,7 +367,7 @@ func (st *run[T, R]) traceStageEnd(ctx context.Context, stage Stage, num, n int,
 		n = 0
 	}
 	data := TraceStageEndData{Stage: stage, Batch: num, Items: n, Err: err}
-	if perr := guarded(func() error { st.stages.TraceStageEnd(ctx, data); return nil }); perr != nil {
+	if perr := guarded(func() error { st.tracer.TraceStageEnd(ctx, data); return nil }); perr != nil {
 		perr = hookPanic("TraceStageEnd", perr)
 		if stage != StageRead {
 			perr = &BatchError{Batch: num, Stage: StageTrace, Err: perr}

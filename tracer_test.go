@@ -23,7 +23,7 @@ func span(ctx context.Context) string {
 	return s
 }
 
-// recorder is a StageTracer that records each call as a line naming the
+// recorder is a Tracer that records each call as a line naming the
 // part, its parent (the span of the context it was given) and its data,
 // and can be told to panic in one method.
 type recorder struct {
@@ -90,6 +90,8 @@ func (r *recorder) TraceStageStart(ctx context.Context, d batchenrich.TraceStage
 func (r *recorder) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {
 	r.add("TraceStageEnd", fmt.Sprintf("end %s items=%d err=%v", span(ctx), d.Items, d.Err != nil))
 }
+
+func (r *recorder) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 func (r *recorder) Lines() []string {
 	r.mu.Lock()
@@ -370,6 +372,11 @@ func (nilTracer) TraceItemStart(context.Context, batchenrich.TraceItemStartData)
 	return nil
 }
 func (nilTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
+func (nilTracer) TraceStageStart(context.Context, batchenrich.TraceStageStartData) context.Context {
+	return nil
+}
+func (nilTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (nilTracer) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
 
 // Without a Tracer, a run allocates nothing per item: a batch of 1000
 // items costs about as many allocations as a batch of 10.
@@ -417,6 +424,11 @@ func (nopTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStar
 	return ctx
 }
 func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
+func (nopTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+func (nopTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (nopTracer) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
 
 // BenchmarkRunnerNopTracer is BenchmarkRunner's batch=1000 case with a
 // Tracer that does nothing: the cost of calling the hooks.

@@ -145,8 +145,8 @@ const (
 //
 // Every change of a host's limit (its integer value) is reported with
 // batchenrich.ReportLimitChange: inside a Runner it is summed up in
-// Report.Limits, sent as an EventLimitChanged event, and logged (decreases
-// at Info). Enricher.Limits returns the current limits.
+// Report.Limits, passed to the Tracer (TraceLimitChange), and logged
+// (decreases at Info). Enricher.Limits returns the current limits.
 type Adaptive struct {
 	// MaxConcurrency is the ceiling of each host's limit, required: set it
 	// to the Runner's Options.Concurrency (and size Config.Pool with

@@ -90,8 +90,8 @@ func TestAdaptiveFindsTheAdmittedConcurrency(t *testing.T) {
 	cfg.Pool = httpenrich.Pool{}.ForConcurrency(ceiling)
 	cfg.MaxAttempts = 10
 	e := mustNew(t, cfg)
-	events := make(chan batchenrich.Event, 10_000)
-	rep, _, err := runKeyed(t, e, keyedItems(400), batchenrich.Options{BatchSize: 100, Concurrency: ceiling, Events: events})
+	tr := &limitRecorder{}
+	rep, _, err := runKeyed(t, e, keyedItems(400), batchenrich.Options{BatchSize: 100, Concurrency: ceiling, Tracer: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,20 +115,45 @@ func TestAdaptiveFindsTheAdmittedConcurrency(t *testing.T) {
 	if got := e.Limits()[u.Host]; got < 1 || got > ceiling {
 		t.Errorf("Limits()[%s] = %d", u.Host, got)
 	}
-	close(events)
-	n := 0
-	for ev := range events {
-		if ev.Kind == batchenrich.EventLimitChanged {
-			if ev.Limit.Upstream != u.Host || ev.Limit.From == ev.Limit.To || ev.Limit.Reason == "" {
-				t.Errorf("event %+v", *ev.Limit)
-			}
-			n++
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, c := range tr.changes {
+		if c.Upstream != u.Host || c.From == c.To || c.Reason == "" {
+			t.Errorf("change %+v", c)
 		}
 	}
-	if n != l.Increases+l.Decreases-rep.EventsDropped && rep.EventsDropped == 0 {
-		t.Errorf("%d limit events, want %d", n, l.Increases+l.Decreases)
+	if n := len(tr.changes); n != l.Increases+l.Decreases {
+		t.Errorf("%d limit changes traced, want %d", n, l.Increases+l.Decreases)
 	}
 }
+
+// limitRecorder is a Tracer recording the limit changes it is told of.
+type limitRecorder struct {
+	mu      sync.Mutex
+	changes []batchenrich.LimitChange
+}
+
+func (r *limitRecorder) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+	r.mu.Lock()
+	r.changes = append(r.changes, c)
+	r.mu.Unlock()
+}
+func (*limitRecorder) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+	return ctx
+}
+func (*limitRecorder) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+func (*limitRecorder) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (*limitRecorder) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
+func (*limitRecorder) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	return ctx
+}
+func (*limitRecorder) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
+func (*limitRecorder) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+func (*limitRecorder) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
 
 // TestRetryAfterGate: after a wave of 503s with Retry-After, the workers
 // send one probe at a time until one gets through, instead of each

@@ -61,8 +61,8 @@
 // and the rate-limit headers (the IETF draft's
 // RateLimit and RateLimit-Policy, X-RateLimit-*) read to slow down before
 // being refused. Each change of a limit is reported to the Runner
-// (batchenrich.ReportLimitChange: Report.Limits, EventLimitChanged, log
-// records). See Adaptive for the algorithm and why it was chosen. Without
+// (batchenrich.ReportLimitChange: Report.Limits, Tracer.TraceLimitChange,
+// log records). See Adaptive for the algorithm and why it was chosen. Without
 // Adaptive, none of it runs.
 //
 // # Idempotency keys

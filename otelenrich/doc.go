@@ -2,8 +2,8 @@
 // runs. It is a module of its own, so that users of the core never download
 // OpenTelemetry.
 //
-// A Tracer implements batchenrich.Tracer and batchenrich.StageTracer: set
-// it in batchenrich.Options.Tracer. The package depends on the
+// A Tracer implements batchenrich.Tracer: set it in
+// batchenrich.Options.Tracer. The package depends on the
 // OpenTelemetry API (and otelhttp, for OTelHTTPTransport), not the SDK, and takes a TracerProvider
 // and a MeterProvider (the global ones by default): the application
 // chooses the SDK, the sampler and the exporters (the module's tests and

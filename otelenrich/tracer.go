@@ -81,7 +81,7 @@ type Config struct {
 	Limits func() map[string]int
 }
 
-// Tracer is a batchenrich.Tracer (and StageTracer) that makes OpenTelemetry
+// Tracer is a batchenrich.Tracer that makes OpenTelemetry
 // spans and metrics of a run. Create one with New (the zero value is not
 // usable) and set it in batchenrich.Options.Tracer; wrap
 // the Enricher's HTTP transport with Transport to see each attempt too. It
@@ -109,10 +109,7 @@ type Tracer struct {
 	runs   map[*runState]struct{} // observed as MetricBatchesDone and MetricBatchesPlanned
 }
 
-var (
-	_ batchenrich.Tracer      = (*Tracer)(nil)
-	_ batchenrich.StageTracer = (*Tracer)(nil)
-)
+var _ batchenrich.Tracer = (*Tracer)(nil)
 
 // New returns a Tracer configured by cfg. It fails only when the
 // MeterProvider refuses an instrument.
@@ -384,6 +381,10 @@ func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndD
 	}
 	span.End()
 }
+
+// TraceLimitChange does nothing: the limits are observed as MetricLimit
+// (Config.Limits), and the run's Report sums up their changes.
+func (t *Tracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 // fail records err on span and sets the span's status to Error.
 func fail(span trace.Span, err error) {

@@ -60,9 +60,9 @@ func TestProgressThrottlesLimitEvents(t *testing.T) {
 	var out strings.Builder
 	p := newProgress(&out, 10, 1000, 0)
 	p.tty = true
-	events := make(chan batchenrich.Event, 1000)
+	events := make(chan event, 1000)
 	for i := range 1000 {
-		events <- batchenrich.Event{Kind: batchenrich.EventLimitChanged, Limit: &batchenrich.LimitChange{Upstream: "h", From: i, To: i + 1}}
+		events <- event{Kind: evLimitChanged, Limit: &batchenrich.LimitChange{Upstream: "h", From: i, To: i + 1}}
 	}
 	close(events)
 	p.follow(events)

@@ -154,7 +154,7 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 }
 
 // options are the Runner's options for cfg.
-func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.Options {
+func (j *job) options(cfg config, events chan<- event) batchenrich.Options {
 	return batchenrich.Options{
 		BatchSize:   cfg.batchSize,
 		MaxBatches:  cfg.maxBatches,
@@ -164,7 +164,7 @@ func (j *job) options(cfg config, events chan<- batchenrich.Event) batchenrich.O
 			Store:  j.store,
 			RunKey: cfg.executionID,
 		},
-		Events: events,
+		Tracer: tracerFor(events),
 	}
 }
 

@@ -135,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		rep    batchenrich.Report
 		runErr error
 		replay *ReplaySummary
-		events chan batchenrich.Event
+		events chan event
 		bar    chan struct{}
 	)
 	if cfg.retryFailed != retryOff {
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if err != nil {
 			return fail(exitIncomplete, "%v", err)
 		}
-		events = make(chan batchenrich.Event, 1024)
+		events = make(chan event, 1024)
 		bar = make(chan struct{})
 		batches := (expected + cfg.batchSize - 1) / cfg.batchSize
 		if cfg.partitions > 1 {

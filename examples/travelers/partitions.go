@@ -53,7 +53,7 @@ func perPartition(concurrency, partitions int) int {
 
 // runPartitioned runs cfg's run split into cfg.partitions partitions and
 // returns its totals as one Report.
-func (j *job) runPartitioned(ctx context.Context, db *sqlx.DB, cfg config, events chan<- batchenrich.Event) (batchenrich.Report, error) {
+func (j *job) runPartitioned(ctx context.Context, db *sqlx.DB, cfg config, events chan<- event) (batchenrich.Report, error) {
 	opts := j.options(cfg, events)
 	opts.Concurrency = perPartition(cfg.concurrency, cfg.partitions)
 	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Profile]{

@@ -6,11 +6,9 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/batchenrich/batchenrich"
 )
 
-// progress draws a one-line progress bar on w from the Runner's events:
+// progress draws a one-line progress bar on w from the Runner's Tracer:
 // batch i of N, rows/s, failures so far, ETA.
 type progress struct {
 	w        io.Writer
@@ -40,10 +38,10 @@ func newProgress(w io.Writer, batches, rows, before int) *progress {
 }
 
 // follow reads events until the channel is closed, then ends the line.
-func (p *progress) follow(events <-chan batchenrich.Event) {
+func (p *progress) follow(events <-chan event) {
 	for ev := range events {
 		switch ev.Kind {
-		case batchenrich.EventRunResumed:
+		case evRunResumed:
 			if p.split {
 				fmt.Fprintf(p.w, "partition %d resuming after batch %d\n", ev.Partition, ev.Batch)
 				p.batch += ev.Batch
@@ -52,13 +50,13 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 			}
 			fmt.Fprintf(p.w, "resuming after batch %d\n", ev.Batch)
 			p.batch, p.written = ev.Batch, ev.Batch
-		case batchenrich.EventBatchStarted:
+		case evBatchStarted:
 			if !p.split {
 				p.batch = ev.Batch
 			}
-		case batchenrich.EventItemFailed:
+		case evItemFailed:
 			p.failed++
-		case batchenrich.EventBatchWritten:
+		case evBatchWritten:
 			p.done += ev.Stats.Written
 			if p.split {
 				p.batch++
@@ -69,10 +67,10 @@ func (p *progress) follow(events <-chan batchenrich.Event) {
 		}
 		switch {
 		case !p.tty:
-			if ev.Kind == batchenrich.EventBatchWritten {
+			if ev.Kind == evBatchWritten {
 				p.line()
 			}
-		case (ev.Kind != batchenrich.EventItemFailed && ev.Kind != batchenrich.EventLimitChanged) || time.Since(p.lastDraw) > 100*time.Millisecond:
+		case (ev.Kind != evItemFailed && ev.Kind != evLimitChanged) || time.Since(p.lastDraw) > 100*time.Millisecond:
 			p.draw()
 		}
 	}

@@ -14,14 +14,14 @@ import (
 func TestProgressLinesNameTheWrittenBatch(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgress(&out, 3, 30, 0)
-	events := make(chan batchenrich.Event, 10)
-	for _, ev := range []batchenrich.Event{
-		{Kind: batchenrich.EventBatchStarted, Batch: 1},
-		{Kind: batchenrich.EventBatchStarted, Batch: 2},
-		{Kind: batchenrich.EventBatchWritten, Batch: 1, Stats: batchenrich.BatchReport{Written: 10}},
-		{Kind: batchenrich.EventBatchStarted, Batch: 3},
-		{Kind: batchenrich.EventBatchWritten, Batch: 2, Stats: batchenrich.BatchReport{Written: 10}},
-		{Kind: batchenrich.EventBatchWritten, Batch: 3, Stats: batchenrich.BatchReport{Written: 10}},
+	events := make(chan event, 10)
+	for _, ev := range []event{
+		{Kind: evBatchStarted, Batch: 1},
+		{Kind: evBatchStarted, Batch: 2},
+		{Kind: evBatchWritten, Batch: 1, Stats: batchenrich.BatchReport{Written: 10}},
+		{Kind: evBatchStarted, Batch: 3},
+		{Kind: evBatchWritten, Batch: 2, Stats: batchenrich.BatchReport{Written: 10}},
+		{Kind: evBatchWritten, Batch: 3, Stats: batchenrich.BatchReport{Written: 10}},
 	} {
 		events <- ev
 	}

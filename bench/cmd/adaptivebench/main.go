@@ -36,11 +36,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,25 +142,9 @@ func run(api *admitapi.Server, c contender, n, batchSize int, during func(contex
 		}
 		return nil
 	})
-	events := make(chan batchenrich.Event, 1024)
-	reasons := map[string]int{}
-	evDone := make(chan struct{})
-	go func() {
-		defer close(evDone)
-		trace := os.Getenv("ADAPTIVEBENCH_TRACE") != ""
-		began := time.Now()
-		for ev := range events {
-			if ev.Kind == batchenrich.EventLimitChanged {
-				reasons[ev.Limit.Reason]++
-				if trace {
-					fmt.Printf("    %v %d → %d %s\n", time.Since(began).Round(time.Millisecond), ev.Limit.From, ev.Limit.To, ev.Limit.Reason)
-				}
-			}
-		}
-	}()
-	defer func() { close(events); <-evDone }()
+	lt := &limitTracer{reasons: map[string]int{}, trace: os.Getenv("ADAPTIVEBENCH_TRACE") != "", began: time.Now()}
 	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), e, sink,
-		batchenrich.Options{BatchSize: batchSize, Concurrency: c.concurrency, Events: events})
+		batchenrich.Options{BatchSize: batchSize, Concurrency: c.concurrency, Tracer: lt})
 	if err != nil {
 		return result{}, err
 	}
@@ -177,7 +163,7 @@ func run(api *admitapi.Server, c contender, n, batchSize int, during func(contex
 	if err != nil {
 		return result{}, err
 	}
-	res := result{wall: wall, failed: int(failed.Load()), limits: rep.Limits, reasons: reasons, failedBy: failedBy}
+	res := result{wall: wall, failed: int(failed.Load()), limits: rep.Limits, reasons: lt.byReason(), failedBy: failedBy}
 	res.ok, res.tooMany, res.outage = api.Counts()
 	u, _ := url.Parse(srv.URL)
 	res.limit = e.Limits()[u.Host]
@@ -473,3 +459,47 @@ func median(rs []result, f func(result) float64) float64 {
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
+
+// limitTracer counts the Enricher's limit changes by reason (and prints
+// each with ADAPTIVEBENCH_TRACE set); its other Tracer methods do nothing.
+// TraceLimitChange is called from the enriching goroutines, hence the lock.
+type limitTracer struct {
+	trace bool
+	began time.Time
+
+	mu      sync.Mutex
+	reasons map[string]int
+}
+
+func (t *limitTracer) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reasons[c.Reason]++
+	if t.trace {
+		fmt.Printf("    %v %d → %d %s\n", time.Since(t.began).Round(time.Millisecond), c.From, c.To, c.Reason)
+	}
+}
+
+// byReason returns the counts so far.
+func (t *limitTracer) byReason() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.reasons)
+}
+
+func (*limitTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+	return ctx
+}
+func (*limitTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+func (*limitTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (*limitTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
+func (*limitTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	return ctx
+}
+func (*limitTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
+func (*limitTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+func (*limitTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}

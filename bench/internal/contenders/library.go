@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/batchenrich/batchenrich"
@@ -159,11 +161,10 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 		return st, err
 	}
 
-	// Progress events, as a service would watch them; read after Run
-	// (sends never block: beyond the buffer they are dropped).
-	events := make(chan batchenrich.Event, 256)
+	// When the first batch started, from the Runner's log record.
+	first := &firstBatchLog{}
 	r, err := batchenrich.New(src, enr, sink, batchenrich.Options{
-		Events:      events,
+		Logger:      slog.New(first),
 		BatchSize:   cfg.BatchSize,
 		MaxBatches:  cfg.MaxBatches,
 		Concurrency: cfg.Concurrency,
@@ -183,13 +184,9 @@ func library(ctx context.Context, cfg harness.Config, v variant) (harness.Stats,
 	for _, b := range rep.Batches {
 		read, enrich, write = read+b.ReadDuration, enrich+b.EnrichDuration, write+b.WriteDuration
 	}
-	close(events)
 	firstBatch := rep.Started // no batch: 0 ms
-	for e := range events {
-		if e.Kind == batchenrich.EventBatchStarted {
-			firstBatch = e.Time
-			break
-		}
+	if at := first.at.Load(); at != nil {
+		firstBatch = *at
 	}
 	st.Detail = fmt.Sprintf("Run %.1f ms: enrich %.1f, write %.1f, read %.1f (sums over batches; reads mostly prefetched%s); before Run %.1f ms, Run to the first batch %.1f ms",
 		ms(rep.Duration), ms(enrich), ms(write), ms(read), map[bool]string{true: "; writes overlap the next enrichment"}[overlap],
@@ -220,3 +217,23 @@ func libFailedRow(t libTraveler, err error) job.Row {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// firstBatchLog is a slog.Handler noting when a run's first batch started
+// (the Runner's "batchenrich: batch started" record, at Debug); it turns
+// every other record away once it has it.
+type firstBatchLog struct{ at atomic.Pointer[time.Time] }
+
+func (h *firstBatchLog) Enabled(_ context.Context, l slog.Level) bool {
+	return l == slog.LevelDebug && h.at.Load() == nil
+}
+
+func (h *firstBatchLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "batchenrich: batch started" {
+		t := r.Time
+		h.at.CompareAndSwap(nil, &t)
+	}
+	return nil
+}
+
+func (h *firstBatchLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *firstBatchLog) WithGroup(string) slog.Handler      { return h }

@@ -155,6 +155,14 @@ func (f floorTracer) TraceItemEnd(ctx context.Context, _ batchenrich.TraceItemEn
 	trace.SpanFromContext(ctx).End()
 }
 
+func (f floorTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+
+func (f floorTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+
+func (f floorTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+
 // floorTransport is the floor under Tracer.Transport: a client span per
 // attempt with no attribute, ended when the response's headers are in, no
 // context propagated.

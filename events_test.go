@@ -1,0 +1,69 @@
+package batchenrich_test
+
+import (
+	"context"
+
+	"github.com/batchenrich/batchenrich"
+)
+
+// The kinds of event an eventTracer sends.
+const (
+	evBatchStarted = "batch-started" // Batch, Items
+	evItemFailed   = "item-failed"   // Batch, Index, Key, Err
+	evBatchWritten = "batch-written" // Batch, Stats
+	evLimitChanged = "limit-changed" // Limit
+)
+
+// event is one thing a run told its Tracer, for the tests that follow a
+// run as a stream.
+type event struct {
+	Kind  string
+	Batch int
+	Items int
+	Index int
+	Key   string
+	Err   error
+	Stats batchenrich.BatchReport
+	Limit *batchenrich.LimitChange
+}
+
+// eventTracer is a Tracer sending a run's batch starts, failed items,
+// written batches and limit changes to a channel, never blocking: an event
+// that does not fit in the buffer is dropped.
+type eventTracer chan<- event
+
+func (t eventTracer) send(ev event) {
+	select {
+	case t <- ev:
+	default:
+	}
+}
+
+func (t eventTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+	return ctx
+}
+func (t eventTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+	t.send(event{Kind: evBatchStarted, Batch: d.Batch, Items: d.Items})
+	return ctx
+}
+func (t eventTracer) TraceBatchEnd(_ context.Context, d batchenrich.TraceBatchEndData) {
+	if d.Err == nil {
+		t.send(event{Kind: evBatchWritten, Batch: d.Batch, Stats: d.Stats})
+	}
+}
+func (t eventTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+	return ctx
+}
+func (t eventTracer) TraceItemEnd(_ context.Context, d batchenrich.TraceItemEndData) {
+	if d.Outcome == batchenrich.OutcomeFailed {
+		t.send(event{Kind: evItemFailed, Batch: d.Batch, Index: d.Index, Key: d.Key, Err: d.Err})
+	}
+}
+func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+	return ctx
+}
+func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (t eventTracer) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+	t.send(event{Kind: evLimitChanged, Limit: &c})
+}
