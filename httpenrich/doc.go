@@ -65,6 +65,11 @@
 // log records). See Adaptive for the algorithm and why it was chosen. Without
 // Adaptive, none of it runs.
 //
+// With Config.Budget (sqlbatch.Budget), the host's concurrency ceiling
+// and rate are shared with other processes: each attempt waits for a
+// place under this process's share, which the Budget renews in the
+// background.
+//
 // # Idempotency keys
 //
 // With Config.IdempotencyKey, every request carries an Idempotency-Key

@@ -103,6 +103,9 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkBudget(cfg.Budget, cfg.URL); err != nil {
+		return nil, err
+	}
 	keyOf, err := idempotencyKeyOf(cfg.IdempotencyKey, cfg.ItemKey)
 	if err != nil {
 		return nil, err
@@ -161,6 +164,9 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	ht := &httpx.Transport{Base: base, Timeout: s.timeout, Limiter: limiter}
 	if up != nil {
 		ht.Admit = up.admit
+	}
+	if cfg.Budget != nil {
+		ht.Admit = budgetAdmit(cfg.Budget, ht.Admit)
 	}
 	hc.Transport = ht
 

@@ -144,6 +144,19 @@ type Config[T, B, R any] struct {
 	// requests in flight.
 	Adaptive *Adaptive
 
+	// Budget, when set, is a budget for the URL's host shared with other
+	// processes (sqlbatch.Budget, on PostgreSQL): every attempt to the
+	// host, retries included, waits for a place under this process's
+	// share of its concurrency ceiling and rate, after Adaptive's limit
+	// and gate and Config.RateLimit. The share is renewed in the
+	// background, never per request. New refuses a Budget whose Upstream
+	// is not the URL's host. Attempts to another host (a redirect) are
+	// not budgeted. Several Enrichers of a process (the partitions of a
+	// batchenrich.NewPartitioned run, a riverenrich worker's jobs) may
+	// share one Budget: the process's share holds across them. Nil means
+	// no shared budget.
+	Budget Budget
+
 	// IdempotencyKey, when true, sends an Idempotency-Key header with
 	// every request, derived from the run key (batchenrich.RunKeyFromContext)
 	// and the item's key by IdempotencyKeyFor: the same on every attempt

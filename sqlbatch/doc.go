@@ -2,7 +2,8 @@
 // a table or query in windows of a stable key order, a Sink writing each
 // batch in one transaction as a bulk upsert, a CheckpointStore that
 // makes runs durable and gives one runner at a time each run key, and a
-// Lookup enriching items from another table by key.
+// Lookup enriching items from another table by key; and a Budget sharing
+// an upstream's concurrency ceiling and rate among processes.
 //
 // It supports PostgreSQL (github.com/lib/pq, or pgx through database/sql:
 // github.com/jackc/pgx/v5/stdlib) and SQLite (modernc.org/sqlite, pure
@@ -143,6 +144,16 @@
 // order and keeps those whose key, encoded as in the Cursor, hashes with
 // 64-bit FNV-1a to p modulo P: each partition scans every row of the
 // Filter once over a run. Keep P small on SQLite.
+//
+// # Shared budgets
+//
+// NewBudget makes this process a member of a budget for an upstream (a
+// concurrency ceiling and a rate for all the processes together), shared
+// with every process opening it by the same name on the same PostgreSQL
+// database. Each leases its share in a row of the budget table
+// (DefaultBudgetTable, created when missing) and renews it in the
+// background; httpenrich.Config.Budget enforces it in memory, with no
+// round trip per request. See Budget.
 //
 // # Names and values
 //

@@ -107,3 +107,10 @@ func (s *CheckpointStore) File() string {
 	_ = s.db.Get(&f, `SELECT file FROM pragma_database_list WHERE name = 'main'`)
 	return f
 }
+
+// StopRenewing stops b's renewals without releasing its lease, as if its
+// process had been killed: the lease expires.
+func (b *Budget) StopRenewing() {
+	b.stop()
+	<-b.done
+}

@@ -1,0 +1,79 @@
+package httpenrich
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Budget is a budget for one upstream shared with other processes (see
+// Config.Budget): it hands out this process's share of it. The package
+// sqlbatch implements it on PostgreSQL (sqlbatch.Budget); this package
+// only calls it.
+type Budget interface {
+	// Upstream returns the host the budget covers, as in a URL:
+	// "api.example.com", or "api.example.com:8443" with a port.
+	Upstream() string
+	// Take waits, honouring ctx, until this process may send a request to
+	// the upstream under its share, and returns the function that gives
+	// the request's place back (called once, when the request is over:
+	// its body closed, or its error returned). It must not do I/O per
+	// call: it is called for every attempt.
+	Take(ctx context.Context) (release func(), err error)
+}
+
+// checkBudget refuses a Budget covering another host than rawURL's.
+func checkBudget(b Budget, rawURL string) error {
+	if b == nil {
+		return nil
+	}
+	up := b.Upstream()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return optErr("Budget", "cannot read the URL's host: "+err.Error())
+	}
+	if !strings.EqualFold(u.Host, up) {
+		return optErr("Budget", "covers "+strconv.Quote(up)+" but URL sends to "+strconv.Quote(u.Host)+
+			": a budget is for the host it names (with the port, when the URL has one)")
+	}
+	return nil
+}
+
+// budgetAdmit returns an httpx.Transport.Admit that takes a place under
+// b for each attempt to b's host, after next (the adaptive limit and gate,
+// or nil): last, so that its rate turns are taken just before sending.
+// Attempts to other hosts (a redirect elsewhere) are not budgeted.
+func budgetAdmit(b Budget, next func(*http.Request) (func(*http.Response, error), error)) func(*http.Request) (func(*http.Response, error), error) {
+	host := b.Upstream()
+	return func(req *http.Request) (func(*http.Response, error), error) {
+		var done func(*http.Response, error)
+		if next != nil {
+			var err error
+			if done, err = next(req); err != nil {
+				return nil, err
+			}
+		}
+		if !strings.EqualFold(req.URL.Host, host) {
+			return done, nil
+		}
+		release, err := b.Take(req.Context())
+		if err != nil {
+			if done != nil {
+				done(nil, err)
+			}
+			return nil, err
+		}
+		return func(resp *http.Response, err error) {
+			if done != nil {
+				done(resp, err) // may wrap resp.Body
+			}
+			if err != nil {
+				release()
+				return
+			}
+			resp.Body = &releaseBody{ReadCloser: resp.Body, release: release}
+		}, nil
+	}
+}

@@ -1,0 +1,295 @@
+package sqlbatch_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/httpenrich"
+	"github.com/batchenrich/batchenrich/internal/testdb"
+	"github.com/batchenrich/batchenrich/sqlbatch"
+)
+
+// newBudget opens a member of the budget named name on db, closed when
+// the test ends.
+func newBudget(t *testing.T, db *sqlx.DB, cfg sqlbatch.BudgetConfig) *sqlbatch.Budget {
+	t.Helper()
+	b, err := sqlbatch.NewBudget(context.Background(), db, cfg)
+	if err != nil {
+		t.Fatalf("NewBudget: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+// waitFor polls cond until it holds, failing after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("not within 30s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestBudgetConfigErrors(t *testing.T) {
+	ctx := context.Background()
+	pg := testdb.Postgres(t)
+	ok := sqlbatch.BudgetConfig{Name: "api", Upstream: "api.example.com", MaxConcurrency: 10, LeaseTTL: time.Second}
+	cases := []struct {
+		name  string
+		db    *sqlx.DB
+		edit  func(c *sqlbatch.BudgetConfig)
+		field string
+	}{
+		{"nil db", nil, func(*sqlbatch.BudgetConfig) {}, "db"},
+		{"sqlite", testdb.SQLiteDB(t), func(*sqlbatch.BudgetConfig) {}, "db"},
+		{"no name", pg, func(c *sqlbatch.BudgetConfig) { c.Name = " " }, "Name"},
+		{"no upstream", pg, func(c *sqlbatch.BudgetConfig) { c.Upstream = "" }, "Upstream"},
+		{"upstream is a URL", pg, func(c *sqlbatch.BudgetConfig) { c.Upstream = "https://api.example.com/x" }, "Upstream"},
+		{"negative ceiling", pg, func(c *sqlbatch.BudgetConfig) { c.MaxConcurrency = -1 }, "MaxConcurrency"},
+		{"nothing bounded", pg, func(c *sqlbatch.BudgetConfig) { c.MaxConcurrency = 0 }, "MaxConcurrency"},
+		{"NaN rate", pg, func(c *sqlbatch.BudgetConfig) { c.Rate = math.NaN() }, "Rate"},
+		{"short TTL", pg, func(c *sqlbatch.BudgetConfig) { c.LeaseTTL = time.Millisecond }, "LeaseTTL"},
+		{"bad table", pg, func(c *sqlbatch.BudgetConfig) { c.Table = "a.b.c" }, "Table"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			tc.edit(&cfg)
+			b, err := sqlbatch.NewBudget(ctx, tc.db, cfg)
+			want := "BudgetConfig." + tc.field
+			if tc.field == "db" {
+				want = "db"
+			}
+			var ce *batchenrich.ConfigError
+			if !errors.As(err, &ce) || ce.Package != "sqlbatch" || ce.Field != want || !errors.Is(err, batchenrich.ErrInvalidConfig) {
+				if b != nil {
+					b.Close()
+				}
+				t.Fatalf("NewBudget = %v, want a ConfigError on %s", err, tc.field)
+			}
+		})
+	}
+
+	// A process configuring a live budget otherwise is refused.
+	newBudget(t, pg, ok)
+	for field, edit := range map[string]func(c *sqlbatch.BudgetConfig){
+		"MaxConcurrency": func(c *sqlbatch.BudgetConfig) { c.MaxConcurrency = 20 },
+		"Upstream":       func(c *sqlbatch.BudgetConfig) { c.Upstream = "other.example.com" },
+		"Rate":           func(c *sqlbatch.BudgetConfig) { c.Rate = 5 },
+	} {
+		cfg := ok
+		edit(&cfg)
+		b, err := sqlbatch.NewBudget(ctx, pg, cfg)
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Field != "BudgetConfig."+field || !strings.Contains(err.Error(), "every process must configure it alike") {
+			if b != nil {
+				b.Close()
+			}
+			t.Fatalf("NewBudget with another %s = %v, want a ConfigError on it", field, err)
+		}
+	}
+}
+
+// shares returns the budgets' concurrency shares and their sum.
+func shares(bs []*sqlbatch.Budget) ([]int, int) {
+	var s []int
+	sum := 0
+	for _, b := range bs {
+		c := b.Share().Concurrency
+		s = append(s, c)
+		sum += c
+	}
+	return s, sum
+}
+
+func TestBudgetFairSharesAndExpiry(t *testing.T) {
+	db := testdb.Postgres(t)
+	cfg := sqlbatch.BudgetConfig{Name: "api", Upstream: "api.example.com", MaxConcurrency: 31, LeaseTTL: time.Second}
+	var bs []*sqlbatch.Budget
+	// Processes join one by one; at every moment sampled, the shares add
+	// up to no more than the ceiling, and they end even.
+	var over []string
+	for i := range 3 {
+		bs = append(bs, newBudget(t, db, cfg))
+		want := 31 / (i + 1)
+		waitFor(t, fmt.Sprintf("%d members get their fair share", i+1), func() bool {
+			s, sum := shares(bs)
+			if sum > 31 {
+				over = append(over, fmt.Sprint(s))
+			}
+			for _, c := range s {
+				if c < want || c > want+1 {
+					return false
+				}
+			}
+			return sum == 31
+		})
+	}
+	if len(over) > 0 {
+		t.Errorf("shares above the ceiling: %v", over)
+	}
+	if m := bs[0].Share().Members; m != 3 {
+		t.Errorf("Members = %d, want 3", m)
+	}
+
+	// A member whose renewals stop (its process killed) loses its share
+	// to the others once its lease expires.
+	bs[2].StopRenewing()
+	took := waitFor(t, "the others take the share of the member that stopped renewing", func() bool {
+		_, sum := shares(bs[:2])
+		return sum == 31
+	})
+	if took > 10*time.Second {
+		t.Errorf("the share returned after %v, want within 10s", took)
+	}
+	s, _ := shares(bs[:2])
+	if s[0] < 15 || s[1] < 15 {
+		t.Errorf("shares after the expiry = %v, want 15 and 16", s)
+	}
+
+	// A member that closes returns its share at once (at the others'
+	// next renewal).
+	if err := bs[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the last member gets the whole budget", func() bool { return bs[0].Share().Concurrency == 31 })
+}
+
+func TestBudgetTakeHoldsTheShare(t *testing.T) {
+	db := testdb.Postgres(t)
+	b := newBudget(t, db, sqlbatch.BudgetConfig{Name: "api", Upstream: "h", MaxConcurrency: 2, LeaseTTL: time.Second})
+	ctx := context.Background()
+	r1, err := b.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := b.Take(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Take(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a third Take with 2 slots = %v, want it to wait (context.Canceled)", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := b.Take(ctx)
+		if err == nil {
+			r()
+		}
+		got <- err
+	}()
+	r1()
+	if err := <-got; err != nil {
+		t.Fatalf("Take after a release: %v", err)
+	}
+	r2()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Take(ctx); !errors.Is(err, sqlbatch.ErrBudgetClosed) {
+		t.Fatalf("Take after Close = %v, want ErrBudgetClosed", err)
+	}
+}
+
+// TestBudgetRateAcrossProcesses: three members of a budget of R requests
+// per second, each with its own Enricher as separate processes would have,
+// never send more than 1.05 R in any 1-second window, measured on the
+// request times at the server.
+func TestBudgetRateAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 450 requests at 100/s")
+	}
+	db := testdb.Postgres(t)
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	const rate, perProcess = 100.0, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for p := range 3 {
+		b := newBudget(t, db, sqlbatch.BudgetConfig{Name: "rate", Upstream: host, Rate: rate, LeaseTTL: time.Second})
+		e, err := httpenrich.New(httpenrich.Config[int, json.RawMessage, json.RawMessage]{
+			URL: srv.URL + "/item",
+			Request: func(i int) (httpenrich.Params, error) {
+				return httpenrich.Params{Query: url.Values{"id": {fmt.Sprint(i)}}}, nil
+			},
+			Budget: b,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		items := make(chan int)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range items {
+					if _, err := e.Enrich(context.Background(), i); err != nil {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(items)
+			for i := range perProcess {
+				items <- p*perProcess + i
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(times) != 3*perProcess {
+		t.Fatalf("%d requests, want %d", len(times), 3*perProcess)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	worst, j := 0, 0
+	for i := range times {
+		for times[j].Before(times[i].Add(-time.Second)) || times[j].Equal(times[i].Add(-time.Second)) {
+			j++
+		}
+		worst = max(worst, i-j+1)
+	}
+	t.Logf("most requests in a 1-second window: %d (rate %v)", worst, rate)
+	if float64(worst) > 1.05*rate {
+		t.Errorf("%d requests in a 1-second window, want at most %v", worst, 1.05*rate)
+	}
+}
