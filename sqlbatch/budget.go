@@ -130,7 +130,7 @@ type Budget struct {
 	closeErr  error
 }
 
-// NewBudget validates cfg (a *ConfigError names the first bad field),
+// NewBudget validates cfg (a *batchenrich.ConfigError names the first bad field),
 // creates the budget table if missing, takes this process's first share,
 // and starts renewing it. Close it when done.
 func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, err error) {
