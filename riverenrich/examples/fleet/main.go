@@ -45,7 +45,13 @@
 //
 // -concurrency is the total of HTTP calls in flight in the process, over
 // every partition it works on; -max-partitions how many partitions it works
-// on at once. Whichever process starts first on a fresh database applies
+// on at once. With -budget NAME, the processes giving the same NAME share
+// one budget for the profile API's host: -budget-concurrency calls in
+// flight and -budget-rate requests per second over all of them
+// (sqlbatch.Budget), each process's share renewed every second and
+// returned to the others when it stops, or within 6 s when it is killed;
+// every process must give the same values (another is refused, exit 2).
+// Whichever process starts first on a fresh database applies
 // River's migration (riverenrich.Migrate; several starting at once take
 // turns). A worker that dies is taken over (see riverenrich).
 package main
@@ -140,6 +146,9 @@ type config struct {
 	httpRetries                  int
 	takeover, slice              time.Duration
 	worker, json, verbose        bool
+	budget                       string  // a shared budget's name, "" for none
+	budgetConcurrency            int     // its ceiling over every process
+	budgetRate                   float64 // its requests per second over every process
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
@@ -162,6 +171,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.BoolVar(&c.worker, "worker", false, "only work on jobs, until SIGINT or SIGTERM")
 	fs.BoolVar(&c.json, "json", false, "print the final summary as one JSON object on stdout")
 	fs.BoolVar(&c.verbose, "v", false, "log River's and riverenrich's records to stderr")
+	fs.StringVar(&c.budget, "budget", "", "name of a budget for the profile API's host shared by every process giving it (on this database); needs -budget-concurrency, -budget-rate or both")
+	fs.IntVar(&c.budgetConcurrency, "budget-concurrency", 0, "the shared budget's HTTP calls in flight, over every process (0: none; 1..100000)")
+	fs.Float64Var(&c.budgetRate, "budget-rate", 0, "the shared budget's requests per second, over every process (0: none; at most 1000000)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, "Usage: go run ./examples/fleet [flags]")
@@ -187,6 +199,16 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		}
 	}
 	switch {
+	case c.budgetConcurrency < 0 || c.budgetConcurrency > 100_000:
+		return c, fmt.Errorf("-budget-concurrency %d: must be between 0 and 100000", c.budgetConcurrency)
+	case !(c.budgetRate >= 0 && c.budgetRate <= 1_000_000): // NaN too
+		return c, fmt.Errorf("-budget-rate %v: must be between 0 and 1000000", c.budgetRate)
+	case c.budget == "" && (c.budgetConcurrency > 0 || c.budgetRate > 0):
+		return c, errors.New("-budget-concurrency and -budget-rate need -budget: the name the processes sharing the budget give")
+	case c.budget != "" && c.budgetConcurrency == 0 && c.budgetRate == 0:
+		return c, fmt.Errorf("-budget %q: set -budget-concurrency, -budget-rate or both", truncate(c.budget))
+	case c.budget != "" && !executionIDPattern.MatchString(c.budget):
+		return c, fmt.Errorf("-budget %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.budget))
 	case c.httpTimeout <= 0 || c.httpTimeout > time.Hour:
 		return c, fmt.Errorf("-http-timeout %s: must be positive and at most 1h", c.httpTimeout)
 	case c.takeover <= 0 || c.slice <= 0:
@@ -283,6 +305,9 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 	// transaction and the Source's prefetch (in turn, mostly); and River's
 	// own few.
 	conns := 2*cfg.maxPartitions + 4
+	if cfg.budget != "" {
+		conns++ // the budget's renewals
+	}
 	db.SetMaxOpenConns(conns)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = db.PingContext(pctx)
@@ -313,7 +338,20 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 	if err := store.CreateTable(ctx); err != nil {
 		return fail(exitIncomplete, "%v", err)
 	}
-	client, enr, err := newClient(db, store, cfg, stderr)
+	var budget *sqlbatch.Budget
+	if cfg.budget != "" {
+		u, _ := url.Parse(cfg.profileURL) // parsed by parseFlags
+		budget, err = sqlbatch.NewBudget(ctx, db, sqlbatch.BudgetConfig{Name: cfg.budget, Upstream: u.Host,
+			MaxConcurrency: cfg.budgetConcurrency, Rate: cfg.budgetRate})
+		if errors.Is(err, batchenrich.ErrInvalidConfig) {
+			return fail(exitUsage, "-budget %s: %v", cfg.budget, err)
+		}
+		if err != nil {
+			return fail(exitIncomplete, "-budget %s: %v", cfg.budget, err)
+		}
+		defer budget.Close() // after the Client stopped and the Enricher closed
+	}
+	client, enr, err := newClient(db, store, cfg, budget, stderr)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -428,12 +466,12 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 
 // newClient builds the riverenrich Client working on the seed job's
 // partitions, and its Enricher (close it after the Client stopped).
-func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr io.Writer) (*riverenrich.Client[Traveler, Profile], *httpenrich.Enricher[Traveler, json.RawMessage, Profile], error) {
+func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, budget *sqlbatch.Budget, stderr io.Writer) (*riverenrich.Client[Traveler, Profile], *httpenrich.Enricher[Traveler, json.RawMessage, Profile], error) {
 	pool, err := httpenrich.PoolFromEnv()
 	if err != nil {
 		return nil, nil, err
 	}
-	enr, err := httpenrich.New(httpenrich.Config[Traveler, json.RawMessage, Profile]{
+	hc := httpenrich.Config[Traveler, json.RawMessage, Profile]{
 		URL: cfg.profileURL,
 		Request: func(t Traveler) (httpenrich.Params, error) {
 			return httpenrich.Params{Query: url.Values{
@@ -448,7 +486,11 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, stderr 
 		Pool:           pool.ForConcurrency(cfg.concurrency),
 		AttemptTimeout: cfg.httpTimeout,
 		MaxAttempts:    cfg.httpRetries + 1,
-	})
+	}
+	if budget != nil {
+		hc.Budget = budget
+	}
+	enr, err := httpenrich.New(hc)
 	if err != nil {
 		return nil, nil, err
 	}
