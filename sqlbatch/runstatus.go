@@ -127,7 +127,10 @@ func (s *CheckpointStore) scanStatus(rows *sql.Rows) (statusRow, error) {
 }
 
 // Status returns the recorded state of the run runKey, with each of its
-// partitions. It returns an error wrapping batchenrich.ErrUnknownRun when
+// partitions. runKey may also be one partition's own key
+// (batchenrich.Partition.RunKey, "run#p3"): the RunStatus then describes
+// that partition alone, its one PartitionStatus giving its Index and
+// Count. It returns an error wrapping batchenrich.ErrUnknownRun when
 // nothing is recorded under runKey.
 func (s *CheckpointStore) Status(ctx context.Context, runKey string) (RunStatus, error) {
 	if err := s.upgrade(ctx); err != nil {
@@ -219,7 +222,10 @@ func (s *CheckpointStore) group(ctx context.Context, rows *sql.Rows) ([]RunStatu
 			}
 		}
 		rs := RunStatus{RunKey: key, Job: r.job}
-		if r.parts > 1 {
+		// A partition's own row records its run's partition count: asked
+		// for by its own key, it is that partition alone.
+		_, index, isPart := splitPartitionKey(key)
+		if r.parts > 1 && !isPart {
 			for i := range r.parts {
 				p := PartitionStatus{Index: i, Count: r.parts, RunKey: batchenrich.Partition{Index: i, Count: r.parts}.RunKey(key)}
 				if pr, ok := byKey[p.RunKey]; ok {
@@ -234,6 +240,9 @@ func (s *CheckpointStore) group(ctx context.Context, rows *sql.Rows) ([]RunStatu
 		} else {
 			p := r.PartitionStatus
 			p.Index, p.Count = 0, 1
+			if isPart && r.parts > 1 {
+				p.Index, p.Count = index, r.parts
+			}
 			rs.Partitions = []PartitionStatus{p}
 		}
 		rs.sum(r.Updated)

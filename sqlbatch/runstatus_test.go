@@ -165,5 +165,17 @@ func TestRunStatusPartitioned(t *testing.T) {
 		if err != nil || len(runs) != 1 || len(runs[0].Partitions) != 3 {
 			t.Fatalf("Runs = %+v, %v", runs, err)
 		}
+		// A partition asked for by its own key is that partition alone,
+		// not a run of three partitions of its own.
+		key := (batchenrich.Partition{Index: 2, Count: 3}).RunKey("e1")
+		ps, err := store.Status(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := st.Partitions[2]
+		if ps.RunKey != key || len(ps.Partitions) != 1 || ps.State != batchenrich.StateDone || ps.Counts != want.Counts ||
+			ps.Partitions[0].Index != 2 || ps.Partitions[0].Count != 3 || ps.Partitions[0].RunKey != key || ps.Partitions[0].Counts != want.Counts {
+			t.Fatalf("status of %s = %+v, want partition %+v alone", key, ps, want)
+		}
 	})
 }
