@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -51,6 +53,8 @@ type PartitionedConfig[T, R any] struct {
 // process. Create one with NewPartitioned.
 type Partitioned[T, R any] struct {
 	runners []*Runner[T, R]
+	// stop is every runner's siblingStop.
+	stop atomic.Bool
 }
 
 // NewPartitioned validates cfg and returns a Partitioned run. It returns
@@ -96,6 +100,7 @@ func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], 
 		if err != nil {
 			return nil, err
 		}
+		r.siblingStop = &pr.stop
 		pr.runners[i] = r
 	}
 	return pr, nil
@@ -115,8 +120,12 @@ func (pr *Partitioned[T, R]) Runners() []*Runner[T, R] { return pr.runners }
 // then not written; they resume from their checkpoints on the next run).
 // Run returns the failures as *PartitionError values joined with
 // errors.Join, leaving out the partitions that only stopped because
-// another failed. A changed partition count is refused before anything is
-// read (ErrPartitionsChanged).
+// another failed. A partition stopping at an operator's request
+// (ErrStopRequested) is no failure: it cancels nothing, and the others
+// stop at their next batch boundary too, each committing the batch it is
+// on; Run then returns the first such *PartitionError. A changed
+// partition count is refused before anything is read
+// (ErrPartitionsChanged).
 func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error) {
 	rep := PartitionedReport{Partitions: make([]Report, len(pr.runners)), Started: time.Now()}
 	if len(pr.runners) == 1 {
@@ -132,14 +141,31 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 			return rep, err
 		}
 	}
+	pr.stop.Store(false)
 	errs := make([]error, len(pr.runners))
+	var (
+		mu        sync.Mutex
+		firstStop error // the first partition to stop at an operator's request
+	)
 	g, gctx := errgroup.WithContext(ctx)
 	for i, r := range pr.runners {
 		g.Go(func() error {
 			var err error
 			rep.Partitions[i], err = r.Run(gctx)
-			if err != nil {
-				errs[i] = &PartitionError{Partition: r.opts.Partition, Err: err}
+			if err == nil {
+				return nil
+			}
+			errs[i] = &PartitionError{Partition: r.opts.Partition, Err: err}
+			if errors.Is(err, ErrStopRequested) {
+				// Not a failure: the others stop at their next batch
+				// boundary, their batches committed, not cancelled.
+				pr.stop.Store(true)
+				mu.Lock()
+				if firstStop == nil {
+					firstStop = errs[i]
+				}
+				mu.Unlock()
+				return nil
 			}
 			return errs[i]
 		})
@@ -147,7 +173,7 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 	first := g.Wait()
 	rep.Duration = time.Since(rep.Started)
 	if first == nil {
-		return rep, nil
+		return rep, firstStop
 	}
 	var keep []error
 	for _, err := range errs {

@@ -30,6 +30,10 @@ type Runner[T, R any] struct {
 	// already (a Replay, before it takes the run's lock), so Run does not
 	// run them again.
 	checked bool
+	// siblingStop, in the Runners of a Partitioned run, is set once one
+	// partition stopped at an operator's request: the others then stop at
+	// their next batch boundary too, as if asked themselves.
+	siblingStop *atomic.Bool
 }
 
 // New returns a Runner that reads from src, enriches with enr and writes to
@@ -291,6 +295,10 @@ func (st *run[T, R]) stopRequested(num int) error {
 // noteStop asks the store, if it can tell, whether an operator asked the
 // run to stop.
 func (st *run[T, R]) noteStop() {
+	if st.siblingStop != nil && st.siblingStop.Load() {
+		st.stopped.Store(true)
+		return
+	}
 	if sr, ok := st.opts.Durable.Store.(StopRequester); ok {
 		var stop bool
 		if guarded(func() error { stop = sr.StopRequested(st.opts.key); return nil }) == nil && stop {
