@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/batchenrich/batchenrich/internal/httpx"
@@ -147,33 +148,36 @@ func TestAIMDLatency(t *testing.T) {
 	}
 }
 
+// TestAIMDWaitersInOrderAndCancel runs in a synctest bubble:
+// synctest.Wait returns once the acquiring goroutine is blocked, queued
+// as a waiter (no polling).
 func TestAIMDWaitersInOrderAndCancel(t *testing.T) {
-	l := newTestAIMD(t, Adaptive{MaxConcurrency: 1})
-	s0 := take(t, l, 1)[0]
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() { _, err := l.acquire(ctx); errc <- err }()
-	for { // wait until it queues
+	synctest.Test(t, func(t *testing.T) {
+		l := newTestAIMD(t, Adaptive{MaxConcurrency: 1})
+		s0 := take(t, l, 1)[0]
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error)
+		go func() { _, err := l.acquire(ctx); errc <- err }()
+		synctest.Wait() // it is blocked in acquire
 		l.mu.Lock()
 		n := len(l.waiters)
 		l.mu.Unlock()
-		if n == 1 {
-			break
+		if n != 1 {
+			t.Fatalf("%d waiters while one acquire is blocked, want 1", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled wait: %v", err)
-	}
-	got := make(chan slot)
-	go func() { s, _ := l.acquire(context.Background()); got <- s }()
-	l.release(s0, answer{o: neutral, retryAfter: -1})
-	s1 := <-got
-	l.release(s1, answer{o: neutral, retryAfter: -1})
-	if l.inflight != 0 || len(l.waiters) != 0 {
-		t.Fatalf("in flight %d, waiters %d after all released", l.inflight, len(l.waiters))
-	}
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v", err)
+		}
+		got := make(chan slot)
+		go func() { s, _ := l.acquire(context.Background()); got <- s }()
+		l.release(s0, answer{o: neutral, retryAfter: -1})
+		s1 := <-got
+		l.release(s1, answer{o: neutral, retryAfter: -1})
+		if l.inflight != 0 || len(l.waiters) != 0 {
+			t.Fatalf("in flight %d, waiters %d after all released", l.inflight, len(l.waiters))
+		}
+	})
 }
 
 func TestAdaptiveValidate(t *testing.T) {
@@ -204,38 +208,44 @@ func contains(s, sub string) bool {
 	return false
 }
 
+// TestGateOneProbeAtATime runs in a synctest bubble: synctest.Wait
+// returns once a second request is blocked in wait (or passed), so its
+// not passing is asserted without waiting for a time.
 func TestGateOneProbeAtATime(t *testing.T) {
-	g := newGate()
-	ctx := context.Background()
-	if probe, err := g.wait(ctx); probe || err != nil {
-		t.Fatalf("open gate: probe %v, err %v", probe, err)
-	}
-	g.pause(0) // the time has come at once, but probing starts
-	probe, err := g.wait(ctx)
-	if !probe || err != nil {
-		t.Fatalf("first after a pause: probe %v, err %v; want the probe", probe, err)
-	}
-	second := make(chan bool)
-	go func() { p, _ := g.wait(ctx); second <- p }()
-	select {
-	case <-second:
-		t.Fatal("a second request passed while the probe was out")
-	case <-time.After(20 * time.Millisecond): // not an assertion on time: only gives it a chance to go wrong
-	}
-	g.done(true, false) // the probe was refused: the next one probes
-	if p := <-second; !p {
-		t.Fatal("after a refused probe, the next request is not a probe")
-	}
-	g.done(true, true) // an answer: open
-	if probe, err := g.wait(ctx); probe || err != nil {
-		t.Fatalf("after a good probe: probe %v, err %v; want open", probe, err)
-	}
-	g.pause(time.Hour)
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, err := g.wait(cctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("closed gate with an ended context: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		ctx := context.Background()
+		if probe, err := g.wait(ctx); probe || err != nil {
+			t.Fatalf("open gate: probe %v, err %v", probe, err)
+		}
+		g.pause(0) // the time has come at once, but probing starts
+		probe, err := g.wait(ctx)
+		if !probe || err != nil {
+			t.Fatalf("first after a pause: probe %v, err %v; want the probe", probe, err)
+		}
+		second := make(chan bool)
+		go func() { p, _ := g.wait(ctx); second <- p }()
+		synctest.Wait() // the second request is blocked in wait, or passed
+		select {
+		case <-second:
+			t.Fatal("a second request passed while the probe was out")
+		default:
+		}
+		g.done(true, false) // the probe was refused: the next one probes
+		if p := <-second; !p {
+			t.Fatal("after a refused probe, the next request is not a probe")
+		}
+		g.done(true, true) // an answer: open
+		if probe, err := g.wait(ctx); probe || err != nil {
+			t.Fatalf("after a good probe: probe %v, err %v; want open", probe, err)
+		}
+		g.pause(time.Hour)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := g.wait(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("closed gate with an ended context: %v", err)
+		}
+	})
 }
 
 func TestParseBudget(t *testing.T) {

@@ -91,7 +91,10 @@ func (g *gate) done(probe, ok bool) {
 	if !g.probing {
 		return
 	}
-	if ok && time.Now().After(g.until) {
+	// The gate's time has come when now is not before until (as in
+	// wait): at the very instant of until, too, where a coarse clock
+	// puts a quick probe's answer.
+	if ok && !time.Now().Before(g.until) {
 		g.probing = false
 	}
 	close(g.changed)
