@@ -168,18 +168,18 @@ func (st *run[T, R]) callBulk(ctx context.Context, group []T) ([]R, []error) {
 	return values, errs
 }
 
-// limitedBulk is LimitEnricher's Enricher for a BulkEnricher: each call,
-// of one item or of a group, holds one of the Limiter's slots.
+// limitedBulk is limitEnricher's Enricher for a BulkEnricher: each call,
+// of one item or of a group, holds one of the limiter's slots.
 type limitedBulk[T, R any] struct {
 	Enricher[T, R]
-	l *Limiter
+	l *limiter
 	b BulkEnricher[T, R]
 }
 
 // BulkSize returns the wrapped BulkEnricher's.
 func (e limitedBulk[T, R]) BulkSize() int { return e.b.BulkSize() }
 
-// EnrichBulk calls the wrapped EnrichBulk holding one of the Limiter's
+// EnrichBulk calls the wrapped EnrichBulk holding one of the limiter's
 // slots.
 func (e limitedBulk[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error) {
 	if err := e.l.sem.Acquire(ctx, 1); err != nil {

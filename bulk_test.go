@@ -291,25 +291,21 @@ func TestBulkTracerItemHooks(t *testing.T) {
 	}
 }
 
-func TestBulkLimitEnricherKeepsBulk(t *testing.T) {
-	l, err := batchenrich.NewLimiter(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+// The bound over all partitions keeps a BulkEnricher's groups, each
+// holding one slot.
+func TestPartitionedConcurrencyKeepsBulk(t *testing.T) {
 	b := &bulkEnricher{size: 10}
-	enr := batchenrich.LimitEnricher[item, int](l, b)
-	if _, ok := enr.(batchenrich.BulkEnricher[item, int]); !ok {
-		t.Fatalf("LimitEnricher hid BulkEnricher: %T", enr)
-	}
-	sink := &batchenrichtest.Sink[item, int]{FirstBatch: 1}
-	r, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(35)), enr, sink, batchenrich.Options{BatchSize: 20, Concurrency: 4})
-	if err != nil {
+	sink := newPartSink()
+	pr := partitioned(t, 35, 2, 1, batchenrich.Options{BatchSize: 20, Concurrency: 4}, b, sink)
+	if _, err := pr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Run(context.Background()); err != nil {
-		t.Fatal(err)
+	n := 0
+	for _, g := range b.Groups() {
+		n += len(g)
 	}
-	if len(b.Groups()) != 4 || b.maxInFlight.Load() != 1 || len(sink.Results()) != 35 {
-		t.Fatalf("%d calls, %d in flight at most, %d results", len(b.Groups()), b.maxInFlight.Load(), len(sink.Results()))
+	// 18 and 17 items, one batch each, two groups each.
+	if len(b.Groups()) != 4 || b.maxInFlight.Load() != 1 || n != 35 || sink.err != nil {
+		t.Fatalf("%d calls of %d items, %d in flight at most; sink: %v", len(b.Groups()), n, b.maxInFlight.Load(), sink.err)
 	}
 }

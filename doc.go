@@ -186,7 +186,7 @@
 // a run recorded with another count is refused before any read
 // (ErrPartitionsChanged). NewPartitioned runs all partitions of a run
 // concurrently in one process, with a bound on the enrichments in flight
-// over all of them (a Limiter); module riverenrich runs them as River jobs
+// over all of them (PartitionedConfig.Concurrency); module riverenrich runs them as River jobs
 // over several processes.
 //
 // # Observing a run

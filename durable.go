@@ -38,7 +38,7 @@ type Durable struct {
 	// refused with ErrCheckpointMismatch before anything is read, naming
 	// what differs; AllowReshape never allows that. A checkpoint recorded
 	// without them (by an older version) matches any, and records this
-	// run's from then on. Optional; at most MaxJobLen bytes, no control
+	// run's from then on. Optional; at most 200 bytes, no control
 	// characters.
 	Job string
 
@@ -88,8 +88,8 @@ func (d *Durable) validate(derivedKey bool) error {
 		return bad("LockRetryInterval", "must not be negative")
 	case d.LockWait && !isLocker(d.Store):
 		return bad("LockWait", fmt.Sprintf("the CheckpointStore %T is not a Locker, so there is no lock to wait for", d.Store))
-	case len(d.Job) > MaxJobLen:
-		return bad("Job", "longer than MaxJobLen bytes")
+	case len(d.Job) > maxJobLen:
+		return bad("Job", fmt.Sprintf("longer than %d bytes", maxJobLen))
 	case strings.ContainsFunc(d.Job, unicode.IsControl) || !utf8.ValidString(d.Job):
 		return bad("Job", fmt.Sprintf("%q: must be UTF-8 text without control characters", d.Job))
 	}

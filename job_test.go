@@ -25,7 +25,7 @@ func TestRunKeyValidated(t *testing.T) {
 			t.Errorf("error %q prints a control character raw", err)
 		}
 	}
-	for _, job := range []string{"a\x1bb", strings.Repeat("j", batchenrich.MaxJobLen+1)} {
+	for _, job := range []string{"a\x1bb", strings.Repeat("j", 201)} {
 		_, err := batchenrich.New[item, int](batchenrichtest.NewSliceSource(items(1)), batchenrichtest.NewEnricher(double),
 			batchenrichtest.NewSink[item, int](), batchenrich.Options{Durable: &batchenrich.Durable{Store: batchenrichtest.NewCheckpoints(), RunKey: "k", Job: job}})
 		var oe *batchenrich.ConfigError

@@ -8,21 +8,18 @@ import (
 // maxBatchSize bounds Options.BatchSize.
 const maxBatchSize = 1 << 20
 
-// Defaults used for zero-valued Options fields.
-const (
-	// DefaultBatchSize is the number of items per batch.
-	DefaultBatchSize = 100
-	// DefaultConcurrency is the number of enrichments in flight at most.
-	DefaultConcurrency = 25
-)
+// DefaultBatchSize is the number of items per batch when
+// Options.BatchSize is zero.
+const DefaultBatchSize = 100
 
-// Upper bounds that Options are checked against.
-const (
-	// MaxConcurrency bounds Options.Concurrency.
-	MaxConcurrency = 1 << 16
-	// MaxJobLen bounds the length of Durable.Job, in bytes.
-	MaxJobLen = 200
-)
+// defaultConcurrency is Options.Concurrency when zero.
+const defaultConcurrency = 25
+
+// MaxConcurrency bounds Options.Concurrency.
+const MaxConcurrency = 1 << 16
+
+// maxJobLen bounds the length of Durable.Job, in bytes.
+const maxJobLen = 200
 
 // Options configure a Runner. The zero value is valid and means the
 // defaults; New validates every field and reports the first bad one as an
@@ -41,7 +38,7 @@ type Options struct {
 
 	// Concurrency is the number of enrichments in flight at most: within
 	// a batch, or with Overlap across the two batches that may be enriched
-	// at once. Zero means DefaultConcurrency.
+	// at once. Zero means 25.
 	Concurrency int
 
 	// StopAfterFailures, when positive, stops the run at a batch's
@@ -172,7 +169,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.BatchSize = DefaultBatchSize
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = DefaultConcurrency
+		o.Concurrency = defaultConcurrency
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -277,30 +277,22 @@ func TestPartitionOptionsValidated(t *testing.T) {
 	}
 }
 
-func TestLimiterBoundsAcrossRunners(t *testing.T) {
+// PartitionedConfig.Concurrency, the bound over all partitions, is
+// checked like Options.Concurrency.
+func TestPartitionedConcurrencyChecked(t *testing.T) {
 	t.Parallel()
-	if _, err := batchenrich.NewLimiter(0); !errors.Is(err, batchenrich.ErrInvalidConfig) {
-		t.Fatalf("NewLimiter(0) err = %v", err)
-	}
-	l, _ := batchenrich.NewLimiter(3)
-	inner := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
-		time.Sleep(time.Millisecond)
-		return 0, nil
-	})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f := newFixture(40)
-			r, _ := batchenrich.New[item, int](f.src, batchenrich.LimitEnricher(l, batchenrich.Enricher[item, int](inner)), f.sink, batchenrich.Options{Concurrency: 5})
-			if _, err := r.Run(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if got := inner.MaxInFlight(); got > 3 || got < 2 {
-		t.Errorf("max in flight = %d, want 3 (bounded by the Limiter)", got)
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) { return 0, nil })
+	for _, n := range []int{-1, batchenrich.MaxConcurrency + 1} {
+		_, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
+			Partitions:  2,
+			Source:      modSource(10),
+			Enricher:    enr,
+			Sink:        func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return newPartSink(), nil },
+			Concurrency: n,
+		})
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Field != "Concurrency" || !errors.Is(err, batchenrich.ErrInvalidConfig) {
+			t.Errorf("Concurrency %d: err = %v, want a ConfigError for Concurrency", n, err)
+		}
 	}
 }

@@ -69,19 +69,15 @@ func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], 
 		return nil, optionErr("Source", "nil Source function")
 	case cfg.Sink == nil:
 		return nil, optionErr("Sink", "nil Sink function")
-	case cfg.Concurrency < 0:
-		return nil, optionErr("Concurrency", "must not be negative")
+	case cfg.Concurrency < 0 || cfg.Concurrency > MaxConcurrency:
+		return nil, optionErr("Concurrency", fmt.Sprintf("%d: must be between 0 and MaxConcurrency", cfg.Concurrency))
 	case cfg.Options.Partition != (Partition{}):
 		return nil, optionErr("Options.Partition", "set per partition by Partitioned; leave it zero")
 	}
 	p = max(p, 1)
 	enr := cfg.Enricher
 	if cfg.Concurrency > 0 && enr != nil {
-		l, err := NewLimiter(cfg.Concurrency)
-		if err != nil {
-			return nil, err
-		}
-		enr = LimitEnricher(l, enr)
+		enr = limitEnricher(newLimiter(cfg.Concurrency), enr)
 	}
 	pr := &Partitioned[T, R]{runners: make([]*Runner[T, R], p)}
 	for i := range p {

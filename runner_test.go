@@ -527,7 +527,7 @@ func TestInvalidOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := r.Options(); o.BatchSize != batchenrich.DefaultBatchSize || o.Concurrency != batchenrich.DefaultConcurrency || o.MaxBatches != 0 {
+	if o := r.Options(); o.BatchSize != batchenrich.DefaultBatchSize || o.Concurrency != 25 || o.MaxBatches != 0 {
 		t.Fatalf("defaults = %+v", o)
 	}
 }

@@ -46,7 +46,7 @@ func Example() {
 			}
 			return r.Body.Args.Get("traveler_name"), nil
 		},
-		Pool: httpenrich.Pool{}.ForConcurrency(batchenrich.DefaultConcurrency),
+		Pool: httpenrich.Pool{}.ForConcurrency(25), // the Runner's default Options.Concurrency
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/batchenrich/batchenrich"
 )
@@ -41,11 +42,7 @@ func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 	}
 	c := &Client[T, R]{cfg: cfg, locker: cfg.Store.(batchenrich.Locker), enr: cfg.Enricher, drain: make(chan struct{})}
 	if cfg.Concurrency > 0 && c.enr != nil {
-		l, err := batchenrich.NewLimiter(cfg.Concurrency)
-		if err != nil {
-			return nil, err
-		}
-		c.enr = described(cfg.Enricher, batchenrich.LimitEnricher(l, c.enr))
+		c.enr = described(cfg.Enricher, limited(semaphore.NewWeighted(int64(cfg.Concurrency)), c.enr))
 	}
 	rc := &river.Config{
 		Logger:            cfg.Logger,

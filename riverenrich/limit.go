@@ -1,0 +1,56 @@
+package riverenrich
+
+import (
+	"context"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/batchenrich/batchenrich"
+)
+
+// limited returns an Enricher that calls enr while holding one of sem's
+// slots (Config.Concurrency: the bound over every partition this process
+// works on), waiting for one first or for ctx to end. For a BulkEnricher
+// it is one too, each EnrichBulk call holding one slot for its whole
+// group. It hides enr's other optional interfaces (described puts the
+// Describer back).
+func limited[T, R any](sem *semaphore.Weighted, enr batchenrich.Enricher[T, R]) batchenrich.Enricher[T, R] {
+	one := limitedOne[T, R]{sem: sem, enr: enr}
+	if b, ok := enr.(batchenrich.BulkEnricher[T, R]); ok {
+		return limitedBulk[T, R]{limitedOne: one, b: b}
+	}
+	return one
+}
+
+type limitedOne[T, R any] struct {
+	sem *semaphore.Weighted
+	enr batchenrich.Enricher[T, R]
+}
+
+func (e limitedOne[T, R]) Enrich(ctx context.Context, item T) (R, error) {
+	if err := e.sem.Acquire(ctx, 1); err != nil {
+		var zero R
+		return zero, err
+	}
+	defer e.sem.Release(1)
+	return e.enr.Enrich(ctx, item)
+}
+
+type limitedBulk[T, R any] struct {
+	limitedOne[T, R]
+	b batchenrich.BulkEnricher[T, R]
+}
+
+func (e limitedBulk[T, R]) BulkSize() int { return e.b.BulkSize() }
+
+func (e limitedBulk[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error) {
+	if err := e.sem.Acquire(ctx, 1); err != nil {
+		errs := make([]error, len(items))
+		for i := range errs {
+			errs[i] = err
+		}
+		return nil, errs
+	}
+	defer e.sem.Release(1)
+	return e.b.EnrichBulk(ctx, items)
+}
