@@ -1,7 +1,6 @@
 package batchenrich
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -11,17 +10,6 @@ import (
 // the run (see ErrAllFailed). Smaller batches, such as a short last
 // window, are written as usual.
 const allFailedMinItems = 5
-
-// ErrAllFailed is returned by Run, wrapped in a *BatchError (stage
-// StageEnrich), when every item of a batch of at least 5 (allFailedMinItems)
-// items failed: a broken endpoint, a wrong URL or bad credentials, rather
-// than bad data. That batch is not written, so a run does not store one
-// invalid row per item and report success. The error names the most common
-// failure reason (see FailureReason) and also wraps one *ItemError with
-// that reason, so errors.As and Classify see it. A durable run can be
-// resumed from that batch once the cause is fixed. Set
-// Options.AllowAllFailed where whole batches may legitimately fail.
-var ErrAllFailed = errors.New("every item of the batch failed")
 
 // allFailedError is the cause of the *BatchError Run returns for a batch
 // whose every item failed.

@@ -37,6 +37,45 @@ var (
 	// writes the batch and saves the checkpoint one after the other
 	// (at-least-once).
 	ErrCheckpointUnsupported = errors.New("sink cannot commit this checkpoint store atomically")
+
+	// ErrAllFailed is returned by Run, wrapped in a *BatchError (stage
+	// StageEnrich), when every item of a batch of at least 5 (allFailedMinItems)
+	// items failed: a broken endpoint, a wrong URL or bad credentials, rather
+	// than bad data. That batch is not written, so a run does not store one
+	// invalid row per item and report success. The error names the most common
+	// failure reason (see FailureReason) and also wraps one *ItemError with
+	// that reason, so errors.As and Classify see it. A durable run can be
+	// resumed from that batch once the cause is fixed. Set
+	// Options.AllowAllFailed where whole batches may legitimately fail.
+	ErrAllFailed = errors.New("every item of the batch failed")
+
+	// ErrStopRequested is returned by Run, wrapped in a *BatchError, when the
+	// run stopped after a committed batch because an operator asked it to
+	// (see StopRequester). Run again with the same key to resume.
+	ErrStopRequested = errors.New("stop requested")
+
+	// ErrUnknownRun is returned by Replay.Run when the run key it is to
+	// replay has no recorded run in the CheckpointStore (a misspelled key, or
+	// another store): nothing is replayed.
+	ErrUnknownRun = errors.New("no such run")
+
+	// ErrPartitionsChanged is returned (wrapped) by Run and ClaimPartitions
+	// when the run key's checkpoints were recorded with another partition
+	// count than Options.Partition.Count. Nothing was read or enriched.
+	// Resume with the recorded count, or start a new run key.
+	ErrPartitionsChanged = errors.New("partition count changed")
+
+	// ErrCheckpointMismatch is returned by Run, wrapped in a *BatchError (stage
+	// StageCheckpoint), when the checkpoint of its RunKey was recorded by a run
+	// with another BatchSize or non-empty Fingerprint, or of another Job or
+	// definition (see Checkpoint and Describer). Nothing is read: resuming
+	// would mix batch sizes, configurations or jobs in one run. The error
+	// says what differs and how to proceed: run with the recorded settings,
+	// start afresh under a new RunKey, or (for BatchSize and Fingerprint
+	// only) set Durable.AllowReshape. Replay.Run refuses a replay of another
+	// job or definition (its Enricher, or Sink for an unpartitioned run) with
+	// it too.
+	ErrCheckpointMismatch = errors.New("recorded with other settings")
 )
 
 // ConfigError reports a configuration mistake, refused before any work:

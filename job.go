@@ -1,7 +1,6 @@
 package batchenrich
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -77,16 +76,6 @@ type RunCounts struct {
 type StopRequester interface {
 	StopRequested(runKey string) bool
 }
-
-// ErrStopRequested is returned by Run, wrapped in a *BatchError, when the
-// run stopped after a committed batch because an operator asked it to
-// (see StopRequester). Run again with the same key to resume.
-var ErrStopRequested = errors.New("stop requested")
-
-// ErrUnknownRun is returned by Replay.Run when the run key it is to
-// replay has no recorded run in the CheckpointStore (a misspelled key, or
-// another store): nothing is replayed.
-var ErrUnknownRun = errors.New("no such run")
 
 // maxLastError bounds Checkpoint.LastError, in bytes.
 const maxLastError = 1024

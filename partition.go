@@ -11,12 +11,6 @@ import (
 // MaxPartitions bounds Partition.Count.
 const MaxPartitions = 1 << 12
 
-// ErrPartitionsChanged is returned (wrapped) by Run and ClaimPartitions
-// when the run key's checkpoints were recorded with another partition
-// count than Options.Partition.Count. Nothing was read or enriched.
-// Resume with the recorded count, or start a new run key.
-var ErrPartitionsChanged = errors.New("partition count changed")
-
 // Partition names one of Count key partitions of a run (see
 // Options.Partition). The zero value, like Count 1, means an unpartitioned
 // run: today's single ordered stream.

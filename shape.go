@@ -1,23 +1,10 @@
 package batchenrich
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
-
-// ErrCheckpointMismatch is returned by Run, wrapped in a *BatchError (stage
-// StageCheckpoint), when the checkpoint of its RunKey was recorded by a run
-// with another BatchSize or non-empty Fingerprint, or of another Job or
-// definition (see Checkpoint and Describer). Nothing is read: resuming
-// would mix batch sizes, configurations or jobs in one run. The error
-// says what differs and how to proceed: run with the recorded settings,
-// start afresh under a new RunKey, or (for BatchSize and Fingerprint
-// only) set Durable.AllowReshape. Replay.Run refuses a replay of another
-// job or definition (its Enricher, or Sink for an unpartitioned run) with
-// it too.
-var ErrCheckpointMismatch = errors.New("recorded with other settings")
 
 // checkShape compares a loaded checkpoint with the run's settings. A zero
 // BatchSize or empty Fingerprint in cp means "not recorded" (a checkpoint
