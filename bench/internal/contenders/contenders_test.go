@@ -83,12 +83,27 @@ func TestContenders(t *testing.T) {
 				if st.Written != cfg.Expected() {
 					t.Errorf("%+v: reported %d written, want %d", shape, st.Written, cfg.Expected())
 				}
-				if _, reqs := srv.Counters(); reqs != int64(cfg.Expected()) {
-					t.Errorf("%+v: %d requests, want %d", shape, reqs, cfg.Expected())
+				if _, reqs := srv.Counters(); reqs != wantRequests(c, cfg) {
+					t.Errorf("%+v: %d requests, want %d", shape, reqs, wantRequests(c, cfg))
 				}
 			}
 		})
 	}
+}
+
+// wantRequests is the number of API requests a contender makes for cfg's
+// job: one per row, or for a bulk contender one per group of up to
+// profileapi.MaxBulkIDs rows of each window (batch).
+func wantRequests(c harness.Named, cfg harness.Config) int64 {
+	if !c.Bulk {
+		return int64(cfg.Expected())
+	}
+	var reqs int64
+	for left := cfg.Expected(); left > 0; left -= cfg.BatchSize {
+		window := min(left, cfg.BatchSize)
+		reqs += int64((window + profileapi.MaxBulkIDs - 1) / profileapi.MaxBulkIDs)
+	}
+	return reqs
 }
 
 // BenchmarkContenders runs the CPU-bound job at a tenth of the scenario's
