@@ -68,13 +68,17 @@ func partitionsOf(n int) int { return max(n, 1) }
 func recorded(cp Checkpoint) bool { return cp.Batch > 0 || cp.Done || cp.Partitions > 0 }
 
 // checkPartitions refuses a checkpoint recorded with another partition
-// count than want.
+// count than want, with a *BatchError (StageCheckpoint, Batch 0) wrapping
+// ErrPartitionsChanged.
 func checkPartitions(run string, cp Checkpoint, want int) error {
 	if !recorded(cp) || partitionsOf(cp.Partitions) == partitionsOf(want) {
 		return nil
 	}
-	return fmt.Errorf("%w: run %q was recorded with %s, this run has %d; run it again with %s, or use a new run key",
-		ErrPartitionsChanged, run, plural(partitionsOf(cp.Partitions)), partitionsOf(want), plural(partitionsOf(cp.Partitions)))
+	// A refusal of the run, before any batch: the *BatchError names the
+	// run, and no batch (Batch 0), whichever way the run was started.
+	return &BatchError{Stage: StageCheckpoint, RunKey: run, Err: fmt.Errorf(
+		"%w: recorded with %s, this run has %d; run it again with %s, or use a new run key",
+		ErrPartitionsChanged, plural(partitionsOf(cp.Partitions)), partitionsOf(want), plural(partitionsOf(cp.Partitions)))}
 }
 
 func plural(n int) string {
@@ -86,9 +90,9 @@ func plural(n int) string {
 
 // ClaimPartitions records, under the run key run itself, that the run is
 // split into count partitions, or checks that this is what was recorded.
-// It returns an error wrapping ErrPartitionsChanged if run was recorded
-// with another count, or started unpartitioned (count 1) and has committed
-// batches. With count ≤ 1 it only checks.
+// It returns a *BatchError (StageCheckpoint, Batch 0, as Run's) wrapping
+// ErrPartitionsChanged if run was recorded with another count, or started
+// unpartitioned (count 1) and has committed batches. With count ≤ 1 it only checks.
 //
 // A partitioned Runner calls it before its first read; call it yourself to
 // refuse a changed count before enqueueing work (riverenrich does). When
@@ -118,7 +122,7 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 			return err
 		}
 		if recorded(cp) {
-			return claimRefused(run, cp, count)
+			return checkPartitions(run, cp, count)
 		}
 		req.holder = "an unpartitioned run of the same key, or a partition claim taking long"
 		unlock, err := req.take(ctx, store)
@@ -133,7 +137,7 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	if err != nil {
 		return err
 	}
-	if err := claimRefused(run, cp, count); err != nil {
+	if err := checkPartitions(run, cp, count); err != nil {
 		return err
 	}
 	if count <= 1 || cp.Partitions == count {
@@ -143,15 +147,6 @@ func claimPartitions(ctx context.Context, store CheckpointStore, run string, cou
 	// its partition count, for every later run to check.
 	if err := guarded(func() error { return store.Save(ctx, Checkpoint{RunKey: run, Partitions: count}) }); err != nil {
 		return fmt.Errorf("batchenrich: record %d partitions for run %q: %w", count, run, err)
-	}
-	return nil
-}
-
-// claimRefused is checkPartitions for ClaimPartitions, which returns its
-// errors to its caller: they say "batchenrich: ".
-func claimRefused(run string, cp Checkpoint, count int) error {
-	if err := checkPartitions(run, cp, count); err != nil {
-		return fmt.Errorf("batchenrich: %w", err)
 	}
 	return nil
 }

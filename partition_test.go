@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,7 +181,14 @@ func TestPartitionCountChangeIsRefusedBeforeWork(t *testing.T) {
 			if enr.Calls() != 0 {
 				t.Fatalf("%d enrichments after a refused run", enr.Calls())
 			}
-			t.Log(err)
+			// Whichever way the run was started, the refusal is the run's,
+			// not a batch's, and reads alike.
+			var be *batchenrich.BatchError
+			want := fmt.Sprintf(`batchenrich: run "run": checkpoint: partition count changed: recorded with %s, this run has %d;`,
+				map[bool]string{true: "1 partition", false: fmt.Sprint(tc.first, " partitions")}[tc.first == 1], tc.then)
+			if !errors.As(err, &be) || be.Batch != 0 || be.Stage != batchenrich.StageCheckpoint || !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("err = %v (%#v), want a run's *BatchError at StageCheckpoint starting %q", err, be, want)
+			}
 		})
 	}
 }

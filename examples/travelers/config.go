@@ -10,9 +10,9 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 	"github.com/batchenrich/batchenrich/redact"
 )
 
@@ -52,11 +52,6 @@ const (
 	maxBulk        = maxBulkTravelers
 	maxHTTPTimeout = time.Hour
 )
-
-// executionIDPattern is the safe set of -execution-id: it is printed,
-// stored and used as the run key, so nothing that could move a terminal's
-// cursor, split a log line or fail to encode.
-var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // profileParams are the -profile-url template parameters the job fills,
 // per traveler.
@@ -109,8 +104,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	case c.dryRun && c.partitions > 1:
 		return c, errors.New("-dry-run and -partitions: the plan is printed for one stream only; give -dry-run without -partitions")
 	}
-	if c.executionID != "" && !executionIDPattern.MatchString(c.executionID) {
-		return c, fmt.Errorf("-execution-id %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.executionID))
+	if c.executionID != "" {
+		if err := seedjob.CheckExecutionID(c.executionID); err != nil {
+			return c, err
+		}
 	}
 	if err := c.checkProfileURL(); err != nil {
 		return c, err
@@ -136,21 +133,16 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 
 // checkNumbers bounds every numeric flag. Add a line for a new one.
 func (c *config) checkNumbers() error {
-	for _, f := range []struct {
-		name      string
-		v, lo, hi int64
-	}{
-		{"-seed-rows", int64(c.seedRows), 0, maxSeedRows},
-		{"-batch-size", int64(c.batchSize), 1, maxBatchSize},
-		{"-max-batches", int64(c.maxBatches), 1, maxMaxBatches},
-		{"-concurrency", int64(c.concurrency), 1, maxConcurrency},
-		{"-partitions", int64(c.partitions), 1, maxPartitions},
-		{"-http-retries", int64(c.httpRetries), 0, maxRetries},
-		{"-bulk", int64(c.bulk), 0, maxBulk},
-	} {
-		if f.v < f.lo || f.v > f.hi {
-			return fmt.Errorf("%s %d: must be between %d and %d", f.name, f.v, f.lo, f.hi)
-		}
+	if err := seedjob.CheckBounds(
+		seedjob.Bound{Flag: "-seed-rows", V: int64(c.seedRows), Lo: 0, Hi: maxSeedRows},
+		seedjob.Bound{Flag: "-batch-size", V: int64(c.batchSize), Lo: 1, Hi: maxBatchSize},
+		seedjob.Bound{Flag: "-max-batches", V: int64(c.maxBatches), Lo: 1, Hi: maxMaxBatches},
+		seedjob.Bound{Flag: "-concurrency", V: int64(c.concurrency), Lo: 1, Hi: maxConcurrency},
+		seedjob.Bound{Flag: "-partitions", V: int64(c.partitions), Lo: 1, Hi: maxPartitions},
+		seedjob.Bound{Flag: "-http-retries", V: int64(c.httpRetries), Lo: 0, Hi: maxRetries},
+		seedjob.Bound{Flag: "-bulk", V: int64(c.bulk), Lo: 0, Hi: maxBulk},
+	); err != nil {
+		return err
 	}
 	if c.httpTimeout <= 0 || c.httpTimeout > maxHTTPTimeout {
 		return fmt.Errorf("-http-timeout %s: must be positive and at most %s", c.httpTimeout, maxHTTPTimeout)
@@ -190,13 +182,7 @@ func (c *config) checkProfileURL() error {
 }
 
 // truncate shortens s for an error message.
-func truncate(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
-}
+func truncate(s string) string { return seedjob.Truncate(s) }
 
 // expectedRows is min(seedRows, batchSize × maxBatches), without
 // computing a product that could overflow.

@@ -49,10 +49,12 @@ func TestPartitionsFlag(t *testing.T) {
 				strings.Contains(stderr, "status") {
 				t.Fatalf("-partitions 2 after 4: exit %d\n%s", code, stderr)
 			}
-			// One partition (the seed's run) on the same key: refused too.
+			two := stderr
+			// One partition (the seed's run) on the same key: refused too,
+			// with the same line but for the count.
 			code, _, stderr = program(t, context.Background(), append(args[:9:9], "1", "-json", "-execution-id", "parts-1")...)
-			if code == exitOK || !strings.Contains(stderr, "partition count changed") {
-				t.Fatalf("-partitions 1 after 4: exit %d\n%s", code, stderr)
+			if code != exitUsage || strings.ReplaceAll(stderr, "this run has 1", "this run has 2") != two {
+				t.Fatalf("-partitions 1 after 4: exit %d\n%s\nwant as -partitions 2:\n%s", code, stderr, two)
 			}
 		})
 	}

@@ -23,6 +23,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"time"
+
+	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
 )
 
 // config is the command line.
@@ -45,38 +47,51 @@ type config struct {
 	finished chan<- struct{}
 }
 
+// maxRows bounds -rows: the seed's rows are written to the SQLite file
+// (and its WAL) before the run.
+const maxRows = 10_000_000
+
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("travelers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.db, "db", filepath.Join(os.TempDir(), "batchenrich-otel-travelers.db"), "SQLite database `file`")
 	fs.StringVar(&c.profileURL, "profile-url", "", "httpbin-compatible `URL` whose query is echoed in \"args\" (default: an in-process httpbin)")
-	fs.IntVar(&c.rows, "rows", 2000, "travelers to seed")
-	fs.IntVar(&c.batchSize, "batch-size", 100, "items per batch")
-	fs.IntVar(&c.maxBatches, "max-batches", 20, "batches per run at most")
-	fs.IntVar(&c.concurrency, "concurrency", 25, "profile calls in flight at most")
-	fs.StringVar(&c.executionID, "execution-id", "", "run key; running again with the same one resumes (default: a new one)")
+	fs.IntVar(&c.rows, "rows", 2000, fmt.Sprintf("travelers to seed (0..%d)", maxRows))
+	fs.IntVar(&c.batchSize, "batch-size", 100, "items per batch (1..100000)")
+	fs.IntVar(&c.maxBatches, "max-batches", 20, "batches per run at most (0..10000000; 0 for no cap)")
+	fs.IntVar(&c.concurrency, "concurrency", 25, "profile calls in flight at most (1..1000)")
+	fs.StringVar(&c.executionID, "execution-id", "", "run key: 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit; running again with the same one resumes (default: a new one)")
 	fs.StringVar(&c.traces, "traces", "-", "where the spans go: - for standard output, off, or a `file`")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`addr`/metrics during the run (e.g. 127.0.0.1:9464)")
 	fs.DurationVar(&c.linger, "linger", 0, "keep serving metrics this long after the run, for a last scrape")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", seedjob.Truncate(fs.Arg(0)))
+	}
+	// The bounds and the execution id's safe set are those of the other
+	// seed-job programs (package seedjob): a typo fails at once rather
+	// than filling a disk, and an id is never printed raw.
+	if err := seedjob.CheckBounds(
+		seedjob.Bound{Flag: "-rows", V: int64(c.rows), Lo: 0, Hi: maxRows},
+		seedjob.Bound{Flag: "-batch-size", V: int64(c.batchSize), Lo: 1, Hi: 100_000},
+		seedjob.Bound{Flag: "-max-batches", V: int64(c.maxBatches), Lo: 0, Hi: 10_000_000},
+		seedjob.Bound{Flag: "-concurrency", V: int64(c.concurrency), Lo: 1, Hi: 1000},
+	); err != nil {
+		return c, err
+	}
 	switch {
-	case fs.NArg() > 0:
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case c.rows < 0:
-		return c, errors.New("-rows must not be negative")
-	case c.batchSize <= 0:
-		return c, errors.New("-batch-size must be positive")
-	case c.maxBatches < 0:
-		return c, errors.New("-max-batches must not be negative (0 for no cap)")
-	case c.concurrency <= 0:
-		return c, errors.New("-concurrency must be positive")
-	case c.linger < 0:
-		return c, errors.New("-linger must not be negative")
+	case c.linger < 0 || c.linger > time.Hour:
+		return c, fmt.Errorf("-linger %s: must be between 0 and 1h", c.linger)
 	case c.linger > 0 && c.metricsAddr == "":
 		return c, errors.New("-linger needs -metrics-addr")
+	}
+	if c.executionID != "" {
+		if err := seedjob.CheckExecutionID(c.executionID); err != nil {
+			return c, err
+		}
 	}
 	if c.executionID == "" {
 		c.executionID = "travelers-otel-" + time.Now().UTC().Format("20060102-150405.000000")

@@ -153,10 +153,17 @@ func grep(b []byte, pattern string) string {
 
 func TestFlagsRefused(t *testing.T) {
 	for _, tt := range []struct{ args, want string }{
-		{"-batch-size 0", "-batch-size must be positive"},
-		{"-concurrency -1", "-concurrency must be positive"},
-		{"-rows -5", "-rows must not be negative"},
+		{"-batch-size 0", "-batch-size 0: must be between 1 and 100000"},
+		{"-concurrency -1", "-concurrency -1: must be between 1 and 1000"},
+		{"-concurrency 5000", "-concurrency 5000: must be between 1 and 1000"},
+		{"-rows -5", "-rows -5: must be between 0 and 10000000"},
+		{"-rows 1000000000", "-rows 1000000000: must be between 0 and 10000000"},
+		{"-max-batches 99999999999", "-max-batches 99999999999: must be between 0 and 10000000"},
 		{"-linger 5s", "-linger needs -metrics-addr"},
+		{"-linger 2h -metrics-addr 127.0.0.1:0", "-linger 2h0m0s: must be between 0 and 1h"},
+		// The execution id: the seed jobs' safe set, shown escaped.
+		{"-execution-id a\x1b[2Jb", `-execution-id "a\x1b[2Jb": use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`},
+		{"-execution-id col#p1", `-execution-id "col#p1": use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`},
 		{"extra", `unexpected argument "extra"`},
 	} {
 		_, err := parseFlags(strings.Fields(tt.args), io.Discard)

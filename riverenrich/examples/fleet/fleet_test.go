@@ -293,6 +293,11 @@ func TestFleetRefusesBeforeWork(t *testing.T) {
 		{[]string{"-execution-id", "col#p1"}, `-execution-id "col#p1": use 1 to 128 letters`},
 		{[]string{"-execution-id", "run\x1b[31mred"}, `-execution-id "run\x1b[31mred"`},
 		{[]string{"-execution-id", "a\nb"}, `-execution-id "a\nb"`},
+		// Every numeric flag has an upper bound.
+		{[]string{"-seed-rows", "1000000000"}, "-seed-rows 1000000000: must be between 0 and 10000000"},
+		{[]string{"-max-batches", "-1"}, "-max-batches -1: must be between 0 and 10000000"},
+		{[]string{"-takeover-interval", "2h"}, "-takeover-interval 2h0m0s: must be positive and at most 1h"},
+		{[]string{"-slice", "0s"}, "-slice 0s: must be positive and at most 24h"},
 	} {
 		args := append([]string{"-dsn", "postgres://u@127.0.0.1:1/x", "-profile-url", "http://127.0.0.1:1/a"}, c.args...)
 		code, stdout, stderr := program(t, context.Background(), args...)

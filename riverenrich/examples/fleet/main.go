@@ -69,7 +69,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -185,18 +184,16 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	for _, f := range []struct {
-		name      string
-		v, lo, hi int
-	}{
-		{"-seed-rows", c.seedRows, 0, 10_000_000}, {"-batch-size", c.batchSize, 1, 100_000},
-		{"-partitions", c.partitions, 1, 64}, {"-concurrency", c.concurrency, 1, 1000},
-		{"-max-batches", c.maxBatches, 0, 10_000_000}, {"-max-partitions", c.maxPartitions, 1, 64},
-		{"-http-retries", c.httpRetries, 0, 20},
-	} {
-		if f.v < f.lo || f.v > f.hi {
-			return c, fmt.Errorf("%s %d: must be between %d and %d", f.name, f.v, f.lo, f.hi)
-		}
+	if err := seedjob.CheckBounds(
+		seedjob.Bound{Flag: "-seed-rows", V: int64(c.seedRows), Lo: 0, Hi: 10_000_000},
+		seedjob.Bound{Flag: "-batch-size", V: int64(c.batchSize), Lo: 1, Hi: 100_000},
+		seedjob.Bound{Flag: "-partitions", V: int64(c.partitions), Lo: 1, Hi: 64},
+		seedjob.Bound{Flag: "-concurrency", V: int64(c.concurrency), Lo: 1, Hi: 1000},
+		seedjob.Bound{Flag: "-max-batches", V: int64(c.maxBatches), Lo: 0, Hi: 10_000_000},
+		seedjob.Bound{Flag: "-max-partitions", V: int64(c.maxPartitions), Lo: 1, Hi: 64},
+		seedjob.Bound{Flag: "-http-retries", V: int64(c.httpRetries), Lo: 0, Hi: 20},
+	); err != nil {
+		return c, err
 	}
 	switch {
 	case c.budgetConcurrency < 0 || c.budgetConcurrency > 100_000:
@@ -206,13 +203,15 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	case c.budget == "" && (c.budgetConcurrency > 0 || c.budgetRate > 0):
 		return c, errors.New("-budget-concurrency and -budget-rate need -budget: the name the processes sharing the budget give")
 	case c.budget != "" && c.budgetConcurrency == 0 && c.budgetRate == 0:
-		return c, fmt.Errorf("-budget %q: set -budget-concurrency, -budget-rate or both", truncate(c.budget))
-	case c.budget != "" && !executionIDPattern.MatchString(c.budget):
-		return c, fmt.Errorf("-budget %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.budget))
+		return c, fmt.Errorf("-budget %q: set -budget-concurrency, -budget-rate or both", seedjob.Truncate(c.budget))
+	case c.budget != "" && !seedjob.SafeName(c.budget):
+		return c, fmt.Errorf("-budget %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", seedjob.Truncate(c.budget))
 	case c.httpTimeout <= 0 || c.httpTimeout > time.Hour:
 		return c, fmt.Errorf("-http-timeout %s: must be positive and at most 1h", c.httpTimeout)
-	case c.takeover <= 0 || c.slice <= 0:
-		return c, errors.New("-takeover-interval and -slice must be positive")
+	case c.takeover <= 0 || c.takeover > time.Hour:
+		return c, fmt.Errorf("-takeover-interval %s: must be positive and at most 1h", c.takeover)
+	case c.slice <= 0 || c.slice > 24*time.Hour:
+		return c, fmt.Errorf("-slice %s: must be positive and at most 24h", c.slice)
 	}
 	if c.dsn == "" {
 		c.dsn = getenv("DATABASE_URL")
@@ -244,10 +243,12 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 			return c, fmt.Errorf("-worker and %s: a worker takes each run's settings from its jobs (set them on the enqueueing command)", strings.Join(set, ", "))
 		}
 	}
-	if c.executionID != "" && !executionIDPattern.MatchString(c.executionID) {
-		// %q: a control character or an ANSI escape is shown escaped,
-		// never sent to the terminal.
-		return c, fmt.Errorf("-execution-id %q: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit", truncate(c.executionID))
+	if c.executionID != "" {
+		// travelers' safe set: a control character or an ANSI escape is
+		// refused, and shown escaped, never sent to the terminal.
+		if err := seedjob.CheckExecutionID(c.executionID); err != nil {
+			return c, err
+		}
 	}
 	if c.executionID == "" {
 		b := make([]byte, 4)
@@ -255,21 +256,6 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		c.executionID = "fleet-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b)
 	}
 	return c, nil
-}
-
-// executionIDPattern is the safe set of -execution-id, travelers': it is
-// printed, stored and used as the run key, so nothing that could move a
-// terminal's cursor, split a log line, fail to encode, or collide with a
-// key the library derives from it (a partition's run#p1, a replay's).
-var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-
-// truncate shortens a refused value for its error message.
-func truncate(s string) string {
-	const n = 40
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // params are the run's parameters, carried by its jobs to every worker.
