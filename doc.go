@@ -152,7 +152,8 @@
 // derived) and control characters are refused.
 //
 // A store records, with each checkpoint, the run's state (Checkpoint.State:
-// running, done, and, saved once when a run ends early, failed or stopped
+// running; done; stopped by the checkpoint of the last batch a MaxBatches
+// cap allows; and, saved once when a run ends early, failed or stopped
 // with Checkpoint.LastError, redacted) and its counts (RunCounts, summed
 // over resumes and exact after a crash, since they commit with the batch).
 // A store that is a StopRequester lets an operator stop a run at its next
