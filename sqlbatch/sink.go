@@ -336,6 +336,11 @@ func (s *Sink[T, R]) inTxOnce(ctx context.Context, f func(tx *sqlx.Tx) error) er
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// database/sql rolled the transaction back when ctx ended,
+			// before Commit looked: ErrTxDone, whose cause is ctx's end.
+			err = fmt.Errorf("%w (%w)", cerr, err)
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
