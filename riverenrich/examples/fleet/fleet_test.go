@@ -189,7 +189,7 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 			for i, w := range workers {
 				var held int
 				_ = db.Get(&held, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-					WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`, fmt.Sprintf("fleet-w%d", i))
+					WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1 AND a.datname = current_database()`, fmt.Sprintf("fleet-w%d", i))
 				if held > 0 && !seenHolding[i] {
 					seenHolding[i] = true
 					continue
@@ -235,11 +235,14 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	if err := db.Get(&running, `SELECT count(*) FROM river_job WHERE state = 'running'`); err != nil || running != 0 {
 		t.Errorf("%d jobs still running after the workers stopped (%v)", running, err)
 	}
-	// The killed worker's sessions end when the server notices: give it
-	// a few seconds.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	// The killed worker's sessions end when the server notices: wait for
+	// that, a minute at most (a loaded machine). Only this database's
+	// sessions count: pg_locks and pg_stat_activity show the whole
+	// server's, where other runs of these tests may have fleet workers of
+	// the same names.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		err = db.Get(&locks, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-			WHERE l.locktype = 'advisory' AND a.application_name LIKE 'fleet-%'`)
+			WHERE l.locktype = 'advisory' AND a.application_name LIKE 'fleet-%' AND a.datname = current_database()`)
 		if err != nil || locks == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -247,7 +250,7 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 	if err != nil || locks != 0 {
 		var held []string
 		_ = db.Select(&held, `SELECT a.application_name || ' pid ' || a.pid || ' ' || a.state || ': ' || left(a.query, 120)
-			FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.application_name LIKE 'fleet-%'`)
+			FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.application_name LIKE 'fleet-%' AND a.datname = current_database()`)
 		t.Errorf("%d advisory locks still held by fleet processes (%v): %q", locks, err, held)
 	}
 	var taken []struct {
@@ -431,7 +434,7 @@ func TestFleetSIGTERMStopsSoftly(t *testing.T) {
 		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 			var held, committed int
 			_ = db.Get(&held, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-				WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1`, name)
+				WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = $1 AND a.datname = current_database()`, name)
 			_ = db.Get(&committed, `SELECT count(*) FROM traveler_batch_results`)
 			if held > 0 && committed > 0 {
 				return
