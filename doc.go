@@ -165,9 +165,9 @@
 // # Replays
 //
 // A Replay re-enriches the items a durable run stored as failed (by
-// default only transient failures; ReplayAll for every one) and writes the
-// new results over the failed ones, keeping their batch numbers
-// (Batch.Replay tells the Sink it is a replay). It is a durable run of its
+// default only transient failures; sqlbatch's FailedSourceConfig.AllClasses
+// for every one) and writes the new results over the failed ones, keeping
+// their batch numbers (Batch.Replay tells the Sink it is a replay). It is a durable run of its
 // own under the key runKey#replay-n (ReplayReport.ReplayKey), resumable like any run, and holds the
 // run's lock while it works, so two replays of a run never work at once,
 // and, for a partitioned run, each partition's lock, so a replay of a run

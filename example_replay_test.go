@@ -23,7 +23,7 @@ func ExampleReplay() {
 		defer mu.Unlock()
 		var names []string
 		for name, class := range stored {
-			if class != "" && batchenrich.ReplayTransient.Includes(classOf(class)) && name > string(after) {
+			if class != "" && classOf(class) == batchenrich.ClassTransient && name > string(after) {
 				names = append(names, name)
 			}
 		}

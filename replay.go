@@ -7,36 +7,6 @@ import (
 	"strings"
 )
 
-// ReplayScope chooses which of a run's stored failures a replay retries.
-type ReplayScope int
-
-const (
-	// ReplayTransient, the default, retries only failures whose class
-	// was ClassTransient (timeouts, 429 and 5xx answers after the
-	// retries ran out): those that may succeed now.
-	ReplayTransient ReplayScope = iota
-
-	// ReplayAll retries every failure, whatever its class.
-	ReplayAll
-)
-
-// String returns "transient" or "all".
-func (s ReplayScope) String() string {
-	switch s {
-	case ReplayTransient:
-		return "transient"
-	case ReplayAll:
-		return "all"
-	default:
-		return "ReplayScope(invalid)"
-	}
-}
-
-// Includes reports whether a stored failure of class c is retried under s.
-func (s ReplayScope) Includes(c Class) bool {
-	return s == ReplayAll || c == ClassTransient
-}
-
 // replayKey returns the run key of replay n (from 1) of the run runKey:
 // runKey + "#replay-" + n. A replay keeps its checkpoint and its lock
 // under this key (ReplayReport.ReplayKey).
@@ -62,9 +32,10 @@ func replayKey(runKey string, n int) string {
 // Describer).
 //
 // Which items a replay retries is up to its Source: it reads the items
-// the run stored as failed, in a stable order, those of the chosen
-// ReplayScope only (sqlbatch.NewFailedSource builds one from where a
-// sqlbatch.Sink stored them). Each Batch a replay writes has Replay set
+// the run stored as failed, in a stable order: usually those of
+// ClassTransient only, which may succeed now, or every one
+// (sqlbatch.NewFailedSource builds one from where a sqlbatch.Sink stored
+// them, FailedSourceConfig.AllClasses choosing). Each Batch a replay writes has Replay set
 // to the replay's number, so that a Sink keeps the batch number the items
 // were stored with (see Batch.Replay).
 type Replay[T, R any] struct {

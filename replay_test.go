@@ -28,9 +28,9 @@ type storedRow struct {
 	err   string            // the failure's text
 }
 
-// failedSource reads the items stored as failed within scope, in item
+// failedSource reads the items stored as failed (transient ones unless all), in item
 // order, paging by the last item read (keyset), as sqlbatch's does.
-func (s *stored) failedSource(scope batchenrich.ReplayScope) batchenrich.Source[item] {
+func (s *stored) failedSource(all bool) batchenrich.Source[item] {
 	return batchenrich.SourceFunc[item](func(ctx context.Context, after batchenrich.Cursor, limit int) ([]item, batchenrich.Cursor, error) {
 		last := -1
 		if after != "" {
@@ -43,7 +43,7 @@ func (s *stored) failedSource(scope batchenrich.ReplayScope) batchenrich.Source[
 		s.mu.Lock()
 		var out []item
 		for it, r := range s.rows {
-			if int(it) > last && r.err != "" && scope.Includes(r.class) {
+			if int(it) > last && r.err != "" && (all || r.class == batchenrich.ClassTransient) {
 				out = append(out, it)
 			}
 		}
@@ -86,12 +86,12 @@ func (s *stored) sink(t *testing.T, wantReplay int) batchenrich.Sink[item, int] 
 	})
 }
 
-func (s *stored) failed(scope batchenrich.ReplayScope) []item {
+func (s *stored) failed(all bool) []item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []item
 	for it, r := range s.rows {
-		if r.err != "" && scope.Includes(r.class) {
+		if r.err != "" && (all || r.class == batchenrich.ClassTransient) {
 			out = append(out, it)
 		}
 	}
@@ -130,8 +130,8 @@ func runWithFailures(t *testing.T, cps *batchenrichtest.Checkpoints) (*stored, *
 	}
 	// Items 0..99: multiples of 17 (6) are permanent, other multiples of
 	// 5 (20 - 2 shared with 17: 0 and 85) are transient.
-	if rep.Failed != 24 || len(st.failed(batchenrich.ReplayTransient)) != 18 {
-		t.Fatalf("run: %d failed, %d transient", rep.Failed, len(st.failed(batchenrich.ReplayTransient)))
+	if rep.Failed != 24 || len(st.failed(false)) != 18 {
+		t.Fatalf("run: %d failed, %d transient", rep.Failed, len(st.failed(false)))
 	}
 	return st, o
 }
@@ -141,7 +141,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 	cps := batchenrichtest.NewCheckpoints()
 	st, o := runWithFailures(t, cps)
 	o.down = false
-	transient := st.failed(batchenrich.ReplayTransient)
+	transient := st.failed(false)
 	before := map[item]int{}
 	for it, r := range st.rows {
 		before[it] = r.batch
@@ -155,7 +155,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 		mu.Unlock()
 		return o.enrich(ctx, i)
 	})
-	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
+	p, err := batchenrich.NewReplay(st.failedSource(false), enr, st.sink(t, 1),
 		batchenrich.Options{BatchSize: 4, Concurrency: 3, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 	if rr.Number != 1 || rr.ReplayKey != "run#replay-1" || rr.NothingToReplay || rr.Written != 18 || rr.Enriched != 18 || rr.Failed != 0 || rr.BatchesRun != 5 {
 		t.Fatalf("report: %+v", rr)
 	}
-	if got := st.failed(batchenrich.ReplayAll); len(got) != 6 {
+	if got := st.failed(true); len(got) != 6 {
 		t.Fatalf("after the replay, failed: %v; want the 6 permanent ones", got)
 	}
 	for it, r := range st.rows {
@@ -194,14 +194,14 @@ func TestReplayRetriesTransientFailuresOnly(t *testing.T) {
 		t.Fatalf("empty replay saved checkpoint %+v", cp)
 	}
 
-	// With ReplayAll the permanent ones are retried (by replay 2).
-	p, err = batchenrich.NewReplay(st.failedSource(batchenrich.ReplayAll), enr, st.sink(t, 2),
+	// With all classes the permanent ones are retried (by replay 2).
+	p, err = batchenrich.NewReplay(st.failedSource(true), enr, st.sink(t, 2),
 		batchenrich.Options{BatchSize: 4, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rr, err = p.Run(context.Background())
-	if err != nil || rr.Number != 2 || rr.Written != 6 || len(calls) != 6 || len(st.failed(batchenrich.ReplayAll)) != 0 {
+	if err != nil || rr.Number != 2 || rr.Written != 6 || len(calls) != 6 || len(st.failed(true)) != 0 {
 		t.Fatalf("replay of all: %+v, %v, calls %v", rr, err, calls)
 	}
 }
@@ -213,7 +213,7 @@ func TestReplayStopsWhileTheOutageLasts(t *testing.T) {
 	t.Parallel()
 	cps := batchenrichtest.NewCheckpoints()
 	st, o := runWithFailures(t, cps)
-	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
+	p, err := batchenrich.NewReplay(st.failedSource(false), batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
 		batchenrich.Options{BatchSize: 5, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
@@ -222,12 +222,12 @@ func TestReplayStopsWhileTheOutageLasts(t *testing.T) {
 	if !errors.Is(err, batchenrich.ErrAllFailed) || rr.Number != 1 || rr.Written != 0 {
 		t.Fatalf("replay during the outage: %+v, %v", rr, err)
 	}
-	if got := st.failed(batchenrich.ReplayTransient); len(got) != 18 {
+	if got := st.failed(false); len(got) != 18 {
 		t.Fatalf("transient failures after the stopped replay: %v", got)
 	}
 	o.down = false
 	rr, err = p.Run(context.Background())
-	if err != nil || rr.Number != 1 || rr.Written != 18 || len(st.failed(batchenrich.ReplayTransient)) != 0 {
+	if err != nil || rr.Number != 1 || rr.Written != 18 || len(st.failed(false)) != 0 {
 		t.Fatalf("replay after the outage: %+v, %v", rr, err)
 	}
 }
@@ -251,7 +251,7 @@ func TestReplayResumesAfterInterruption(t *testing.T) {
 			}
 			return o.enrich(ctx, i)
 		})
-		p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), enr, st.sink(t, 1),
+		p, err := batchenrich.NewReplay(st.failedSource(false), enr, st.sink(t, 1),
 			batchenrich.Options{BatchSize: 4, Concurrency: 1, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 		if err != nil {
 			t.Fatal(err)
@@ -270,7 +270,7 @@ func TestReplayResumesAfterInterruption(t *testing.T) {
 	if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Written != 14 {
 		t.Fatalf("resumed replay: %+v, %v", rr, err)
 	}
-	if got := st.failed(batchenrich.ReplayTransient); len(got) != 0 {
+	if got := st.failed(false); len(got) != 0 {
 		t.Fatalf("still failed: %v", got)
 	}
 	for it, n := range calls {
@@ -291,7 +291,7 @@ func TestReplayExcludesTheRunAndOtherReplays(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	defer unlock()
-	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient),
+	p, err := batchenrich.NewReplay(st.failedSource(false),
 		batchenrich.EnricherFunc[item, int](double), st.sink(t, 1),
 		batchenrich.Options{Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
@@ -316,7 +316,7 @@ func TestReplayChecksBeforeWork(t *testing.T) {
 	cps := batchenrichtest.NewCheckpoints()
 	st, _ := runWithFailures(t, cps)
 	enr := batchenrichtest.NewEnricher(double)
-	p, err := batchenrich.NewReplay(st.failedSource(batchenrich.ReplayTransient), batchenrich.Enricher[item, int](enr),
+	p, err := batchenrich.NewReplay(st.failedSource(false), batchenrich.Enricher[item, int](enr),
 		checkedSink{st.sink(t, 1)}, batchenrich.Options{Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +344,7 @@ func TestReplayChecksOnce(t *testing.T) {
 	cps := batchenrichtest.NewCheckpoints()
 	st, o := runWithFailures(t, cps)
 	o.down = false
-	src := &countingSource{Source: st.failedSource(batchenrich.ReplayTransient)}
+	src := &countingSource{Source: st.failedSource(false)}
 	p, err := batchenrich.NewReplay[item, int](src, batchenrich.EnricherFunc[item, int](o.enrich), st.sink(t, 1),
 		batchenrich.Options{BatchSize: 4, Durable: &batchenrich.Durable{Store: cps, RunKey: "run"}})
 	if err != nil {
@@ -378,25 +378,6 @@ func TestNewReplayRefusesBadOptions(t *testing.T) {
 		var oe *batchenrich.ConfigError
 		if !errors.As(err, &oe) || oe.Package != "batchenrich" || oe.Field != c.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
 			t.Errorf("NewReplay(%+v) = %v, want an error naming %s", c.opts, err, c.field)
-		}
-	}
-}
-
-func TestReplayScope(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		s    batchenrich.ReplayScope
-		c    batchenrich.Class
-		want bool
-	}{
-		{batchenrich.ReplayTransient, batchenrich.ClassTransient, true},
-		{batchenrich.ReplayTransient, batchenrich.ClassPermanent, false},
-		{batchenrich.ReplayTransient, batchenrich.Unclassified, false},
-		{batchenrich.ReplayAll, batchenrich.ClassPermanent, true},
-		{batchenrich.ReplayAll, batchenrich.Unclassified, true},
-	} {
-		if got := c.s.Includes(c.c); got != c.want {
-			t.Errorf("%v.Includes(%v) = %v", c.s, c.c, got)
 		}
 	}
 }

@@ -184,7 +184,7 @@ func TestReplayBulkFailures(t *testing.T) {
 		}
 
 		api.healed.Store(true)
-		rr, err := j.replay(t, context.Background(), batchenrich.ReplayTransient, enr)
+		rr, err := j.replay(t, context.Background(), false, enr)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,7 +53,11 @@ func describeFailed(cfg FailedSourceConfig) string {
 		cols = append(cols, strconv.Quote(c)+" = "+strconv.Quote(cfg.On[c]))
 	}
 	slices.Sort(cols)
-	return "failures (" + cfg.Scope.String() + ") in table " + strconv.Quote(cfg.Table) +
+	scope := "transient" // the text recorded before AllClasses replaced ReplayScope
+	if cfg.AllClasses {
+		scope = "all"
+	}
+	return "failures (" + scope + ") in table " + strconv.Quote(cfg.Table) +
 		" class column " + strconv.Quote(cfg.ClassColumn) + " on (" + strings.Join(cols, ", ") + ") of " + describeSource(cfg.Source)
 }
 

@@ -90,7 +90,7 @@ func ExampleNewFailedSource() {
 		Table:       "forecasts",
 		On:          map[string]string{"id": "id"},
 		ClassColumn: "failure_class",
-		Scope:       batchenrich.ReplayTransient,
+		// AllClasses: true would retry permanent failures too.
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -40,14 +40,14 @@ type FailedSourceConfig struct {
 	// otherwise, so that a replay that heals an item clears it. Required.
 	ClassColumn string
 
-	// Scope chooses which failures to read: those of class "transient"
-	// (batchenrich.ReplayTransient, the zero value), or every row with a
-	// class (batchenrich.ReplayAll).
-	Scope batchenrich.ReplayScope
+	// AllClasses, when set, reads every failure with a class; by default
+	// only those of class "transient" (batchenrich.ClassTransient), which
+	// may succeed now.
+	AllClasses bool
 }
 
 // NewFailedSource returns a Source reading the items of a run that its
-// Sink stored as failed, within cfg.Scope: the rows of cfg.Source that
+// Sink stored as failed, of the classes cfg says (AllClasses): the rows of cfg.Source that
 // have a row in cfg.Table (joined on cfg.On) whose cfg.ClassColumn is in
 // scope, in key order. It is the Source of a batchenrich.Replay:
 //
@@ -117,14 +117,11 @@ func NewFailedSource[T any](db *sqlx.DB, cfg FailedSourceConfig) (_ *Source[T], 
 		}
 		b.WriteString("batchenrich_f." + fc + " = batchenrich_s." + sc + " AND ")
 	}
-	switch cfg.Scope {
-	case batchenrich.ReplayTransient:
+	if cfg.AllClasses {
+		b.WriteString("batchenrich_f." + class + " IS NOT NULL)")
+	} else {
 		b.WriteString("batchenrich_f." + class + " = ?)")
 		args = append(args, batchenrich.ClassTransient.String())
-	case batchenrich.ReplayAll:
-		b.WriteString("batchenrich_f." + class + " IS NOT NULL)")
-	default:
-		return nil, configErr("Scope", "unknown replay scope "+cfg.Scope.String(), nil)
 	}
 	src.Table, src.Query, src.Args = "", b.String(), args
 	s, err := NewSource[T](db, src)

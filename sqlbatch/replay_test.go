@@ -166,16 +166,17 @@ func (j *replayJob) run(t *testing.T) batchenrich.Report {
 	return rep
 }
 
-// replayer is the replay of e1's failures in scope, in batches of 3,
+// replayer is the replay of e1's transient failures (every failure if
+// all), in batches of 3,
 // with enr (nil: the job's Enricher).
-func (j *replayJob) replayer(t *testing.T, scope batchenrich.ReplayScope, enr batchenrich.Enricher[Traveler, Enriched]) *batchenrich.Replay[Traveler, Enriched] {
+func (j *replayJob) replayer(t *testing.T, all bool, enr batchenrich.Enricher[Traveler, Enriched]) *batchenrich.Replay[Traveler, Enriched] {
 	t.Helper()
 	failed, err := sqlbatch.NewFailedSource[Traveler](j.db, sqlbatch.FailedSourceConfig{
 		Source:      replaySourceConfig,
 		Table:       "traveler_batch_results",
 		On:          map[string]string{"execution_id": "execution_id", "traveler_id": "traveler_id"},
 		ClassColumn: "failure_class",
-		Scope:       scope,
+		AllClasses:  all,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -191,10 +192,10 @@ func (j *replayJob) replayer(t *testing.T, scope batchenrich.ReplayScope, enr ba
 	return p
 }
 
-// replay runs j.replayer(t, scope, enr).
-func (j *replayJob) replay(t *testing.T, ctx context.Context, scope batchenrich.ReplayScope, enr batchenrich.Enricher[Traveler, Enriched]) (batchenrich.ReplayReport, error) {
+// replay runs j.replayer(t, all, enr).
+func (j *replayJob) replay(t *testing.T, ctx context.Context, all bool, enr batchenrich.Enricher[Traveler, Enriched]) (batchenrich.ReplayReport, error) {
 	t.Helper()
-	return j.replayer(t, scope, enr).Run(ctx)
+	return j.replayer(t, all, enr).Run(ctx)
 }
 
 // replayRow is a row of the results as a replay cares about it.
@@ -281,7 +282,7 @@ func TestReplay(t *testing.T) {
 		// failure (not the 404s) and each of those rows is now valid,
 		// in its batch.
 		j.api.healed.Store(true)
-		rr, err := j.replay(t, ctx, batchenrich.ReplayTransient, nil)
+		rr, err := j.replay(t, ctx, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,13 +301,13 @@ func TestReplay(t *testing.T) {
 		j.checkRows(t, only404)
 
 		// Nothing transient is left.
-		rr, err = j.replay(t, ctx, batchenrich.ReplayTransient, nil)
+		rr, err = j.replay(t, ctx, false, nil)
 		if err != nil || !rr.NothingToReplay || rr.Number != 2 || total(j.api.requests()) != 0 {
 			t.Fatalf("second replay: %+v, %v", rr, err)
 		}
 
 		// The 404s still fail: replaying all records the new attempts.
-		rr, err = j.replay(t, ctx, batchenrich.ReplayAll, nil)
+		rr, err = j.replay(t, ctx, true, nil)
 		if err != nil || rr.Number != 2 || rr.Written != 2 || rr.Failed != 2 || total(j.api.requests()) != 2 {
 			t.Fatalf("replay of all, 404s not healed: %+v, %v", rr, err)
 		}
@@ -314,13 +315,13 @@ func TestReplay(t *testing.T) {
 
 		// Healed too: replaying all retries them, and every row is valid.
 		j.api.healAll.Store(true)
-		rr, err = j.replay(t, ctx, batchenrich.ReplayAll, nil)
+		rr, err = j.replay(t, ctx, true, nil)
 		sent = j.api.requests()
 		if err != nil || rr.Number != 3 || rr.Written != 2 || rr.Enriched != 2 || total(sent) != 2 || sent[7] != 1 || sent[107] != 1 {
 			t.Fatalf("replay of all: %+v, %v, sent %v", rr, err, sent)
 		}
 		j.checkRows(t, healed)
-		rr, err = j.replay(t, ctx, batchenrich.ReplayAll, nil)
+		rr, err = j.replay(t, ctx, true, nil)
 		if err != nil || !rr.NothingToReplay {
 			t.Fatalf("replay with no failure left: %+v, %v", rr, err)
 		}
@@ -347,7 +348,7 @@ func TestReplayRecordsTheLatestFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer threeTries.Close()
-		rr, err := j.replay(t, context.Background(), batchenrich.ReplayTransient, threeTries)
+		rr, err := j.replay(t, context.Background(), false, threeTries)
 		if err != nil || rr.Written != 10 || rr.Failed != 10 || total(j.api.requests()) != 30 {
 			t.Fatalf("replay during the outage: %+v, %v", rr, err)
 		}
@@ -404,14 +405,14 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 			defer inFlight.Done()
 			return j.enr.Enrich(ctx, tr)
 		})
-		rr, err := j.replay(t, ctx, batchenrich.ReplayTransient, enr)
+		rr, err := j.replay(t, ctx, false, enr)
 		if !errors.Is(err, context.Canceled) || rr.Number != 1 || rr.BatchesRun != 1 {
 			t.Fatalf("interrupted replay: %+v, %v", rr, err)
 		}
 		first := j.api.requests()
 
 		// Run again: replay 1 resumes after its committed batch.
-		rr, err = j.replay(t, context.Background(), batchenrich.ReplayTransient, nil)
+		rr, err = j.replay(t, context.Background(), false, nil)
 		if err != nil || rr.Number != 1 || rr.BatchesSkipped != 1 || rr.Written != 7 {
 			t.Fatalf("resumed replay: %+v, %v", rr, err)
 		}
@@ -442,7 +443,7 @@ func TestReplayLockedByTheRun(t *testing.T) {
 			t.Fatal(ok, err)
 		}
 		defer unlock()
-		_, err = j.replay(t, context.Background(), batchenrich.ReplayTransient, nil)
+		_, err = j.replay(t, context.Background(), false, nil)
 		if !errors.Is(err, batchenrich.ErrRunLocked) {
 			t.Fatalf("replay while the run is locked: %v", err)
 		}
@@ -465,7 +466,6 @@ func TestNewFailedSourceRefusesBadConfig(t *testing.T) {
 		{func(c *sqlbatch.FailedSourceConfig) { c.On = nil }, "On"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.On = map[string]string{"traveler_id": ""} }, "On"},
 		{func(c *sqlbatch.FailedSourceConfig) { c.ClassColumn = "" }, "ClassColumn"},
-		{func(c *sqlbatch.FailedSourceConfig) { c.Scope = 7 }, "Scope"},
 	} {
 		cfg := good
 		cfg.Source.Key = []string{"traveler_id"}
@@ -575,7 +575,7 @@ func TestTwoReplaysNeverAtOnce(t *testing.T) {
 			}
 			return j.enr.Enrich(ctx, tr)
 		})
-		p := j.replayer(t, batchenrich.ReplayTransient, blocking)
+		p := j.replayer(t, false, blocking)
 		first := make(chan error, 1)
 		go func() {
 			_, err := p.Run(context.Background())
@@ -585,7 +585,7 @@ func TestTwoReplaysNeverAtOnce(t *testing.T) {
 
 		other := *j
 		other.store = checkpointStore(t, db)
-		_, err := other.replay(t, context.Background(), batchenrich.ReplayAll, nil)
+		_, err := other.replay(t, context.Background(), true, nil)
 		if !errors.Is(err, batchenrich.ErrRunLocked) || total(j.api.requests()) != 0 {
 			t.Errorf("second replay while the first works: %v", err)
 		}

@@ -57,12 +57,12 @@ func (m *retryMode) Set(s string) error {
 // IsBoolFlag lets -retry-failed be given without a value.
 func (m *retryMode) IsBoolFlag() bool { return true }
 
-// scope is the replay's scope.
-func (m retryMode) scope() batchenrich.ReplayScope {
+// scope names the failures the replay retries: "transient" or "all".
+func (m retryMode) scope() string {
 	if m == retryAll {
-		return batchenrich.ReplayAll
+		return "all"
 	}
-	return batchenrich.ReplayTransient
+	return "transient"
 }
 
 // Failure columns. The seed's traveler_batch_results keeps its shape;
@@ -143,7 +143,7 @@ var errNoSuchRun = errors.New("no such run")
 // -retry-failed asks for. It sets cfg.partitions to the partition count
 // the run was recorded with, for the final validation.
 func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg *config, stderr io.Writer) (batchenrich.Report, *ReplaySummary, error) {
-	s := &ReplaySummary{Scope: cfg.retryFailed.scope().String()}
+	s := &ReplaySummary{Scope: cfg.retryFailed.scope()}
 	cp, err := j.store.Load(ctx, cfg.executionID)
 	if err != nil {
 		return batchenrich.Report{}, nil, err
@@ -159,7 +159,7 @@ func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg *config, stderr io.Wr
 		Table:       "traveler_batch_results",
 		On:          map[string]string{"execution_id": "execution_id", "traveler_id": "traveler_id"},
 		ClassColumn: classColumn,
-		Scope:       cfg.retryFailed.scope(),
+		AllClasses:  cfg.retryFailed == retryAll,
 	})
 	if err != nil {
 		return batchenrich.Report{}, nil, err
