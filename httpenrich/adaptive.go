@@ -78,9 +78,13 @@ const (
 //     answer), as in the gradient limiters' short/long window comparison;
 //     the long average makes it robust to the scheduling noise of a busy
 //     client, which a comparison with the lowest latency seen is not.
-//     After such a decrease the long-term average is set to the
-//     short-term one: one decrease per rise, not one per window while it
-//     lasts.
+//     Each time the short-term average crosses that bound, the long-term
+//     average is then set to it (or to the answer's latency, when the
+//     short-term average still lags behind), whether the answer lowered
+//     the limit or came to a request sent before the last decrease: one
+//     decrease per rise, not one per window while it lasts, nor a second
+//     one when the requests sent just after the decrease answer as slowly
+//     as those before it.
 //
 // Neutral answers (404, 400, 500, bodies failing Config.Validate, which
 // are successes for the limit) never lower it. The rule has limits: items
@@ -399,12 +403,17 @@ func (l *aimd) releaseAt(s slot, a answer, now time.Time) change {
 		l.streak = 0
 		if a.rtt > 0 && l.latencyHigh(a.rtt) {
 			c.reason = "latency"
-			if l.lower(s) {
-				// The new latency is the norm: one decrease per rise,
-				// not one per window while the rise lasts (on a busy
-				// client, latency rises that concurrency does not cause).
-				l.lrtt = l.srtt
-			}
+			l.lower(s)
+			// The new latency is the norm: one decrease per rise, not one
+			// per window while the rise lasts (on a busy client, latency
+			// rises that concurrency does not cause). Also when the
+			// answer could not lower the limit (its request was sent
+			// before the last decrease, which answered this rise), and
+			// at the answer's own latency when the short-term average
+			// still lags behind it: otherwise the answers to the requests
+			// sent just after the decrease, as slow as the ones before,
+			// would read the same rise as a new one and lower it again.
+			l.lrtt = max(l.srtt, a.rtt)
 		} else if saturated && l.limit < l.cap(now) {
 			if l.slowStart {
 				l.limit++

@@ -148,6 +148,45 @@ func TestAIMDLatency(t *testing.T) {
 	}
 }
 
+// TestAIMDOneLatencyDecreasePerRise: a stall of the client (every request
+// in flight answered 20× later) lowers the limit once, not again when the
+// requests sent just after the decrease answer as slowly (issue 23's
+// failing scenario: 30 → 27 → 24 within 10 ms, below 0.8 × capacity).
+func TestAIMDOneLatencyDecreasePerRise(t *testing.T) {
+	a, err := Adaptive{MaxConcurrency: 100, InitialConcurrency: 30}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newAIMD(a)
+	for range 300 { // the norm: 5 ms
+		s := take(t, l, 1)[0]
+		l.release(s, answer{o: success, rtt: 5 * time.Millisecond, retryAfter: -1})
+	}
+	var changes []change
+	release := func(ss []slot, rtt time.Duration) {
+		for _, s := range ss {
+			if c := l.release(s, answer{o: success, rtt: rtt, retryAfter: -1}); c.to < c.from {
+				changes = append(changes, c)
+			}
+		}
+	}
+	// The stall: the 30 in flight answer after 100 ms, then the requests
+	// sent after them (after the decrease) just as slowly, for a while.
+	release(take(t, l, 30), 100*time.Millisecond)
+	for range 3 {
+		release(take(t, l, l.Limit()), 100*time.Millisecond)
+	}
+	if len(changes) != 1 || changes[0] != (change{from: 30, to: 27, reason: "latency"}) {
+		t.Fatalf("decreases %+v, want one, 30 → 27 for latency", changes)
+	}
+	// A new rise, doubling the stalled latency, lowers it again.
+	changes = nil
+	release(take(t, l, l.Limit()), time.Second)
+	if len(changes) != 1 || changes[0].reason != "latency" {
+		t.Fatalf("a new rise: decreases %+v, want one for latency", changes)
+	}
+}
+
 // TestAIMDWaitersInOrderAndCancel runs in a synctest bubble:
 // synctest.Wait returns once the acquiring goroutine is blocked, queued
 // as a waiter (no polling).
