@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/httpx"
@@ -273,7 +274,7 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 		arr := json.RawMessage(raw)
 		if arrayField != "" {
 			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(raw, &obj); err != nil {
+			if err := unmarshalV1(raw, &obj); err != nil {
 				return nil, err
 			}
 			var ok bool
@@ -282,7 +283,7 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 			}
 		}
 		var elems []json.RawMessage
-		if err := json.Unmarshal(arr, &elems); err != nil {
+		if err := unmarshalV1(arr, &elems); err != nil {
 			return nil, err
 		}
 		out := make([]Entry, len(elems))
@@ -304,7 +305,7 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 				case "null", "false", `""`:
 				default:
 					var s string
-					if json.Unmarshal(eraw, &s) != nil {
+					if unmarshalV1(eraw, &s) != nil {
 						s = t
 					}
 					en.Err = errors.New(s)
@@ -335,7 +336,7 @@ func entryMembers(keyField, errorField string) func(el []byte) (k, e json.RawMes
 				return nil, nil, err
 			}
 			var o map[string]json.RawMessage
-			if err := json.Unmarshal(el, &o); err != nil {
+			if err := unmarshalV1(el, &o); err != nil {
 				return nil, nil, err
 			}
 			if errorField != "" {
@@ -355,7 +356,7 @@ func entryMembers(keyField, errorField string) func(el []byte) (k, e json.RawMes
 			return nil, nil, err
 		}
 		pv := reflect.New(typ)
-		if err := json.Unmarshal(el, pv.Interface()); err != nil {
+		if err := unmarshalV1(el, pv.Interface()); err != nil {
 			return nil, nil, err
 		}
 		v := pv.Elem()
@@ -369,14 +370,29 @@ func entryMembers(keyField, errorField string) func(el []byte) (k, e json.RawMes
 
 // keyText returns a JSON string's text, or a number as written.
 func keyText(raw json.RawMessage) (string, error) {
-	t := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(t, `"`) {
+	b := bytes.TrimSpace(raw)
+	if len(b) > 0 && b[0] == '"' {
+		if len(b) >= 2 && b[len(b)-1] == '"' && plainString(b[1:len(b)-1]) {
+			return string(b[1 : len(b)-1]), nil // nothing to unescape
+		}
 		var s string
-		err := json.Unmarshal(raw, &s)
+		err := unmarshalV1(b, &s)
 		return s, err
 	}
+	t := string(b)
 	if _, err := strconv.ParseFloat(t, 64); err != nil {
 		return "", errors.New("neither a string nor a number")
 	}
 	return t, nil
+}
+
+// plainString reports whether b, the inside of a JSON string, is its text
+// as it is: valid UTF-8 without quotes, backslashes or control characters.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }

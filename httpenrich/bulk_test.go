@@ -348,3 +348,27 @@ func TestJSONEntries(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJSONEntries splits a bulk answer of 100 entries shaped like
+// bench's profile API's (/bulk):
+//
+//	go test -run '^$' -bench JSONEntries -benchmem ./httpenrich
+func BenchmarkJSONEntries(b *testing.B) {
+	var body strings.Builder
+	body.WriteString(`{"profiles":[`)
+	for i := range 100 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"traveler_id":"%d","args":{"traveler_id":["%d"]}}`, 1000+i, 1000+i)
+	}
+	body.WriteString(`]}`)
+	raw := []byte(body.String())
+	entries := httpenrich.JSONEntries("profiles", "traveler_id", "error")
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if got, err := entries(raw); err != nil || len(got) != 100 || got[99].Key != "1099" {
+			b.Fatalf("%d entries, %v", len(got), err)
+		}
+	}
+}

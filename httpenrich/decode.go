@@ -32,6 +32,14 @@ func decoder[B any]() func(raw []byte, dst *B) error {
 	return func(raw []byte, dst *B) error { return jsonv2.Unmarshal(raw, dst, opts) }
 }
 
+// v1Options are encoding/json's semantics for the encoding/json/v2
+// implementation.
+var v1Options = jsonv1.DefaultOptionsV1()
+
+// unmarshalV1 decodes raw into v as json.Unmarshal does, in one pass (see
+// above); v must not hold a json.Number. JSONEntries reads answers with it.
+func unmarshalV1(raw []byte, v any) error { return jsonv2.Unmarshal(raw, v, v1Options) }
+
 var numberType = reflect.TypeFor[json.Number]()
 
 // holdsNumber reports whether a value of type t can hold a json.Number
