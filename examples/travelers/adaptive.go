@@ -4,19 +4,7 @@ import (
 	"fmt"
 
 	"github.com/batchenrich/batchenrich"
-	"github.com/batchenrich/batchenrich/httpenrich"
 )
-
-// adaptive returns the Enricher's adaptation for -adaptive: the requests in
-// flight to the profile API follow what it admits (AIMD, see
-// httpenrich.Adaptive), with -concurrency as the ceiling; nil without the
-// flag.
-func adaptive(cfg config) *httpenrich.Adaptive {
-	if !cfg.adaptive {
-		return nil
-	}
-	return &httpenrich.Adaptive{MaxConcurrency: cfg.concurrency}
-}
 
 // limitRows returns the summary rows of the API's limits with -adaptive,
 // e.g. "limit 127.0.0.1:8080" → "1 → 20 (min 1, max 32; 140 up, 61 down)".

@@ -18,27 +18,18 @@ import (
 
 // config is the parsed command line.
 type config struct {
+	jobSettings // the job's own (job.go)
+
 	dsn         string
-	profileURL  string
 	seedRows    int
-	batchSize   int
-	maxBatches  int
-	concurrency int
 	partitions  int
-	executionID string
-	httpTimeout time.Duration
-	httpRetries int
-	bulk        int // travelers per request, 0 for one request each
-	overlap     bool
-	adaptive    bool
 	dryRun      bool
 	json        bool
 	retryFailed retryMode
 
-	driver     string   // "postgres" or "sqlite", from dsn
-	dbDesc     string   // where the database is, for people: secrets masked
-	sqlitePath string   // the SQLite file, if driver is "sqlite"
-	pathParams []string // the template parameters of profileURL
+	driver     string // "postgres" or "sqlite", from dsn
+	dbDesc     string // where the database is, for people: secrets masked
+	sqlitePath string // the SQLite file, if driver is "sqlite"
 }
 
 // Limits of the flags, so that a typo fails at once rather than running

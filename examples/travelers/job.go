@@ -1,8 +1,19 @@
 package main
 
+// This file is the job itself, the part to copy: the Source (the
+// travelers of one execution, by traveler_id), the Enricher (one profile
+// API call per traveler, httpenrich), the Sink (one row per traveler,
+// failures as invalid rows with their reason and class, sqlbatch) and the
+// Runner's wiring, with a durable checkpoint store (bulk.go adds the
+// -bulk variant of the Enricher: one request per group). It imports public
+// packages only: batchenrich, httpenrich, sqlbatch, and the seed job's
+// shared tables and validation (seedjob). Everything else in this
+// directory is the seed's harness: flags, seeding, schema checks,
+// progress, replay and partition options, final validation and summary.
+
 import (
 	"encoding/json"
-	"net/http"
+	"errors"
 	"net/url"
 	"strconv"
 	"time"
@@ -14,6 +25,21 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
+// jobSettings are what the job needs from the command line.
+type jobSettings struct {
+	executionID string        // the run key; rows are keyed by it
+	profileURL  string        // the profile API; may use {traveler_id} and {traveler_name}
+	pathParams  []string      // the {parameters} profileURL uses
+	batchSize   int           // rows per batch
+	maxBatches  int           // batches at most
+	concurrency int           // HTTP calls in flight at most
+	httpTimeout time.Duration // each attempt's timeout
+	httpRetries int           // retries after the first attempt
+	adaptive    bool          // adapt the calls in flight to what the API admits, concurrency the ceiling
+	bulk        int           // travelers per request (bulk.go), 0 for one request each
+	overlap     bool          // enrich batch n+1 while batch n is written
+}
+
 // Traveler is one row of traveler_batch_source (package seedjob, shared
 // with the fleet and otelenrich examples).
 type Traveler = seedjob.Traveler
@@ -21,6 +47,27 @@ type Traveler = seedjob.Traveler
 // Profile is the enrichment of one traveler: seedjob.Transform of the
 // profile API's answer.
 type Profile = seedjob.Profile
+
+// Failure columns. The seed's traveler_batch_results keeps its shape;
+// these two nullable columns are added next to it, NULL in a valid row,
+// so that a replay can choose what to retry.
+const (
+	classColumn    = "failure_class"    // batchenrich.Class.String() of the failure
+	attemptsColumn = "failure_attempts" // requests sent for the item, retries included
+)
+
+// failureColumns are the values of the failure columns for r.
+func failureColumns(r batchenrich.Result[Traveler, Profile]) (class, attempts any) {
+	if r.Err == nil {
+		return nil, nil
+	}
+	n := 0
+	var he *httpenrich.Error
+	if errors.As(r.Err, &he) {
+		n = he.Attempts
+	}
+	return batchenrich.Classify(r.Err).String(), n
+}
 
 // resultColumns are the columns of traveler_batch_results the Sink fills;
 // batch_number is filled by the Sink itself.
@@ -97,7 +144,7 @@ type job struct {
 }
 
 // newJob wires the Source, Enricher, Sink and checkpoint store for cfg.
-func newJob(db *sqlx.DB, cfg config) (*job, error) {
+func newJob(db *sqlx.DB, cfg jobSettings) (*job, error) {
 	src, err := sqlbatch.NewSource[Traveler](db, sourceConfig(cfg.executionID))
 	if err != nil {
 		return nil, err
@@ -129,7 +176,10 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 		Pool:           pool.ForConcurrency(cfg.concurrency),
 		AttemptTimeout: cfg.httpTimeout,
 		MaxAttempts:    cfg.httpRetries + 1,
-		Adaptive:       adaptive(cfg),
+	}
+	if cfg.adaptive {
+		// AIMD on 429, 503 and latency under the ceiling (httpenrich.Adaptive).
+		hc.Adaptive = &httpenrich.Adaptive{MaxConcurrency: cfg.concurrency}
 	}
 	var enr enricher
 	if cfg.bulk > 0 {
@@ -153,8 +203,9 @@ func newJob(db *sqlx.DB, cfg config) (*job, error) {
 	return &job{source: src, enr: enr, sink: sink, store: store}, nil
 }
 
-// options are the Runner's options for cfg.
-func (j *job) options(cfg config, events chan<- event) batchenrich.Options {
+// options are the Runner's options for cfg; tr, if not nil, follows the
+// run (the harness's progress bar).
+func (j *job) options(cfg jobSettings, tr batchenrich.Tracer) batchenrich.Options {
 	return batchenrich.Options{
 		BatchSize:   cfg.batchSize,
 		MaxBatches:  cfg.maxBatches,
@@ -164,32 +215,12 @@ func (j *job) options(cfg config, events chan<- event) batchenrich.Options {
 			Store:  j.store,
 			RunKey: cfg.executionID,
 		},
-		Tracer: tracerFor(events),
+		Tracer: tr,
 	}
 }
 
-// newBulkEnricher returns the Enricher of -bulk n: one POST per group of
-// at most n travelers, {"travelers":[{"traveler_id":…,"traveler_name":…},
-// …]}, to the embedded API's bulk endpoint (or -profile-url), whose answer
-// {"profiles":[…]} is matched to the travelers by traveler_id; each
-// traveler's entry is validated as a single answer is, by
-// seedjob.Transform.
-func newBulkEnricher(hc httpenrich.Config[Traveler, json.RawMessage, Profile], n int) (enricher, error) {
-	hc.Method, hc.Request, hc.PathParams = http.MethodPost, nil, nil
-	type traveler struct {
-		TravelerID   string `json:"traveler_id"`
-		TravelerName string `json:"traveler_name"`
-	}
-	return httpenrich.NewBulk(hc, httpenrich.Bulk[Traveler]{
-		MaxItems: n,
-		Key:      func(t Traveler) string { return strconv.FormatInt(t.TravelerID, 10) },
-		Request: func(ts []Traveler) (httpenrich.Params, error) {
-			body := make([]traveler, len(ts))
-			for i, t := range ts {
-				body[i] = traveler{strconv.FormatInt(t.TravelerID, 10), t.TravelerName}
-			}
-			return httpenrich.Params{Body: map[string]any{"travelers": body}}, nil
-		},
-		Entries: httpenrich.JSONEntries("profiles", "traveler_id", "error"),
-	})
+// runner returns the job's Runner for cfg: running it again with the
+// same executionID resumes after the last committed batch.
+func (j *job) runner(cfg jobSettings, tr batchenrich.Tracer) (*batchenrich.Runner[Traveler, Profile], error) {
+	return batchenrich.New[Traveler, Profile](j.source, j.enr, j.sink, j.options(cfg, tr))
 }

@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(exitUsage, "%v", err)
 	}
 	defer db.Close()
-	j, err := newJob(db, cfg)
+	j, err := newJob(db, cfg.jobSettings)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return fail(exitUsage, "%v", runErr)
 		}
 	} else if cfg.retryFailed == retryOff {
-		runner, err := batchenrich.New[Traveler, Profile](j.source, j.enr, j.sink, j.options(cfg, events))
+		runner, err := j.runner(cfg.jobSettings, tracerFor(events))
 		if err != nil {
 			return fail(exitUsage, "%v", err)
 		}

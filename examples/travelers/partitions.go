@@ -54,7 +54,7 @@ func perPartition(concurrency, partitions int) int {
 // runPartitioned runs cfg's run split into cfg.partitions partitions and
 // returns its totals as one Report.
 func (j *job) runPartitioned(ctx context.Context, db *sqlx.DB, cfg config, events chan<- event) (batchenrich.Report, error) {
-	opts := j.options(cfg, events)
+	opts := j.options(cfg.jobSettings, tracerFor(events))
 	opts.Concurrency = perPartition(cfg.concurrency, cfg.partitions)
 	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Profile]{
 		Partitions: cfg.partitions,

@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/batchenrich/batchenrich"
-	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
 	"github.com/jmoiron/sqlx"
 )
@@ -63,27 +62,6 @@ func (m retryMode) scope() string {
 		return "all"
 	}
 	return "transient"
-}
-
-// Failure columns. The seed's traveler_batch_results keeps its shape;
-// these two nullable columns are added next to it, NULL in a valid row,
-// so that a replay can choose what to retry.
-const (
-	classColumn    = "failure_class"    // batchenrich.Class.String() of the failure
-	attemptsColumn = "failure_attempts" // requests sent for the item, retries included
-)
-
-// failureColumns are the values of the failure columns for r.
-func failureColumns(r batchenrich.Result[Traveler, Profile]) (class, attempts any) {
-	if r.Err == nil {
-		return nil, nil
-	}
-	n := 0
-	var he *httpenrich.Error
-	if errors.As(r.Err, &he) {
-		n = he.Attempts
-	}
-	return batchenrich.Classify(r.Err).String(), n
 }
 
 // addFailureColumns adds the failure columns to traveler_batch_results
@@ -164,7 +142,7 @@ func (j *job) replay(ctx context.Context, db *sqlx.DB, cfg *config, stderr io.Wr
 	if err != nil {
 		return batchenrich.Report{}, nil, err
 	}
-	opts := j.options(*cfg, nil)
+	opts := j.options(cfg.jobSettings, nil)
 	opts.MaxBatches = 0 // the failures are the run's rows, which its cap bounded already
 	// Retrying every failure, permanent ones included, expects batches in
 	// which every item fails again: store them. A replay of transient

@@ -60,7 +60,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,7 +68,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,7 +77,6 @@ import (
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/examples/travelers/seedjob"
-	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/redact"
 	"github.com/batchenrich/batchenrich/riverenrich"
 	"github.com/batchenrich/batchenrich/sqlbatch"
@@ -137,17 +134,16 @@ func signals() (soft, hard context.Context, stop func()) {
 }
 
 type config struct {
-	dsn, profileURL, executionID string
-	seedRows, batchSize          int
-	partitions, concurrency      int
-	maxBatches, maxPartitions    int
-	httpTimeout                  time.Duration
-	httpRetries                  int
-	takeover, slice              time.Duration
-	worker, json, verbose        bool
-	budget                       string  // a shared budget's name, "" for none
-	budgetConcurrency            int     // its ceiling over every process
-	budgetRate                   float64 // its requests per second over every process
+	jobSettings // the job's own (job.go)
+
+	dsn, executionID      string
+	seedRows, batchSize   int
+	partitions            int
+	maxBatches            int
+	worker, json, verbose bool
+	budget                string  // a shared budget's name, "" for none
+	budgetConcurrency     int     // its ceiling over every process
+	budgetRate            float64 // its requests per second over every process
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
@@ -258,13 +254,6 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	return c, nil
 }
 
-// params are the run's parameters, carried by its jobs to every worker.
-type params struct {
-	BatchSize   int `json:"batch_size"`
-	MaxBatches  int `json:"max_batches"`
-	Concurrency int `json:"concurrency"` // per partition
-}
-
 // run runs the command. The end of ctx (a first signal) stops it softly:
 // each partition it works on commits the batch it is on, within
 // stopTimeout, and goes back to the queue; the end of hard (a second
@@ -337,7 +326,11 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 		}
 		defer budget.Close() // after the Client stopped and the Enricher closed
 	}
-	client, enr, err := newClient(db, store, cfg, budget, stderr)
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	client, enr, err := newClient(db, store, cfg.jobSettings, budget, logger)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -448,69 +441,4 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 		return fail(exitIncomplete, "validation failed: %d of %d expected rows missing", data.MissingRows, data.ExpectedRows)
 	}
 	return exitOK
-}
-
-// newClient builds the riverenrich Client working on the seed job's
-// partitions, and its Enricher (close it after the Client stopped).
-func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg config, budget *sqlbatch.Budget, stderr io.Writer) (*riverenrich.Client[Traveler, Profile], *httpenrich.Enricher[Traveler, json.RawMessage, Profile], error) {
-	pool, err := httpenrich.PoolFromEnv()
-	if err != nil {
-		return nil, nil, err
-	}
-	hc := httpenrich.Config[Traveler, json.RawMessage, Profile]{
-		URL: cfg.profileURL,
-		Request: func(t Traveler) (httpenrich.Params, error) {
-			return httpenrich.Params{Query: url.Values{
-				"traveler_id":   {strconv.FormatInt(t.TravelerID, 10)},
-				"traveler_name": {t.TravelerName},
-			}}, nil
-		},
-		Validate: func(t Traveler, resp *httpenrich.Response[json.RawMessage]) (Profile, error) {
-			return seedjob.Transform(t, resp.Status, resp.Body), nil
-		},
-		PathParams:     []string{}, // Request fills none: New refuses a -profile-url with a {parameter}
-		Pool:           pool.ForConcurrency(cfg.concurrency),
-		AttemptTimeout: cfg.httpTimeout,
-		MaxAttempts:    cfg.httpRetries + 1,
-	}
-	if budget != nil {
-		hc.Budget = budget
-	}
-	enr, err := httpenrich.New(hc)
-	if err != nil {
-		return nil, nil, err
-	}
-	logger := slog.New(slog.DiscardHandler)
-	if cfg.verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	c, err := riverenrich.New(riverenrich.Config[Traveler, Profile]{
-		Job:   jobName,
-		DB:    db.DB,
-		Store: store,
-		Source: func(ctx context.Context, job riverenrich.Job) (batchenrich.Source[Traveler], error) {
-			return newSource(db, job.Run, job.Partition)
-		},
-		Enricher: enr,
-		Sink: func(ctx context.Context, job riverenrich.Job) (batchenrich.Sink[Traveler, Profile], error) {
-			return newSink(db, job.Partition.Index)
-		},
-		Options: func(job riverenrich.Job) (batchenrich.Options, error) {
-			var p params
-			if err := json.Unmarshal(job.Params, &p); err != nil {
-				return batchenrich.Options{}, fmt.Errorf("job params: %w", err)
-			}
-			return batchenrich.Options{BatchSize: p.BatchSize, MaxBatches: p.MaxBatches, Concurrency: p.Concurrency}, nil
-		},
-		Concurrency:      cfg.concurrency,
-		MaxPartitions:    cfg.maxPartitions,
-		Slice:            cfg.slice,
-		TakeoverInterval: cfg.takeover,
-		Logger:           logger,
-	})
-	if err != nil {
-		enr.Close()
-		return nil, nil, err
-	}
-	return c, enr, nil
 }
