@@ -91,9 +91,9 @@ type BudgetShare struct {
 // what the others' leases leave: a process that joins starts with what is
 // free, the others come down to their fair part at their next renewal,
 // and it gets its own at its next one, within twice the renewal interval.
-// So the processes' shares never add up to more than the budget (but for
-// the instant between a renewal's commit and the lowered share applying
-// in memory, which is applied before the commit). A process whose
+// So the shares recorded never add up to more than the budget, and a
+// process applies a lowered share before it records it (requests already
+// in flight above it finish). A process whose
 // renewals fail keeps its share until its lease would have expired, then
 // sends nothing until a renewal succeeds (Share reports the error). Close
 // deletes the lease at once; a process killed leaves its lease to expire

@@ -12,12 +12,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/batchenrichtest"
 	"github.com/batchenrich/batchenrich/httpenrich"
 	"github.com/batchenrich/batchenrich/internal/testdb"
 	"github.com/batchenrich/batchenrich/sqlbatch"
@@ -292,4 +294,77 @@ func TestBudgetRateAcrossProcesses(t *testing.T) {
 	if float64(worst) > 1.05*rate {
 		t.Errorf("%d requests in a 1-second window, want at most %v", worst, 1.05*rate)
 	}
+}
+
+// TestBudgetSharedByPartitions: the partitions of a NewPartitioned run
+// share the process's Budget (through their one Enricher): 4 partitions
+// of 10 enrichments each stay within the process's share, 3 of a budget
+// of 6 shared with another process.
+func TestBudgetSharedByPartitions(t *testing.T) {
+	db := testdb.Postgres(t)
+	var inflight, worst, requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := worst.Load(); n > m && !worst.CompareAndSwap(m, n); m = worst.Load() {
+		}
+		time.Sleep(5 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	cfg := sqlbatch.BudgetConfig{Name: "parts", Upstream: strings.TrimPrefix(srv.URL, "http://"), MaxConcurrency: 6, LeaseTTL: time.Second}
+	other := newBudget(t, db, cfg) // another process, idle
+	b := newBudget(t, db, cfg)
+	waitFor(t, "both members hold 3", func() bool {
+		return b.Share().Concurrency == 3 && other.Share().Concurrency == 3
+	})
+	e, err := httpenrich.New(httpenrich.Config[int, json.RawMessage, json.RawMessage]{
+		URL: srv.URL + "/item",
+		Request: func(i int) (httpenrich.Params, error) {
+			return httpenrich.Params{Query: url.Values{"id": {fmt.Sprint(i)}}}, nil
+		},
+		Budget: b,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const n, parts = 400, 4
+	var written atomic.Int64
+	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[int, json.RawMessage]{
+		Partitions: parts,
+		Source: func(p batchenrich.Partition) (batchenrich.Source[int], error) {
+			var items []int
+			for i := p.Index; i < n; i += parts {
+				items = append(items, i)
+			}
+			return batchenrichtest.NewSliceSource(items), nil
+		},
+		Enricher: e,
+		Sink: func(batchenrich.Partition) (batchenrich.Sink[int, json.RawMessage], error) {
+			return batchenrich.SinkFunc[int, json.RawMessage](func(_ context.Context, b batchenrich.Batch[int, json.RawMessage]) error {
+				if f := b.Failed(); f > 0 {
+					return fmt.Errorf("%d items failed", f)
+				}
+				written.Add(int64(len(b.Results)))
+				return nil
+			}), nil
+		},
+		Options: batchenrich.Options{BatchSize: 50, Concurrency: 10},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if written.Load() != n {
+		t.Fatalf("%d written, want %d", written.Load(), n)
+	}
+	if w := worst.Load(); w > 3 {
+		t.Errorf("%d requests in flight at once, the process's share is 3", w)
+	}
+	t.Logf("%d requests, at most %d in flight (share 3 of 6; 4 partitions × 10)", requests.Load(), worst.Load())
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,7 @@ type Limiter struct {
 	inflight int
 	closed   bool
 	changed  chan struct{} // closed (and replaced) on Set and Close
-	freed    chan struct{} // closed (and replaced) on Set, Close and a release
+	waiters  []*waiter     // for a slot, in order of arrival
 
 	rl   *rate.Limiter // burst 1
 	turn chan struct{} // one rate waiter at a time: a lowered rate applies at once
@@ -43,7 +44,7 @@ type Limiter struct {
 
 // New returns a Limiter with share s.
 func New(s Share) *Limiter {
-	l := &Limiter{changed: make(chan struct{}), freed: make(chan struct{}), rl: rate.NewLimiter(rate.Inf, 1), turn: make(chan struct{}, 1)}
+	l := &Limiter{changed: make(chan struct{}), rl: rate.NewLimiter(rate.Inf, 1), turn: make(chan struct{}, 1)}
 	l.Set(s)
 	return l
 }
@@ -84,17 +85,40 @@ func (l *Limiter) Close() {
 	l.wakeLocked()
 }
 
-// wakeLocked wakes every waiter; l.mu is held.
+// waiter is a Take waiting for a slot.
+type waiter struct {
+	ready  chan struct{} // closed when granted, or on Close
+	closed bool          // set before ready is closed by Close
+}
+
+// wakeLocked wakes the rate waiter and grants the slots the share allows;
+// l.mu is held.
 func (l *Limiter) wakeLocked() {
 	close(l.changed)
 	l.changed = make(chan struct{})
-	l.freeLocked()
+	l.grantLocked()
 }
 
-// freeLocked wakes the waiters for a slot; l.mu is held.
-func (l *Limiter) freeLocked() {
-	close(l.freed)
-	l.freed = make(chan struct{})
+// fitsLocked reports whether one more request fits the share; l.mu is
+// held.
+func (l *Limiter) fitsLocked() bool {
+	return l.share.Concurrency < 0 || l.inflight < l.share.Concurrency
+}
+
+// grantLocked hands free slots to the waiters in order, one wake-up
+// each; on Close it releases them all. l.mu is held.
+func (l *Limiter) grantLocked() {
+	for len(l.waiters) > 0 && (l.closed || l.fitsLocked()) {
+		w := l.waiters[0]
+		l.waiters[0] = nil
+		l.waiters = l.waiters[1:]
+		if l.closed {
+			w.closed = true
+		} else {
+			l.inflight++
+		}
+		close(w.ready)
+	}
 }
 
 // Take waits for a slot under the share's concurrency, then for a turn
@@ -109,7 +133,7 @@ func (l *Limiter) Take(ctx context.Context) (release func(), err error) {
 		once.Do(func() {
 			l.mu.Lock()
 			l.inflight--
-			l.freeLocked()
+			l.grantLocked()
 			l.mu.Unlock()
 		})
 	}
@@ -120,26 +144,42 @@ func (l *Limiter) Take(ctx context.Context) (release func(), err error) {
 	return release, nil
 }
 
-// slot waits for a place among the requests in flight.
+// slot waits for a place among the requests in flight, in order of
+// arrival: a release hands its slot to the first waiter (one wake-up, not
+// every waiter's).
 func (l *Limiter) slot(ctx context.Context) error {
-	for {
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if len(l.waiters) == 0 && l.fitsLocked() {
+		l.inflight++
+		l.mu.Unlock()
+		return nil
+	}
+	w := &waiter{ready: make(chan struct{})}
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+	select {
+	case <-w.ready:
+		if w.closed {
 			return ErrClosed
 		}
-		if c := l.share.Concurrency; c < 0 || l.inflight < c {
-			l.inflight++
-			l.mu.Unlock()
-			return nil
-		}
-		ch := l.freed
-		l.mu.Unlock()
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		defer l.mu.Unlock()
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
+		case <-w.ready: // granted meanwhile: give it back
+			if !w.closed {
+				l.inflight--
+				l.grantLocked()
+			}
+		default:
+			l.waiters = slices.DeleteFunc(l.waiters, func(x *waiter) bool { return x == w })
 		}
+		return ctx.Err()
 	}
 }
 
@@ -147,6 +187,12 @@ func (l *Limiter) slot(ctx context.Context) error {
 // token, so that a rate lowered meanwhile holds back every later request
 // (concurrent waiters would each have reserved one at the old rate).
 func (l *Limiter) pace(ctx context.Context) error {
+	l.mu.Lock()
+	unbounded := math.IsInf(l.share.Rate, 1)
+	l.mu.Unlock()
+	if unbounded { // the fast path: no rate limit
+		return nil
+	}
 	select {
 	case l.turn <- struct{}{}:
 	case <-ctx.Done():

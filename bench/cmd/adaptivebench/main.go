@@ -27,6 +27,9 @@
 //	        was found (its lowest after the first time it reached 0.8 ×
 //	        30) and at the end (issue 23).
 //
+// fleet30, fleetrate and fleetkill measure the budget shared among
+// processes (issue 23; see fleet.go), on PostgreSQL (-dsn).
+//
 //	go run ./cmd/adaptivebench -scenario k20 -rounds 5
 package main
 
@@ -42,6 +45,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,11 +83,18 @@ type result struct {
 }
 
 func main() {
-	scenario := flag.String("scenario", "k20", "k20, step, outage, retryafter or failing")
+	scenario := flag.String("scenario", "k20", "k20, step, outage, retryafter, failing, fleet30, fleetrate or fleetkill")
+	dsn := flag.String("dsn", "", "PostgreSQL URL for the fleet scenarios' shared budget (default $DATABASE_URL)")
 	rounds := flag.Int("rounds", 5, "rounds (each runs every contender once, order rotated)")
 	batchSize := flag.Int("batch-size", 1000, "Runner batch size")
 	flag.Parse()
 	var err error
+	if strings.HasPrefix(*scenario, "fleet") {
+		if *dsn, err = dsnOf(*dsn); err != nil {
+			fmt.Fprintln(os.Stderr, "adaptivebench:", err)
+			os.Exit(2)
+		}
+	}
 	switch *scenario {
 	case "k20":
 		err = k20(*rounds, *batchSize)
@@ -95,6 +106,12 @@ func main() {
 		err = retryAfter(*rounds, *batchSize)
 	case "failing":
 		err = failing(*rounds, *batchSize)
+	case "fleet30":
+		err = fleet30(*rounds, *batchSize, *dsn)
+	case "fleetrate":
+		err = fleetRate(*rounds, *batchSize, *dsn)
+	case "fleetkill":
+		err = fleetKill(*rounds, *batchSize, *dsn)
 	default:
 		err = fmt.Errorf("unknown -scenario %q", *scenario)
 	}
