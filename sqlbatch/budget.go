@@ -95,7 +95,9 @@ type BudgetShare struct {
 // process applies a lowered share before it records it (requests already
 // in flight above it finish). A process whose
 // renewals fail keeps its share until its lease would have expired, then
-// sends nothing until a renewal succeeds (Share reports the error). Close
+// sends nothing until a renewal succeeds (Share reports the error); Take
+// itself checks the lease's end, so a renewal still waiting on the
+// database does not stretch it. Close
 // deletes the lease at once; a process killed leaves its lease to expire
 // (within LeaseTTL plus a renewal interval, 6 s by default).
 //
@@ -215,7 +217,31 @@ func (b *Budget) Upstream() string { return b.cfg.Upstream }
 // the function that gives the slot back (call it once, when the request is
 // over). It does no I/O. After Close it returns ErrBudgetClosed.
 func (b *Budget) Take(ctx context.Context) (release func(), err error) {
-	return b.lim.Take(ctx)
+	for {
+		if release, err = b.lim.Take(ctx); err != nil {
+			return nil, err
+		}
+		if !b.lapse() {
+			return release, nil
+		}
+		// The lease lapsed while a renewal was still waiting on the
+		// database: the share is now none, so Take waits for a renewal.
+		release()
+	}
+}
+
+// lapse reports whether this process's lease would have expired by now,
+// without a renewal since, and sets the share to none if so: a renewal
+// that fails slowly (waiting on the database) must not let the process
+// keep sending past its lease, whose share the others may have taken.
+func (b *Budget) lapse() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if time.Now().Before(b.validUntil) {
+		return false
+	}
+	b.lim.Set(b.none())
+	return true
 }
 
 // Share returns this process's current share.
@@ -272,12 +298,7 @@ func (b *Budget) loop(ctx context.Context) {
 		err := b.renew(rctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			b.mu.Lock()
-			expired := !time.Now().Before(b.validUntil)
-			b.mu.Unlock()
-			if expired {
-				b.lim.Set(b.none())
-			}
+			b.lapse()
 		}
 	}
 }
@@ -290,9 +311,6 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 	defer func() {
 		b.mu.Lock()
 		b.err = err
-		if err == nil {
-			b.validUntil = start.Add(b.ttl)
-		}
 		b.mu.Unlock()
 	}()
 	fail := func(what string, err error) error {
@@ -372,8 +390,11 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 	if err := tx.Commit(); err != nil {
 		return fail("renew the lease", err)
 	}
-	b.lim.Set(next)
+	// The share and the lease's end change together, so that a
+	// concurrent lapse never sets none over the fresh share.
 	b.mu.Lock()
+	b.validUntil = start.Add(b.ttl)
+	b.lim.Set(next)
 	b.members = len(members)
 	b.mu.Unlock()
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -113,4 +114,14 @@ func (s *CheckpointStore) File() string {
 func (b *Budget) StopRenewing() {
 	b.stop()
 	<-b.done
+}
+
+// LockKey returns the advisory lock key b's renewals take.
+func (b *Budget) LockKey() int64 { return b.lockKey }
+
+// ValidUntil returns when b's lease would expire without a renewal.
+func (b *Budget) ValidUntil() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.validUntil
 }
