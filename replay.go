@@ -29,7 +29,9 @@ func replayKey(runKey string, n int) string {
 // with Durable.LockWait). Run refuses a run key with no recorded run
 // (ErrUnknownRun), and a run recorded by another Durable.Job or with
 // another Enricher or Sink definition (ErrCheckpointMismatch; see
-// Describer).
+// Describer). The Sink is not compared for a partitioned run: each of its
+// partitions wrote through a Sink of its own (PartitionedConfig.Sink),
+// and the replay, one stream, writes through none of them.
 //
 // Which items a replay retries is up to its Source: it reads the items
 // the run stored as failed, in a stable order: usually those of
