@@ -121,7 +121,8 @@ func (pr *Partitioned[T, R]) Runners() []*Runner[T, R] { return pr.runners }
 // stop at their next batch boundary too, each committing the batch it is
 // on; Run then returns the first such *PartitionError. A changed
 // partition count is refused before anything is read
-// (ErrPartitionsChanged).
+// (ErrPartitionsChanged), and so is a connection pool that cannot hold
+// every partition at once (see ConnUser).
 func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error) {
 	rep := PartitionedReport{Partitions: make([]Report, len(pr.runners)), Started: time.Now()}
 	if len(pr.runners) == 1 {
@@ -130,6 +131,12 @@ func (pr *Partitioned[T, R]) Run(ctx context.Context) (PartitionedReport, error)
 		rep.Duration = time.Since(rep.Started)
 		return rep, err
 	}
+	// The pools must hold every partition at once: checked here, once.
+	if err := checkConns(ctx, pr.runners, nil); err != nil {
+		rep.Duration = time.Since(rep.Started)
+		return rep, err
+	}
+	ctx = context.WithValue(ctx, connsCheckedKey{}, true)
 	if o := pr.runners[0].opts; o.Durable != nil {
 		// Once for all partitions, so that a changed count is one error.
 		if err := claimRun(ctx, o); err != nil {

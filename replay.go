@@ -121,6 +121,11 @@ func (p *Replay[T, R]) Run(ctx context.Context) (rr ReplayReport, err error) {
 	if err != nil {
 		return rr, err
 	}
+	// The replay's run holds, besides what a run holds, the run's lock
+	// and each partition's.
+	if err := checkConns(ctx, []*Runner[T, R]{p.base}, lockUses(o, 1+parts, "the replayed run and its partitions")); err != nil {
+		return rr, err
+	}
 	// A partitioned run's partitions take only their own locks while
 	// they work: hold each of them too.
 	for i := range parts {

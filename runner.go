@@ -198,7 +198,8 @@ func (st *run[T, R]) record(br BatchReport, written bool) {
 // already under way and completed anyway is written).
 //
 // Before the run's lock is taken, Run returns as they are the error of a
-// Checker (see Checker), of a panic in Options.Tracer's TraceRunStart,
+// Checker (see Checker), of a pool too small for the run (see ConnUser),
+// of a panic in Options.Tracer's TraceRunStart,
 // and of a partitioned run's claim (see ClaimPartitions). From then on,
 // failures are reported as a *BatchError naming the batch and stage
 // (StageLock and StageUnlock, with Batch 0, for the run's lock), or as an
@@ -230,6 +231,9 @@ func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	}
 	if !r.checked {
 		if err := r.check(ctx); err != nil {
+			return rep, err
+		}
+		if err := r.checkOwnConns(ctx); err != nil {
 			return rep, err
 		}
 	}

@@ -121,7 +121,13 @@ type Config[T, R any] struct {
 	Concurrency int
 
 	// MaxPartitions is how many partition jobs this process works on at
-	// once. Zero means DefaultMaxPartitions.
+	// once. Zero means DefaultMaxPartitions. A partition's Runner checks
+	// the pools for min(MaxPartitions, the run's partition count)
+	// partitions at once (batchenrich.WithRunsAtOnce): with sqlbatch on
+	// DB, 3 connections each (the run lock's session, a batch's
+	// transaction, the Source's read-ahead), plus River's own; a pool or
+	// server too small for that cancels the job with the error naming the
+	// limit and the minimum.
 	MaxPartitions int
 
 	// Slice is how long one job works before it stops at a batch boundary

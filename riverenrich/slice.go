@@ -42,6 +42,16 @@ func (s *slice[T]) Check(ctx context.Context) error {
 	return nil
 }
 
+// ConnUse reports the connections the partition's Source holds when it
+// is a batchenrich.ConnUser, so that the Runner checks its pool as it
+// would unwrapped.
+func (s *slice[T]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
+	if u, ok := s.src.(batchenrich.ConnUser); ok {
+		return u.ConnUse(o)
+	}
+	return nil
+}
+
 // Describe describes the partition's Source when it is a
 // batchenrich.Describer, so that the run's definition recorded with its
 // checkpoints is the same as unwrapped.

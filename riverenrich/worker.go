@@ -81,7 +81,9 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	if err != nil {
 		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err)))
 	}
-	rep, err := r.Run(ctx)
+	// The pools are checked for the partitions this process may work on
+	// at once: up to MaxPartitions, and of this run, its partition count.
+	rep, err := r.Run(batchenrich.WithRunsAtOnce(ctx, min(c.cfg.MaxPartitions, a.Partitions)))
 	switch {
 	case err == nil:
 		log.InfoContext(ctx, "riverenrich: partition finished", "run", a.Run, "partition", job.Partition.String(),

@@ -66,7 +66,8 @@ type CheckpointConfig struct {
 // connection it sets aside for the run; unlock releases it and returns the
 // connection to the pool. If the process dies, the server ends the session
 // and frees the lock at once. The store needs one connection per lock held
-// on top of those the run uses: do not cap the pool at one connection.
+// on top of those the run uses; the Runner refuses a pool too small for
+// that before any work (see the package documentation, PostgreSQL).
 //
 // On SQLite, which has no session locks, TryLock writes a lease into the
 // run's row (an owner record naming its host and pid, and an expiry,

@@ -203,6 +203,10 @@
 //
 //	file:app.db?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_txlock=immediate
 //
+// A pool capped at one connection (SetMaxOpenConns(1)) cannot do both and
+// is refused before any work; with Options.NoPrefetch, reads and writes
+// take turns and one connection is enough.
+//
 // SQLite needs version 3.24 or later (upserts); row-value comparisons need
 // 3.15. One statement carries at most 32,766 parameters there, so rows are
 // chunked accordingly.
@@ -210,8 +214,18 @@
 // # PostgreSQL
 //
 // A CheckpointStore holding a run lock keeps one connection out of the
-// pool for the run; leave room for it (SetMaxOpenConns of at least 3: the
-// lock, the Sink's transaction, and the Source's prefetch). The Sink's
+// pool for the run: a run on one *sql.DB holds 3 connections at once (the
+// lock's session, the Sink's transaction, and the Source's read-ahead),
+// and a run split into P partitions in one process 3P. Before any work,
+// the Runner refuses a pool capped below that by SetMaxOpenConns, and a
+// server that cannot open the connections the pool lacks
+// (max_connections, or the role's or database's CONNECTION LIMIT), with
+// one *ConfigError naming the limit and the minimum, e.g.
+//
+//	sqlbatch: invalid db: SetMaxOpenConns(1) is too small: the run needs 3 connections at once (1 for the Source's read-ahead, 1 for the run lock's session, 1 for a batch's transaction); call SetMaxOpenConns(3) or more
+//
+// (each component says what it holds: Source.ConnUse, Sink.ConnUse,
+// CheckpointStore.ConnUse). The Sink's
 // staging table is a temporary table, so its role needs the TEMPORARY
 // privilege on the database (granted to PUBLIC by default).
 package sqlbatch

@@ -276,10 +276,10 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 		return fail(exitUsage, "database %s: %v", dbDesc, err)
 	}
 	defer db.Close()
-	// Per partition: the run lock's session (held), and the Sink's
-	// transaction and the Source's prefetch (in turn, mostly); and River's
-	// own few.
-	conns := 2*cfg.maxPartitions + 4
+	// Per partition: the run lock's session, the Sink's transaction and
+	// the Source's read-ahead, held at once (the Runner refuses a smaller
+	// pool before any work); and River's own few.
+	conns := 3*cfg.maxPartitions + 4
 	if cfg.budget != "" {
 		conns++ // the budget's renewals
 	}

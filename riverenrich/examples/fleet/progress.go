@@ -51,8 +51,9 @@ func progress(w io.Writer, table bool) func(riverenrich.RunStatus) {
 
 // serverHolds refuses a server whose free connections cannot hold this
 // process's pool (the partitions it works on at once, each holding its
-// run lock's session and using another in turn, and River's few),
-// naming the server's limit and the minimum, before anything is created.
+// run lock's session, a batch's transaction and the Source's read-ahead,
+// and River's few), naming the server's limit and the minimum, before
+// anything is created.
 func serverHolds(ctx context.Context, db *sqlx.DB, conns int) error {
 	var max, used int
 	if err := db.GetContext(ctx, &max, `SELECT setting::int FROM pg_settings WHERE name = 'max_connections'`); err != nil {
@@ -62,7 +63,7 @@ func serverHolds(ctx context.Context, db *sqlx.DB, conns int) error {
 		return fmt.Errorf("count the server's connections: %w", err)
 	}
 	if free := max - used; free < conns {
-		return fmt.Errorf("-max-partitions: this process needs up to %d connections (2 per partition plus 4); the server has %d free (max_connections %d, %d in use): lower -max-partitions, or raise max_connections", conns, free, max, used)
+		return fmt.Errorf("-max-partitions: this process needs up to %d connections (3 per partition plus 4); the server has %d free (max_connections %d, %d in use): lower -max-partitions, or raise max_connections", conns, free, max, used)
 	}
 	return nil
 }
