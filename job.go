@@ -51,7 +51,9 @@ const (
 // RunCounts count the items and batches a run committed, over all its
 // attempts: a resumed run adds to those recorded. They are saved with
 // each checkpoint, so that after a crash they count exactly what is
-// stored.
+// stored. A run resuming a checkpoint of an older version, which recorded
+// no counts, counts every committed batch (from the checkpoint's Batch)
+// but only the items of the batches committed since.
 type RunCounts struct {
 	// Batches is the number of batches committed.
 	Batches int

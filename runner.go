@@ -340,6 +340,11 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return err
 		}
 		st.update(func(r *Report) { r.BatchesSkipped, r.AlreadyDone = cp.Batch, cp.Done })
+		if cp.State == "" && cp.Batch > 0 && cp.Counts == (RunCounts{}) {
+			// An older version's checkpoint, which counted nothing: its
+			// batches are known, its items are not (see RunCounts).
+			cp.Counts.Batches = cp.Batch
+		}
 		st.mu.Lock()
 		st.last, st.owned = cp, !cp.Done
 		st.mu.Unlock()

@@ -98,3 +98,77 @@ func TestRunnerRefusesOtherBatchSize(t *testing.T) {
 		}
 	})
 }
+
+// A checkpoint table of the previous release (shape columns, no job,
+// state or counts) with a run it left half done: the current code
+// reports its status, resumes it to the end, records its state and
+// counts from then on, and replays its failures.
+func TestPreviousReleaseTableResumedReplayedAndReported(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		ctx := context.Background()
+		j := newReplayJob(t, k, db)
+		// The previous release's run: batches 1..3 of 20 written, their
+		// checkpoint saved as that release saved it. (The rows are
+		// written by this code under a scratch checkpoint table: the
+		// Sink did not change.)
+		scratch, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{Table: "scratch_checkpoints"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := scratch.CreateTable(ctx); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqlbatch.NewSource[Traveler](db, replaySourceConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := batchenrich.New(src, batchenrich.Enricher[Traveler, Enriched](j.enr), j.sink,
+			batchenrich.Options{BatchSize: 20, MaxBatches: 3, Durable: &batchenrich.Durable{Store: scratch, RunKey: "e1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := r.Run(ctx); err != nil || rep.Written != 60 {
+			t.Fatalf("first 3 batches: wrote %d, %v", rep.Written, err)
+		}
+		mustExec(t, db, `DROP TABLE batchenrich_checkpoints`)
+		mustExec(t, db, ddl(k, `CREATE TABLE batchenrich_checkpoints (
+			run_key TEXT PRIMARY KEY, batch BIGINT NOT NULL, "cursor" TEXT NOT NULL,
+			done BOOLEAN NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+			lock_owner TEXT, lock_expires_at BIGINT,
+			partitions INTEGER, batch_size BIGINT NOT NULL DEFAULT 0, fingerprint TEXT NOT NULL DEFAULT '')`))
+		mustExec(t, db, rebind(db, `INSERT INTO batchenrich_checkpoints (run_key, batch, "cursor", done, updated_at, partitions, batch_size, fingerprint)
+			VALUES ('e1', 3, '[60]', false, ?, NULL, 20, '')`), fixedTime)
+
+		// A process of the new release: no CreateTable call.
+		j.store, err = sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := j.store.Status(ctx, "e1")
+		if err != nil || len(st.Partitions) != 1 || st.Partitions[0].Batch != 3 || st.Partitions[0].Done {
+			t.Fatalf("status of the previous release's run: %+v, %v", st, err)
+		}
+		j.api.requests()
+		rep := j.run(t)
+		if rep.BatchesSkipped != 3 || rep.BatchesRun != 7 || rep.Written != 140 {
+			t.Fatalf("resume: skipped %d, ran %d, wrote %d; want 3, 7, 140", rep.BatchesSkipped, rep.BatchesRun, rep.Written)
+		}
+		if sent := j.api.requests(); len(sent) != 140 {
+			t.Fatalf("resume sent requests for %d travelers, want the 140 after the checkpoint", len(sent))
+		}
+		j.checkRows(t, outage)
+		st, err = j.store.Status(ctx, "e1")
+		// Every batch is counted; the items only since the upgrade (the
+		// previous release counted none).
+		if err != nil || st.State != batchenrich.StateDone || st.Counts.Batches != 10 || st.Counts.Written != 140 {
+			t.Fatalf("status after the resume: %+v, %v", st, err)
+		}
+
+		j.api.healed.Store(true)
+		rr, err := j.replay(t, ctx, false, nil)
+		if err != nil || rr.Written != 10 {
+			t.Fatalf("replay: %+v, %v", rr, err)
+		}
+		j.checkRows(t, only404)
+	})
+}

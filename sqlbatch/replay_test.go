@@ -596,3 +596,51 @@ func TestTwoReplaysNeverAtOnce(t *testing.T) {
 		j.checkRows(t, only404)
 	})
 }
+
+// A replay of a partitioned run one of whose partitions is running (its
+// run lock held by another runner) is refused before any request, naming
+// the partition; once the partition is free, the replay works.
+func TestReplayOfARunningPartitionedRunRefused(t *testing.T) {
+	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		ctx := context.Background()
+		j := newReplayJob(t, k, db)
+		pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Enriched]{
+			Partitions: 2,
+			Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+				cfg := replaySourceConfig
+				cfg.Partition = p
+				return sqlbatch.NewSource[Traveler](db, cfg)
+			},
+			Enricher: j.enr,
+			Sink:     func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) { return j.sink, nil },
+			Options:  batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := pr.Run(ctx); err != nil || rep.Written() != 200 || rep.Failed() != 12 {
+			t.Fatalf("partitioned run: wrote %d, %d failed, %v", rep.Written(), rep.Failed(), err)
+		}
+		other := checkpointStore(t, db)
+		unlock, ok, err := other.TryLock(ctx, batchenrich.Partition{Index: 1, Count: 2}.RunKey("e1"))
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		j.api.healed.Store(true)
+		j.api.requests()
+		_, err = j.replay(t, ctx, false, nil)
+		if !errors.Is(err, batchenrich.ErrRunLocked) || !strings.Contains(err.Error(), "partition 1 of the run is running") {
+			t.Fatalf("replay while partition 1 runs: %v; want ErrRunLocked naming the partition", err)
+		}
+		if sent := j.api.requests(); len(sent) != 0 {
+			t.Fatalf("refused replay sent %d requests", total(sent))
+		}
+		t.Log(err)
+		if err := unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if rr, err := j.replay(t, ctx, false, nil); err != nil || rr.Written != 10 {
+			t.Fatalf("replay once the partition is free: %+v, %v", rr, err)
+		}
+	})
+}

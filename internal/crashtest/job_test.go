@@ -3,6 +3,7 @@ package crashtest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -206,7 +207,30 @@ func checkCommitted(t testing.TB, db *sqlx.DB, n, size, batches int, done bool) 
 	if batches > 0 && s.cp.Cursor != batchenrich.Cursor(fmt.Sprintf("[%d]", want)) {
 		t.Fatalf("checkpoint cursor = %q; want [%d]", s.cp.Cursor, want)
 	}
+	checkStatus(t, db, want, batches, done)
 	return writers
+}
+
+// checkStatus checks that the run's status, as the store reports it to
+// operators, counts exactly the rows and batches committed (whatever the
+// kills and resumes before), and says done when the run is.
+func checkStatus(t testing.TB, db *sqlx.DB, rows, batches int, done bool) {
+	t.Helper()
+	store, err := sqlbatch.NewCheckpointStore(db, sqlbatch.CheckpointConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Status(context.Background(), runKey)
+	switch {
+	case errors.Is(err, batchenrich.ErrUnknownRun) && batches == 0:
+		return // killed before anything was recorded
+	case err != nil:
+		t.Fatalf("status: %v", err)
+	}
+	c := st.Counts
+	if c.Written != rows || c.Read != rows || c.Enriched+c.Failed != rows || c.Batches != batches || (st.State == batchenrich.StateDone) != done {
+		t.Fatalf("status %s counts %+v; want %d rows written and read in %d batches (the Sink's), done %v", st.State, c, rows, batches, done)
+	}
 }
 
 // enrichments counts, per item, the enrichments logged at path.
