@@ -11,8 +11,9 @@ import (
 
 // TestPoolTooSmallForThePartitions: a worker whose pool cannot hold the
 // partitions it may work on at once (here 5, 3 connections each, on a
-// pool capped at 12) cancels each job before any enrichment, and the
-// waiter returns within 10 s naming SetMaxOpenConns and the minimum.
+// pool capped at 12) cancels each job at its first attempt, before any
+// enrichment, and the waiter returns the error naming SetMaxOpenConns and
+// the minimum (the context's deadline guards a hang).
 func TestPoolTooSmallForThePartitions(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 50)
@@ -29,8 +30,8 @@ func TestPoolTooSmallForThePartitions(t *testing.T) {
 	err = w.Wait(ctx, e, riverenrich.WaitOptions{Interval: 50 * time.Millisecond})
 	took := time.Since(start)
 	// The waiter reads the error River recorded: its text, not its chain.
-	if err == nil || !strings.Contains(err.Error(), "cancelled") || took > 10*time.Second {
-		t.Fatalf("Wait after %v: %v; want the pool refused within 10 s", took, err)
+	if err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Fatalf("Wait after %v: %v; want the pool refused", took, err)
 	}
 	for _, s := range []string{"SetMaxOpenConns(12) is too small", "5 partitions need 15 connections at once", "SetMaxOpenConns(15)"} {
 		if !strings.Contains(err.Error(), s) {
