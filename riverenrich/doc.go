@@ -44,8 +44,8 @@
 //
 // A partition that fails with an error another attempt would meet again
 // is ended at once — cancelled in River (river.JobCancel), not retried —
-// with its error recorded in the job: a configuration its Source, Sink or
-// CheckpointStore refused (a Checker's error,
+// with its error recorded in the job: a configuration its Source,
+// Enricher, Sink or CheckpointStore refused (a Checker's error,
 // batchenrich.ErrInvalidConfig), a checkpoint recorded with another
 // partition count or other settings, a batch stopped by the failure
 // policy (batchenrich.ErrTooManyFailures) or because every item failed

@@ -12,8 +12,10 @@ import (
 // slots (Config.Concurrency: the bound over every partition this process
 // works on), waiting for one first or for ctx to end. For a BulkEnricher
 // it is one too, each EnrichBulk call holding one slot for its whole
-// group. It hides enr's other optional interfaces (described puts the
-// Describer back).
+// group. It is a batchenrich.Checker checking enr, when enr is one, so
+// that the Runner checks enr before any work as it would unwrapped; it
+// hides enr's other optional interfaces (described puts the Describer
+// back).
 func limited[T, R any](sem *semaphore.Weighted, enr batchenrich.Enricher[T, R]) batchenrich.Enricher[T, R] {
 	one := limitedOne[T, R]{sem: sem, enr: enr}
 	if b, ok := enr.(batchenrich.BulkEnricher[T, R]); ok {
@@ -34,6 +36,17 @@ func (e limitedOne[T, R]) Enrich(ctx context.Context, item T) (R, error) {
 	}
 	defer e.sem.Release(1)
 	return e.enr.Enrich(ctx, item)
+}
+
+// Check checks enr when it is a batchenrich.Checker.
+func (e limitedOne[T, R]) Check(ctx context.Context) error { return check(ctx, e.enr) }
+
+// check calls c's Check when c is a batchenrich.Checker.
+func check(ctx context.Context, c any) error {
+	if ch, ok := c.(batchenrich.Checker); ok {
+		return ch.Check(ctx)
+	}
+	return nil
 }
 
 type limitedBulk[T, R any] struct {

@@ -57,3 +57,32 @@ func TestLimitedHoldsASlotPerCall(t *testing.T) {
 		t.Fatal("a plain Enricher became a BulkEnricher")
 	}
 }
+
+// checkedDouble is an Enricher whose Check refuses its configuration.
+type checkedDouble struct{ bulkDouble }
+
+var errBadEnricher = errors.New("bad enricher configuration")
+
+func (*checkedDouble) Check(context.Context) error { return errBadEnricher }
+
+type describedChecked struct{ checkedDouble }
+
+func (*describedChecked) Describe() string { return "checked" }
+
+// The wrappers of Config.Concurrency keep the Enricher's Check, with or
+// without a Describer, so that the Runner refuses its configuration
+// before any work, as it would unwrapped.
+func TestLimitedKeepsTheCheck(t *testing.T) {
+	for name, enr := range map[string]batchenrich.Enricher[int, int]{
+		"plain": &checkedDouble{}, "described": &describedChecked{},
+	} {
+		w := described(enr, limited(semaphore.NewWeighted(1), enr))
+		ch, ok := w.(batchenrich.Checker)
+		if !ok {
+			t.Fatalf("%s: the limited Enricher %T is no Checker", name, w)
+		}
+		if err := ch.Check(context.Background()); !errors.Is(err, errBadEnricher) {
+			t.Fatalf("%s: Check = %v, want the Enricher's error", name, err)
+		}
+	}
+}

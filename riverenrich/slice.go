@@ -85,3 +85,9 @@ type describedBulk[T, R any] struct {
 	batchenrich.BulkEnricher[T, R]
 	batchenrich.Describer
 }
+
+// Check checks the wrapped Enricher when it is a batchenrich.Checker.
+func (d describedEnricher[T, R]) Check(ctx context.Context) error { return check(ctx, d.Enricher) }
+
+// Check checks the wrapped Enricher when it is a batchenrich.Checker.
+func (d describedBulk[T, R]) Check(ctx context.Context) error { return check(ctx, d.BulkEnricher) }
