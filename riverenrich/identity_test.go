@@ -212,6 +212,9 @@ func TestErrorsReachTheWaiter(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "partition ") {
 				t.Fatalf("Wait after %v: %v; want the partition's error", took, err)
 			}
+			if n := strings.Count(err.Error(), `run "run-err"`); n != 1 {
+				t.Errorf("Wait's error names the run %d times, want once: %v", n, err)
+			}
 			for _, s := range c.says {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("Wait's error does not say %q: %v", s, err)

@@ -53,33 +53,33 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	case a.Job != c.cfg.Job:
 		// Only a hand-made job reaches another job's queue: never run it
 		// into this job's Sink.
-		return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s belongs to job %q; this worker runs job %q, so it did not run it",
-			a.Run, job.Partition, a.Job, c.cfg.Job))
+		return river.JobCancel(fmt.Errorf("the run belongs to job %q; this worker runs job %q, so it did not run it",
+			a.Job, c.cfg.Job))
 	case a.Fingerprint != c.cfg.Fingerprint:
-		return river.JobCancel(fmt.Errorf("riverenrich: run %q partition %s: %w: job %q was enqueued with Fingerprint %q (this worker: %q); "+
+		return river.JobCancel(fmt.Errorf("%w: job %q was enqueued with Fingerprint %q (this worker: %q); "+
 			"run it with workers of that definition, or start afresh under a new run key",
-			a.Run, job.Partition, batchenrich.ErrCheckpointMismatch, a.Job, a.Fingerprint, c.cfg.Fingerprint))
+			batchenrich.ErrCheckpointMismatch, a.Job, a.Fingerprint, c.cfg.Fingerprint))
 	}
 	if c.draining() {
 		return river.JobSnooze(0)
 	}
 	opts, err := c.options(job)
 	if err != nil {
-		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: options: %w", a.Run, job.Partition, err)))
+		return river.JobCancel(redacted(fmt.Errorf("options: %w", err)))
 	}
 	opts.Durable.Store, opts.Durable.LockWait = c.cfg.Store, false
 	src, err := c.cfg.Source(ctx, job)
 	if err != nil {
-		return failed(fmt.Errorf("riverenrich: run %q partition %s: source: %w", a.Run, job.Partition, err))
+		return failed(fmt.Errorf("source: %w", err))
 	}
 	sink, err := c.cfg.Sink(ctx, job)
 	if err != nil {
-		return failed(fmt.Errorf("riverenrich: run %q partition %s: sink: %w", a.Run, job.Partition, err))
+		return failed(fmt.Errorf("sink: %w", err))
 	}
 	sl := &slice[T]{src: src, end: time.Now().Add(c.cfg.Slice), drain: c.drain}
 	r, err := batchenrich.New(batchenrich.Source[T](sl), c.enr, sink, opts)
 	if err != nil {
-		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err)))
+		return river.JobCancel(redacted(err))
 	}
 	// The pools are checked for the partitions this process may work on
 	// at once: up to MaxPartitions, and of this run, its partition count.
@@ -113,7 +113,7 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 		// Run returns the error of a component's Check as it is, and
 		// every other as a *BatchError: the Check refused the
 		// configuration, which another attempt would refuse again.
-		return river.JobCancel(redacted(fmt.Errorf("riverenrich: run %q partition %s: %w", a.Run, job.Partition, err)))
+		return river.JobCancel(redacted(err))
 	}
 	log.WarnContext(ctx, "riverenrich: partition failed", "run", a.Run, "partition", job.Partition.String(), "attempt", rj.Attempt, "error", redact.Text(err.Error()))
 	return failed(err)
