@@ -29,15 +29,22 @@ import (
 // {"id":7,"error":"no such traveler"}; the others, and all once healed,
 // {"id":1,"score":2}. When block is set, a request naming id 41 waits for
 // the client to go away, after telling blocked. It records the ids asked
-// for.
+// for, with the run number the request carries (its "run" parameter,
+// which newBulkTravelerEnricher sets from run when it builds the request):
+// a request of an interrupted run may reach the handler after that run
+// returned, and must not count as the next run's.
 type bulkFlakyAPI struct {
 	*httptest.Server
 	healed  atomic.Bool
 	block   atomic.Bool
+	run     atomic.Int64 // read by the client side: the run number requests carry
 	blocked chan struct{}
 	mu      sync.Mutex
-	asked   []int64
+	asked   []askedID
 }
+
+// askedID is an id asked for by a request of run run.
+type askedID struct{ run, id int64 }
 
 func newBulkFlakyAPI(t *testing.T) *bulkFlakyAPI {
 	a := &bulkFlakyAPI{blocked: make(chan struct{}, 1)}
@@ -59,8 +66,11 @@ func newBulkFlakyAPI(t *testing.T) *bulkFlakyAPI {
 			<-r.Context().Done()
 			return
 		}
+		run, _ := strconv.ParseInt(r.URL.Query().Get("run"), 10, 64)
 		a.mu.Lock()
-		a.asked = append(a.asked, ids...)
+		for _, id := range ids {
+			a.asked = append(a.asked, askedID{run, id})
+		}
 		a.mu.Unlock()
 		var out []map[string]any
 		for _, id := range slices.Backward(ids) {
@@ -83,8 +93,27 @@ func newBulkFlakyAPI(t *testing.T) *bulkFlakyAPI {
 func (a *bulkFlakyAPI) take() []int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ids := a.asked
+	var ids []int64
+	for _, x := range a.asked {
+		ids = append(ids, x.id)
+	}
 	a.asked = nil
+	slices.Sort(ids)
+	return ids
+}
+
+// takeRun returns the ids asked for by run's requests since the last call,
+// sorted, leaving the others'.
+func (a *bulkFlakyAPI) takeRun(run int64) []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ids []int64
+	a.asked = slices.DeleteFunc(a.asked, func(x askedID) bool {
+		if x.run == run {
+			ids = append(ids, x.id)
+		}
+		return x.run == run
+	})
 	slices.Sort(ids)
 	return ids
 }
@@ -119,10 +148,10 @@ func bulkEntries(raw []byte) ([]httpenrich.Entry, error) {
 	return out, nil
 }
 
-func newBulkTravelerEnricher(t *testing.T, base string) *httpenrich.BulkEnricher[Traveler, Enriched, Enriched] {
+func newBulkTravelerEnricher(t *testing.T, api *bulkFlakyAPI) *httpenrich.BulkEnricher[Traveler, Enriched, Enriched] {
 	t.Helper()
 	enr, err := httpenrich.NewBulk(httpenrich.Config[Traveler, Enriched, Enriched]{
-		URL:          base + "/bulk",
+		URL:          api.URL + "/bulk",
 		RetryWaitMin: time.Millisecond,
 		RetryWaitMax: time.Millisecond,
 	}, httpenrich.Bulk[Traveler]{
@@ -133,7 +162,7 @@ func newBulkTravelerEnricher(t *testing.T, base string) *httpenrich.BulkEnricher
 			for i, tr := range ts {
 				ids[i] = strconv.FormatInt(tr.TravelerID, 10)
 			}
-			return httpenrich.Params{Query: url.Values{"ids": {strings.Join(ids, ",")}}}, nil
+			return httpenrich.Params{Query: url.Values{"ids": {strings.Join(ids, ",")}, "run": {strconv.FormatInt(api.run.Load(), 10)}}}, nil
 		},
 		Entries: bulkEntries,
 	})
@@ -164,7 +193,7 @@ func TestReplayBulkFailures(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		j := newReplayJob(t, k, db)
 		api := newBulkFlakyAPI(t)
-		enr := newBulkTravelerEnricher(t, api.URL)
+		enr := newBulkTravelerEnricher(t, api)
 		src, err := sqlbatch.NewSource[Traveler](db, replaySourceConfig)
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +241,7 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 		api := newBulkFlakyAPI(t)
 		api.healed.Store(true)
 		api.block.Store(true)
-		enr := newBulkTravelerEnricher(t, api.URL)
+		enr := newBulkTravelerEnricher(t, api)
 		run := func(ctx context.Context) (batchenrich.Report, error) {
 			src, err := sqlbatch.NewSource[Traveler](db, replaySourceConfig)
 			if err != nil {
@@ -227,6 +256,7 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
+		api.run.Store(1)
 		go func() { _, err := run(ctx); done <- err }()
 		select {
 		case <-api.blocked:
@@ -237,7 +267,7 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("interrupted run: %v", err)
 		}
-		first := api.take()
+		first := api.takeRun(1) // its requests that reached the API so far
 		if len(first) < 40 || slices.ContainsFunc(first, func(id int64) bool { return id > 60 }) {
 			t.Fatalf("the interrupted run asked for %d ids, up to %d", len(first), slices.Max(first))
 		}
@@ -246,11 +276,12 @@ func TestBulkResumeAfterInterruption(t *testing.T) {
 		}
 
 		api.block.Store(false)
+		api.run.Store(2)
 		rep, err := run(context.Background())
 		if err != nil || rep.BatchesSkipped != 2 || rep.Written != 160 {
 			t.Fatalf("resumed run: %+v, %v", rep, err)
 		}
-		if again := api.take(); slices.ContainsFunc(again, func(id int64) bool { return id <= 40 }) || len(again) != 160 {
+		if again := api.takeRun(2); slices.ContainsFunc(again, func(id int64) bool { return id <= 40 }) || len(again) != 160 {
 			t.Fatalf("the resumed run asked for %d ids, from %d", len(again), slices.Min(again))
 		}
 		j.checkRows(t, healed)
