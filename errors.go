@@ -15,8 +15,8 @@ import (
 var (
 	// ErrInvalidConfig is matched (errors.Is) by every *ConfigError: the
 	// one sentinel for a configuration mistake in any package or module
-	// of batchenrich (New's Options, sqlbatch's, httpenrich's,
-	// riverenrich's and otelenrich's configurations).
+	// of batchenrich (New's Options, sqlbatch's, httpenrich's and
+	// riverenrich's configurations; otelenrich has none to refuse).
 	ErrInvalidConfig = errors.New("invalid configuration")
 
 	// ErrTooManyFailures is returned by Run, wrapped in a *BatchError, when
@@ -80,8 +80,8 @@ var (
 
 // ConfigError reports a configuration mistake, refused before any work:
 // it is the one configuration-error type of every package and module of
-// batchenrich (sqlbatch, httpenrich, riverenrich and otelenrich report
-// theirs with it too). errors.Is(err, ErrInvalidConfig) is true for it, and
+// batchenrich (sqlbatch, httpenrich and riverenrich report theirs with it
+// too; otelenrich refuses no configuration). errors.Is(err, ErrInvalidConfig) is true for it, and
 // errors.As finds which package refused which field and why. Its text is
 // "<Package>: invalid <Field>: <Reason>", followed by ": <Err>" when there
 // is a cause.
