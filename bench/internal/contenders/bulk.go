@@ -170,7 +170,15 @@ func copyRows(ctx context.Context, db *sql.DB, exec string, rows []job.Row) erro
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
+	defer tx.Rollback() //nolint:errcheck // after Commit: ErrTxDone
+	if err := copyIn(ctx, tx, exec, rows); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// copyIn COPYs rows into the results table within tx.
+func copyIn(ctx context.Context, tx *sql.Tx, exec string, rows []job.Row) error {
 	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("traveler_batch_results", "execution_id", "traveler_id", "traveler_name",
 		"normalized_name", "profile_status", "profile_hash", "profile_payload", "is_valid", "validation_error", "batch_number"))
 	if err != nil {
@@ -191,8 +199,5 @@ func copyRows(ctx context.Context, db *sql.DB, exec string, rows []job.Row) erro
 		stmt.Close()
 		return err
 	}
-	if err := stmt.Close(); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return stmt.Close()
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/lib/pq"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/batchenrich/batchenrich/bench/internal/harness"
@@ -154,27 +153,7 @@ func floorCommit(ctx context.Context, db *sql.DB, exec string, batch int, cursor
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit: ErrTxDone
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("traveler_batch_results", "execution_id", "traveler_id", "traveler_name",
-		"normalized_name", "profile_status", "profile_hash", "profile_payload", "is_valid", "validation_error", "batch_number"))
-	if err != nil {
-		return err
-	}
-	for _, r := range rows {
-		var verr any
-		if r.ValidationError != "" {
-			verr = r.ValidationError
-		}
-		if _, err := stmt.ExecContext(ctx, exec, r.TravelerID, r.TravelerName, r.NormalizedName, r.ProfileStatus,
-			r.ProfileHash, string(r.ProfilePayload), r.IsValid, verr, r.BatchNumber); err != nil {
-			stmt.Close()
-			return err
-		}
-	}
-	if _, err := stmt.ExecContext(ctx); err != nil {
-		stmt.Close()
-		return err
-	}
-	if err := stmt.Close(); err != nil {
+	if err := copyIn(ctx, tx, exec, rows); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO `+strictFloorTable+` (run_key, batch, "cursor", updated_at) VALUES ($1, $2, $3, now())
