@@ -24,10 +24,6 @@ var (
 	// written.
 	ErrTooManyFailures = errors.New("too many failed items in batch")
 
-	// ErrSourceOverflow is returned, wrapped in a *BatchError, when a
-	// Source returns more items than the limit it was asked for.
-	ErrSourceOverflow = errors.New("source returned more items than asked")
-
 	// ErrRunLocked is returned by Run when another runner holds the lock
 	// on the same run key and Durable.LockWait is false.
 	ErrRunLocked = errors.New("run key is locked by another runner")

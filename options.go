@@ -3,20 +3,21 @@ package batchenrich
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/batchenrich/batchenrich/internal/bounds"
 )
 
 // maxBatchSize bounds Options.BatchSize.
 const maxBatchSize = 1 << 20
 
-// DefaultBatchSize is the number of items per batch when
-// Options.BatchSize is zero.
-const DefaultBatchSize = 100
+// defaultBatchSize is Options.BatchSize when zero.
+const defaultBatchSize = 100
 
 // defaultConcurrency is Options.Concurrency when zero.
 const defaultConcurrency = 25
 
-// MaxConcurrency bounds Options.Concurrency.
-const MaxConcurrency = 1 << 16
+// maxConcurrency bounds Options.Concurrency.
+const maxConcurrency = bounds.Concurrency
 
 // maxJobLen bounds the length of Durable.Job, in bytes.
 const maxJobLen = 200
@@ -26,7 +27,7 @@ const maxJobLen = 200
 // *ConfigError.
 type Options struct {
 	// BatchSize is the number of items per batch (one Source window).
-	// Zero means DefaultBatchSize.
+	// Zero means 100; at most 1 << 20 (1,048,576).
 	BatchSize int
 
 	// MaxBatches caps the number of batches of a run: it stops after that
@@ -38,7 +39,7 @@ type Options struct {
 
 	// Concurrency is the number of enrichments in flight at most: within
 	// a batch, or with Overlap across the two batches that may be enriched
-	// at once. Zero means 25.
+	// at once. Zero means 25; at most 1 << 16 (65,536).
 	Concurrency int
 
 	// StopAfterFailures, when positive, stops the run at a batch's
@@ -141,8 +142,8 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("MaxBatches", "must not be negative (0 means no cap)")
 	case o.Concurrency < 0:
 		return bad("Concurrency", "must not be negative")
-	case o.Concurrency > MaxConcurrency:
-		return bad("Concurrency", "must be at most MaxConcurrency")
+	case o.Concurrency > maxConcurrency:
+		return bad("Concurrency", fmt.Sprintf("%d: must be at most %d", o.Concurrency, maxConcurrency))
 	case o.StopAfterFailures < 0:
 		return bad("StopAfterFailures", "must not be negative (0 means failed items never stop the run)")
 	case o.Overlap && o.NoPrefetch:
@@ -166,7 +167,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.key = o.Partition.RunKey(d.RunKey)
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = DefaultBatchSize
+		o.BatchSize = defaultBatchSize
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = defaultConcurrency

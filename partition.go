@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/batchenrich/batchenrich/internal/bounds"
 )
 
-// MaxPartitions bounds Partition.Count.
-const MaxPartitions = 1 << 12
+// maxPartitions bounds Partition.Count.
+const maxPartitions = bounds.Partitions
 
 // Partition names one of Count key partitions of a run (see
 // Options.Partition). The zero value, like Count 1, means an unpartitioned
@@ -17,7 +19,8 @@ const MaxPartitions = 1 << 12
 type Partition struct {
 	// Index is the partition's number, 0 ≤ Index < Count.
 	Index int
-	// Count is the number of partitions the run is split into, P.
+	// Count is the number of partitions the run is split into, P: at
+	// most 1 << 12 (4,096).
 	Count int
 }
 
@@ -51,8 +54,8 @@ func (p Partition) validate() error {
 	switch {
 	case p.Count < 0:
 		return optionErr("Partition.Count", "must not be negative")
-	case p.Count > MaxPartitions:
-		return optionErr("Partition.Count", "must be at most MaxPartitions")
+	case p.Count > maxPartitions:
+		return optionErr("Partition.Count", fmt.Sprintf("%d: must be at most %d", p.Count, maxPartitions))
 	case p.Index < 0 || (p.Index >= p.Count && !(p.Index == 0 && p.Count == 0)):
 		return optionErr("Partition.Index", fmt.Sprintf("%d: must be in [0, Count=%d)", p.Index, p.Count))
 	}

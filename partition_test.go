@@ -290,7 +290,7 @@ func TestPartitionOptionsValidated(t *testing.T) {
 func TestPartitionedConcurrencyChecked(t *testing.T) {
 	t.Parallel()
 	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) { return 0, nil })
-	for _, n := range []int{-1, batchenrich.MaxConcurrency + 1} {
+	for _, n := range []int{-1, 1<<16 + 1} {
 		_, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
 			Partitions:  2,
 			Source:      modSource(10),

@@ -16,7 +16,7 @@ import (
 // PartitionedConfig configures a Partitioned run: one run split into
 // Partitions key partitions, all worked on in this process.
 type PartitionedConfig[T, R any] struct {
-	// Partitions is the number of partitions P, from 1 to MaxPartitions.
+	// Partitions is the number of partitions P, from 1 to 4,096.
 	// Zero means 1: a single Runner, exactly an unpartitioned run.
 	Partitions int
 
@@ -63,14 +63,14 @@ type Partitioned[T, R any] struct {
 func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], error) {
 	p := cfg.Partitions
 	switch {
-	case p < 0 || p > MaxPartitions:
-		return nil, optionErr("Partitions", "must be between 0 and MaxPartitions")
+	case p < 0 || p > maxPartitions:
+		return nil, optionErr("Partitions", fmt.Sprintf("%d: must be between 0 and %d", p, maxPartitions))
 	case cfg.Source == nil:
 		return nil, optionErr("Source", "nil Source function")
 	case cfg.Sink == nil:
 		return nil, optionErr("Sink", "nil Sink function")
-	case cfg.Concurrency < 0 || cfg.Concurrency > MaxConcurrency:
-		return nil, optionErr("Concurrency", fmt.Sprintf("%d: must be between 0 and MaxConcurrency", cfg.Concurrency))
+	case cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency:
+		return nil, optionErr("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", cfg.Concurrency, maxConcurrency))
 	case cfg.Options.Partition != (Partition{}):
 		return nil, optionErr("Options.Partition", "set per partition by Partitioned; leave it zero")
 	}

@@ -8,7 +8,7 @@ package batchenrich
 // ErrCheckpointMismatch (another BatchSize or Fingerprint, unless
 // Durable.AllowReshape; Batch is the batch the run would have gone on
 // with). Of opts only BatchSize (zero means
-// DefaultBatchSize), Partition and Durable's RunKey, Fingerprint and
+// 100), Partition and Durable's RunKey, Fingerprint and
 // AllowReshape matter; with opts.Durable nil it returns nil. A program
 // planning a run without running it (a dry run) calls it to refuse what
 // the run would refuse, with the same error.
@@ -17,7 +17,7 @@ func CheckResume(cp Checkpoint, opts Options) error {
 		return nil
 	}
 	if opts.BatchSize == 0 {
-		opts.BatchSize = DefaultBatchSize
+		opts.BatchSize = defaultBatchSize
 	}
 	return checkResume(cp, opts, opts.Partition.RunKey(opts.Durable.RunKey))
 }

@@ -410,7 +410,7 @@ func (st *run[T, R]) loop(ctx context.Context) (err error) {
 			return st.batchError(num, StageRead, endedWith(ctx, w.err))
 		}
 		if len(w.items) > o.BatchSize {
-			return st.batchError(num, StageRead, fmt.Errorf("%w: %d > %d", ErrSourceOverflow, len(w.items), o.BatchSize))
+			return st.batchError(num, StageRead, fmt.Errorf("source returned more items than asked: %d > %d", len(w.items), o.BatchSize))
 		}
 		if len(w.items) == 0 {
 			if ov != nil {

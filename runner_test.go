@@ -469,8 +469,11 @@ func TestSourceOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Run(context.Background()); !errors.Is(err, batchenrich.ErrSourceOverflow) {
-		t.Fatalf("err = %v", err)
+	_, err = r.Run(context.Background())
+	var be *batchenrich.BatchError
+	if !errors.As(err, &be) || be.Stage != batchenrich.StageRead || be.Batch != 1 ||
+		err.Error() != "batchenrich: batch 1: read: source returned more items than asked: 11 > 10" {
+		t.Fatalf("err = %v, want a StageRead *BatchError of batch 1 saying the Source returned 11 > 10 items", err)
 	}
 }
 
@@ -485,7 +488,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"BatchSize", batchenrich.Options{BatchSize: 1<<20 + 1}},
 		{"MaxBatches", batchenrich.Options{MaxBatches: -5}},
 		{"Concurrency", batchenrich.Options{Concurrency: -1}},
-		{"Concurrency", batchenrich.Options{Concurrency: batchenrich.MaxConcurrency + 1}},
+		{"Concurrency", batchenrich.Options{Concurrency: 1<<16 + 1}},
+		{"Partition.Count", batchenrich.Options{Partition: batchenrich.Partition{Count: 1<<12 + 1}}},
 		{"StopAfterFailures", batchenrich.Options{StopAfterFailures: -1}},
 		{"Durable.RunKey", batchenrich.Options{Durable: &batchenrich.Durable{Store: store}}},
 		{"Durable.Store", batchenrich.Options{Durable: &batchenrich.Durable{RunKey: "x"}}},
@@ -527,7 +531,7 @@ func TestInvalidOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := r.Options(); o.BatchSize != batchenrich.DefaultBatchSize || o.Concurrency != 25 || o.MaxBatches != 0 {
+	if o := r.Options(); o.BatchSize != 100 || o.Concurrency != 25 || o.MaxBatches != 0 {
 		t.Fatalf("defaults = %+v", o)
 	}
 }

@@ -173,8 +173,8 @@ func (c *Config[T, R]) withDefaults() error {
 		return bad("Store", "required")
 	case !validJob(c.Job):
 		return bad("Job", fmt.Sprintf("%q: must be lower-case letters and digits, words separated by single '-' or '_', at most %d characters", c.Job, maxJob))
-	case c.Concurrency < 0 || c.Concurrency > batchenrich.MaxConcurrency:
-		return bad("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", c.Concurrency, batchenrich.MaxConcurrency))
+	case c.Concurrency < 0 || c.Concurrency > maxConcurrency:
+		return bad("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", c.Concurrency, maxConcurrency))
 	case c.MaxPartitions < 0:
 		return bad("MaxPartitions", "must not be negative")
 	case c.Slice < 0:

@@ -58,8 +58,8 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 	switch {
 	case run == "":
 		return e, fmt.Errorf("riverenrich: enqueue: empty run key")
-	case partitions < 1 || partitions > batchenrich.MaxPartitions:
-		return e, fmt.Errorf("riverenrich: enqueue run %q: %d partitions: must be between 1 and %d", run, partitions, batchenrich.MaxPartitions)
+	case partitions < 1 || partitions > maxPartitions:
+		return e, fmt.Errorf("riverenrich: enqueue run %q: %d partitions: must be between 1 and %d", run, partitions, maxPartitions)
 	}
 	var raw json.RawMessage
 	if params != nil {
@@ -181,7 +181,7 @@ func (c *Client[T, R]) argsDiff(was PartitionArgs, params json.RawMessage) strin
 			name      string
 			was, this int
 		}{
-			{"BatchSize", cmp.Or(before.BatchSize, batchenrich.DefaultBatchSize), cmp.Or(after.BatchSize, batchenrich.DefaultBatchSize)},
+			{"BatchSize", cmp.Or(before.BatchSize, defaultBatchSize), cmp.Or(after.BatchSize, defaultBatchSize)},
 			{"MaxBatches", before.MaxBatches, after.MaxBatches},
 			{"Concurrency", before.Concurrency, after.Concurrency},
 		} {

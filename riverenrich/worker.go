@@ -45,7 +45,7 @@ func (w *worker[T, R]) NextRetry(j *river.Job[PartitionArgs]) time.Time {
 func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) error {
 	c, a := w.c, rj.Args
 	log := c.cfg.Logger
-	if a.Partitions < 1 || a.Partitions > batchenrich.MaxPartitions || a.Partition < 0 || a.Partition >= a.Partitions || a.Run == "" {
+	if a.Partitions < 1 || a.Partitions > maxPartitions || a.Partition < 0 || a.Partition >= a.Partitions || a.Run == "" {
 		return river.JobCancel(fmt.Errorf("riverenrich: job %d: bad partition %d of %d for run %q", rj.ID, a.Partition, a.Partitions, a.Run))
 	}
 	job := Job{ID: rj.ID, Attempt: rj.Attempt, Run: a.Run, Partition: batchenrich.Partition{Index: a.Partition, Count: a.Partitions}, Params: a.Params}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/bounds"
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
@@ -14,8 +15,8 @@ import (
 // construction (PostgreSQL), or arranges for Read to filter (SQLite).
 func (s *Source[T]) partition(p batchenrich.Partition, b *strings.Builder) error {
 	switch {
-	case p.Count > batchenrich.MaxPartitions:
-		return configErr("Partition", fmt.Sprintf("count %d: must be at most %d", p.Count, batchenrich.MaxPartitions), nil)
+	case p.Count > bounds.Partitions:
+		return configErr("Partition", fmt.Sprintf("count %d: must be at most %d", p.Count, bounds.Partitions), nil)
 	case p.Index < 0 || p.Index >= p.Count:
 		return configErr("Partition", fmt.Sprintf("index %d: must be in [0, %d)", p.Index, p.Count), nil)
 	case s.paging != PageByKey:

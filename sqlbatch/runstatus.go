@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/batchenrich/batchenrich"
+	"github.com/batchenrich/batchenrich/internal/bounds"
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
 )
 
@@ -167,7 +168,7 @@ func (s *CheckpointStore) Runs(ctx context.Context, f RunFilter) ([]RunStatus, e
 	}
 	// The most recently updated rows, enough for limit runs of many
 	// partitions each in all but extreme cases.
-	q := `SELECT ` + statusColumns + ` FROM ` + s.table + ` ORDER BY updated_at DESC LIMIT ` + strconv.Itoa(min(limit*batchenrich.MaxPartitions, 100000))
+	q := `SELECT ` + statusColumns + ` FROM ` + s.table + ` ORDER BY updated_at DESC LIMIT ` + strconv.Itoa(min(limit*bounds.Partitions, 100000))
 	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("sqlbatch: list runs from %s: %w", s.name, err)
