@@ -71,7 +71,7 @@ func (r *Runner[T, R]) setBulk() error {
 // the call, and returns how many items were enriched and the first error
 // that stops the batch.
 func (st *run[T, R]) bulkGroup(num int, results []Result[T, R], items []T,
-	settle func(int, R, error) (Outcome, error)) func(context.Context, int) (int, error) {
+	settle func(int, R, error) (outcome, error)) func(context.Context, int) (int, error) {
 	size := st.bulkSize
 	var zero T
 	_, keyed := any(zero).(Keyer)
@@ -93,7 +93,7 @@ func (st *run[T, R]) bulkGroup(num int, results []Result[T, R], items []T,
 						return 0, err
 					}
 				}
-				if ictxs[j], err = st.itemStart(ctx, TraceItemStartData{Batch: num, Index: i, Key: keys[j]}); err != nil {
+				if ictxs[j], err = st.itemStart(ctx, TraceItem{Batch: num, Index: i, Key: keys[j]}); err != nil {
 					st.endCanceled(ictxs[:j], keys, num, lo)
 					_, err = st.hookFailed(results, num, i, keys[j], "TraceItemStart", err)
 					return 0, err
@@ -106,12 +106,12 @@ func (st *run[T, R]) bulkGroup(num int, results []Result[T, R], items []T,
 		for j := range group {
 			i := lo + j
 			out, err := settle(i, values[j], errs[j])
-			if out == OutcomeEnriched {
+			if out == outEnriched {
 				n++
 			}
 			if st.tracer != nil {
 				res := &results[i]
-				end := TraceItemEndData{Batch: num, Index: i, Key: keys[j], Outcome: out, Err: res.Err, Class: Classify(res.Err)}
+				end := TraceItem{Batch: num, Index: i, Key: keys[j], Err: res.Err, Class: Classify(res.Err), Canceled: out == outCanceled}
 				if perr := st.itemEnd(ictxs[j], end); perr != nil {
 					_, err = st.hookFailed(results, num, i, keys[j], "TraceItemEnd", perr)
 				}
@@ -128,7 +128,7 @@ func (st *run[T, R]) bulkGroup(num int, results []Result[T, R], items []T,
 // of a group starting at index lo, whose call was never made.
 func (st *run[T, R]) endCanceled(ictxs []context.Context, keys []string, num, lo int) {
 	for j, ictx := range ictxs {
-		_ = st.itemEnd(ictx, TraceItemEndData{Batch: num, Index: lo + j, Key: keys[j], Outcome: OutcomeCanceled})
+		_ = st.itemEnd(ictx, TraceItem{Batch: num, Index: lo + j, Key: keys[j], Canceled: true})
 	}
 }
 

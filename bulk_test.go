@@ -283,10 +283,10 @@ func TestBulkTracerItemHooks(t *testing.T) {
 	if starts != 10 || ends != 10 {
 		t.Fatalf("%d item starts and %d ends, want 10 each:\n%s", starts, ends, strings.Join(rec.Lines(), "\n"))
 	}
-	if d := rec.items["item-2"]; d.Outcome != batchenrich.OutcomeFailed || d.Err == nil {
+	if d := rec.items["item-2"]; outcome(d) != "failed" || d.Err == nil {
 		t.Fatalf("item-2 ended with %+v", d)
 	}
-	if d := rec.items["item-3"]; d.Outcome != batchenrich.OutcomeEnriched {
+	if d := rec.items["item-3"]; outcome(d) != "enriched" {
 		t.Fatalf("item-3 ended with %+v", d)
 	}
 }

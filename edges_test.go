@@ -288,26 +288,26 @@ func TestNewRefusesMisuse(t *testing.T) {
 // before the Sink's write.
 type cancelBeforeWrite struct{ cancel context.CancelFunc }
 
-func (c cancelBeforeWrite) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (c cancelBeforeWrite) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (c cancelBeforeWrite) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (c cancelBeforeWrite) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+func (c cancelBeforeWrite) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (c cancelBeforeWrite) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatch) context.Context {
 	return ctx
 }
-func (c cancelBeforeWrite) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
-func (c cancelBeforeWrite) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (c cancelBeforeWrite) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
+func (c cancelBeforeWrite) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (c cancelBeforeWrite) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
-func (c cancelBeforeWrite) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+func (c cancelBeforeWrite) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
+func (c cancelBeforeWrite) TraceStageStart(ctx context.Context, d batchenrich.TraceStage) context.Context {
 	if d.Stage == batchenrich.StageWrite {
 		c.cancel()
 	}
 	return ctx
 }
-func (c cancelBeforeWrite) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
-func (c cancelBeforeWrite) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
+func (c cancelBeforeWrite) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
+func (c cancelBeforeWrite) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 // Defect 7: a batch whose context ended before the write is not written,
 // even by a Sink that ignores ctx.

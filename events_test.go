@@ -39,31 +39,31 @@ func (t eventTracer) send(ev event) {
 	}
 }
 
-func (t eventTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (t eventTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (t eventTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (t eventTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	t.send(event{Kind: evBatchStarted, Batch: d.Batch, Items: d.Items})
 	return ctx
 }
-func (t eventTracer) TraceBatchEnd(_ context.Context, d batchenrich.TraceBatchEndData) {
+func (t eventTracer) TraceBatchEnd(_ context.Context, d batchenrich.TraceBatch) {
 	if d.Err == nil {
 		t.send(event{Kind: evBatchWritten, Batch: d.Batch, Stats: d.Stats})
 	}
 }
-func (t eventTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (t eventTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (t eventTracer) TraceItemEnd(_ context.Context, d batchenrich.TraceItemEndData) {
-	if d.Outcome == batchenrich.OutcomeFailed {
+func (t eventTracer) TraceItemEnd(_ context.Context, d batchenrich.TraceItem) {
+	if outcome(d) == "failed" {
 		t.send(event{Kind: evItemFailed, Batch: d.Batch, Index: d.Index, Key: d.Key, Err: d.Err})
 	}
 }
-func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}
 func (t eventTracer) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
 	t.send(event{Kind: evLimitChanged, Limit: &c})
 }

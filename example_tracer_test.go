@@ -16,42 +16,42 @@ type progress struct {
 	inFlight atomic.Int64
 }
 
-func (p *progress) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartData) context.Context {
+func (p *progress) TraceRunStart(ctx context.Context, d batchenrich.TraceRun) context.Context {
 	p.planned = d.MaxBatches
 	return ctx
 }
 
-func (p *progress) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData) {
+func (p *progress) TraceRunEnd(ctx context.Context, d batchenrich.TraceRun) {
 	fmt.Printf("run: %d items written, error: %v\n", d.Report.Written, d.Err)
 }
 
-func (p *progress) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (p *progress) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	return ctx
 }
 
-func (p *progress) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+func (p *progress) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatch) {
 	fmt.Printf("batch %d of %d: %d written, %d failed\n", d.Batch, p.planned, d.Stats.Written, d.Stats.Failed)
 }
 
-func (p *progress) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
+func (p *progress) TraceItemStart(ctx context.Context, d batchenrich.TraceItem) context.Context {
 	p.inFlight.Add(1)
 	return ctx
 }
 
-func (p *progress) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
+func (p *progress) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) {
 	p.inFlight.Add(-1)
-	if d.Outcome != batchenrich.OutcomeEnriched {
-		fmt.Printf("item %d of batch %d %s (%s)\n", d.Index, d.Batch, d.Outcome, d.Class)
+	if d.Err != nil && !d.Canceled {
+		fmt.Printf("item %d of batch %d failed (%s)\n", d.Index, d.Batch, d.Class)
 	}
 }
 
 // The Tracer's other methods: progress has nothing to do there.
 
-func (p *progress) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+func (p *progress) TraceStageStart(ctx context.Context, d batchenrich.TraceStage) context.Context {
 	return ctx
 }
 
-func (p *progress) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {}
+func (p *progress) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {}
 
 func (p *progress) TraceLimitChange(ctx context.Context, c batchenrich.LimitChange) {}
 

@@ -337,35 +337,35 @@ type sTracer struct {
 	ev eventTracer
 }
 
-func (t sTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (t sTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (t sTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (t sTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (t sTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (t sTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	t.c.j.note("batch-start", d.Batch)
 	_ = t.c.maybe("batch-start-panic", d.Batch, d.Batch)
 	return ctx
 }
-func (t sTracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+func (t sTracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatch) {
 	t.c.j.enter("batch-end", d.Batch)
 	defer t.c.j.leave("batch-end", d.Batch)
 	_ = t.c.maybe("batch-end-panic", d.Batch, d.Batch)
 	t.ev.TraceBatchEnd(ctx, d) // not reached after a panic: the batch is not written
 }
-func (t sTracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
+func (t sTracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItem) context.Context {
 	_ = t.c.maybe("item-start-panic", d.Batch*1000+d.Index, d.Batch)
 	return ctx
 }
-func (t sTracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
+func (t sTracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) {
 	_ = t.c.maybe("item-end-panic", d.Batch*1000+d.Index, d.Batch)
 }
-func (t sTracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+func (t sTracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStage) context.Context {
 	if d.Stage == batchenrich.StageWrite {
 		_ = t.c.maybe("stage-start-panic", d.Batch, d.Batch)
 	}
 	return ctx
 }
-func (t sTracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {
+func (t sTracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {
 	if d.Stage == batchenrich.StageWrite {
 		_ = t.c.maybe("stage-end-panic", d.Batch, d.Batch)
 	}

@@ -40,7 +40,7 @@ type PartitionedConfig[T, R any] struct {
 	// its checkpoint under Partition.RunKey(RunKey)); Concurrency is the
 	// bound of one partition; MaxBatches caps each partition's batches;
 	// Tracer, if set, observes all partitions (see
-	// TraceRunStartData.Partition).
+	// TraceRun.Partition).
 	Options Options
 
 	// Concurrency bounds the enrichments in flight over all partitions:

@@ -581,7 +581,7 @@ func (st *run[T, R]) enrich(ctx context.Context, num int, items []T, br *BatchRe
 type enrichment[T, R any] struct {
 	g   *errgroup.Group
 	ctx context.Context // the errgroup's: it ends at the first error
-	one func(context.Context, int) (Outcome, error)
+	one func(context.Context, int) (outcome, error)
 	// group, set instead of one for a BulkEnricher, enriches group i in
 	// one call and returns how many of its items were enriched.
 	group   func(context.Context, int) (int, error)
@@ -611,13 +611,13 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 	en.g, en.ctx = g, gctx
 	// settle records item i's value v or error err, and says what the
 	// item's outcome does to the batch.
-	settle := func(i int, v R, err error) (Outcome, error) {
+	settle := func(i int, v R, err error) (outcome, error) {
 		item := items[i]
 		res := &results[i]
 		res.Index, res.Item = i, item
 		if err == nil {
 			res.Value = v
-			return OutcomeEnriched, nil
+			return outEnriched, nil
 		}
 		key, kerr := itemKey(item)
 		ie := &ItemError{Batch: num, Index: i, Key: key, Err: err}
@@ -630,33 +630,33 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 		}
 		if errors.As(err, &pe) {
 			en.failed.Add(1)
-			return OutcomePanicked, ie
+			return outPanicked, ie
 		}
 		if Classify(err) == ClassFatal {
 			en.failed.Add(1)
-			return OutcomeFailed, ie // stops the run: the program is at fault
+			return outFailed, ie // stops the run: the program is at fault
 		}
 		if gctx.Err() != nil {
 			// Cancelled: by the caller, or by a failure elsewhere
 			// in the batch; either way the batch is abandoned.
-			return OutcomeCanceled, nil
+			return outCanceled, nil
 		}
 		nf := en.failed.Add(1)
 		o.Logger.DebugContext(ctx, "batchenrich: item failed", "batch", num, "index", i, "key", ie.Key, "error", err)
 		switch {
 		case o.StopAfterFailures == 1:
-			return OutcomeFailed, fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
+			return outFailed, fmt.Errorf("%w: %w", ErrTooManyFailures, ie)
 		case o.StopAfterFailures > 1 && nf >= int64(o.StopAfterFailures):
-			return OutcomeFailed, fmt.Errorf("%w: %d, Options.StopAfterFailures is %d (latest: %w)", ErrTooManyFailures, nf, o.StopAfterFailures, ie)
+			return outFailed, fmt.Errorf("%w: %d, Options.StopAfterFailures is %d (latest: %w)", ErrTooManyFailures, nf, o.StopAfterFailures, ie)
 		}
-		return OutcomeFailed, nil
+		return outFailed, nil
 	}
 	units := len(items)
 	if st.bulk != nil {
 		units = (len(items) + st.bulkSize - 1) / st.bulkSize
 		en.group = st.bulkGroup(num, results, items, settle)
 	} else {
-		one := func(ictx context.Context, i int) (Outcome, error) {
+		one := func(ictx context.Context, i int) (outcome, error) {
 			var v R
 			err := guarded(func() (e error) { v, e = st.enr.Enrich(ictx, items[i]); return })
 			return settle(i, v, err)
@@ -708,7 +708,7 @@ func (en *enrichment[T, R]) work() error {
 			continue
 		}
 		out, err := en.one(en.ctx, i)
-		if out == OutcomeEnriched {
+		if out == outEnriched {
 			n++
 		}
 		if err != nil {

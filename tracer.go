@@ -59,7 +59,7 @@ import (
 //
 // A resumed run is told by its first TraceBatchStart, whose Batch is one
 // more than the batches committed earlier (Report.BatchesSkipped in
-// TraceRunEnd); a partition's by TraceRunStartData.Partition.
+// TraceRunEnd); a partition's by TraceRun.Partition.
 //
 // A slow Tracer slows the run and, in the item methods, holds a
 // concurrency slot; it cannot reorder batches, lift a bound, or keep Run
@@ -78,21 +78,21 @@ import (
 // No Tracer set costs nothing: a nil check per item, no allocation.
 type Tracer interface {
 	// TraceRunStart is called when Run starts.
-	TraceRunStart(ctx context.Context, data TraceRunStartData) context.Context
+	TraceRunStart(ctx context.Context, data TraceRun) context.Context
 	// TraceRunEnd is called when Run returns, with what it returns.
-	TraceRunEnd(ctx context.Context, data TraceRunEndData)
+	TraceRunEnd(ctx context.Context, data TraceRun)
 	// TraceBatchStart is called when a batch starts to be enriched.
-	TraceBatchStart(ctx context.Context, data TraceBatchStartData) context.Context
+	TraceBatchStart(ctx context.Context, data TraceBatch) context.Context
 	// TraceBatchEnd is called when a batch was written or failed.
-	TraceBatchEnd(ctx context.Context, data TraceBatchEndData)
+	TraceBatchEnd(ctx context.Context, data TraceBatch)
 	// TraceItemStart is called just before an item is enriched.
-	TraceItemStart(ctx context.Context, data TraceItemStartData) context.Context
+	TraceItemStart(ctx context.Context, data TraceItem) context.Context
 	// TraceItemEnd is called when the item's enrichment returned.
-	TraceItemEnd(ctx context.Context, data TraceItemEndData)
+	TraceItemEnd(ctx context.Context, data TraceItem)
 	// TraceStageStart is called before a Source read or Sink write.
-	TraceStageStart(ctx context.Context, data TraceStageStartData) context.Context
+	TraceStageStart(ctx context.Context, data TraceStage) context.Context
 	// TraceStageEnd is called when it returned.
-	TraceStageEnd(ctx context.Context, data TraceStageEndData)
+	TraceStageEnd(ctx context.Context, data TraceStage)
 	// TraceLimitChange is called when the Enricher changed the
 	// concurrency limit it applies to an upstream (ReportLimitChange;
 	// httpenrich with Config.Adaptive does).
@@ -103,104 +103,82 @@ type Tracer interface {
 // batch or stage methods.
 const StageTrace Stage = "trace"
 
-// TraceRunStartData is passed to Tracer.TraceRunStart.
-type TraceRunStartData struct {
+// TraceRun describes a run to Tracer.TraceRunStart and, with Report and
+// Err filled in, to Tracer.TraceRunEnd.
+type TraceRun struct {
 	RunKey      string    // the run's key (see RunKeyFromContext), "" for a run that is not durable
 	BatchSize   int       // Options.BatchSize, defaults filled in
 	MaxBatches  int       // Options.MaxBatches: the batches planned; 0 for no cap
 	Concurrency int       // Options.Concurrency, defaults filled in
 	Partition   Partition // Options.Partition: which partition batch numbers count in (zero when the run is not split)
-}
 
-// TraceRunEndData is passed to Tracer.TraceRunEnd.
-type TraceRunEndData struct {
+	// Set for TraceRunEnd only.
 	Report Report // as Run returns it; read-only
 	Err    error  // Run's error (before a panic in TraceRunEnd is joined to it)
 }
 
-// TraceBatchStartData is passed to Tracer.TraceBatchStart.
-type TraceBatchStartData struct {
+// TraceBatch describes a batch to Tracer.TraceBatchStart and, with Stats,
+// Err and Class filled in, to Tracer.TraceBatchEnd.
+type TraceBatch struct {
 	// Batch is the batch number, from 1; a resumed run continues the
 	// numbering, so Batch-1 batches of the run are done when it starts.
 	Batch int
 	// Items is the number of items in the batch.
 	Items int
-}
 
-// TraceBatchEndData is passed to Tracer.TraceBatchEnd.
-type TraceBatchEndData struct {
-	Batch int         // the batch number
+	// Set for TraceBatchEnd only.
 	Stats BatchReport // the batch's counts and durations
 	Err   error       // nil if the batch was written, else what Run returns
 	Class Class       // Classify(Err)
 }
 
-// TraceItemStartData is passed to Tracer.TraceItemStart.
-type TraceItemStartData struct {
+// TraceItem describes an item to Tracer.TraceItemStart and, with Err,
+// Class and Canceled filled in, to Tracer.TraceItemEnd.
+//
+// At the end, the item was enriched when Err is nil and Canceled false.
+// Canceled says that the batch's context ended first (the run was
+// cancelled, or another item stopped the batch): the item is not counted
+// as failed, and Err is what the Enricher returned then, or nil when the
+// item's enrichment was never called (a BulkEnricher's group abandoned
+// before its call). Otherwise a non-nil Err is a failure, counted in
+// BatchReport.Failed; it wraps a *PanicError when the Enricher (or the
+// item's Keyer) panicked, which stops the run.
+type TraceItem struct {
 	Batch int    // the batch number
 	Index int    // the item's position in the batch, from 0
 	Key   string // the item's key if it implements Keyer, else ""
+
+	// Set for TraceItemEnd only.
+	Err      error // the *ItemError stored in the item's Result; nil when enriched
+	Class    Class // Classify(Err)
+	Canceled bool  // the batch's context ended first; not a failure
 }
 
-// TraceItemEndData is passed to Tracer.TraceItemEnd.
-type TraceItemEndData struct {
-	Batch   int     // the batch number
-	Index   int     // the item's position in the batch, from 0
-	Key     string  // the item's key if it implements Keyer, else ""
-	Outcome Outcome // what became of the item
-	Err     error   // the *ItemError stored in the item's Result; nil when enriched
-	Class   Class   // Classify(Err)
-}
-
-// TraceStageStartData is passed to Tracer.TraceStageStart.
-type TraceStageStartData struct {
+// TraceStage describes a Source read or a Sink write to
+// Tracer.TraceStageStart and, with Items updated and Err filled in, to
+// Tracer.TraceStageEnd.
+type TraceStage struct {
 	Stage Stage // StageRead or StageWrite
 	Batch int   // the batch being read or written
-	Items int   // the items handed to the Sink (StageWrite); 0 for a read
+	// Items is, at the start, the items handed to the Sink (StageWrite)
+	// or 0 (StageRead); at the end, the items read (StageRead) or written
+	// (StageWrite), 0 on error.
+	Items int
+
+	// Set for TraceStageEnd only.
+	Err error // the Source's or Sink's error, nil on success
 }
 
-// TraceStageEndData is passed to Tracer.TraceStageEnd.
-type TraceStageEndData struct {
-	Stage Stage // StageRead or StageWrite
-	Batch int   // the batch read or written
-	Items int   // the items read (StageRead) or written (StageWrite, 0 on error)
-	Err   error // the Source's or Sink's error, nil on success
-}
+// outcome says what became of one item: what the Runner counts, and
+// whether the Tracer is told the item was canceled.
+type outcome int
 
-// Outcome says what became of one item.
-type Outcome int
-
-// The outcomes of an item.
 const (
-	// OutcomeEnriched: the Enricher returned a result.
-	OutcomeEnriched Outcome = iota + 1
-	// OutcomeFailed: the Enricher returned an error, counted in
-	// BatchReport.Failed.
-	OutcomeFailed
-	// OutcomeCanceled: the Enricher returned an error after the batch's
-	// context ended (the run was cancelled or another item stopped the
-	// batch); not counted as failed.
-	OutcomeCanceled
-	// OutcomePanicked: the Enricher (or the Tracer) panicked; the run
-	// stops.
-	OutcomePanicked
+	outEnriched outcome = iota + 1 // the Enricher returned a result
+	outFailed                      // an error, counted in BatchReport.Failed
+	outCanceled                    // an error after the batch's context ended; not counted
+	outPanicked                    // a panic in the Enricher or a hook; the run stops
 )
-
-// String returns "enriched", "failed", "canceled" or "panicked".
-func (o Outcome) String() string {
-	switch o {
-	case OutcomeEnriched:
-		return "enriched"
-	case OutcomeFailed:
-		return "failed"
-	case OutcomeCanceled:
-		return "canceled"
-	case OutcomePanicked:
-		return "panicked"
-	default:
-		return "outcome(invalid)"
-	}
-}
 
 // tracing is the run's Tracer, nil when unset.
 type tracing struct {
@@ -216,8 +194,7 @@ func hookPanic(method string, err error) error {
 // traceRunStart calls TraceRunStart. The Runner calls it only with a Tracer.
 func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error) {
 	st.tracing = tracing{tracer: st.opts.Tracer}
-	o := st.opts
-	data := TraceRunStartData{RunKey: o.key, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency, Partition: o.Partition}
+	data := st.traceRun()
 	tctx := ctx
 	if err := guarded(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
 		return ctx, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunStart", err))
@@ -225,10 +202,17 @@ func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error)
 	return orCtx(tctx, ctx), nil
 }
 
+// traceRun returns what the Tracer is told of the run at its start.
+func (st *run[T, R]) traceRun() TraceRun {
+	o := st.opts
+	return TraceRun{RunKey: o.key, BatchSize: o.BatchSize, MaxBatches: o.MaxBatches, Concurrency: o.Concurrency, Partition: o.Partition}
+}
+
 // traceRunEnd calls TraceRunEnd and returns Run's error, with the hook's
 // panic joined to it.
 func (st *run[T, R]) traceRunEnd(ctx context.Context, rep Report, err error) error {
-	data := TraceRunEndData{Report: rep, Err: err}
+	data := st.traceRun()
+	data.Report, data.Err = rep, err
 	if perr := guarded(func() error { st.tracer.TraceRunEnd(ctx, data); return nil }); perr != nil {
 		return errors.Join(err, fmt.Errorf("batchenrich: %w", hookPanic("TraceRunEnd", perr)))
 	}
@@ -241,7 +225,7 @@ func (st *run[T, R]) traceBatchStart(ctx context.Context, num, n int) (context.C
 		return ctx, nil
 	}
 	tctx := ctx
-	data := TraceBatchStartData{Batch: num, Items: n}
+	data := TraceBatch{Batch: num, Items: n}
 	if err := guarded(func() error { tctx = st.tracer.TraceBatchStart(ctx, data); return nil }); err != nil {
 		return ctx, &BatchError{Batch: num, Stage: StageTrace, Err: hookPanic("TraceBatchStart", err)}
 	}
@@ -254,7 +238,7 @@ func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err erro
 	if st.tracer == nil {
 		return err
 	}
-	data := TraceBatchEndData{Batch: br.Number, Stats: br, Err: err, Class: Classify(err)}
+	data := TraceBatch{Batch: br.Number, Items: br.Read, Stats: br, Err: err, Class: Classify(err)}
 	if perr := guarded(func() error { st.tracer.TraceBatchEnd(ctx, data); return nil }); perr != nil {
 		return errors.Join(err, &BatchError{Batch: br.Number, Stage: StageTrace, Err: hookPanic("TraceBatchEnd", perr)})
 	}
@@ -264,13 +248,13 @@ func (st *run[T, R]) traceBatchEnd(ctx context.Context, br BatchReport, err erro
 // traceItems wraps one, the enrichment of one item, with TraceItemStart
 // and TraceItemEnd. The Runner calls it only with a Tracer.
 func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
-	one func(context.Context, int) (Outcome, error)) func(context.Context, int) (Outcome, error) {
+	one func(context.Context, int) (outcome, error)) func(context.Context, int) (outcome, error) {
 	// Items are boxed to ask for their key only if they may have one:
 	// boxing costs an allocation per item.
 	var zero T
 	_, keyed := any(zero).(Keyer)
 	keyed = keyed || any(zero) == nil // T is an interface type: boxing is free
-	return func(ctx context.Context, i int) (Outcome, error) {
+	return func(ctx context.Context, i int) (outcome, error) {
 		var key string
 		if keyed {
 			var err error
@@ -278,14 +262,15 @@ func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 				return st.hookFailed(results, num, i, key, "Keyer.Key", err)
 			}
 		}
-		ictx, err := st.itemStart(ctx, TraceItemStartData{Batch: num, Index: i, Key: key})
+		item := TraceItem{Batch: num, Index: i, Key: key}
+		ictx, err := st.itemStart(ctx, item)
 		if err != nil {
 			return st.hookFailed(results, num, i, key, "TraceItemStart", err)
 		}
 		out, err := one(ictx, i)
 		res := &results[i]
-		end := TraceItemEndData{Batch: num, Index: i, Key: key, Outcome: out, Err: res.Err, Class: Classify(res.Err)}
-		if perr := st.itemEnd(ictx, end); perr != nil {
+		item.Err, item.Class, item.Canceled = res.Err, Classify(res.Err), out == outCanceled
+		if perr := st.itemEnd(ictx, item); perr != nil {
 			return st.hookFailed(results, num, i, key, "TraceItemEnd", perr)
 		}
 		return out, err
@@ -296,7 +281,7 @@ func (st *run[T, R]) traceItems(num int, results []Result[T, R], items []T,
 // closures would cost an allocation per item.
 
 // itemStart calls TraceItemStart, turning a panic into a *PanicError.
-func (st *run[T, R]) itemStart(ctx context.Context, data TraceItemStartData) (ictx context.Context, err error) {
+func (st *run[T, R]) itemStart(ctx context.Context, data TraceItem) (ictx context.Context, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			ictx, err = ctx, &PanicError{Value: v, Stack: debug.Stack()}
@@ -306,7 +291,7 @@ func (st *run[T, R]) itemStart(ctx context.Context, data TraceItemStartData) (ic
 }
 
 // itemEnd calls TraceItemEnd, turning a panic into a *PanicError.
-func (st *run[T, R]) itemEnd(ctx context.Context, data TraceItemEndData) (err error) {
+func (st *run[T, R]) itemEnd(ctx context.Context, data TraceItem) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
@@ -318,10 +303,10 @@ func (st *run[T, R]) itemEnd(ctx context.Context, data TraceItemEndData) (err er
 
 // hookFailed stores and returns the *ItemError of a panic in a hook for
 // item i.
-func (st *run[T, R]) hookFailed(results []Result[T, R], num, i int, key, method string, err error) (Outcome, error) {
+func (st *run[T, R]) hookFailed(results []Result[T, R], num, i int, key, method string, err error) (outcome, error) {
 	ie := &ItemError{Batch: num, Index: i, Key: key, Err: hookPanic(method, err)}
 	results[i].Err = ie
-	return OutcomePanicked, ie
+	return outPanicked, ie
 }
 
 // readSource reads the window after cursor for batch num, between
@@ -355,7 +340,7 @@ func (st *run[T, R]) writeBatch(ctx context.Context, b Batch[T, R], done bool, b
 
 func (st *run[T, R]) traceStageStart(ctx context.Context, stage Stage, num, n int) (context.Context, error) {
 	tctx := ctx
-	data := TraceStageStartData{Stage: stage, Batch: num, Items: n}
+	data := TraceStage{Stage: stage, Batch: num, Items: n}
 	if err := guarded(func() error { tctx = st.tracer.TraceStageStart(ctx, data); return nil }); err != nil {
 		return ctx, hookPanic("TraceStageStart", err)
 	}
@@ -366,7 +351,7 @@ func (st *run[T, R]) traceStageEnd(ctx context.Context, stage Stage, num, n int,
 	if err != nil {
 		n = 0
 	}
-	data := TraceStageEndData{Stage: stage, Batch: num, Items: n, Err: err}
+	data := TraceStage{Stage: stage, Batch: num, Items: n, Err: err}
 	if perr := guarded(func() error { st.tracer.TraceStageEnd(ctx, data); return nil }); perr != nil {
 		perr = hookPanic("TraceStageEnd", perr)
 		if stage != StageRead {

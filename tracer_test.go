@@ -31,8 +31,8 @@ type recorder struct {
 
 	mu    sync.Mutex
 	lines []string
-	items map[string]batchenrich.TraceItemEndData
-	run   batchenrich.TraceRunEndData
+	items map[string]batchenrich.TraceItem
+	run   batchenrich.TraceRun
 	runOK bool
 }
 
@@ -50,44 +50,60 @@ func (r *recorder) start(ctx context.Context, method, name string) context.Conte
 	return context.WithValue(ctx, spanKey{}, name)
 }
 
-func (r *recorder) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartData) context.Context {
+func (r *recorder) TraceRunStart(ctx context.Context, d batchenrich.TraceRun) context.Context {
 	return r.start(ctx, "TraceRunStart", fmt.Sprintf("run(size=%d,cap=%d,conc=%d)", d.BatchSize, d.MaxBatches, d.Concurrency))
 }
 
-func (r *recorder) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData) {
+func (r *recorder) TraceRunEnd(ctx context.Context, d batchenrich.TraceRun) {
 	r.mu.Lock()
 	r.run, r.runOK = d, true
 	r.mu.Unlock()
 	r.add("TraceRunEnd", fmt.Sprintf("end %s err=%v", span(ctx), d.Err != nil))
 }
 
-func (r *recorder) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (r *recorder) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	return r.start(ctx, "TraceBatchStart", fmt.Sprintf("batch %d(%d)", d.Batch, d.Items))
 }
 
-func (r *recorder) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+func (r *recorder) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatch) {
 	r.add("TraceBatchEnd", fmt.Sprintf("end %s written=%d failed=%d err=%v class=%s", span(ctx), d.Stats.Written, d.Stats.Failed, d.Err != nil, d.Class))
 }
 
-func (r *recorder) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
+func (r *recorder) TraceItemStart(ctx context.Context, d batchenrich.TraceItem) context.Context {
 	return r.start(ctx, "TraceItemStart", fmt.Sprintf("item %d/%d %s", d.Batch, d.Index, d.Key))
 }
 
-func (r *recorder) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
+func (r *recorder) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) {
 	r.mu.Lock()
 	if r.items == nil {
-		r.items = map[string]batchenrich.TraceItemEndData{}
+		r.items = map[string]batchenrich.TraceItem{}
 	}
 	r.items[d.Key] = d
 	r.mu.Unlock()
-	r.add("TraceItemEnd", fmt.Sprintf("end %s %s", span(ctx), d.Outcome))
+	r.add("TraceItemEnd", fmt.Sprintf("end %s %s", span(ctx), outcome(d)))
 }
 
-func (r *recorder) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+// outcome names what became of an item, as TraceItem's documentation
+// tells it.
+func outcome(d batchenrich.TraceItem) string {
+	var pe *batchenrich.PanicError
+	switch {
+	case d.Canceled:
+		return "canceled"
+	case d.Err == nil:
+		return "enriched"
+	case errors.As(d.Err, &pe):
+		return "panicked"
+	default:
+		return "failed"
+	}
+}
+
+func (r *recorder) TraceStageStart(ctx context.Context, d batchenrich.TraceStage) context.Context {
 	return r.start(ctx, "TraceStageStart", fmt.Sprintf("%s %d", d.Stage, d.Batch))
 }
 
-func (r *recorder) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {
+func (r *recorder) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {
 	r.add("TraceStageEnd", fmt.Sprintf("end %s items=%d err=%v", span(ctx), d.Items, d.Err != nil))
 }
 
@@ -239,11 +255,11 @@ func TestTracerOutcomes(t *testing.T) {
 		for key, want := range map[string]batchenrich.Class{"item-3": batchenrich.ClassPermanent, "item-7": batchenrich.ClassTransient} {
 			d := rec.items[key]
 			var ie *batchenrich.ItemError
-			if d.Outcome != batchenrich.OutcomeFailed || d.Class != want || !errors.As(d.Err, &ie) || ie.Key != key {
+			if outcome(d) != "failed" || d.Class != want || !errors.As(d.Err, &ie) || ie.Key != key {
 				t.Errorf("%s: %+v", key, d)
 			}
 		}
-		if d := rec.items["item-4"]; d.Outcome != batchenrich.OutcomeEnriched || d.Err != nil || d.Class != batchenrich.Unclassified {
+		if d := rec.items["item-4"]; outcome(d) != "enriched" || d.Err != nil || d.Class != batchenrich.Unclassified {
 			t.Errorf("item-4: %+v", d)
 		}
 		if !slices.Contains(rec.Lines(), "end batch 1(5) written=5 failed=1 err=false class=unclassified") {
@@ -268,7 +284,7 @@ func TestTracerOutcomes(t *testing.T) {
 		if !errors.Is(err, batchenrich.ErrTooManyFailures) {
 			t.Fatalf("Run: %v", err)
 		}
-		if rec.items["item-0"].Outcome != batchenrich.OutcomeFailed || rec.items["item-1"].Outcome != batchenrich.OutcomeCanceled {
+		if outcome(rec.items["item-0"]) != "failed" || outcome(rec.items["item-1"]) != "canceled" {
 			t.Errorf("outcomes: %+v", rec.items)
 		}
 		// Batch 1's end is the only batch end. Its place among the lines
@@ -307,7 +323,7 @@ func TestTracerOutcomes(t *testing.T) {
 		if !errors.As(err, &pe) {
 			t.Fatalf("Run: %v", err)
 		}
-		if d := rec.items["item-1"]; d.Outcome != batchenrich.OutcomePanicked || !errors.As(d.Err, &pe) {
+		if d := rec.items["item-1"]; outcome(d) != "panicked" || !errors.As(d.Err, &pe) {
 			t.Errorf("item-1: %+v", d)
 		}
 	})
@@ -360,23 +376,23 @@ func TestTracerNilContexts(t *testing.T) {
 
 type nilTracer struct{}
 
-func (nilTracer) TraceRunStart(context.Context, batchenrich.TraceRunStartData) context.Context {
+func (nilTracer) TraceRunStart(context.Context, batchenrich.TraceRun) context.Context {
 	return nil
 }
-func (nilTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (nilTracer) TraceBatchStart(context.Context, batchenrich.TraceBatchStartData) context.Context {
+func (nilTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (nilTracer) TraceBatchStart(context.Context, batchenrich.TraceBatch) context.Context {
 	return nil
 }
-func (nilTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
-func (nilTracer) TraceItemStart(context.Context, batchenrich.TraceItemStartData) context.Context {
+func (nilTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
+func (nilTracer) TraceItemStart(context.Context, batchenrich.TraceItem) context.Context {
 	return nil
 }
-func (nilTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
-func (nilTracer) TraceStageStart(context.Context, batchenrich.TraceStageStartData) context.Context {
+func (nilTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
+func (nilTracer) TraceStageStart(context.Context, batchenrich.TraceStage) context.Context {
 	return nil
 }
-func (nilTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
-func (nilTracer) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
+func (nilTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
+func (nilTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 // Without a Tracer, a run allocates nothing per item: a batch of 1000
 // items costs about as many allocations as a batch of 10.
@@ -412,23 +428,23 @@ func TestNoTracerNoAllocationPerItem(t *testing.T) {
 // nopTracer does nothing, returning the contexts it is given.
 type nopTracer struct{}
 
-func (nopTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (nopTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (nopTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (nopTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+func (nopTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (nopTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatch) context.Context {
 	return ctx
 }
-func (nopTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
-func (nopTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (nopTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
+func (nopTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
-func (nopTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
+func (nopTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (nopTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
-func (nopTracer) TraceLimitChange(context.Context, batchenrich.LimitChange)    {}
+func (nopTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
+func (nopTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
 // BenchmarkRunnerNopTracer is BenchmarkRunner's batch=1000 case with a
 // Tracer that does nothing: the cost of calling the hooks.
@@ -452,16 +468,16 @@ func BenchmarkRunnerNopTracer(b *testing.B) {
 // slowTracer sleeps in every item hook and in the batch end.
 type slowTracer struct{ nopTracer }
 
-func (slowTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (slowTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	time.Sleep(time.Millisecond)
 	return ctx
 }
 
-func (slowTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {
+func (slowTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {
 	time.Sleep(time.Millisecond)
 }
 
-func (slowTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {
+func (slowTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {
 	time.Sleep(5 * time.Millisecond)
 }
 

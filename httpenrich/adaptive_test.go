@@ -138,22 +138,22 @@ func (r *limitRecorder) TraceLimitChange(_ context.Context, c batchenrich.LimitC
 	r.changes = append(r.changes, c)
 	r.mu.Unlock()
 }
-func (*limitRecorder) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (*limitRecorder) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (*limitRecorder) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (*limitRecorder) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+func (*limitRecorder) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (*limitRecorder) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatch) context.Context {
 	return ctx
 }
-func (*limitRecorder) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
-func (*limitRecorder) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (*limitRecorder) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
+func (*limitRecorder) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (*limitRecorder) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
-func (*limitRecorder) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (*limitRecorder) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
+func (*limitRecorder) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (*limitRecorder) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (*limitRecorder) TraceStageEnd(context.Context, batchenrich.TraceStage) {}
 
 // TestRetryAfterGate: after a wave of 503s with Retry-After, the workers
 // send one probe at a time until one gets through, instead of each

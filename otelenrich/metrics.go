@@ -71,7 +71,7 @@ type instruments struct {
 	done          metric.Int64ObservableGauge
 	planned       metric.Int64ObservableGauge
 
-	outcomes                  [5][4]outcomeOpts // by Outcome, Class
+	outcomes                  [4][4]outcomeOpts // by itemOutcome, Class
 	batchWritten, batchFailed metric.RecordOption
 }
 
@@ -99,10 +99,10 @@ func newInstruments(m metric.Meter) (instruments, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return in, errors.Join(errors.New("otelenrich: create instruments"), err)
 	}
-	for o := batchenrich.OutcomeEnriched; o <= batchenrich.OutcomePanicked; o++ {
+	for o := range itemOutcome(len(outcomeNames)) {
 		for c := range 4 {
 			set := attribute.NewSet(AttrOutcome.String(o.String()), AttrClass.String(batchenrich.Class(c).String()))
-			if o == batchenrich.OutcomeEnriched {
+			if o == enriched {
 				set = attribute.NewSet(AttrOutcome.String(o.String()))
 			}
 			in.outcomes[o][c] = newOutcomeOpts(set)
@@ -114,8 +114,8 @@ func newInstruments(m metric.Meter) (instruments, error) {
 }
 
 // outcome returns the measurement options for an item's outcome and class.
-func (in *instruments) outcome(o batchenrich.Outcome, c batchenrich.Class) outcomeOpts {
-	if o < batchenrich.OutcomeEnriched || o > batchenrich.OutcomePanicked || c < 0 || int(c) >= len(in.outcomes[o]) {
+func (in *instruments) outcome(o itemOutcome, c batchenrich.Class) outcomeOpts {
+	if c < 0 || int(c) >= len(in.outcomes[o]) {
 		return newOutcomeOpts(attribute.NewSet(AttrOutcome.String(o.String()), AttrClass.String(c.String())))
 	}
 	return in.outcomes[o][c]

@@ -69,13 +69,37 @@ func BenchmarkItemHooks(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	ctx := tr.TraceRunStart(context.Background(), batchenrich.TraceRunStartData{BatchSize: 1000, Concurrency: 64})
-	ctx = tr.TraceBatchStart(ctx, batchenrich.TraceBatchStartData{Batch: 1, Items: 1000})
+	ctx := tr.TraceRunStart(context.Background(), batchenrich.TraceRun{BatchSize: 1000, Concurrency: 64})
+	ctx = tr.TraceBatchStart(ctx, batchenrich.TraceBatch{Batch: 1, Items: 1000})
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		ictx := tr.TraceItemStart(ctx, batchenrich.TraceItemStartData{Batch: 1, Index: i % 1000})
-		tr.TraceItemEnd(ictx, batchenrich.TraceItemEndData{Batch: 1, Index: i % 1000, Outcome: batchenrich.OutcomeEnriched})
+		ictx := tr.TraceItemStart(ctx, batchenrich.TraceItem{Batch: 1, Index: i % 1000})
+		tr.TraceItemEnd(ictx, batchenrich.TraceItem{Batch: 1, Index: i % 1000})
+		i++
+	}
+}
+
+// BenchmarkItemHooksFailed is BenchmarkItemHooks for an item whose
+// enrichment failed: its outcome is told from the error without an
+// allocation of its own (the rest is the span's error event and status).
+func BenchmarkItemHooksFailed(b *testing.B) {
+	tp, mp := benchProviders(b)
+	tr, err := otelenrich.New(otelenrich.Config{TracerProvider: tp, MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := tr.TraceRunStart(context.Background(), batchenrich.TraceRun{BatchSize: 1000, Concurrency: 64})
+	ctx = tr.TraceBatchStart(ctx, batchenrich.TraceBatch{Batch: 1, Items: 1000})
+	ierr := &batchenrich.ItemError{Batch: 1, Err: batchenrich.Permanent(io.EOF)}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d := batchenrich.TraceItem{Batch: 1, Index: i % 1000}
+		ictx := tr.TraceItemStart(ctx, d)
+		d.Err, d.Class = ierr, batchenrich.ClassPermanent
+		tr.TraceItemEnd(ictx, d)
 		i++
 	}
 }
@@ -102,9 +126,9 @@ func BenchmarkAttempt(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	ctx := tr.TraceRunStart(context.Background(), batchenrich.TraceRunStartData{BatchSize: 1000, Concurrency: 64})
-	ctx = tr.TraceBatchStart(ctx, batchenrich.TraceBatchStartData{Batch: 1, Items: 1000})
-	ctx = tr.TraceItemStart(ctx, batchenrich.TraceItemStartData{Batch: 1})
+	ctx := tr.TraceRunStart(context.Background(), batchenrich.TraceRun{BatchSize: 1000, Concurrency: 64})
+	ctx = tr.TraceBatchStart(ctx, batchenrich.TraceBatch{Batch: 1, Items: 1000})
+	ctx = tr.TraceItemStart(ctx, batchenrich.TraceItem{Batch: 1})
 	for _, v := range []struct {
 		name string
 		rt   http.RoundTripper

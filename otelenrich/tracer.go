@@ -245,7 +245,7 @@ func runFrom(ctx context.Context) *runState {
 }
 
 // TraceRunStart starts the run's span and records the batches planned.
-func (t *Tracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartData) context.Context {
+func (t *Tracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRun) context.Context {
 	attrs := []attribute.KeyValue{
 		AttrBatchSize.Int(d.BatchSize),
 		AttrMaxBatches.Int(d.MaxBatches),
@@ -268,7 +268,7 @@ func (t *Tracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartD
 
 // TraceRunEnd ends the run's span; the run's progress gauges are
 // withdrawn after the next observation.
-func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData) {
+func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRun) {
 	if rs, ok := ctx.Value(runStateKey{}).(*runState); ok {
 		rs.ended.Store(true)
 	}
@@ -288,7 +288,7 @@ func (t *Tracer) TraceRunEnd(ctx context.Context, d batchenrich.TraceRunEndData)
 
 // TraceBatchStart starts the batch's span; the run's first batch records
 // the batches done before it (by the runs a resumed run resumes).
-func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	if rs := runFrom(ctx); rs.started.CompareAndSwap(false, true) {
 		rs.done.Store(int64(d.Batch - 1))
 	}
@@ -298,7 +298,7 @@ func (t *Tracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchSt
 
 // TraceBatchEnd ends the batch's span, records its duration and, when it
 // was written, the batches done.
-func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatch) {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(AttrWritten.Int(d.Stats.Written), AttrFailed.Int(d.Stats.Failed))
 	outcome := t.m.batchWritten
@@ -315,7 +315,7 @@ func (t *Tracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndD
 }
 
 // TraceItemStart starts the item's span and counts it in flight.
-func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStartData) context.Context {
+func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItem) context.Context {
 	t.inFlight.Add(1)
 	s := &itemState{}
 	attrs := append(s.attrs[:0], AttrBatch.Int(d.Batch), AttrItemIndex.Int(d.Index))
@@ -335,13 +335,14 @@ func (t *Tracer) TraceItemStart(ctx context.Context, d batchenrich.TraceItemStar
 }
 
 // TraceItemEnd ends the item's span and counts it by outcome and class.
-func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
+func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) {
 	t.inFlight.Add(-1)
 	span := trace.SpanFromContext(ctx)
-	o := t.m.outcome(d.Outcome, d.Class)
-	if d.Outcome != batchenrich.OutcomeEnriched {
-		span.SetAttributes(AttrOutcome.String(d.Outcome.String()), AttrClass.String(d.Class.String()))
-		if d.Outcome != batchenrich.OutcomeCanceled && d.Err != nil {
+	out := outcomeOf(d)
+	o := t.m.outcome(out, d.Class)
+	if out != enriched {
+		span.SetAttributes(AttrOutcome.String(out.String()), AttrClass.String(d.Class.String()))
+		if out != canceled && d.Err != nil {
 			fail(span, d.Err)
 		}
 	}
@@ -363,7 +364,7 @@ func (t *Tracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndDat
 }
 
 // TraceStageStart starts the span of a Source read or Sink write.
-func (t *Tracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStageStartData) context.Context {
+func (t *Tracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStage) context.Context {
 	name := SpanWrite
 	if d.Stage == batchenrich.StageRead {
 		name = SpanRead
@@ -373,7 +374,7 @@ func (t *Tracer) TraceStageStart(ctx context.Context, d batchenrich.TraceStageSt
 }
 
 // TraceStageEnd ends the span of a Source read or Sink write.
-func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStageEndData) {
+func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(AttrItems.Int(d.Items))
 	if d.Err != nil {

@@ -385,11 +385,11 @@ func TestTransportResendCount(t *testing.T) {
 	rt := a.tr.Transport(a.base)
 	get := func(ctx context.Context) { roundTrip(t, ctx, rt, a.srv.URL+"/status/500") }
 	get(context.Background())
-	item := a.tr.TraceItemStart(context.Background(), batchenrich.TraceItemStartData{Batch: 1})
+	item := a.tr.TraceItemStart(context.Background(), batchenrich.TraceItem{Batch: 1})
 	for range 3 {
 		get(item)
 	}
-	a.tr.TraceItemEnd(item, batchenrich.TraceItemEndData{Batch: 1, Outcome: batchenrich.OutcomeEnriched})
+	a.tr.TraceItemEnd(item, batchenrich.TraceItem{Batch: 1})
 	var got []string
 	for _, s := range a.ended() {
 		v, ok := attr(s.Attributes, "http.request.resend_count")

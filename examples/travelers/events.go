@@ -55,11 +55,11 @@ type runOf struct {
 
 type runOfKey struct{}
 
-func (t eventTracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRunStartData) context.Context {
+func (t eventTracer) TraceRunStart(ctx context.Context, d batchenrich.TraceRun) context.Context {
 	return context.WithValue(ctx, runOfKey{}, &runOf{partition: d.Partition.Index, first: true})
 }
 
-func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatchStartData) context.Context {
+func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBatch) context.Context {
 	r, _ := ctx.Value(runOfKey{}).(*runOf)
 	part := 0
 	if r != nil {
@@ -74,14 +74,14 @@ func (t eventTracer) TraceBatchStart(ctx context.Context, d batchenrich.TraceBat
 	return ctx
 }
 
-func (t eventTracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatchEndData) {
+func (t eventTracer) TraceBatchEnd(ctx context.Context, d batchenrich.TraceBatch) {
 	if d.Err == nil {
 		t.send(event{Kind: evBatchWritten, Batch: d.Batch, Stats: d.Stats})
 	}
 }
 
-func (t eventTracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItemEndData) {
-	if d.Outcome == batchenrich.OutcomeFailed {
+func (t eventTracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) {
+	if d.Err != nil && !d.Canceled {
 		t.send(event{Kind: evItemFailed, Batch: d.Batch})
 	}
 }
@@ -92,11 +92,11 @@ func (t eventTracer) TraceLimitChange(ctx context.Context, c batchenrich.LimitCh
 
 // The rest of the Tracer: nothing to draw.
 
-func (t eventTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (t eventTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (t eventTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (t eventTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}

@@ -504,19 +504,19 @@ func (t *limitTracer) byReason() map[string]int {
 	return maps.Clone(t.reasons)
 }
 
-func (*limitTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (*limitTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
-func (*limitTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
-func (*limitTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+func (*limitTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
+func (*limitTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatch) context.Context {
 	return ctx
 }
-func (*limitTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
-func (*limitTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (*limitTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
+func (*limitTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	return ctx
 }
-func (*limitTracer) TraceItemEnd(context.Context, batchenrich.TraceItemEndData) {}
-func (*limitTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (*limitTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
+func (*limitTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (*limitTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (*limitTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}

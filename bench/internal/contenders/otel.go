@@ -134,32 +134,32 @@ func (e *countingExporter) Shutdown(context.Context) error { return nil }
 // with no attribute, no metric, nothing for the run and the batches.
 type floorTracer struct{ tr trace.Tracer }
 
-func (f floorTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRunStartData) context.Context {
+func (f floorTracer) TraceRunStart(ctx context.Context, _ batchenrich.TraceRun) context.Context {
 	return ctx
 }
 
-func (f floorTracer) TraceRunEnd(context.Context, batchenrich.TraceRunEndData) {}
+func (f floorTracer) TraceRunEnd(context.Context, batchenrich.TraceRun) {}
 
-func (f floorTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatchStartData) context.Context {
+func (f floorTracer) TraceBatchStart(ctx context.Context, _ batchenrich.TraceBatch) context.Context {
 	return ctx
 }
 
-func (f floorTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatchEndData) {}
+func (f floorTracer) TraceBatchEnd(context.Context, batchenrich.TraceBatch) {}
 
-func (f floorTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItemStartData) context.Context {
+func (f floorTracer) TraceItemStart(ctx context.Context, _ batchenrich.TraceItem) context.Context {
 	ctx, _ = f.tr.Start(ctx, "item")
 	return ctx
 }
 
-func (f floorTracer) TraceItemEnd(ctx context.Context, _ batchenrich.TraceItemEndData) {
+func (f floorTracer) TraceItemEnd(ctx context.Context, _ batchenrich.TraceItem) {
 	trace.SpanFromContext(ctx).End()
 }
 
-func (f floorTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStageStartData) context.Context {
+func (f floorTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
 
-func (f floorTracer) TraceStageEnd(context.Context, batchenrich.TraceStageEndData) {}
+func (f floorTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}
 
 func (f floorTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
 
