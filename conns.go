@@ -12,20 +12,31 @@ import (
 // database's connection pool: sqlbatch's components implement it). Before
 // any work — with the Checks, before the run's lock — Run adds up, for
 // each pool, the connections its components hold at once, and asks the
-// pool (ConnPool.CheckConns) whether it can give them: a pool too small
-// for the run, whose run lock would take the only connection and hang the
-// run, say, is refused before the first item is read. A Partitioned run
-// adds up its partitions' needs, and a Replay the locks it holds.
+// pool (ConnUse.Pool's CheckConns) whether it can give them: a pool too
+// small for the run, whose run lock would take the only connection and
+// hang the run, say, is refused before the first item is read. A
+// NewPartitioned run adds up its partitions' needs, a Replay the locks it
+// holds, and Options.RunsAtOnce multiplies a run's.
 type ConnUser interface {
 	// ConnUse returns what the component takes from each pool during
 	// one Run with options o (defaults filled in); nil for nothing.
 	ConnUse(o Options) []ConnUse
 }
 
-// ConnUse is what one component takes from one pool during one Run.
+// ConnUse is what one component takes from one pool during one Run, and
+// what a pool is asked to give a Run at once.
 type ConnUse struct {
 	// Pool is the pool; uses are added up per pool, compared with ==.
-	Pool ConnPool
+	// Run then calls its CheckConns once per pool, before any work, with
+	// the total the Run needs from it at once (need.Pool the pool,
+	// need.Conns the total, need.For what it is made of): CheckConns
+	// returns an error naming the limit and the minimum when the pool
+	// cannot give need.Conns connections at once. sqlbatch's pool, on a
+	// *sql.DB, checks SetMaxOpenConns and, on PostgreSQL, the server's
+	// free connections.
+	Pool interface {
+		CheckConns(ctx context.Context, need ConnUse) error
+	}
 
 	// Conns is how many of its connections the component holds at once.
 	Conns int
@@ -39,47 +50,12 @@ type ConnUse struct {
 	Turns bool
 
 	// For says what the connections are for, in a few words ("the run
-	// lock's session").
+	// lock's session"). In a need, it lists what each run holds, e.g.
+	// "1 for the run lock's session, 1 for a batch's transaction", after
+	// "4 partitions at once, per partition: " when several runs share the
+	// pool, with a Replay's extra locks ("; 4 for the run lock's session
+	// (the replayed run and its partitions)").
 	For string
-}
-
-// ConnPool is a pool of connections that can tell whether it can give a
-// run the connections it needs (sqlbatch's, on a *sql.DB: SetMaxOpenConns
-// and, on PostgreSQL, the server's free connections).
-type ConnPool interface {
-	// CheckConns returns an error naming the limit and the minimum when
-	// the pool cannot give need.Conns connections at once.
-	CheckConns(ctx context.Context, need ConnNeed) error
-}
-
-// ConnNeed is what the runs of one Run (one, the partitions of a
-// Partitioned run, or a Replay) need from one pool at once.
-type ConnNeed struct {
-	// Conns is the total, over Runs runs.
-	Conns int
-	// Runs is how many runs (partitions) work at once on the pool.
-	Runs int
-	// For says what each run holds, e.g. "1 for the run lock's session,
-	// 1 for a batch's transaction, 1 for the Source's read-ahead", with a
-	// Replay's extra locks ("4 for the partitions' run locks").
-	For string
-}
-
-// runsAtOnceKey carries WithRunsAtOnce's n.
-type runsAtOnceKey struct{}
-
-// WithRunsAtOnce returns a context telling Run (and a Replay's Run) that
-// up to n runs like it work at once in this process on the same pools, as
-// the partition jobs of a riverenrich worker do: the pools are checked for
-// n times what the run holds. n below 2 changes nothing.
-func WithRunsAtOnce(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, runsAtOnceKey{}, n)
-}
-
-// runsAtOnce returns WithRunsAtOnce's n, at least 1.
-func runsAtOnce(ctx context.Context) int {
-	n, _ := ctx.Value(runsAtOnceKey{}).(int)
-	return max(n, 1)
 }
 
 // connsCheckedKey marks a context whose run's pools were checked for all
@@ -89,9 +65,14 @@ type connsCheckedKey struct{}
 // connsChecked reports whether ctx's pools were checked already.
 func connsChecked(ctx context.Context) bool { return ctx.Value(connsCheckedKey{}) != nil }
 
+// connPool is a ConnUse's pool.
+type connPool = interface {
+	CheckConns(ctx context.Context, need ConnUse) error
+}
+
 // poolNeed is what the runs of one Run need from one pool.
 type poolNeed struct {
-	pool  ConnPool
+	pool  connPool
 	conns int
 	runs  int
 	each  []string // what one run holds, as "n for …"
@@ -117,8 +98,8 @@ func (r *Runner[T, R]) connUses() (uses []ConnUse, err error) {
 // first refusal as it is.
 func checkConns[T, R any](ctx context.Context, runners []*Runner[T, R], extra []ConnUse) error {
 	var order []*poolNeed
-	needs := map[ConnPool]*poolNeed{}
-	need := func(p ConnPool) *poolNeed {
+	needs := map[connPool]*poolNeed{}
+	need := func(p connPool) *poolNeed {
 		n := needs[p]
 		if n == nil {
 			n = &poolNeed{pool: p}
@@ -129,7 +110,7 @@ func checkConns[T, R any](ctx context.Context, runners []*Runner[T, R], extra []
 	}
 	times := 1
 	if len(runners) == 1 {
-		times = runsAtOnce(ctx)
+		times = max(runners[0].opts.RunsAtOnce, 1)
 	}
 	for i, r := range runners {
 		uses, err := r.connUses()
@@ -142,8 +123,8 @@ func checkConns[T, R any](ctx context.Context, runners []*Runner[T, R], extra []
 			turnsFor   string
 			each       []string
 		}
-		run := map[ConnPool]*perPool{}
-		var pools []ConnPool
+		run := map[connPool]*perPool{}
+		var pools []connPool
 		for _, u := range uses {
 			if u.Pool == nil || u.Conns <= 0 {
 				continue
@@ -186,12 +167,12 @@ func checkConns[T, R any](ctx context.Context, runners []*Runner[T, R], extra []
 	for _, n := range order {
 		what := strings.Join(n.each, ", ")
 		if n.runs > 1 {
-			what = "per partition: " + what
+			what = strconv.Itoa(n.runs) + " partitions at once, per partition: " + what
 		}
 		if len(n.extra) > 0 {
 			what = strings.TrimPrefix(what+"; ", "; ") + strings.Join(n.extra, ", ")
 		}
-		cn := ConnNeed{Conns: n.conns, Runs: max(n.runs, 1), For: what}
+		cn := ConnUse{Pool: n.pool, Conns: n.conns, For: what}
 		if err := guarded(func() error { return n.pool.CheckConns(ctx, cn) }); err != nil {
 			return err
 		}
@@ -199,7 +180,7 @@ func checkConns[T, R any](ctx context.Context, runners []*Runner[T, R], extra []
 	return nil
 }
 
-// checkOwnConns is checkConns for r alone, unless Partitioned.Run checked
+// checkOwnConns is checkConns for r alone, unless a NewPartitioned run checked
 // its pools for all partitions already.
 func (r *Runner[T, R]) checkOwnConns(ctx context.Context) error {
 	if connsChecked(ctx) {

@@ -12,15 +12,15 @@ import (
 	"github.com/batchenrich/batchenrich/batchenrichtest"
 )
 
-// fakePool is a ConnPool capped at max connections, recording what it
+// fakePool is a ConnUse's Pool capped at max connections, recording what it
 // was asked for.
 type fakePool struct {
 	max   int
 	mu    sync.Mutex
-	asked []batchenrich.ConnNeed
+	asked []batchenrich.ConnUse
 }
 
-func (p *fakePool) CheckConns(_ context.Context, n batchenrich.ConnNeed) error {
+func (p *fakePool) CheckConns(_ context.Context, n batchenrich.ConnUse) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.asked = append(p.asked, n)
@@ -30,10 +30,10 @@ func (p *fakePool) CheckConns(_ context.Context, n batchenrich.ConnNeed) error {
 	return nil
 }
 
-func (p *fakePool) needs() []batchenrich.ConnNeed {
+func (p *fakePool) needs() []batchenrich.ConnUse {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]batchenrich.ConnNeed(nil), p.asked...)
+	return append([]batchenrich.ConnUse(nil), p.asked...)
 }
 
 // The components of the tests below, each saying what it takes from pool
@@ -65,8 +65,8 @@ func (s poolStore) ConnUse(batchenrich.Options) []batchenrich.ConnUse {
 	return []batchenrich.ConnUse{{Pool: s.pool, Conns: 1, Turns: true, For: "save"}, {Pool: s.pool, Conns: 1, For: "lock"}}
 }
 
-// TestConnsCheckedBeforeWork: Run, Partitioned.Run, a run told that
-// others like it work at once (WithRunsAtOnce) and a Replay of a
+// TestConnsCheckedBeforeWork: Run, a NewPartitioned run, a run told that
+// others like it work at once (Options.RunsAtOnce) and a Replay of a
 // partitioned run ask each pool for what all they hold at once, and a
 // refusal stops them before any enrichment.
 func TestConnsCheckedBeforeWork(t *testing.T) {
@@ -77,10 +77,10 @@ func TestConnsCheckedBeforeWork(t *testing.T) {
 		return double(ctx, i)
 	})
 	store := batchenrichtest.NewCheckpoints()
-	runner := func(pool *fakePool, key string, noPrefetch bool) *batchenrich.Runner[item, int] {
+	runner := func(pool *fakePool, key string, noPrefetch bool, atOnce int) *batchenrich.Runner[item, int] {
 		r, err := batchenrich.New[item, int](poolSource{batchenrichtest.NewSliceSource(items(30)), pool}, enr,
 			poolSink{batchenrichtest.NewSink[item, int](), pool},
-			batchenrich.Options{BatchSize: 10, NoPrefetch: noPrefetch, Durable: &batchenrich.Durable{Store: poolStore{store, pool}, RunKey: key}})
+			batchenrich.Options{BatchSize: 10, NoPrefetch: noPrefetch, RunsAtOnce: atOnce, Durable: &batchenrich.Durable{Store: poolStore{store, pool}, RunKey: key}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,30 +112,33 @@ func TestConnsCheckedBeforeWork(t *testing.T) {
 	refused := func(what string, err error, p *fakePool, conns, runs int, says string) {
 		t.Helper()
 		asked := p.needs()
-		if err == nil || enriched.Load() != 0 || len(asked) != 1 || asked[0].Conns != conns || asked[0].Runs != runs || !strings.Contains(asked[0].For, says) {
-			t.Fatalf("%s: %v after %d enrichments; pool asked %+v; want one ask for %d connections of %d runs saying %q, refused before work",
-				what, err, enriched.Load(), asked, conns, runs, says)
+		if runs > 1 {
+			says = fmt.Sprintf("%d partitions at once, per partition: %s", runs, says)
+		}
+		if err == nil || enriched.Load() != 0 || len(asked) != 1 || asked[0].Conns != conns || asked[0].Pool != p || !strings.Contains(asked[0].For, says) {
+			t.Fatalf("%s: %v after %d enrichments; pool asked %+v; want one ask of the pool for %d connections saying %q, refused before work",
+				what, err, enriched.Load(), asked, conns, says)
 		}
 		t.Logf("%s: %v", what, err)
 	}
 
 	p := &fakePool{max: 2}
-	_, err := runner(p, "one", false).Run(context.Background())
+	_, err := runner(p, "one", false, 0).Run(context.Background())
 	refused("Run", err, p, 3, 1, "1 for read, 1 for lock, 1 for write")
 
 	p = &fakePool{max: 2}
-	if _, err := runner(p, "noprefetch", true).Run(context.Background()); err != nil || len(p.needs()) != 1 || p.needs()[0].Conns != 2 {
+	if _, err := runner(p, "noprefetch", true, 0).Run(context.Background()); err != nil || len(p.needs()) != 1 || p.needs()[0].Conns != 2 {
 		t.Fatalf("NoPrefetch (reads take turns with writes): %v, asked %+v; want 2 connections, enough", err, p.needs())
 	}
 	enriched.Store(0)
 
 	p = &fakePool{max: 8}
-	_, err = runner(p, "at-once", false).Run(batchenrich.WithRunsAtOnce(context.Background(), 3))
-	refused("WithRunsAtOnce(3)", err, p, 9, 3, "1 for read")
+	_, err = runner(p, "at-once", false, 3).Run(context.Background())
+	refused("RunsAtOnce 3", err, p, 9, 3, "1 for read")
 
 	p = &fakePool{max: 11}
 	_, err = partitioned(p, 4).Run(context.Background())
-	refused("Partitioned", err, p, 12, 4, "per partition: 1 for read, 1 for lock, 1 for write")
+	refused("Partitioned", err, p, 12, 4, "1 for read, 1 for lock, 1 for write")
 
 	// The partitions do not ask again: Partitioned.Run asked for all.
 	p = &fakePool{max: 6}

@@ -104,6 +104,14 @@ type Options struct {
 	// partitions of a run in one process.
 	Partition Partition
 
+	// RunsAtOnce, above 1, tells Run that up to RunsAtOnce runs like this
+	// one work at once in this process on the same connection pools (the
+	// partition jobs of a riverenrich worker, which sets it): the pools
+	// are checked for RunsAtOnce times what this run holds (see ConnUser).
+	// Zero or 1 means this run alone; at most 4,096. A NewPartitioned run
+	// checks its partitions together and refuses it.
+	RunsAtOnce int
+
 	// key is the run key the Runner records its checkpoint and takes its
 	// lock under: Durable.RunKey, or Partition.RunKey(Durable.RunKey) for
 	// a partition of a split run. Set by withDefaults.
@@ -144,6 +152,8 @@ func (o Options) withDefaults() (Options, error) {
 		return bad("Concurrency", "must not be negative")
 	case o.Concurrency > maxConcurrency:
 		return bad("Concurrency", fmt.Sprintf("%d: must be at most %d", o.Concurrency, maxConcurrency))
+	case o.RunsAtOnce < 0 || o.RunsAtOnce > maxPartitions:
+		return bad("RunsAtOnce", fmt.Sprintf("%d: must be between 0 and %d", o.RunsAtOnce, maxPartitions))
 	case o.StopAfterFailures < 0:
 		return bad("StopAfterFailures", "must not be negative (0 means failed items never stop the run)")
 	case o.Overlap && o.NoPrefetch:

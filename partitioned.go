@@ -71,6 +71,8 @@ func NewPartitioned[T, R any](cfg PartitionedConfig[T, R]) (*Partitioned[T, R], 
 		return nil, optionErr("Sink", "nil Sink function")
 	case cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency:
 		return nil, optionErr("Concurrency", fmt.Sprintf("%d: must be between 0 and %d", cfg.Concurrency, maxConcurrency))
+	case cfg.Options.RunsAtOnce != 0:
+		return nil, optionErr("Options.RunsAtOnce", "the partitions of a NewPartitioned run are checked together; leave it zero")
 	case cfg.Options.Partition != (Partition{}):
 		return nil, optionErr("Options.Partition", "set per partition by Partitioned; leave it zero")
 	}

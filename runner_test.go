@@ -490,6 +490,8 @@ func TestInvalidOptions(t *testing.T) {
 		{"Concurrency", batchenrich.Options{Concurrency: -1}},
 		{"Concurrency", batchenrich.Options{Concurrency: 1<<16 + 1}},
 		{"Partition.Count", batchenrich.Options{Partition: batchenrich.Partition{Count: 1<<12 + 1}}},
+		{"RunsAtOnce", batchenrich.Options{RunsAtOnce: -1}},
+		{"RunsAtOnce", batchenrich.Options{RunsAtOnce: 1<<12 + 1}},
 		{"StopAfterFailures", batchenrich.Options{StopAfterFailures: -1}},
 		{"Durable.RunKey", batchenrich.Options{Durable: &batchenrich.Durable{Store: store}}},
 		{"Durable.Store", batchenrich.Options{Durable: &batchenrich.Durable{RunKey: "x"}}},

@@ -105,8 +105,9 @@ type Config[T, R any] struct {
 	Sink func(ctx context.Context, job Job) (batchenrich.Sink[T, R], error)
 
 	// Options returns the Runner options of the job's partition (batch
-	// size, cap, per-partition concurrency, …) from its Params. Partition
-	// and Durable's Store, RunKey, Job and LockWait are set by the Client, and
+	// size, cap, per-partition concurrency, …) from its Params. Partition,
+	// RunsAtOnce and Durable's Store, RunKey, Job and LockWait are set by
+	// the Client, and
 	// Durable.Fingerprint when Options leaves it empty (Config.Fingerprint;
 	// a Durable.AllowReshape given here is kept). An
 	// enqueuing Client with Options refuses a run whose checkpoints were
@@ -123,8 +124,8 @@ type Config[T, R any] struct {
 	// MaxPartitions is how many partition jobs this process works on at
 	// once. Zero means DefaultMaxPartitions. A partition's Runner checks
 	// the pools for min(MaxPartitions, the run's partition count)
-	// partitions at once (batchenrich.WithRunsAtOnce): with sqlbatch on
-	// DB, 3 connections each (the run lock's session, a batch's
+	// partitions at once (it sets batchenrich.Options.RunsAtOnce): with
+	// sqlbatch on DB, 3 connections each (the run lock's session, a batch's
 	// transaction, the Source's read-ahead), plus River's own; a pool or
 	// server too small for that cancels the job with the error naming the
 	// limit and the minimum.

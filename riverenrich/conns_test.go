@@ -33,7 +33,7 @@ func TestPoolTooSmallForThePartitions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cancelled") {
 		t.Fatalf("Wait after %v: %v; want the pool refused", took, err)
 	}
-	for _, s := range []string{"SetMaxOpenConns(12) is too small", "5 partitions need 15 connections at once", "SetMaxOpenConns(15)"} {
+	for _, s := range []string{"SetMaxOpenConns(12) is too small", "needs 15 connections at once (5 partitions at once, per partition: ", "SetMaxOpenConns(15)"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("Wait's error does not say %q: %v", s, err)
 		}

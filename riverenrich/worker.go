@@ -76,14 +76,15 @@ func (w *worker[T, R]) Work(ctx context.Context, rj *river.Job[PartitionArgs]) e
 	if err != nil {
 		return failed(fmt.Errorf("sink: %w", err))
 	}
+	// The pools are checked for the partitions this process may work on
+	// at once: up to MaxPartitions, and of this run, its partition count.
+	opts.RunsAtOnce = min(c.cfg.MaxPartitions, a.Partitions)
 	sl := &slice[T]{src: src, end: time.Now().Add(c.cfg.Slice), drain: c.drain}
 	r, err := batchenrich.New(batchenrich.Source[T](sl), c.enr, sink, opts)
 	if err != nil {
 		return river.JobCancel(redacted(err))
 	}
-	// The pools are checked for the partitions this process may work on
-	// at once: up to MaxPartitions, and of this run, its partition count.
-	rep, err := r.Run(batchenrich.WithRunsAtOnce(ctx, min(c.cfg.MaxPartitions, a.Partitions)))
+	rep, err := r.Run(ctx)
 	switch {
 	case err == nil:
 		log.InfoContext(ctx, "riverenrich: partition finished", "run", a.Run, "partition", job.Partition.String(),

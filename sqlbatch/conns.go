@@ -12,7 +12,7 @@ import (
 
 // Connections a run holds. A batchenrich.Runner asks its components what
 // they take from their pools (batchenrich.ConnUser) and each pool whether
-// it can give it (batchenrich.ConnPool), before any work. Per run (each
+// it can give it (batchenrich.ConnUse.Pool), before any work. Per run (each
 // partition of a split run, each replay), on the components' *sql.DB:
 //   - a CheckpointStore on PostgreSQL: 1 for the run lock's session, held
 //     for the whole run (SQLite's lock is a lease in a row: none);
@@ -30,14 +30,14 @@ import (
 // max_connections (less the reserved ones for a role that is no
 // superuser), the role's CONNECTION LIMIT or the database's.
 
-// connPool is the pool of a *sql.DB, as a batchenrich.ConnPool.
+// connPool is the pool of a *sql.DB, as a batchenrich.ConnUse's Pool.
 type connPool struct {
 	db *sql.DB
 	d  sqldialect.Dialect
 }
 
-// poolOf returns the batchenrich.ConnPool of db.
-func poolOf(db *sql.DB, d sqldialect.Dialect) batchenrich.ConnPool { return connPool{db: db, d: d} }
+// poolOf returns the pool of db.
+func poolOf(db *sql.DB, d sqldialect.Dialect) connPool { return connPool{db: db, d: d} }
 
 // ConnUse implements batchenrich.ConnUser: the Source holds 1 connection
 // while it reads, at once with the Sink's write unless o.NoPrefetch.
@@ -71,15 +71,12 @@ func (s *CheckpointStore) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
 	return uses
 }
 
-// CheckConns implements batchenrich.ConnPool: it refuses, with a
+// CheckConns is the check of a batchenrich.ConnUse's Pool: it refuses, with a
 // *ConfigError, a pool that SetMaxOpenConns caps below need.Conns, and on
 // PostgreSQL a server that cannot open the connections the pool lacks
 // (need.Conns less its idle ones), naming the limit and the minimum.
-func (p connPool) CheckConns(ctx context.Context, need batchenrich.ConnNeed) error {
+func (p connPool) CheckConns(ctx context.Context, need batchenrich.ConnUse) error {
 	needs := "the run needs " + strconv.Itoa(need.Conns) + " connections at once (" + need.For + ")"
-	if need.Runs > 1 {
-		needs = "the run's " + strconv.Itoa(need.Runs) + " partitions need " + strconv.Itoa(need.Conns) + " connections at once (" + need.For + ")"
-	}
 	if m := p.db.Stats().MaxOpenConnections; m > 0 && m < need.Conns {
 		return configErr("db", fmt.Sprintf("SetMaxOpenConns(%d) is too small: %s; call SetMaxOpenConns(%d) or more", m, needs, need.Conns), nil)
 	}

@@ -119,7 +119,7 @@ func TestPoolTooSmallForThePartitions(t *testing.T) {
 		if !errors.Is(err, batchenrich.ErrInvalidConfig) || api.requests.Load() != 0 {
 			t.Fatalf("%v after %d requests; want ErrInvalidConfig before any", err, api.requests.Load())
 		}
-		for _, s := range []string{"4 partitions need " + strconv.Itoa(4*per) + " connections at once (per partition: ", "SetMaxOpenConns(" + strconv.Itoa(4*per) + ")"} {
+		for _, s := range []string{"needs " + strconv.Itoa(4*per) + " connections at once (4 partitions at once, per partition: ", "SetMaxOpenConns(" + strconv.Itoa(4*per) + ")"} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("error does not say %q: %v", s, err)
 			}
@@ -188,7 +188,7 @@ func TestPartitionsTheServerCannotHoldRefused(t *testing.T) {
 	if !errors.Is(err, batchenrich.ErrInvalidConfig) || api.requests.Load() != 0 {
 		t.Fatalf("%v after %d requests; want ErrInvalidConfig before any", err, api.requests.Load())
 	}
-	for _, s := range []string{"4 partitions need 12 connections at once", `role "` + role + `"'s CONNECTION LIMIT 6`} {
+	for _, s := range []string{"needs 12 connections at once (4 partitions at once, per partition: ", `role "` + role + `"'s CONNECTION LIMIT 6`} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error does not say %q: %v", s, err)
 		}
