@@ -306,8 +306,8 @@ func (c cancelBeforeWrite) TraceStageStart(ctx context.Context, d batchenrich.Tr
 	}
 	return ctx
 }
-func (c cancelBeforeWrite) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
-func (c cancelBeforeWrite) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (c cancelBeforeWrite) TraceStageEnd(context.Context, batchenrich.TraceStage)       {}
+func (c cancelBeforeWrite) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // Defect 7: a batch whose context ended before the write is not written,
 // even by a Sink that ignores ctx.

@@ -24,7 +24,7 @@ type event struct {
 	Key   string
 	Err   error
 	Stats batchenrich.BatchReport
-	Limit *batchenrich.LimitChange
+	Limit *batchenrich.UpstreamLimit
 }
 
 // eventTracer is a Tracer sending a run's batch starts, failed items,
@@ -64,6 +64,6 @@ func (t eventTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceSta
 	return ctx
 }
 func (t eventTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}
-func (t eventTracer) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+func (t eventTracer) TraceLimitChange(_ context.Context, c batchenrich.UpstreamLimit) {
 	t.send(event{Kind: evLimitChanged, Limit: &c})
 }

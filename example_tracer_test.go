@@ -53,7 +53,7 @@ func (p *progress) TraceStageStart(ctx context.Context, d batchenrich.TraceStage
 
 func (p *progress) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {}
 
-func (p *progress) TraceLimitChange(ctx context.Context, c batchenrich.LimitChange) {}
+func (p *progress) TraceLimitChange(ctx context.Context, c batchenrich.UpstreamLimit) {}
 
 // A Tracer sees the run, each batch and each item start and end; the
 // contexts it returns nest, which is what a tracing adapter needs.

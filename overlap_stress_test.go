@@ -370,7 +370,7 @@ func (t sTracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {
 		_ = t.c.maybe("stage-end-panic", d.Batch, d.Batch)
 	}
 }
-func (t sTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (t sTracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // errBatch returns the batch Run's error names, or 0.
 func errBatch(err error) int {

@@ -51,72 +51,69 @@ func RunKeyFromContext(ctx context.Context) (key string, ok bool) {
 	return ri.key, true
 }
 
-// LimitChange is a change of the concurrency limit an Enricher applies to
-// one upstream (for httpenrich with Config.Adaptive: one host), reported
-// with ReportLimitChange.
-type LimitChange struct {
+// UpstreamLimit is the concurrency limit an Enricher applies to one
+// upstream (for httpenrich with Config.Adaptive: one host), and how it
+// changed during a run. Tracer.TraceLimitChange receives it after each
+// change (ReportLimitChange), and Report.Limits as it stood at the end.
+type UpstreamLimit struct {
 	// Upstream names what the limit applies to, e.g. "api.example.com".
 	Upstream string
-	// From and To are the limits before and after: requests in flight at
-	// most.
+	// From and To are the limits (requests in flight at most) before and
+	// after the latest change, and Reason says why it changed, in a few
+	// words, e.g. "429", "503", "latency", "growth".
 	From, To int
-	// Reason says why in a few words, e.g. "429", "503", "latency",
-	// "growth".
-	Reason string
-}
-
-// UpstreamLimit sums up the changes of one upstream's concurrency limit
-// during a run (Report.Limits).
-type UpstreamLimit struct {
-	// Upstream names the upstream, as LimitChange.Upstream does.
-	Upstream string
-	// First is the limit before the first change; Last the limit after
-	// the last one; Min and Max the extremes reached, First included.
-	First, Last, Min, Max int
-	// Increases and Decreases count the changes up and down.
+	Reason   string
+	// First is the limit before the first change; Min and Max the
+	// extremes reached, First included.
+	First, Min, Max int
+	// Increases and Decreases count the changes up and down, the latest
+	// included.
 	Increases, Decreases int
 }
 
-// ReportLimitChange records c in the Report of the Run that passed ctx to
-// the Enricher (Report.Limits), passes it to the Options.Tracer's
-// TraceLimitChange, and logs it to Options.Logger: a decrease at Info
-// ("batchenrich: concurrency limit lowered"), an increase at Debug. It is
-// safe for concurrent use, and does nothing when ctx does not come from a
-// Run or c.From equals c.To.
-func ReportLimitChange(ctx context.Context, c LimitChange) {
+// ReportLimitChange reports that the Enricher changed the concurrency
+// limit it applies to upstream from one value to another, for reason (see
+// UpstreamLimit). The Run that passed ctx to the Enricher sums it up in
+// its Report (Report.Limits), passes the upstream's UpstreamLimit to the
+// Options.Tracer's TraceLimitChange, and logs it to Options.Logger: a
+// decrease at Info ("batchenrich: concurrency limit lowered"), an increase
+// at Debug. It is safe for concurrent use, and does nothing when ctx does
+// not come from a Run or from equals to.
+func ReportLimitChange(ctx context.Context, upstream string, from, to int, reason string) {
 	ri := runInfoFrom(ctx)
-	if ri == nil || c.From == c.To {
+	if ri == nil || from == to {
 		return
 	}
 	ri.mu.Lock()
 	if ri.limits == nil {
 		ri.limits = make(map[string]*UpstreamLimit)
 	}
-	u := ri.limits[c.Upstream]
+	u := ri.limits[upstream]
 	if u == nil {
-		u = &UpstreamLimit{Upstream: c.Upstream, First: c.From, Min: c.From, Max: c.From}
-		ri.limits[c.Upstream] = u
+		u = &UpstreamLimit{Upstream: upstream, First: from, Min: from, Max: from}
+		ri.limits[upstream] = u
 	}
-	u.Last = c.To
-	u.Min, u.Max = min(u.Min, c.To), max(u.Max, c.To)
-	if c.To > c.From {
+	u.From, u.To, u.Reason = from, to, reason
+	u.Min, u.Max = min(u.Min, to), max(u.Max, to)
+	if to > from {
 		u.Increases++
 	} else {
 		u.Decreases++
 	}
+	l := *u
 	ri.mu.Unlock()
 
 	if ri.tracer != nil {
-		if err := guarded(func() error { ri.tracer.TraceLimitChange(ctx, c); return nil }); err != nil && ri.log != nil {
+		if err := guarded(func() error { ri.tracer.TraceLimitChange(ctx, l); return nil }); err != nil && ri.log != nil {
 			ri.log.ErrorContext(ctx, "batchenrich: Tracer.TraceLimitChange panicked", "error", err)
 		}
 	}
 	if ri.log != nil {
 		level, msg := slog.LevelDebug, "batchenrich: concurrency limit raised"
-		if c.To < c.From {
+		if to < from {
 			level, msg = slog.LevelInfo, "batchenrich: concurrency limit lowered"
 		}
-		ri.log.Log(ctx, level, msg, "upstream", c.Upstream, "from", c.From, "to", c.To, "reason", c.Reason)
+		ri.log.Log(ctx, level, msg, "upstream", upstream, "from", from, "to", to, "reason", reason)
 	}
 }
 

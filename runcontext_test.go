@@ -50,17 +50,22 @@ func TestRunKeyFromContext(t *testing.T) {
 
 func TestReportLimitChange(t *testing.T) {
 	t.Parallel()
-	changes := []batchenrich.LimitChange{
-		{Upstream: "b.example", From: 4, To: 8, Reason: "growth"},
-		{Upstream: "a.example", From: 10, To: 9, Reason: "429"},
-		{Upstream: "b.example", From: 8, To: 3, Reason: "503"},
-		{Upstream: "b.example", From: 3, To: 3, Reason: "none"}, // not a change
-		{Upstream: "b.example", From: 3, To: 5, Reason: "growth"},
+	type change struct {
+		upstream string
+		from, to int
+		reason   string
+	}
+	changes := []change{
+		{"b.example", 4, 8, "growth"},
+		{"a.example", 10, 9, "429"},
+		{"b.example", 8, 3, "503"},
+		{"b.example", 3, 3, "none"}, // not a change
+		{"b.example", 3, 5, "growth"},
 	}
 	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
 		if i == 0 {
 			for _, c := range changes {
-				batchenrich.ReportLimitChange(ctx, c)
+				batchenrich.ReportLimitChange(ctx, c.upstream, c.from, c.to, c.reason)
 			}
 		}
 		return int(i), nil
@@ -77,8 +82,8 @@ func TestReportLimitChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []batchenrich.UpstreamLimit{
-		{Upstream: "a.example", First: 10, Last: 9, Min: 9, Max: 10, Decreases: 1},
-		{Upstream: "b.example", First: 4, Last: 5, Min: 3, Max: 8, Increases: 2, Decreases: 1},
+		{Upstream: "a.example", From: 10, To: 9, Reason: "429", First: 10, Min: 9, Max: 10, Decreases: 1},
+		{Upstream: "b.example", From: 3, To: 5, Reason: "growth", First: 4, Min: 3, Max: 8, Increases: 2, Decreases: 1},
 	}
 	if len(rep.Limits) != len(want) {
 		t.Fatalf("Report.Limits = %+v, want %+v", rep.Limits, want)
@@ -89,13 +94,15 @@ func TestReportLimitChange(t *testing.T) {
 		}
 	}
 	close(events)
-	var got []batchenrich.LimitChange
+	var got []batchenrich.UpstreamLimit
 	for ev := range events {
 		if ev.Kind == evLimitChanged {
 			got = append(got, *ev.Limit)
 		}
 	}
-	if len(got) != 4 || got[0] != changes[0] || got[3] != changes[4] {
+	// The Tracer sees each upstream's limit after each change.
+	if len(got) != 4 || got[0] != (batchenrich.UpstreamLimit{Upstream: "b.example", From: 4, To: 8, Reason: "growth", First: 4, Min: 4, Max: 8, Increases: 1}) ||
+		got[3] != want[1] {
 		t.Errorf("limit events = %+v", got)
 	}
 	out := logs.String()
@@ -106,13 +113,13 @@ func TestReportLimitChange(t *testing.T) {
 		t.Errorf("log lacks the change's fields:\n%s", out)
 	}
 	// Outside a Run it does nothing (and does not panic).
-	batchenrich.ReportLimitChange(context.Background(), changes[0])
+	batchenrich.ReportLimitChange(context.Background(), "a.example", 1, 2, "growth")
 }
 
 // limitPanicTracer panics in TraceLimitChange.
 type limitPanicTracer struct{ nopTracer }
 
-func (limitPanicTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {
+func (limitPanicTracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {
 	panic("limit hook")
 }
 
@@ -122,7 +129,7 @@ func TestTraceLimitChangePanicLogged(t *testing.T) {
 	t.Parallel()
 	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) {
 		if i == 0 {
-			batchenrich.ReportLimitChange(ctx, batchenrich.LimitChange{Upstream: "a.example", From: 4, To: 2, Reason: "503"})
+			batchenrich.ReportLimitChange(ctx, "a.example", 4, 2, "503")
 		}
 		return int(i), nil
 	})
@@ -133,7 +140,7 @@ func TestTraceLimitChangePanicLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := r.Run(context.Background())
-	if err != nil || rep.Written != 3 || len(rep.Limits) != 1 || rep.Limits[0].Last != 2 {
+	if err != nil || rep.Written != 3 || len(rep.Limits) != 1 || rep.Limits[0].To != 2 {
 		t.Fatalf("Run = %+v, %v", rep, err)
 	}
 	if out := logs.String(); !strings.Contains(out, "TraceLimitChange panicked") || !strings.Contains(out, "limit hook") {

@@ -95,8 +95,9 @@ type Tracer interface {
 	TraceStageEnd(ctx context.Context, data TraceStage)
 	// TraceLimitChange is called when the Enricher changed the
 	// concurrency limit it applies to an upstream (ReportLimitChange;
-	// httpenrich with Config.Adaptive does).
-	TraceLimitChange(ctx context.Context, change LimitChange)
+	// httpenrich with Config.Adaptive does), with the upstream's limit
+	// after the change: From, To and Reason describe the change.
+	TraceLimitChange(ctx context.Context, limit UpstreamLimit)
 }
 
 // StageTrace is the Stage of a *BatchError caused by a panic in a Tracer's

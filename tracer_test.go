@@ -107,7 +107,7 @@ func (r *recorder) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) 
 	r.add("TraceStageEnd", fmt.Sprintf("end %s items=%d err=%v", span(ctx), d.Items, d.Err != nil))
 }
 
-func (r *recorder) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (r *recorder) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 func (r *recorder) Lines() []string {
 	r.mu.Lock()
@@ -391,8 +391,8 @@ func (nilTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
 func (nilTracer) TraceStageStart(context.Context, batchenrich.TraceStage) context.Context {
 	return nil
 }
-func (nilTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
-func (nilTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (nilTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)       {}
+func (nilTracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // Without a Tracer, a run allocates nothing per item: a batch of 1000
 // items costs about as many allocations as a batch of 10.
@@ -443,8 +443,8 @@ func (nopTracer) TraceItemEnd(context.Context, batchenrich.TraceItem) {}
 func (nopTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceStage) context.Context {
 	return ctx
 }
-func (nopTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)     {}
-func (nopTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (nopTracer) TraceStageEnd(context.Context, batchenrich.TraceStage)       {}
+func (nopTracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // BenchmarkRunnerNopTracer is BenchmarkRunner's batch=1000 case with a
 // Tracer that does nothing: the cost of calling the hooks.

@@ -111,7 +111,7 @@ const (
 // items it refused waiting for the default 100 ms or more, often the last
 // ones of a batch, which the whole batch then waits for.)
 //
-// The reasons a change is reported with (batchenrich.LimitChange.Reason)
+// The reasons a change is reported with (batchenrich.UpstreamLimit.Reason)
 // are "growth", "429", "502", "503", "504", "timeout", "connection" and
 // "latency".
 //

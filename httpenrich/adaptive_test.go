@@ -130,10 +130,10 @@ func TestAdaptiveFindsTheAdmittedConcurrency(t *testing.T) {
 // limitRecorder is a Tracer recording the limit changes it is told of.
 type limitRecorder struct {
 	mu      sync.Mutex
-	changes []batchenrich.LimitChange
+	changes []batchenrich.UpstreamLimit
 }
 
-func (r *limitRecorder) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+func (r *limitRecorder) TraceLimitChange(_ context.Context, c batchenrich.UpstreamLimit) {
 	r.mu.Lock()
 	r.changes = append(r.changes, c)
 	r.mu.Unlock()

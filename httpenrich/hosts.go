@@ -166,7 +166,7 @@ func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool,
 	}
 	h.gate.done(probe, ok)
 	if c.from != c.to {
-		batchenrich.ReportLimitChange(ctx, batchenrich.LimitChange{Upstream: h.name, From: c.from, To: c.to, Reason: c.reason})
+		batchenrich.ReportLimitChange(ctx, h.name, c.from, c.to, c.reason)
 	}
 }
 

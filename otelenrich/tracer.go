@@ -385,7 +385,7 @@ func (t *Tracer) TraceStageEnd(ctx context.Context, d batchenrich.TraceStage) {
 
 // TraceLimitChange does nothing: the limits are observed as MetricLimit
 // (Config.Limits), and the run's Report sums up their changes.
-func (t *Tracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (t *Tracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // fail records err on span and sets the span's status to Error.
 func fail(span trace.Span, err error) {

@@ -12,7 +12,7 @@ func limitRows(limits []batchenrich.UpstreamLimit) [][2]string {
 	var rows [][2]string
 	for _, l := range limits {
 		rows = append(rows, [2]string{"limit " + l.Upstream,
-			fmt.Sprintf("%d → %d (min %d, max %d; %d up, %d down)", l.First, l.Last, l.Min, l.Max, l.Increases, l.Decreases)})
+			fmt.Sprintf("%d → %d (min %d, max %d; %d up, %d down)", l.First, l.To, l.Min, l.Max, l.Increases, l.Decreases)})
 	}
 	return rows
 }

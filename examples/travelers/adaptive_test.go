@@ -62,7 +62,7 @@ func TestProgressThrottlesLimitEvents(t *testing.T) {
 	p.tty = true
 	events := make(chan event, 1000)
 	for i := range 1000 {
-		events <- event{Kind: evLimitChanged, Limit: &batchenrich.LimitChange{Upstream: "h", From: i, To: i + 1}}
+		events <- event{Kind: evLimitChanged, Limit: &batchenrich.UpstreamLimit{Upstream: "h", From: i, To: i + 1}}
 	}
 	close(events)
 	p.follow(events)

@@ -24,7 +24,7 @@ type event struct {
 	Batch     int
 	Partition int // the partition Batch counts in (-partitions)
 	Stats     batchenrich.BatchReport
-	Limit     *batchenrich.LimitChange
+	Limit     *batchenrich.UpstreamLimit
 }
 
 // eventTracer is the run's batchenrich.Tracer for the progress bar: it
@@ -86,7 +86,7 @@ func (t eventTracer) TraceItemEnd(ctx context.Context, d batchenrich.TraceItem) 
 	}
 }
 
-func (t eventTracer) TraceLimitChange(ctx context.Context, c batchenrich.LimitChange) {
+func (t eventTracer) TraceLimitChange(ctx context.Context, c batchenrich.UpstreamLimit) {
 	t.send(event{Kind: evLimitChanged, Limit: &c})
 }
 

@@ -488,7 +488,7 @@ type limitTracer struct {
 	reasons map[string]int
 }
 
-func (t *limitTracer) TraceLimitChange(_ context.Context, c batchenrich.LimitChange) {
+func (t *limitTracer) TraceLimitChange(_ context.Context, c batchenrich.UpstreamLimit) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.reasons[c.Reason]++

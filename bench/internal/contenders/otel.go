@@ -161,7 +161,7 @@ func (f floorTracer) TraceStageStart(ctx context.Context, _ batchenrich.TraceSta
 
 func (f floorTracer) TraceStageEnd(context.Context, batchenrich.TraceStage) {}
 
-func (f floorTracer) TraceLimitChange(context.Context, batchenrich.LimitChange) {}
+func (f floorTracer) TraceLimitChange(context.Context, batchenrich.UpstreamLimit) {}
 
 // floorTransport is the floor under Tracer.Transport: a client span per
 // attempt with no attribute, ended when the response's headers are in, no
