@@ -139,8 +139,8 @@ type TraceBatch struct {
 // At the end, the item was enriched when Err is nil and Canceled false.
 // Canceled says that the batch's context ended first (the run was
 // cancelled, or another item stopped the batch): the item is not counted
-// as failed, and Err is what the Enricher returned then, or nil when the
-// item's enrichment was never called (a BulkEnricher's group abandoned
+// as failed, and Err is the *ItemError of what the Enricher returned then,
+// or nil when the item's enrichment was never called (a BulkEnricher's group abandoned
 // before its call). Otherwise a non-nil Err is a failure, counted in
 // BatchReport.Failed; it wraps a *PanicError when the Enricher (or the
 // item's Keyer) panicked, which stops the run.
