@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -80,6 +81,8 @@ type Lookup[T, R any] struct {
 }
 
 var _ batchenrich.BulkEnricher[int, struct{}] = (*Lookup[int, struct{}])(nil)
+
+var int64Type = reflect.TypeFor[int64]()
 
 // errNoRow is the reason of an item whose key has no row.
 var errNoRow = errors.New("lookup: no row for the item's key")
@@ -201,19 +204,21 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 		return failAll(batchenrich.Fatal(err))
 	}
 	keys := make([]any, 0, len(items))
-	texts := make([]string, len(items))
-	want := make(map[string]bool, len(items))
+	index := newKeyIndex(len(items))
+	keyOf := make([]int, len(items)) // the number of each item's key
 	for i, it := range items {
 		k := l.itemKey(it)
 		if k == nil {
 			errs[i] = batchenrich.Permanent(errors.New("lookup: the item's key is nil"))
 			continue
 		}
-		texts[i] = keyString(k)
-		if !want[texts[i]] {
-			want[texts[i]] = true
+		p, ok := index.find(k)
+		if !ok {
+			p = len(keys)
+			index.add(k, p)
 			keys = append(keys, k)
 		}
+		keyOf[i] = p
 	}
 	if len(keys) == 0 {
 		return vals, errs
@@ -222,15 +227,19 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 	if err != nil {
 		return failAll(batchenrich.Fatal(err))
 	}
-	var rows []R
-	if err := l.src.db.SelectContext(ctx, &rows, q, args...); err != nil {
+	rows, err := selectRows(ctx, l.src.db, l.src.fields, make([]R, 0, len(keys)), q, args...)
+	if err != nil {
 		err = fmt.Errorf("lookup of %d keys: %w", len(keys), err)
 		if ctx.Err() != nil {
 			return failAll(err)
 		}
 		return failAll(batchenrich.Transient(err))
 	}
-	byKey := make(map[string]int, len(rows))
+	const none, several = -1, -2
+	rowOf := make([]int, len(keys)) // the row of each key
+	for p := range rowOf {
+		rowOf[p] = none
+	}
 	for j := range rows {
 		v := reflect.ValueOf(&rows[j]).Elem()
 		for v.Kind() == reflect.Pointer && !v.IsNil() {
@@ -240,23 +249,29 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 		if !ok || v.Kind() == reflect.Pointer {
 			continue
 		}
-		t := keyString(f.Interface())
-		if _, dup := byKey[t]; dup {
-			byKey[t] = -1
-			continue
+		var p int
+		if f.Type() == int64Type { // the usual key: no boxing
+			p, ok = index.findInt(f.Int())
+		} else {
+			p, ok = index.find(f.Interface())
 		}
-		byKey[t] = j
+		switch {
+		case !ok:
+		case rowOf[p] == none:
+			rowOf[p] = j
+		default:
+			rowOf[p] = several
+		}
 	}
 	for i := range items {
 		if errs[i] != nil {
 			continue
 		}
-		j, ok := byKey[texts[i]]
-		switch {
-		case !ok && l.zero:
-		case !ok:
+		switch j := rowOf[keyOf[i]]; {
+		case j == none && l.zero:
+		case j == none:
 			errs[i] = batchenrich.Permanent(errNoRow)
-		case j < 0:
+		case j == several:
 			errs[i] = batchenrich.Permanent(errors.New("lookup: several rows for the item's key"))
 		default:
 			vals[i] = rows[j]
@@ -325,8 +340,8 @@ func keyString(v any) string {
 // pgArray returns keys as a PostgreSQL array literal of quoted elements:
 // {"1","2"}.
 func pgArray(keys []any) (string, error) {
-	var b strings.Builder
-	b.WriteByte('{')
+	b := make([]byte, 0, 2+len(keys)*12)
+	b = append(b, '{')
 	for i, k := range keys {
 		if v, ok := k.(driver.Valuer); ok {
 			var err error
@@ -335,21 +350,26 @@ func pgArray(keys []any) (string, error) {
 			}
 		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		if n, ok := asInt(k); ok {
+			b = strconv.AppendInt(b, n, 10)
+			b = append(b, '"')
+			continue
 		}
 		s := keyString(k)
 		if strings.ContainsRune(s, 0) {
 			return "", fmt.Errorf("lookup: key %d contains a NUL byte", i)
 		}
-		b.WriteByte('"')
-		for _, r := range s {
+		for _, r := range s { // invalid UTF-8 becomes U+FFFD
 			if r == '"' || r == '\\' {
-				b.WriteByte('\\')
+				b = append(b, '\\')
 			}
-			b.WriteRune(r)
+			b = utf8.AppendRune(b, r)
 		}
-		b.WriteByte('"')
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
-	return b.String(), nil
+	b = append(b, '}')
+	return string(b), nil
 }

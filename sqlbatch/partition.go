@@ -58,8 +58,8 @@ func (s *Source[T]) readPartition(ctx context.Context, after batchenrich.Cursor,
 		if err != nil {
 			return nil, after, err
 		}
-		var rows []T
-		if err := s.db.SelectContext(ctx, &rows, s.d.Rebind(q), args...); err != nil {
+		rows, err := selectRows[T](ctx, s.db, s.fields, nil, s.d.Rebind(q), args...)
+		if err != nil {
 			return nil, after, fmt.Errorf("partition %s after cursor %q: %w", s.part, scan, err)
 		}
 		for _, r := range rows {

@@ -269,8 +269,8 @@ func (s *Source[T]) Read(ctx context.Context, after batchenrich.Cursor, limit in
 	if err != nil {
 		return nil, after, err
 	}
-	items := make([]T, 0, limit)
-	if err := s.db.SelectContext(ctx, &items, s.d.Rebind(q), args...); err != nil {
+	items, err := selectRows(ctx, s.db, s.fields, make([]T, 0, limit), s.d.Rebind(q), args...)
+	if err != nil {
 		return nil, after, fmt.Errorf("after cursor %q: %w", after, err)
 	}
 	if len(items) == 0 {

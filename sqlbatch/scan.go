@@ -1,0 +1,84 @@
+package sqlbatch
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"reflect"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/reflectx"
+)
+
+// selectRows runs q and appends its rows to dst, as sqlx's SelectContext
+// would (columns matched to fields by fields' names, an error naming a
+// column with no field unless db is sqlx's Unsafe, nil embedded pointers
+// allocated), but without its reflection per row: the field of each
+// column is found once per query, each row is scanned in place into the
+// next element of dst, and the scan destinations are reused. A T (or *T)
+// that scans itself (a sql.Scanner) goes through sqlx.
+//
+// Sources read windows and Lookups groups with it: sqlx's scanAll (a
+// reflect.New, a traversal and a reflect.Append per row) was 28 % of a
+// lookup's CPU (BenchmarkLookup; see BENCHMARKS.md, issue 25).
+func selectRows[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMap, dst []T, q string, args ...any) ([]T, error) {
+	t := reflect.TypeFor[T]()
+	ptr := t.Kind() == reflect.Pointer
+	base := reflectx.Deref(t)
+	if reflect.PointerTo(base).Implements(scannerType) {
+		err := db.SelectContext(ctx, &dst, q, args...)
+		return dst, err
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return dst, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return dst, err
+	}
+	paths := make([][]int, len(cols))
+	for i, c := range cols {
+		fi, ok := fields.Names[c]
+		switch {
+		case ok:
+			paths[i] = fi.Index
+		case !unsafeDB(db):
+			return dst, fmt.Errorf("missing destination name %s in *[]%v", c, t)
+		}
+	}
+	vals := make([]any, len(cols))
+	for rows.Next() {
+		var v reflect.Value
+		if ptr {
+			p := reflect.New(base)
+			dst = append(dst, p.Interface().(T))
+			v = p.Elem()
+		} else {
+			var zero T
+			dst = append(dst, zero)
+			v = reflect.ValueOf(&dst[len(dst)-1]).Elem()
+		}
+		for i, path := range paths {
+			if path == nil {
+				vals[i] = new(any) // Unsafe: a column with no field
+				continue
+			}
+			vals[i] = reflectx.FieldByIndexes(v, path).Addr().Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return dst[:len(dst)-1], err
+		}
+	}
+	return dst, rows.Err()
+}
+
+var scannerType = reflect.TypeFor[sql.Scanner]()
+
+// unsafeDB reports whether db is sqlx's Unsafe, which ignores columns that
+// have no field.
+func unsafeDB(db *sqlx.DB) bool {
+	f := reflect.ValueOf(db).Elem().FieldByName("unsafe")
+	return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
+}
