@@ -269,6 +269,22 @@ func groupKey(ctx context.Context, keys []string) (string, error) {
 // Member names are matched as encoding/json matches struct fields: an
 // exact match first, else one differing in case.
 func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]Entry, error) {
+	general := generalEntries(arrayField, keyField, errorField)
+	fast := newEntriesScan(arrayField, keyField, errorField)
+	if fast == nil {
+		return general
+	}
+	return func(raw []byte) ([]Entry, error) {
+		if out, ok := fast.entries(raw); ok {
+			return out, nil
+		}
+		return general(raw)
+	}
+}
+
+// generalEntries is JSONEntries for every answer (see entriesScan for the
+// usual one).
+func generalEntries(arrayField, keyField, errorField string) func(raw []byte) ([]Entry, error) {
 	members := entryMembers(keyField, errorField)
 	return func(raw []byte) ([]Entry, error) {
 		arr := json.RawMessage(raw)
@@ -301,19 +317,25 @@ func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]En
 			}
 			en := Entry{Key: key, Body: el}
 			if eraw != nil {
-				switch t := strings.TrimSpace(string(eraw)); t {
-				case "null", "false", `""`:
-				default:
-					var s string
-					if unmarshalV1(eraw, &s) != nil {
-						s = t
-					}
-					en.Err = errors.New(s)
-				}
+				en.Err = entryError(eraw)
 			}
 			out[i] = en
 		}
 		return out, nil
+	}
+}
+
+// entryError returns the error an entry's error member gives, or nil.
+func entryError(eraw json.RawMessage) error {
+	switch t := strings.TrimSpace(string(eraw)); t {
+	case "null", "false", `""`:
+		return nil
+	default:
+		var s string
+		if unmarshalV1(eraw, &s) != nil {
+			s = t
+		}
+		return errors.New(s)
 	}
 }
 
