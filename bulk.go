@@ -138,7 +138,11 @@ func (st *run[T, R]) endCanceled(ictxs []context.Context, keys []string, num, lo
 func (st *run[T, R]) callBulk(ctx context.Context, group []T) ([]R, []error) {
 	var values []R
 	var errs []error
-	err := guarded(func() error { values, errs = st.bulk.EnrichBulk(ctx, group); return nil })
+	err := st.lim.acquire(ctx)
+	if err == nil {
+		defer st.lim.release()
+		err = guarded(func() error { values, errs = st.bulk.EnrichBulk(ctx, group); return nil })
+	}
 	if err == nil && (values != nil && len(values) != len(group) || errs != nil && len(errs) != len(group)) {
 		err = Fatal(fmt.Errorf("BulkEnricher %T: EnrichBulk returned %d values and %d errors for %d items", st.bulk, len(values), len(errs), len(group)))
 	}
@@ -166,29 +170,4 @@ func (st *run[T, R]) callBulk(ctx context.Context, group []T) ([]R, []error) {
 		errs = make([]error, len(group))
 	}
 	return values, errs
-}
-
-// limitedBulk is limitEnricher's Enricher for a BulkEnricher: each call,
-// of one item or of a group, holds one of the limiter's slots.
-type limitedBulk[T, R any] struct {
-	Enricher[T, R]
-	l *limiter
-	b BulkEnricher[T, R]
-}
-
-// BulkSize returns the wrapped BulkEnricher's.
-func (e limitedBulk[T, R]) BulkSize() int { return e.b.BulkSize() }
-
-// EnrichBulk calls the wrapped EnrichBulk holding one of the limiter's
-// slots.
-func (e limitedBulk[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error) {
-	if err := e.l.sem.Acquire(ctx, 1); err != nil {
-		errs := make([]error, len(items))
-		for i := range errs {
-			errs[i] = err
-		}
-		return nil, errs
-	}
-	defer e.l.sem.Release(1)
-	return e.b.EnrichBulk(ctx, items)
 }

@@ -59,7 +59,7 @@ type ConnUse struct {
 }
 
 // connsCheckedKey marks a context whose run's pools were checked for all
-// of its partitions at once (by Partitioned.Run).
+// of its partitions at once (by a NewPartitioned run).
 type connsCheckedKey struct{}
 
 // connsChecked reports whether ctx's pools were checked already.

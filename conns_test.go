@@ -86,24 +86,18 @@ func TestConnsCheckedBeforeWork(t *testing.T) {
 		}
 		return r
 	}
-	partitioned := func(pool *fakePool, parts int) *batchenrich.Partitioned[item, int] {
-		pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-			Partitions: parts,
-			Source: func(p batchenrich.Partition) (batchenrich.Source[item], error) {
-				var mine []item
-				for _, i := range items(40) {
-					if int(i)%p.Count == p.Index {
-						mine = append(mine, i)
-					}
+	partitioned := func(pool *fakePool, parts int) *batchenrich.Runner[item, int] {
+		pr, err := batchenrich.NewPartitioned(parts, func(p batchenrich.Partition) (batchenrich.Source[item], error) {
+			var mine []item
+			for _, i := range items(40) {
+				if int(i)%p.Count == p.Index {
+					mine = append(mine, i)
 				}
-				return poolSource{batchenrichtest.NewSliceSource(mine), pool}, nil
-			},
-			Enricher: enr,
-			Sink: func(batchenrich.Partition) (batchenrich.Sink[item, int], error) {
-				return poolSink{batchenrichtest.NewSink[item, int](), pool}, nil
-			},
-			Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: poolStore{store, pool}, RunKey: "parts"}},
-		})
+			}
+			return poolSource{batchenrichtest.NewSliceSource(mine), pool}, nil
+		}, enr, func(batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+			return poolSink{batchenrichtest.NewSink[item, int](), pool}, nil
+		}, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: poolStore{store, pool}, RunKey: "parts"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +134,7 @@ func TestConnsCheckedBeforeWork(t *testing.T) {
 	_, err = partitioned(p, 4).Run(context.Background())
 	refused("Partitioned", err, p, 12, 4, "1 for read, 1 for lock, 1 for write")
 
-	// The partitions do not ask again: Partitioned.Run asked for all.
+	// The partitions do not ask again: the NewPartitioned run asked for all.
 	p = &fakePool{max: 6}
 	if _, err := partitioned(p, 2).Run(context.Background()); err != nil || len(p.needs()) != 1 || p.needs()[0].Conns != 6 {
 		t.Fatalf("2 partitions on a pool of 6: %v, asked %+v", err, p.needs())

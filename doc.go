@@ -185,10 +185,12 @@
 // The Sources must split the items (sqlbatch.SourceConfig.Partition does,
 // by a hash of the key). The count is recorded with the checkpoints, and
 // a run recorded with another count is refused before any read
-// (ErrPartitionsChanged). NewPartitioned runs all partitions of a run
-// concurrently in one process, with a bound on the enrichments in flight
-// over all of them (PartitionedConfig.Concurrency); module riverenrich runs them as River jobs
-// over several processes.
+// (ErrPartitionsChanged). NewPartitioned returns a Runner of all
+// partitions of a run, worked on concurrently in one process, with
+// Options.Concurrency bounding the enrichments in flight over all of them
+// (its Report holds each partition's, and their totals); module
+// riverenrich runs them as River jobs over several processes, each job a
+// Runner of one partition (Options.Partition).
 //
 // # Observing a run
 //

@@ -33,31 +33,32 @@ func ExampleNewPartitioned() {
 		}
 		return nil
 	})
-	store := batchenrichtest.NewCheckpoints() // sqlbatch.CheckpointStore in production
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[int, int]{
-		Partitions: 3,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[int], error) {
-			var mine []int
-			for _, id := range ids {
-				if id%p.Count == p.Index {
-					mine = append(mine, id)
-				}
+	source := func(p batchenrich.Partition) (batchenrich.Source[int], error) {
+		var mine []int
+		for _, id := range ids {
+			if id%p.Count == p.Index {
+				mine = append(mine, id)
 			}
-			return batchenrichtest.NewSliceSource(mine), nil
-		},
-		Enricher: batchenrich.EnricherFunc[int, int](func(ctx context.Context, id int) (int, error) { return id * id, nil }),
-		Sink:     func(batchenrich.Partition) (batchenrich.Sink[int, int], error) { return sink, nil },
-		Options: batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{
-			Store:  store,
-			RunKey: "squares", // partition p keeps its checkpoint under Partition.RunKey("squares")
-		}},
-		Concurrency: 4, // over all partitions
-	})
+		}
+		return batchenrichtest.NewSliceSource(mine), nil
+	}
+	square := batchenrich.EnricherFunc[int, int](func(ctx context.Context, id int) (int, error) { return id * id, nil })
+	store := batchenrichtest.NewCheckpoints() // sqlbatch.CheckpointStore in production
+	r, err := batchenrich.NewPartitioned(3, source, square,
+		func(batchenrich.Partition) (batchenrich.Sink[int, int], error) { return sink, nil },
+		batchenrich.Options{
+			BatchSize:   2,
+			Concurrency: 4, // over all partitions
+			Durable: &batchenrich.Durable{
+				Store:  store,
+				RunKey: "squares", // partition p keeps its checkpoint under Partition.RunKey("squares")
+			},
+		})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	rep, err := pr.Run(context.Background())
+	rep, err := r.Run(context.Background())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -66,7 +67,7 @@ func ExampleNewPartitioned() {
 	for _, w := range written {
 		fmt.Println(w)
 	}
-	fmt.Println("written:", rep.Written(), "batches:", rep.BatchesRun())
+	fmt.Println("written:", rep.Written, "batches:", rep.BatchesRun, "partitions:", len(rep.Partitions))
 	cp, _ := store.Load(context.Background(), batchenrich.Partition{Index: 1, Count: 3}.RunKey("squares"))
 	fmt.Println("partition 1 checkpoint: batch", cp.Batch, "done", cp.Done)
 	// Output:
@@ -80,6 +81,6 @@ func ExampleNewPartitioned() {
 	// partition 2 batch 1: 2 -> 4
 	// partition 2 batch 1: 5 -> 25
 	// partition 2 batch 2: 8 -> 64
-	// written: 10 batches: 6
+	// written: 10 batches: 6 partitions: 3
 	// partition 1 checkpoint: batch 2 done true
 }

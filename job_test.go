@@ -116,23 +116,17 @@ func TestReplayIdentityOfPartitionedRun(t *testing.T) {
 		return describedEnricher{batchenrichtest.NewEnricher(double), d}
 	}
 	store := batchenrichtest.NewCheckpoints()
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-		Partitions: 2,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[item], error) {
-			var mine []item
-			for _, i := range items(10) {
-				if int(i)%p.Count == p.Index {
-					mine = append(mine, i)
-				}
+	pr, err := batchenrich.NewPartitioned(2, func(p batchenrich.Partition) (batchenrich.Source[item], error) {
+		var mine []item
+		for _, i := range items(10) {
+			if int(i)%p.Count == p.Index {
+				mine = append(mine, i)
 			}
-			return batchenrichtest.NewSliceSource(mine), nil
-		},
-		Enricher: enr("double"),
-		Sink: func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
-			return describedSink{batchenrichtest.NewSink[item, int](), "table t columns (v, partition_index)"}, nil
-		},
-		Options: batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: "parts"}},
-	})
+		}
+		return batchenrichtest.NewSliceSource(mine), nil
+	}, enr("double"), func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+		return describedSink{batchenrichtest.NewSink[item, int](), "table t columns (v, partition_index)"}, nil
+	}, batchenrich.Options{BatchSize: 3, Durable: &batchenrich.Durable{Store: store, RunKey: "parts"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,11 @@ import (
 )
 
 // limiter bounds the enrichments in flight over the partitions of a
-// Partitioned run (PartitionedConfig.Concurrency): each partition's Runner
-// keeps its own Options.Concurrency, and the limiter caps their sum.
+// NewPartitioned run (Options.Concurrency): each partition's Runner holds
+// one of its slots for each Enrich or EnrichBulk call. The Runner holds
+// the limiter rather than wrapping the Enricher, so that the Enricher's
+// optional abilities (Checker, Describer, ConnUser, BulkEnricher) stay
+// visible.
 type limiter struct {
 	sem *semaphore.Weighted
 }
@@ -18,24 +21,18 @@ func newLimiter(n int) *limiter {
 	return &limiter{sem: semaphore.NewWeighted(int64(n))}
 }
 
-// limitEnricher returns an Enricher that calls enr while holding one of
-// l's slots, waiting for one first (or for ctx to end, returning its
-// error). The slot is freed when enr returns, or panics.
-//
-// The returned Enricher hides enr's optional interfaces, if any, but
-// BulkEnricher: for a BulkEnricher it is one too, each EnrichBulk call
-// holding one slot for its whole group.
-func limitEnricher[T, R any](l *limiter, enr Enricher[T, R]) Enricher[T, R] {
-	one := EnricherFunc[T, R](func(ctx context.Context, item T) (R, error) {
-		if err := l.sem.Acquire(ctx, 1); err != nil {
-			var zero R
-			return zero, err
-		}
-		defer l.sem.Release(1)
-		return enr.Enrich(ctx, item)
-	})
-	if b, ok := enr.(BulkEnricher[T, R]); ok {
-		return limitedBulk[T, R]{Enricher: one, l: l, b: b}
+// acquire takes one of l's slots, waiting for one or for ctx to end
+// (returning its error). A nil limiter takes nothing.
+func (l *limiter) acquire(ctx context.Context) error {
+	if l == nil {
+		return nil
 	}
-	return one
+	return l.sem.Acquire(ctx, 1)
+}
+
+// release frees a slot taken by acquire.
+func (l *limiter) release() {
+	if l != nil {
+		l.sem.Release(1)
+	}
 }

@@ -100,8 +100,8 @@ type Options struct {
 	// partition's batches. The count is recorded with the checkpoints: a
 	// run recorded with another count is refused before any read
 	// (ErrPartitionsChanged). The zero value, like Count 1, is an
-	// unpartitioned run. NewPartitioned (then Partitioned.Run) runs all
-	// partitions of a run in one process.
+	// unpartitioned run. NewPartitioned returns a Runner of all the
+	// partitions of a run, in one process, and sets it per partition.
 	Partition Partition
 
 	// RunsAtOnce, above 1, tells Run that up to RunsAtOnce runs like this

@@ -744,7 +744,7 @@ func TestOverlapPartitioned(t *testing.T) {
 	})
 	sink := newPartSink()
 	store := batchenrichtest.NewCheckpoints()
-	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Overlap: true, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Overlap: true, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
 	rep, err := pr.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -765,8 +765,8 @@ func TestOverlapPartitioned(t *testing.T) {
 			t.Errorf("checkpoint of partition %d = %+v", p, cp)
 		}
 	}
-	if rep.BatchesRun() != 36 || rep.Written() != 1000 {
-		t.Errorf("report: %d batches, %d written", rep.BatchesRun(), rep.Written())
+	if rep.BatchesRun != 36 || rep.Written != 1000 {
+		t.Errorf("report: %d batches, %d written", rep.BatchesRun, rep.Written)
 	}
 }
 

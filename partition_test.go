@@ -67,16 +67,15 @@ func modSource(n int) func(p batchenrich.Partition) (batchenrich.Source[item], e
 	}
 }
 
-func partitioned(t *testing.T, n, parts, total int, o batchenrich.Options, enr batchenrich.Enricher[item, int], sink *partSink) *batchenrich.Partitioned[item, int] {
+// partitioned returns the Runner of a run of n items split into parts
+// partitions, writing to sink, with total enrichments in flight at most
+// (Options.Concurrency) unless total is 0.
+func partitioned(t *testing.T, n, parts, total int, o batchenrich.Options, enr batchenrich.Enricher[item, int], sink *partSink) *batchenrich.Runner[item, int] {
 	t.Helper()
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-		Partitions:  parts,
-		Source:      modSource(n),
-		Enricher:    enr,
-		Sink:        func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return sink, nil },
-		Options:     o,
-		Concurrency: total,
-	})
+	if total > 0 {
+		o.Concurrency = total
+	}
+	pr, err := batchenrich.NewPartitioned(parts, modSource(n), enr, func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return sink, nil }, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +90,7 @@ func TestPartitionedRunsEveryItemOnceWithinTotalConcurrency(t *testing.T) {
 	})
 	sink := newPartSink()
 	store := batchenrichtest.NewCheckpoints()
-	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Concurrency: 8, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
+	pr := partitioned(t, 1000, 4, 10, batchenrich.Options{BatchSize: 30, Durable: &batchenrich.Durable{Store: store, RunKey: "run"}}, enr, sink)
 	rep, err := pr.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +109,7 @@ func TestPartitionedRunsEveryItemOnceWithinTotalConcurrency(t *testing.T) {
 	if got := enr.MaxInFlight(); got > 10 {
 		t.Errorf("max in flight over partitions = %d, want ≤ 10 (the total)", got)
 	}
-	if got := enr.MaxInFlight(); got <= 8 {
+	if got := enr.MaxInFlight(); got < 10 {
 		t.Logf("max in flight %d: partitions did not overlap much", got)
 	}
 	for p := range 4 {
@@ -122,8 +121,14 @@ func TestPartitionedRunsEveryItemOnceWithinTotalConcurrency(t *testing.T) {
 			t.Errorf("checkpoint of partition %d = %+v", p, cp)
 		}
 	}
-	if rep.BatchesRun() != 36 || rep.Written() != 1000 {
-		t.Errorf("report: %d batches, %d written", rep.BatchesRun(), rep.Written())
+	if rep.BatchesRun != 36 || rep.Written != 1000 || rep.Read != 1000 || rep.Enriched != 1000 || len(rep.Partitions) != 4 || rep.Batches != nil {
+		t.Errorf("report: %d batches, %d read, %d enriched, %d written, %d partitions, %d Batches; want the partitions' totals",
+			rep.BatchesRun, rep.Read, rep.Enriched, rep.Written, len(rep.Partitions), len(rep.Batches))
+	}
+	for p, pr := range rep.Partitions {
+		if pr.BatchesRun != 9 || pr.Written != 250 || len(pr.Batches) != 9 {
+			t.Errorf("partition %d's report: %d batches run, %d written, %d Batches; want 9, 250, 9", p, pr.BatchesRun, pr.Written, len(pr.Batches))
+		}
 	}
 	if cp, _ := store.Load(context.Background(), "run"); cp.Partitions != 4 || cp.Batch != 0 {
 		t.Errorf("the run's own checkpoint = %+v, want only the partition count", cp)
@@ -152,8 +157,8 @@ func TestPartitionedMaxBatchesPerPartitionAndResume(t *testing.T) {
 	if sink.err != nil {
 		t.Fatal(sink.err)
 	}
-	if rep.BatchesSkipped() != 8 || len(sink.items) != 200 {
-		t.Fatalf("resume skipped %d batches, %d items written", rep.BatchesSkipped(), len(sink.items))
+	if rep.BatchesSkipped != 8 || len(sink.items) != 200 {
+		t.Fatalf("resume skipped %d batches, %d items written", rep.BatchesSkipped, len(sink.items))
 	}
 	for i, n := range sink.items {
 		if n != 1 {
@@ -202,26 +207,19 @@ func TestPartitionedFailureStopsTheOthers(t *testing.T) {
 		return int(i), ctx.Err()
 	})
 	boom := errors.New("disk full")
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-		Partitions: 3,
-		Source:     modSource(3000),
-		Enricher:   enr,
-		Sink: func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
-			return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
-				if p.Index == 1 && b.Number == 2 {
-					return boom
-				}
-				return nil
-			}), nil
-		},
-		Options: batchenrich.Options{BatchSize: 10},
-	})
+	pr, err := batchenrich.NewPartitioned(3, modSource(3000), enr, func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+		return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+			if p.Index == 1 && b.Number == 2 {
+				return boom
+			}
+			return nil
+		}), nil
+	}, batchenrich.Options{BatchSize: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = pr.Run(context.Background())
-	var pe *batchenrich.PartitionError
-	if !errors.As(err, &pe) || pe.Partition.Index != 1 || !errors.Is(err, boom) {
+	if p, ok := failedPartition(err); !ok || p != (batchenrich.Partition{Index: 1, Count: 3}) || !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want partition 1's failure", err)
 	}
 	if want := "batchenrich: partition 1 of 3: batch 2: write: disk full"; err.Error() != want {
@@ -285,22 +283,85 @@ func TestPartitionOptionsValidated(t *testing.T) {
 	}
 }
 
-// PartitionedConfig.Concurrency, the bound over all partitions, is
-// checked like Options.Concurrency.
-func TestPartitionedConcurrencyChecked(t *testing.T) {
+// failedPartition returns the partition whose failure err is (or wraps),
+// as NewPartitioned's Run documents it.
+func failedPartition(err error) (batchenrich.Partition, bool) {
+	var pe interface{ Partition() batchenrich.Partition }
+	if !errors.As(err, &pe) {
+		return batchenrich.Partition{}, false
+	}
+	return pe.Partition(), true
+}
+
+// NewPartitioned refuses, naming it, a bad argument, a bad option
+// (Options.Concurrency, the bound over all partitions, included) and the
+// options it sets per partition.
+func TestNewPartitionedValidates(t *testing.T) {
 	t.Parallel()
 	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) { return 0, nil })
-	for _, n := range []int{-1, 1<<16 + 1} {
-		_, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-			Partitions:  2,
-			Source:      modSource(10),
-			Enricher:    enr,
-			Sink:        func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return newPartSink(), nil },
-			Concurrency: n,
-		})
+	sink := func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return newPartSink(), nil }
+	for _, tc := range []struct {
+		field  string
+		parts  int
+		source func(batchenrich.Partition) (batchenrich.Source[item], error)
+		sink   func(batchenrich.Partition) (batchenrich.Sink[item, int], error)
+		opts   batchenrich.Options
+	}{
+		{"partitions", 0, modSource(10), sink, batchenrich.Options{}},
+		{"partitions", 1<<12 + 1, modSource(10), sink, batchenrich.Options{}},
+		{"source", 2, nil, sink, batchenrich.Options{}},
+		{"sink", 2, modSource(10), nil, batchenrich.Options{}},
+		{"Concurrency", 2, modSource(10), sink, batchenrich.Options{Concurrency: -1}},
+		{"Concurrency", 2, modSource(10), sink, batchenrich.Options{Concurrency: 1<<16 + 1}},
+		{"Partition", 2, modSource(10), sink, batchenrich.Options{Partition: batchenrich.Partition{Index: 1, Count: 2}}},
+		{"RunsAtOnce", 2, modSource(10), sink, batchenrich.Options{RunsAtOnce: 2}},
+	} {
+		r, err := batchenrich.NewPartitioned(tc.parts, tc.source, enr, tc.sink, tc.opts)
 		var ce *batchenrich.ConfigError
-		if !errors.As(err, &ce) || ce.Field != "Concurrency" || !errors.Is(err, batchenrich.ErrInvalidConfig) {
-			t.Errorf("Concurrency %d: err = %v, want a ConfigError for Concurrency", n, err)
+		if r != nil || !errors.As(err, &ce) || ce.Field != tc.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
+			t.Errorf("%s: NewPartitioned = %v, %v; want a *ConfigError for %s", tc.field, r, err, tc.field)
 		}
+	}
+	if _, err := batchenrich.NewPartitioned(2, modSource(10), nil, sink, batchenrich.Options{}); err == nil {
+		t.Error("nil Enricher accepted")
+	}
+}
+
+// NewPartitioned with one partition is an unpartitioned run: one Runner,
+// its Report with no Partitions, its checkpoint under the run key itself.
+func TestNewPartitionedOneIsUnpartitioned(t *testing.T) {
+	t.Parallel()
+	store := batchenrichtest.NewCheckpoints()
+	sink := newPartSink()
+	r := partitioned(t, 25, 1, 0, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "one"}},
+		batchenrichtest.NewEnricher(double), sink)
+	rep, err := r.Run(context.Background())
+	if err != nil || rep.Partitions != nil || rep.Written != 25 || rep.BatchesRun != 3 {
+		t.Fatalf("Run = %+v, %v; want 25 written in 3 batches, no Partitions", rep, err)
+	}
+	if cp, _ := store.Load(context.Background(), "one"); !cp.Done || cp.Partitions != 0 || cp.Batch != 3 {
+		t.Errorf("checkpoint %+v, want the run's own, done after batch 3", cp)
+	}
+}
+
+// checkedEnricher is an Enricher whose Check refuses.
+type checkedEnricher struct {
+	batchenrich.Enricher[item, int]
+	err error
+}
+
+func (e checkedEnricher) Check(context.Context) error { return e.err }
+
+// The partitions of a NewPartitioned run share the Enricher under the
+// bound over all partitions, and still see its optional abilities: its
+// Check refuses the run before any enrichment (the bound used to be a
+// wrapper hiding them).
+func TestNewPartitionedKeepsTheEnrichersAbilities(t *testing.T) {
+	t.Parallel()
+	refused := errors.New("no API token")
+	enr := batchenrichtest.NewEnricher(double)
+	r := partitioned(t, 100, 3, 4, batchenrich.Options{BatchSize: 10}, checkedEnricher{enr, refused}, newPartSink())
+	if _, err := r.Run(context.Background()); !errors.Is(err, refused) || enr.Calls() != 0 {
+		t.Fatalf("Run = %v after %d enrichments; want the Enricher's Check to refuse it before any", err, enr.Calls())
 	}
 }

@@ -42,7 +42,7 @@ func (s *stopOne) StopRequested(key string) bool {
 	return key == "r#p1" && s.p1Batch >= 2
 }
 
-// A partition of an in-process Partitioned run that stops at an operator's
+// A partition of an in-process NewPartitioned run that stops at an operator's
 // request is no failure: the other partitions are not cancelled (their
 // batches in flight are written and committed) but stop at their next
 // batch boundary too, recorded as stopped by the request, and Run returns
@@ -54,34 +54,27 @@ func TestPartitionedStopRequestStopsTheOthersAtABatchBoundary(t *testing.T) {
 		mu      sync.Mutex
 		written = map[int]int{} // partition → items written
 	)
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[item, int]{
-		Partitions: 3,
-		Source:     modSource(3000),
-		Enricher:   batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) { return int(i), nil }),
-		Sink: func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
-			return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
-				if p.Index != 1 && b.Number >= 2 {
-					// Still writing when partition 1 stops.
-					select {
-					case <-store.ended:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
+	pr, err := batchenrich.NewPartitioned(3, modSource(3000), batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) { return int(i), nil }), func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+		return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
+			if p.Index != 1 && b.Number >= 2 {
+				// Still writing when partition 1 stops.
+				select {
+				case <-store.ended:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
-				mu.Lock()
-				written[p.Index] += len(b.Results)
-				mu.Unlock()
-				return nil
-			}), nil
-		},
-		Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "r"}},
-	})
+			}
+			mu.Lock()
+			written[p.Index] += len(b.Results)
+			mu.Unlock()
+			return nil
+		}), nil
+	}, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = pr.Run(context.Background())
-	var pe *batchenrich.PartitionError
-	if !errors.As(err, &pe) || pe.Partition.Index != 1 || !errors.Is(err, batchenrich.ErrStopRequested) || errors.Is(err, context.Canceled) {
+	if p, ok := failedPartition(err); !ok || p.Index != 1 || !errors.Is(err, batchenrich.ErrStopRequested) || errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want partition 1's stop request alone", err)
 	}
 	for p := range 3 {

@@ -30,7 +30,7 @@ func replayKey(runKey string, n int) string {
 // (ErrUnknownRun), and a run recorded by another Durable.Job or with
 // another Enricher or Sink definition (ErrCheckpointMismatch; see
 // Describer). The Sink is not compared for a partitioned run: each of its
-// partitions wrote through a Sink of its own (PartitionedConfig.Sink),
+// partitions wrote through a Sink of its own (NewPartitioned's sink(p)),
 // and the replay, one stream, writes through none of them.
 //
 // Which items a replay retries is up to its Source: it reads the items
@@ -203,7 +203,7 @@ func (p *Replay[T, R]) checkRun(ctx context.Context) (int, error) {
 	if cp.Partitions > 1 {
 		// The run's own key records only the count: its partitions
 		// record the rest. Each partition wrote through a Sink of its
-		// own (PartitionedConfig.Sink), which may write the partition's
+		// own (NewPartitioned's sink(p)), which may write the partition's
 		// index; the replay, one stream, writes through one Sink that is
 		// none of them, so its Sink is not compared.
 		parts, compared = cp.Partitions, []string{"enricher"}

@@ -37,6 +37,35 @@ type Report struct {
 	// Started is when Run began, and Duration how long it took.
 	Started  time.Time
 	Duration time.Duration
+
+	// Partitions holds, for a Runner of NewPartitioned, each partition's
+	// Report, by index; nil for any other Runner. The fields above are
+	// then the partitions' totals (BatchesRun, BatchesSkipped, Read,
+	// Enriched, Failed, Written), AlreadyDone when every partition had
+	// nothing left to do, Atomic when every partition that wrote batches
+	// committed them atomically; Batches and Limits are each partition's,
+	// in Partitions only.
+	Partitions []Report
+}
+
+// sumPartitions sets r's totals from r.Partitions.
+func (r *Report) sumPartitions() {
+	r.AlreadyDone = len(r.Partitions) > 0
+	atomic, wrote := true, false
+	for _, p := range r.Partitions {
+		r.BatchesRun += p.BatchesRun
+		r.BatchesSkipped += p.BatchesSkipped
+		r.Read += p.Read
+		r.Enriched += p.Enriched
+		r.Failed += p.Failed
+		r.Written += p.Written
+		r.AlreadyDone = r.AlreadyDone && p.AlreadyDone
+		if p.BatchesRun > 0 {
+			wrote = true
+			atomic = atomic && p.Atomic
+		}
+	}
+	r.Atomic = wrote && atomic
 }
 
 // BatchReport describes one batch. In a batch that stopped the run

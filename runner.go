@@ -30,10 +30,18 @@ type Runner[T, R any] struct {
 	// already (a Replay, before it takes the run's lock), so Run does not
 	// run them again.
 	checked bool
-	// siblingStop, in the Runners of a Partitioned run, is set once one
-	// partition stopped at an operator's request: the others then stop at
-	// their next batch boundary too, as if asked themselves.
+	// siblingStop, in the partitions' Runners of a NewPartitioned run, is
+	// set once one partition stopped at an operator's request: the others
+	// then stop at their next batch boundary too, as if asked themselves.
 	siblingStop *atomic.Bool
+	// lim, in the partitions' Runners of a NewPartitioned run, bounds
+	// their enrichments in flight together; nil otherwise.
+	lim *limiter
+	// parts, in the Runner NewPartitioned returns (which has no
+	// components of its own), are its partitions' Runners, by index, and
+	// partStop their siblingStop.
+	parts    []*Runner[T, R]
+	partStop atomic.Bool
 }
 
 // New returns a Runner that reads from src, enriches with enr and writes to
@@ -200,13 +208,38 @@ func (st *run[T, R]) record(br BatchReport, written bool) {
 // Before the run's lock is taken, Run returns as they are the error of a
 // Checker (see Checker), of a pool too small for the run (see ConnUser),
 // of a panic in Options.Tracer's TraceRunStart,
-// and of a partitioned run's claim (see ClaimPartitions). From then on,
+// and of a partitioned run's claim (see ErrPartitionsChanged). From then on,
 // failures are reported as a *BatchError naming the batch and stage
 // (StageLock and StageUnlock, with Batch 0, for the run's lock), or as an
 // *ItemError when an Enricher panicked or returned a Fatal error; an
 // error releasing the lock is joined to Run's result. The Report covers
 // the batches handled until then.
+//
+// A Runner of NewPartitioned runs every partition concurrently, each as
+// the Runner of one partition (Options.Partition) runs, and returns when
+// all have returned: each partition keeps the guarantees above within
+// itself (strict batch order, numbering, checkpoint and lock of its own,
+// resume after its last committed batch); across partitions nothing is
+// ordered, and at most Options.Concurrency enrichments are in flight in
+// total. The pools are checked for all partitions at once (see
+// ConnUser), and a changed partition count is refused once, before
+// anything is read (ErrPartitionsChanged). The first partition to fail
+// cancels the others (whose current batch is then not written; they
+// resume from their checkpoints on the next run), and Run returns the
+// failures joined with errors.Join, leaving out the partitions that only
+// stopped because another failed. Each failure is its partition's error
+// wrapped with the partition: its text begins "batchenrich: partition 1
+// of 3: ", and errors.As(err, &pe), pe being an
+// interface{ Partition() batchenrich.Partition }, finds which partition
+// failed. A partition stopping at an operator's request
+// (ErrStopRequested) is no failure: it cancels nothing, the others stop
+// at their next batch boundary too, each committing the batch it is on,
+// and Run returns the first stopped partition's error. The Report holds
+// each partition's in Report.Partitions, and their totals.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
+	if r.parts != nil {
+		return r.runPartitions(ctx)
+	}
 	st := &run[T, R]{Runner: r}
 	st.rep.Started = time.Now() // st is not shared yet
 	ctx, ri := withRunInfo(ctx, r.opts)
@@ -658,7 +691,11 @@ func (st *run[T, R]) startEnrich(ctx context.Context, num int, items []T, slots 
 	} else {
 		one := func(ictx context.Context, i int) (outcome, error) {
 			var v R
-			err := guarded(func() (e error) { v, e = st.enr.Enrich(ictx, items[i]); return })
+			err := st.lim.acquire(ictx)
+			if err == nil {
+				err = guarded(func() (e error) { v, e = st.enr.Enrich(ictx, items[i]); return })
+				st.lim.release()
+			}
 			return settle(i, v, err)
 		}
 		if st.tracer != nil {

@@ -25,7 +25,7 @@
 // (see Cost). Failed items and
 // batches have an Error status and the error recorded; canceled items
 // (their batch was abandoned) do not. The run span is a child of the span
-// in the context given to Run, if any; a batchenrich.Partitioned run has
+// in the context given to Run, if any; a batchenrich.NewPartitioned run has
 // one run span per partition, with the partition's run key, and its
 // progress per partition.
 //

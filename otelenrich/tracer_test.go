@@ -527,23 +527,17 @@ func TestPartitionedRun(t *testing.T) {
 	}
 	defer tr.Close()
 	enr := batchenrich.EnricherFunc[traveler, int](func(_ context.Context, tv traveler) (int, error) { return int(tv), nil })
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[traveler, int]{
-		Partitions: 2,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[traveler], error) {
-			var items []traveler
-			for i := range 10 {
-				if i%2 == p.Index {
-					items = append(items, traveler(i))
-				}
+	pr, err := batchenrich.NewPartitioned(2, func(p batchenrich.Partition) (batchenrich.Source[traveler], error) {
+		var items []traveler
+		for i := range 10 {
+			if i%2 == p.Index {
+				items = append(items, traveler(i))
 			}
-			return batchenrichtest.NewSliceSource(items), nil
-		},
-		Enricher: enr,
-		Sink: func(batchenrich.Partition) (batchenrich.Sink[traveler, int], error) {
-			return batchenrichtest.NewSink[traveler, int](), nil
-		},
-		Options: batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{RunKey: "run", Store: batchenrichtest.NewCheckpoints()}, Tracer: tr},
-	})
+		}
+		return batchenrichtest.NewSliceSource(items), nil
+	}, enr, func(batchenrich.Partition) (batchenrich.Sink[traveler, int], error) {
+		return batchenrichtest.NewSink[traveler, int](), nil
+	}, batchenrich.Options{BatchSize: 2, Durable: &batchenrich.Durable{RunKey: "run", Store: batchenrichtest.NewCheckpoints()}, Tracer: tr})
 	if err != nil {
 		t.Fatal(err)
 	}

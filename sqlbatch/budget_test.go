@@ -306,8 +306,8 @@ func TestBudgetRateAcrossProcesses(t *testing.T) {
 
 // TestBudgetSharedByPartitions: the partitions of a NewPartitioned run
 // share the process's Budget (through their one Enricher): 4 partitions
-// of 10 enrichments each stay within the process's share, 3 of a budget
-// of 6 shared with another process.
+// with 40 enrichments in flight over them stay within the process's
+// share, 3 of a budget of 6 shared with another process.
 func TestBudgetSharedByPartitions(t *testing.T) {
 	db := testdb.Postgres(t)
 	var inflight, worst, requests atomic.Int64
@@ -341,27 +341,21 @@ func TestBudgetSharedByPartitions(t *testing.T) {
 	defer e.Close()
 	const n, parts = 400, 4
 	var written atomic.Int64
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[int, json.RawMessage]{
-		Partitions: parts,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[int], error) {
-			var items []int
-			for i := p.Index; i < n; i += parts {
-				items = append(items, i)
+	pr, err := batchenrich.NewPartitioned(parts, func(p batchenrich.Partition) (batchenrich.Source[int], error) {
+		var items []int
+		for i := p.Index; i < n; i += parts {
+			items = append(items, i)
+		}
+		return batchenrichtest.NewSliceSource(items), nil
+	}, e, func(batchenrich.Partition) (batchenrich.Sink[int, json.RawMessage], error) {
+		return batchenrich.SinkFunc[int, json.RawMessage](func(_ context.Context, b batchenrich.Batch[int, json.RawMessage]) error {
+			if f := b.Failed(); f > 0 {
+				return fmt.Errorf("%d items failed", f)
 			}
-			return batchenrichtest.NewSliceSource(items), nil
-		},
-		Enricher: e,
-		Sink: func(batchenrich.Partition) (batchenrich.Sink[int, json.RawMessage], error) {
-			return batchenrich.SinkFunc[int, json.RawMessage](func(_ context.Context, b batchenrich.Batch[int, json.RawMessage]) error {
-				if f := b.Failed(); f > 0 {
-					return fmt.Errorf("%d items failed", f)
-				}
-				written.Add(int64(len(b.Results)))
-				return nil
-			}), nil
-		},
-		Options: batchenrich.Options{BatchSize: 50, Concurrency: 10},
-	})
+			written.Add(int64(len(b.Results)))
+			return nil
+		}), nil
+	}, batchenrich.Options{BatchSize: 50, Concurrency: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,5 +368,5 @@ func TestBudgetSharedByPartitions(t *testing.T) {
 	if w := worst.Load(); w > 3 {
 		t.Errorf("%d requests in flight at once, the process's share is 3", w)
 	}
-	t.Logf("%d requests, at most %d in flight (share 3 of 6; 4 partitions × 10)", requests.Load(), worst.Load())
+	t.Logf("%d requests, at most %d in flight (share 3 of 6; 4 partitions, 40 in flight)", requests.Load(), worst.Load())
 }

@@ -103,7 +103,7 @@ func TestPoolTooSmallRefusedBeforeAnyRequest(t *testing.T) {
 	})
 }
 
-// A Partitioned run adds up its partitions: a pool that holds one
+// A NewPartitioned run adds up its partitions: a pool that holds one
 // partition but not four is refused, before any request.
 func TestPoolTooSmallForThePartitions(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
@@ -130,20 +130,14 @@ func TestPoolTooSmallForThePartitions(t *testing.T) {
 
 // partitionedRun is the travelers job of execution e1 split into parts
 // partitions, enriched by api.
-func partitionedRun(t *testing.T, db *sqlx.DB, store *sqlbatch.CheckpointStore, api *countingAPI, parts int) *batchenrich.Partitioned[Traveler, Enriched] {
+func partitionedRun(t *testing.T, db *sqlx.DB, store *sqlbatch.CheckpointStore, api *countingAPI, parts int) *batchenrich.Runner[Traveler, Enriched] {
 	t.Helper()
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Enriched]{
-		Partitions: parts,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
-			return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{Table: "traveler_batch_source", Key: []string{"traveler_id"},
-				Filter: map[string]any{"execution_id": "e1"}, Partition: p})
-		},
-		Enricher: api.enricher(),
-		Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
-			return resultsSink(t, db), nil
-		},
-		Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}},
-	})
+	pr, err := batchenrich.NewPartitioned(parts, func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+		return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{Table: "traveler_batch_source", Key: []string{"traveler_id"},
+			Filter: map[string]any{"execution_id": "e1"}, Partition: p})
+	}, api.enricher(), func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
+		return resultsSink(t, db), nil
+	}, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +189,7 @@ func TestPartitionsTheServerCannotHoldRefused(t *testing.T) {
 	}
 	t.Log(err)
 	// Two partitions fit: the run completes.
-	if rep, err := partitionedRun(t, db, store, api, 2).Run(context.Background()); err != nil || rep.Written() != 40 {
-		t.Fatalf("2 partitions: wrote %d, %v; want 40", rep.Written(), err)
+	if rep, err := partitionedRun(t, db, store, api, 2).Run(context.Background()); err != nil || rep.Written != 40 {
+		t.Fatalf("2 partitions: wrote %d, %v; want 40", rep.Written, err)
 	}
 }

@@ -125,7 +125,7 @@
 // # Partitions
 //
 // SourceConfig.Partition makes a Source read one of P key partitions of
-// a run split for batchenrich.Partitioned or riverenrich. The partition
+// a run split for batchenrich.NewPartitioned or riverenrich. The partition
 // of a row is a function of its key alone, so every row is in exactly one
 // partition and cursors stay valid across restarts.
 //

@@ -139,31 +139,24 @@ func TestPartitionedRunOnDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		var calls int
-		newRun := func(parts int, o batchenrich.Options) *batchenrich.Partitioned[Traveler, Enriched] {
-			pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Enriched]{
-				Partitions: parts,
-				Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
-					return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
-						Table: "traveler_batch_source", Key: []string{"traveler_id"},
-						Filter: map[string]any{"execution_id": "e1"}, Partition: p,
-					})
-				},
-				Enricher: batchenrich.EnricherFunc[Traveler, Enriched](func(ctx context.Context, tr Traveler) (Enriched, error) {
-					calls++ // Concurrency 1 in total: no race
-					return enrich(ctx, tr)
-				}),
-				Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
-					return resultsSink(t, db), nil
-				},
-				Options:     o,
-				Concurrency: 1,
-			})
+		newRun := func(parts int, o batchenrich.Options) *batchenrich.Runner[Traveler, Enriched] {
+			pr, err := batchenrich.NewPartitioned(parts, func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+				return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{
+					Table: "traveler_batch_source", Key: []string{"traveler_id"},
+					Filter: map[string]any{"execution_id": "e1"}, Partition: p,
+				})
+			}, batchenrich.EnricherFunc[Traveler, Enriched](func(ctx context.Context, tr Traveler) (Enriched, error) {
+				calls++ // Concurrency 1 in total: no race
+				return enrich(ctx, tr)
+			}), func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
+				return resultsSink(t, db), nil
+			}, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return pr
 		}
-		o := batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: store, RunKey: "split"}, MaxBatches: 2}
+		o := batchenrich.Options{BatchSize: 20, Concurrency: 1, Durable: &batchenrich.Durable{Store: store, RunKey: "split"}, MaxBatches: 2}
 		if _, err := newRun(3, o).Run(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -179,8 +172,8 @@ func TestPartitionedRunOnDatabase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.BatchesSkipped() != 6 || calls != 300 {
-			t.Fatalf("resume skipped %d batches, %d calls in all; want 6 and 300", rep.BatchesSkipped(), calls)
+		if rep.BatchesSkipped != 6 || calls != 300 {
+			t.Fatalf("resume skipped %d batches, %d calls in all; want 6 and 300", rep.BatchesSkipped, calls)
 		}
 		rows := readResults(t, db)
 		if len(rows) != 300 {

@@ -604,22 +604,16 @@ func TestReplayOfARunningPartitionedRunRefused(t *testing.T) {
 	forEachDB(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
 		ctx := context.Background()
 		j := newReplayJob(t, k, db)
-		pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Enriched]{
-			Partitions: 2,
-			Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
-				cfg := replaySourceConfig
-				cfg.Partition = p
-				return sqlbatch.NewSource[Traveler](db, cfg)
-			},
-			Enricher: j.enr,
-			Sink:     func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) { return j.sink, nil },
-			Options:  batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}},
-		})
+		pr, err := batchenrich.NewPartitioned(2, func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+			cfg := replaySourceConfig
+			cfg.Partition = p
+			return sqlbatch.NewSource[Traveler](db, cfg)
+		}, j.enr, func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) { return j.sink, nil }, batchenrich.Options{BatchSize: 20, Durable: &batchenrich.Durable{Store: j.store, RunKey: "e1"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep, err := pr.Run(ctx); err != nil || rep.Written() != 200 || rep.Failed() != 12 {
-			t.Fatalf("partitioned run: wrote %d, %d failed, %v", rep.Written(), rep.Failed(), err)
+		if rep, err := pr.Run(ctx); err != nil || rep.Written != 200 || rep.Failed != 12 {
+			t.Fatalf("partitioned run: wrote %d, %d failed, %v", rep.Written, rep.Failed, err)
 		}
 		other := checkpointStore(t, db)
 		unlock, ok, err := other.TryLock(ctx, batchenrich.Partition{Index: 1, Count: 2}.RunKey("e1"))

@@ -131,18 +131,12 @@ func TestRunStatusPartitioned(t *testing.T) {
 		createResults(t, k, db)
 		store := checkpointStore(t, db)
 		ctx := context.Background()
-		pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Enriched]{
-			Partitions: 3,
-			Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
-				return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{Table: "traveler_batch_source", Key: []string{"traveler_id"},
-					Filter: map[string]any{"execution_id": "e1"}, Partition: p})
-			},
-			Enricher: batchenrichtest.NewEnricher(enrich),
-			Sink: func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
-				return resultsSink(t, db), nil
-			},
-			Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}},
-		})
+		pr, err := batchenrich.NewPartitioned(3, func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+			return sqlbatch.NewSource[Traveler](db, sqlbatch.SourceConfig{Table: "traveler_batch_source", Key: []string{"traveler_id"},
+				Filter: map[string]any{"execution_id": "e1"}, Partition: p})
+		}, batchenrichtest.NewEnricher(enrich), func(batchenrich.Partition) (batchenrich.Sink[Traveler, Enriched], error) {
+			return resultsSink(t, db), nil
+		}, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: store, RunKey: "e1", Job: "travelers"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -161,23 +161,17 @@ func TestRunsStatusStop(t *testing.T) {
 			t.Fatal("fail-1 did not fail")
 		}
 		// Partitioned, 3 partitions.
-		pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[int, int]{
-			Partitions: 3,
-			Source: func(p batchenrich.Partition) (batchenrich.Source[int], error) {
-				var mine []int
-				for _, i := range items(60) {
-					if i%p.Count == p.Index {
-						mine = append(mine, i)
-					}
+		pr, err := batchenrich.NewPartitioned(3, func(p batchenrich.Partition) (batchenrich.Source[int], error) {
+			var mine []int
+			for _, i := range items(60) {
+				if i%p.Count == p.Index {
+					mine = append(mine, i)
 				}
-				return batchenrichtest.NewSliceSource(mine), nil
-			},
-			Enricher: batchenrich.EnricherFunc[int, int](double),
-			Sink: func(batchenrich.Partition) (batchenrich.Sink[int, int], error) {
-				return batchenrichtest.NewSink[int, int](), nil
-			},
-			Options: batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: tg.store, RunKey: "part-1", Job: "beta"}},
-		})
+			}
+			return batchenrichtest.NewSliceSource(mine), nil
+		}, batchenrich.EnricherFunc[int, int](double), func(batchenrich.Partition) (batchenrich.Sink[int, int], error) {
+			return batchenrichtest.NewSink[int, int](), nil
+		}, batchenrich.Options{BatchSize: 10, Durable: &batchenrich.Durable{Store: tg.store, RunKey: "part-1", Job: "beta"}})
 		if err != nil {
 			t.Fatal(err)
 		}

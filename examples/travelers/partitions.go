@@ -45,44 +45,23 @@ func addPartitionColumn(ctx context.Context, db *sqlx.DB) error {
 	return nil
 }
 
-// perPartition is each partition's share of the total concurrency,
-// rounded up (the shared bound keeps the total exact).
-func perPartition(concurrency, partitions int) int {
-	return (concurrency + partitions - 1) / partitions
-}
-
-// runPartitioned runs cfg's run split into cfg.partitions partitions and
-// returns its totals as one Report.
+// runPartitioned runs cfg's run split into cfg.partitions partitions;
+// its Report holds their totals. Options.Concurrency (-concurrency) is
+// the total over all partitions.
 func (j *job) runPartitioned(ctx context.Context, db *sqlx.DB, cfg config, events chan<- event) (batchenrich.Report, error) {
-	opts := j.options(cfg.jobSettings, tracerFor(events))
-	opts.Concurrency = perPartition(cfg.concurrency, cfg.partitions)
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[Traveler, Profile]{
-		Partitions: cfg.partitions,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
-			sc := sourceConfig(cfg.executionID)
-			sc.Partition = p
-			return sqlbatch.NewSource[Traveler](db, sc)
-		},
-		Enricher: j.enr,
-		Sink: func(p batchenrich.Partition) (batchenrich.Sink[Traveler, Profile], error) {
-			return partitionSink(db, p)
-		},
-		Options:     opts,
-		Concurrency: cfg.concurrency,
-	})
+	source := func(p batchenrich.Partition) (batchenrich.Source[Traveler], error) {
+		sc := sourceConfig(cfg.executionID)
+		sc.Partition = p
+		return sqlbatch.NewSource[Traveler](db, sc)
+	}
+	sink := func(p batchenrich.Partition) (batchenrich.Sink[Traveler, Profile], error) {
+		return partitionSink(db, p)
+	}
+	r, err := batchenrich.NewPartitioned(cfg.partitions, source, j.enr, sink, j.options(cfg.jobSettings, tracerFor(events)))
 	if err != nil {
 		return batchenrich.Report{}, err
 	}
-	prep, err := pr.Run(ctx)
-	rep := batchenrich.Report{
-		BatchesRun:     prep.BatchesRun(),
-		BatchesSkipped: prep.BatchesSkipped(),
-		Written:        prep.Written(),
-		Failed:         prep.Failed(),
-		Started:        prep.Started,
-		Duration:       prep.Duration,
-	}
-	return rep, err
+	return r.Run(ctx)
 }
 
 // partitionSink is the job's Sink for partition p: the seed's columns and

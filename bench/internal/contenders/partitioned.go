@@ -24,7 +24,8 @@ const Partitions = 8
 // LibraryPartitioned is Library split into Partitions key partitions run
 // at once in one process (batchenrich.NewPartitioned): each partition a
 // Runner of its own over an sqlbatch.Source reading its keys, the
-// enrichments bounded by Partitions × cfg.Concurrency in total.
+// enrichments bounded by Partitions × cfg.Concurrency in total (each
+// partition may take any of them).
 func LibraryPartitioned(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	var st harness.Stats
 	db, err := sqlx.Open("postgres", cfg.DatabaseURL)
@@ -46,23 +47,18 @@ func LibraryPartitioned(ctx context.Context, cfg harness.Config) (harness.Stats,
 	if err := store.CreateTable(ctx); err != nil {
 		return st, err
 	}
-	pr, err := batchenrich.NewPartitioned(batchenrich.PartitionedConfig[libTraveler, job.Row]{
-		Partitions: Partitions,
-		Source: func(p batchenrich.Partition) (batchenrich.Source[libTraveler], error) {
-			return libSource(db, cfg, p)
-		},
-		Enricher: enr,
-		Sink: func(p batchenrich.Partition) (batchenrich.Sink[libTraveler, job.Row], error) {
-			return libPartitionSink(db, cfg, p.Index)
-		},
-		Options:     batchenrich.Options{BatchSize: cfg.BatchSize, MaxBatches: cfg.MaxBatches, Concurrency: cfg.Concurrency, Durable: &batchenrich.Durable{Store: store, RunKey: cfg.ExecutionID}},
-		Concurrency: Partitions * cfg.Concurrency,
-	})
+	source := func(p batchenrich.Partition) (batchenrich.Source[libTraveler], error) { return libSource(db, cfg, p) }
+	sink := func(p batchenrich.Partition) (batchenrich.Sink[libTraveler, job.Row], error) {
+		return libPartitionSink(db, cfg, p.Index)
+	}
+	// Options.Concurrency is the total over the partitions.
+	r, err := batchenrich.NewPartitioned(Partitions, source, enr, sink, batchenrich.Options{BatchSize: cfg.BatchSize, MaxBatches: cfg.MaxBatches,
+		Concurrency: Partitions * cfg.Concurrency, Durable: &batchenrich.Durable{Store: store, RunKey: cfg.ExecutionID}})
 	if err != nil {
 		return st, err
 	}
-	rep, err := pr.Run(ctx)
-	st.Written, st.Batches, st.Phase = rep.Written(), rep.BatchesRun(), rep.Duration
+	rep, err := r.Run(ctx)
+	st.Written, st.Batches, st.Phase = rep.Written, rep.BatchesRun, rep.Duration
 	if err != nil {
 		return st, fmt.Errorf("batchenrich: %w", err)
 	}
