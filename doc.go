@@ -94,7 +94,7 @@
 //
 //   - Those a package returns directly to its caller: the errors of
 //     constructors (New, sqlbatch.NewSink, httpenrich.New, …), of Check,
-//     of ClaimPartitions, of sqlbatch's CreateTable and of riverenrich's
+//     of CheckResume, of sqlbatch's CreateTable and of riverenrich's
 //     EnqueueTx and Migrate, configuration errors, and Run's own
 //     (*BatchError, *ItemError).
 //   - Not those a component of this module returns to the Runner from a
@@ -138,7 +138,8 @@
 // Durable.AllowReshape allows it deliberately. A checkpoint that recorded
 // none (an older version's, or a run's without a Fingerprint) matches any
 // and records the resumed run's from then on. CheckResume makes the same
-// check on a loaded checkpoint without running (for a dry run); pass it
+// checks without running (for a dry run, or before enqueueing a run's
+// partitions, whose count it claims as Run does); pass it
 // Runner.Options() to compare the job and definition too.
 //
 // A run belongs to one job: its checkpoints record Durable.Job and a

@@ -55,9 +55,9 @@ var (
 	// another store): nothing is replayed.
 	ErrUnknownRun = errors.New("no such run")
 
-	// ErrPartitionsChanged is returned (wrapped) by Run and ClaimPartitions
+	// ErrPartitionsChanged is returned (wrapped) by Run and CheckResume
 	// when the run key's checkpoints were recorded with another partition
-	// count than Options.Partition.Count. Nothing was read or enriched.
+	// count than Options.Partition.Count (or NewPartitioned's). Nothing was read or enriched.
 	// Resume with the recorded count, or start a new run key.
 	ErrPartitionsChanged = errors.New("partition count changed")
 

@@ -56,7 +56,8 @@ func TestReplayOfRunningPartitionRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	store := batchenrichtest.NewCheckpoints()
-	if err := batchenrich.ClaimPartitions(ctx, store, "r", 3, 0); err != nil {
+	if err := batchenrich.CheckResume(ctx, batchenrich.Options{Partition: batchenrich.Partition{Index: 0, Count: 3},
+		Durable: &batchenrich.Durable{Store: store, RunKey: "r"}}); err != nil {
 		t.Fatal(err)
 	}
 	unlock, ok, err := store.TryLock(ctx, batchenrich.Partition{Index: 2, Count: 3}.RunKey("r"))

@@ -33,7 +33,7 @@ func (l *oddLocker) TryLock(ctx context.Context, key string) (func() error, bool
 
 // Every lock is taken alike, a partition claim's as the run's: a TryLock
 // returning ok with a nil unlock function, or panicking, is an error at
-// StageLock, never a panic out of Run or ClaimPartitions.
+// StageLock, never a panic out of Run or CheckResume.
 func TestClaimPartitionsOddLocker(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -51,10 +51,13 @@ func TestClaimPartitionsOddLocker(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := newOddLocker(tt.tryLock)
-			err := batchenrich.ClaimPartitions(context.Background(), l, "r", 2, 0)
+			err := batchenrich.CheckResume(context.Background(), batchenrich.Options{
+				Durable:   &batchenrich.Durable{Store: l, RunKey: "r"},
+				Partition: batchenrich.Partition{Index: 1, Count: 2},
+			})
 			var be *batchenrich.BatchError
 			if !tt.check(err) || !errors.As(err, &be) || be.Stage != batchenrich.StageLock || be.RunKey != "r" {
-				t.Fatalf("ClaimPartitions: err = %v, want a *BatchError at StageLock for run r", err)
+				t.Fatalf("CheckResume: err = %v, want a *BatchError at StageLock for run r", err)
 			}
 			_, err = newFixture(10).run(t, context.Background(), batchenrich.Options{
 				Durable: &batchenrich.Durable{

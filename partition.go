@@ -2,7 +2,6 @@ package batchenrich
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -91,30 +90,16 @@ func plural(n int) string {
 	return strconv.Itoa(n) + " partitions"
 }
 
-// ClaimPartitions records, under the run key run itself, that the run is
+// claimPartitions records, under the run key run itself, that the run is
 // split into count partitions, or checks that this is what was recorded.
-// It returns a *BatchError (StageCheckpoint, Batch 0, as Run's) wrapping
+// It returns a *BatchError (StageCheckpoint, Batch 0) wrapping
 // ErrPartitionsChanged if run was recorded with another count, or started
-// unpartitioned (count 1) and has committed batches. With count ≤ 1 it only checks.
-//
-// A partitioned Runner calls it before its first read; call it yourself to
-// refuse a changed count before enqueueing work (riverenrich does). When
-// store is a Locker, the check and the record happen under run's lock
-// (held for a moment; an unpartitioned run holds it for its whole run),
-// taken as Run takes its own: a lock held by another runner is tried again
-// every 500 ms until wait has passed (not at all when
-// wait is 0), and then ClaimPartitions returns a *BatchError at StageLock
-// wrapping ErrRunLocked. An error or a panic of the store's methods is
-// returned as an error too, never a panic.
-func ClaimPartitions(ctx context.Context, store CheckpointStore, run string, count int, wait time.Duration) error {
-	return claimPartitions(ctx, store, run, count, lockRequest{key: run, wait: max(wait, 0), retry: defaultLockRetryInterval})
-}
-
-// claimPartitions is ClaimPartitions, taking run's lock as req says.
+// unpartitioned (count 1) and has committed batches. With count ≤ 1 it
+// only checks. When store is a Locker, the check and the record happen
+// under run's lock, taken as req says (held for a moment; an
+// unpartitioned run holds it for its whole run). An error or a panic of
+// the store's methods is returned as an error too, never a panic.
 func claimPartitions(ctx context.Context, store CheckpointStore, run string, count int, req lockRequest) (err error) {
-	if store == nil || run == "" {
-		return errors.New("batchenrich: ClaimPartitions: nil store or empty run key")
-	}
 	if count > 1 {
 		// Fast path, no lock: a count once recorded never changes (an
 		// unpartitioned run refuses the key, a partitioned one saves only

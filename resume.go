@@ -1,28 +1,52 @@
 package batchenrich
 
-// CheckResume returns the error Run returns, before it reads anything,
-// when it loads cp as the checkpoint of its run: nil when the run may go
-// on from cp, else a *BatchError of stage StageCheckpoint wrapping
-// ErrPartitionsChanged (cp was recorded with another partition count; a
-// refusal of the run, Batch 0, as ClaimPartitions returns it) or
+import "context"
+
+// CheckResume returns the error a Runner with options opts would return
+// before it reads anything, without running: it makes the checks Run
+// makes on the run key's recorded state, in opts.Durable.Store. It
+// returns nil when the run may go on (or start), else a *BatchError of
+// stage StageCheckpoint wrapping ErrPartitionsChanged (recorded with
+// another partition count; a refusal of the run, Batch 0) or
 // ErrCheckpointMismatch (another BatchSize or Fingerprint, unless
-// Durable.AllowReshape; Batch is the batch the run would have gone on
-// with). Of opts only BatchSize (zero means
-// 100), Partition and Durable's RunKey, Fingerprint and
-// AllowReshape matter; with opts.Durable nil it returns nil. A program
-// planning a run without running it (a dry run) calls it to refuse what
-// the run would refuse, with the same error.
-func CheckResume(cp Checkpoint, opts Options) error {
+// Durable.AllowReshape; another Durable.Job, or, for opts taken from
+// Runner.Options(), another definition; Batch is the batch the run would
+// have gone on with), or the store's error as Run returns it (a
+// *BatchError of batch 1 at StageCheckpoint). With opts.Durable nil it
+// returns nil; invalid opts are a *ConfigError, as New's.
+//
+// For a partition of a split run (Options.Partition.Count above 1) it
+// first claims the partition count, as Run does: it checks the count
+// recorded under the run's own key (Durable.RunKey) and records it the
+// first time, so that a later run, or enqueue, with another count is
+// refused; when the store is a Locker the claim is made under the run's
+// lock, held for a moment and taken as Run takes it (waiting for it up to
+// 10 s, or as long as it takes with Durable.LockWait, trying again every
+// Durable.LockRetryInterval; then a *BatchError at StageLock wrapping
+// ErrRunLocked). Otherwise it only reads: a program planning a run
+// without running it (a dry run) calls it to refuse what the run would
+// refuse, with the same error, and an enqueuer of partitions (riverenrich)
+// to refuse a changed count before enqueueing work.
+func CheckResume(ctx context.Context, opts Options) error {
 	if opts.Durable == nil {
 		return nil
 	}
-	if opts.BatchSize == 0 {
-		opts.BatchSize = defaultBatchSize
+	o, err := opts.withDefaults()
+	if err != nil {
+		return err
 	}
-	return checkResume(cp, opts, opts.Partition.RunKey(opts.Durable.RunKey))
+	if err := claimRun(ctx, o); err != nil {
+		return err
+	}
+	var cp Checkpoint
+	if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, o.key); return }); err != nil {
+		return &BatchError{Batch: 1, Stage: StageCheckpoint, RunKey: o.key, Err: err}
+	}
+	return checkResume(cp, o, o.key)
 }
 
-// checkResume is CheckResume for the run key key, opts.Durable set.
+// checkResume returns the error of a run with options opts refusing cp,
+// loaded as the checkpoint of its run key key, opts.Durable set.
 func checkResume(cp Checkpoint, opts Options, key string) error {
 	cp.RunKey = key
 	if err := checkPartitions(key, cp, opts.Partition.Count); err != nil {

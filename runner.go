@@ -142,7 +142,7 @@ type run[T, R any] struct {
 
 	// last is the checkpoint of the run's last committed batch (the
 	// loaded one until a batch commits), with the run's counts; owned is
-	// set once the loaded checkpoint was accepted (CheckResume), from
+	// set once the loaded checkpoint was accepted (checkResume), from
 	// when the run's end is recorded in the store. Guarded by mu.
 	last  Checkpoint
 	owned bool

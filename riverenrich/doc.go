@@ -20,7 +20,7 @@
 //
 // A run key belongs to one job and one definition. Enqueueing first
 // checks the partition count recorded for the run
-// (batchenrich.ClaimPartitions) and refuses another one with
+// (batchenrich.CheckResume claims it) and refuses another one with
 // batchenrich.ErrPartitionsChanged; it refuses a run whose jobs exist
 // with another job, Fingerprint or params, and (for a Client with
 // Options) one whose checkpoints were recorded with other settings, with

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/riverqueue/river"
 
@@ -48,8 +47,8 @@ type Enqueued struct {
 // worker would meet). The caller then rolls tx back (Enqueue does).
 //
 // First, outside tx, it checks the partition count recorded for run
-// (batchenrich.ClaimPartitions): a run recorded with another count is
-// refused with an error wrapping batchenrich.ErrPartitionsChanged, and
+// (batchenrich.CheckResume claims it): a run recorded with another count
+// is refused with an error wrapping batchenrich.ErrPartitionsChanged, and
 // nothing is inserted. A run seen for the first time gets its count
 // recorded then, even if tx later rolls back (a later enqueue must then
 // use the same count, or another run key).
@@ -69,11 +68,8 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 		}
 		raw = b
 	}
-	if err := batchenrich.ClaimPartitions(ctx, c.cfg.Store, run, partitions, 10*time.Second); err != nil {
-		return e, err // names the run and says what to do
-	}
 	if err := c.checkCheckpoints(ctx, run, partitions, raw); err != nil {
-		return e, err
+		return e, err // names the run and says what to do
 	}
 	many := make([]river.InsertManyParams, partitions)
 	for p := range partitions {
@@ -133,24 +129,28 @@ func (c *Client[T, R]) options(job Job) (batchenrich.Options, error) {
 	return opts, nil
 }
 
-// checkCheckpoints refuses, when the Client has Options, a run whose
-// partitions' checkpoints were recorded with other settings than params
-// give, with the error the worker's Runner would return.
+// checkCheckpoints claims run's partition count, refusing another one,
+// and refuses, when the Client has Options, a run whose partitions'
+// checkpoints were recorded with other settings than params give: with
+// batchenrich.CheckResume, the error the worker's Runner would return.
+// Without Options it checks partition 0 alone (the count, and the job),
+// other settings allowed: the workers' options are not known here.
 func (c *Client[T, R]) checkCheckpoints(ctx context.Context, run string, partitions int, params json.RawMessage) error {
+	check := partitions
 	if c.cfg.Options == nil {
-		return nil
+		check = 1
 	}
-	for p := range partitions {
+	for p := range check {
 		part := batchenrich.Partition{Index: p, Count: partitions}
 		opts, err := c.options(Job{Run: run, Partition: part, Params: params})
 		if err != nil {
 			return fmt.Errorf("riverenrich: enqueue run %q partition %s: options: %w", run, part, err)
 		}
-		cp, err := c.cfg.Store.Load(ctx, part.RunKey(run))
-		if err != nil {
-			return fmt.Errorf("riverenrich: enqueue run %q partition %s: %w", run, part, err)
+		opts.Durable.Store, opts.Durable.LockWait = c.cfg.Store, false
+		if c.cfg.Options == nil {
+			opts.Durable.AllowReshape = true
 		}
-		if err := batchenrich.CheckResume(cp, opts); err != nil {
+		if err := batchenrich.CheckResume(ctx, opts); err != nil {
 			return err
 		}
 	}

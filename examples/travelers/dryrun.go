@@ -37,7 +37,8 @@ func dryRun(ctx context.Context, cfg config, w io.Writer) error {
 		}
 		// What the run would refuse (another -batch-size or -partitions
 		// than the checkpoint recorded), refused alike.
-		if err := batchenrich.CheckResume(cp, batchenrich.Options{BatchSize: cfg.batchSize, Durable: &batchenrich.Durable{RunKey: cfg.executionID}}); err != nil {
+		if err := batchenrich.CheckResume(ctx, batchenrich.Options{BatchSize: cfg.batchSize,
+			Durable: &batchenrich.Durable{Store: loaded(cp), RunKey: cfg.executionID}}); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "database: %s (reachable)\n", cfg.dbDesc)
@@ -125,4 +126,19 @@ func loadCheckpoint(ctx context.Context, db *sqlx.DB, runKey string) (batchenric
 	cp.Batch, cp.Done = row.Batch, row.Done
 	cp.Partitions, cp.BatchSize, cp.Fingerprint = row.Partitions, row.BatchSize, row.Fingerprint
 	return cp, nil
+}
+
+// loaded is a CheckpointStore holding the checkpoint the dry run read
+// (without changing the database) for batchenrich.CheckResume, which only
+// loads it for an unpartitioned run.
+type loaded batchenrich.Checkpoint
+
+// Load returns the checkpoint read.
+func (c loaded) Load(context.Context, string) (batchenrich.Checkpoint, error) {
+	return batchenrich.Checkpoint(c), nil
+}
+
+// Save refuses: a dry run changes nothing.
+func (loaded) Save(context.Context, batchenrich.Checkpoint) error {
+	return errors.New("a dry run saves no checkpoint")
 }
