@@ -54,7 +54,8 @@ func TestPartitionedStopRequestStopsTheOthersAtABatchBoundary(t *testing.T) {
 		mu      sync.Mutex
 		written = map[int]int{} // partition → items written
 	)
-	pr, err := batchenrich.NewPartitioned(3, modSource(3000), batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) { return int(i), nil }), func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
+	enr := batchenrich.EnricherFunc[item, int](func(ctx context.Context, i item) (int, error) { return int(i), nil })
+	pr, err := batchenrich.NewPartitioned(3, modSource(3000), enr, func(p batchenrich.Partition) (batchenrich.Sink[item, int], error) {
 		return batchenrich.SinkFunc[item, int](func(ctx context.Context, b batchenrich.Batch[item, int]) error {
 			if p.Index != 1 && b.Number >= 2 {
 				// Still writing when partition 1 stops.
