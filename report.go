@@ -38,8 +38,10 @@ type Report struct {
 	Started  time.Time
 	Duration time.Duration
 
-	// Partitions holds, for a Runner of NewPartitioned, each partition's
-	// Report, by index; nil for any other Runner. The fields above are
+	// Partitions holds, for a Runner of NewPartitioned of more than one
+	// partition, each partition's Report, by index; nil for any other
+	// Runner (NewPartitioned of 1 partition is an unpartitioned run, its
+	// Report that of New's Runner). The fields above are
 	// then the partitions' totals (BatchesRun, BatchesSkipped, Read,
 	// Enriched, Failed, Written), AlreadyDone when every partition had
 	// nothing left to do, Atomic when every partition that wrote batches

@@ -60,7 +60,7 @@ func TestBudgetWrongHostRefused(t *testing.T) {
 	})
 	var oe *batchenrich.ConfigError
 	if !errors.As(err, &oe) || oe.Field != "Budget" || !strings.Contains(err.Error(), `"api.example.com:8080"`) {
-		t.Fatalf("New = %v, want an OptionError on Budget naming the URL's host", err)
+		t.Fatalf("New = %v, want a ConfigError on Budget naming the URL's host", err)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // it (see Status and Runs): the run as a whole, and each of its
 // partitions.
 type RunStatus struct {
-	// RunKey is the run's key (Options.RunKey); Job its Options.Job.
+	// RunKey is the run's key (Durable.RunKey); Job its Durable.Job.
 	RunKey, Job string
 	// State sums up the partitions': StateRunning while any is running
 	// (or has not started), else StateFailed if any failed, else
