@@ -435,11 +435,15 @@ func (l *aimd) releaseAt(s slot, a answer, now time.Time) change {
 		if a.o != refused && l.share <= broadShare && !c.hostWide {
 			break // taken for an item failing on its own
 		}
-		if !explained {
+		if !explained || a.o != refused {
+			// Not the client's excess, or an overload answer (a 503 of an
+			// outage comes at any level): lowered by the backoff, no
+			// level remembered.
 			l.lower(s)
 			break
 		}
-		// The host admits fewer than s.level at once: lower the limit
+		// A 429 explained by the concurrency. The host admits fewer than
+		// s.level at once: lower the limit
 		// below that level, by the backoff at most (the level is noisy),
 		// and stay there for a while rather than probing again at once
 		// (probing costs refusals, and with Retry-After an item's wait).

@@ -609,3 +609,34 @@ func TestAdmitRetriesNotEvidence(t *testing.T) {
 		t.Fatalf("%d first attempts answered 503 with Retry-After: limit %d, gate probing %v; want lowered and paused", broadStreak, h.lim.Limit(), h.gate.probing)
 	}
 }
+
+// TestAIMDOverloadSetsNoCeiling: a 503 with Retry-After at a level above
+// the latest success's (as in an outage: everything refused, whatever the
+// level) lowers the limit by the backoff and is not remembered as a
+// refused level: the limit grows past it at once. Only a 429 is (an
+// outage's 503 at a low level kept a process of a fleet at a limit of 1
+// for 20 Retry-Afters).
+func TestAIMDOverloadSetsNoCeiling(t *testing.T) {
+	l := newTestAIMD(t, Adaptive{MaxConcurrency: 100, InitialConcurrency: 10})
+	l.slowStart = false
+	now := time.Unix(1_700_000_000, 0)
+	ss := take(t, l, 10)
+	l.releaseAt(ss[0], okAnswer(), now) // level 1
+	l.share = 1                         // broad: the 503 is overload
+	c := l.releaseAt(ss[9], answer{o: overload, reason: "503", retryAfter: 2 * time.Second}, now)
+	if c.to != 9 {
+		t.Fatalf("503 at level 10 after a success at 1: %+v, want 10 → 9", c)
+	}
+	for _, s := range ss[1:9] {
+		l.releaseAt(s, answer{o: neutral, retryAfter: -1}, now)
+	}
+	l.share = 0
+	for range 50 {
+		for _, s := range take(t, l, l.Limit()) {
+			l.releaseAt(s, okAnswer(), now.Add(time.Second))
+		}
+	}
+	if got := l.Limit(); got <= 10 {
+		t.Fatalf("a second after: limit %d, want it growing past the level the 503 came at", got)
+	}
+}
