@@ -145,6 +145,15 @@ const (
 // reset; otherwise it sends freely. Set IgnoreRateLimitHeaders to turn
 // this off.
 //
+// # Across processes
+//
+// The limit is per process. With an adaptive shared budget
+// (Config.Budget, an AdaptiveBudget such as sqlbatch.Budget with
+// BudgetConfig.Adaptive), each process's limit for the budget's host
+// adapts under its share of the budget, the budget is told the limit, and
+// a host-wide refusal's pause is the fleet's: the budget holds back every
+// other process's requests while one probes. See sqlbatch.Budget.
+//
 // # Observing
 //
 // Every change of a host's limit (its integer value) is reported with

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Budget is a budget for one upstream shared with other processes (see
@@ -24,10 +25,46 @@ type Budget interface {
 	Take(ctx context.Context) (release func(), err error)
 }
 
-// checkBudget refuses a Budget covering another host than rawURL's.
-func checkBudget(b Budget, rawURL string) error {
+// AdaptiveBudget is a Budget that shares the adaptive limit
+// (Config.Adaptive) among the processes (sqlbatch.Budget with
+// BudgetConfig.Adaptive). New discovers it on Config.Budget: when Adapts
+// reports true, New requires Config.Adaptive, and tells the budget its
+// host's limit and the pauses and probes of its gate (see Adaptive). Its
+// methods are called as the answers come and must not do I/O.
+type AdaptiveBudget interface {
+	Budget
+	// Adapts reports whether the budget adapts; false makes it a plain
+	// Budget, told nothing.
+	Adapts() bool
+	// LimitChanged reports the host's adaptive limit in this process:
+	// its first value, then each change.
+	LimitChanged(limit int)
+	// Pause reports a host-wide refusal whose Retry-After, d, closed the
+	// host's gate: the upstream refuses everything for d. The budget may
+	// hold back every process's requests meanwhile, but a prober's.
+	Pause(d time.Duration)
+	// Resume reports that a probe after a pause got an answer other than
+	// a refusal: the host's gate opened.
+	Resume()
+}
+
+// adaptiveBudget returns b as an AdaptiveBudget when it adapts, else nil.
+func adaptiveBudget(b Budget) AdaptiveBudget {
+	if ab, ok := b.(AdaptiveBudget); ok && ab.Adapts() {
+		return ab
+	}
+	return nil
+}
+
+// checkBudget refuses a Budget covering another host than rawURL's, and
+// an adaptive one without Config.Adaptive (adaptive: whether it is set).
+func checkBudget(b Budget, rawURL string, adaptive bool) error {
 	if b == nil {
 		return nil
+	}
+	if adaptiveBudget(b) != nil && !adaptive {
+		return optErr("Budget", "is adaptive (sqlbatch.BudgetConfig.Adaptive) but Config.Adaptive is nil: "+
+			"set Config.Adaptive, the limit the budget shares")
 	}
 	up := b.Upstream()
 	u, err := url.Parse(rawURL)

@@ -68,7 +68,10 @@
 // With Config.Budget (sqlbatch.Budget), the host's concurrency ceiling
 // and rate are shared with other processes: each attempt waits for a
 // place under this process's share, which the Budget renews in the
-// background.
+// background. A Budget that adapts (AdaptiveBudget: sqlbatch's with
+// BudgetConfig.Adaptive) needs Config.Adaptive and is told the host's
+// limit and its gate's pauses and probes, so that during an outage one
+// process probes for the fleet.
 //
 // # Idempotency keys
 //

@@ -103,8 +103,11 @@ func New[T, B, R any](cfg Config[T, B, R]) (*Enricher[T, B, R], error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBudget(cfg.Budget, cfg.URL); err != nil {
+	if err := checkBudget(cfg.Budget, cfg.URL, up != nil); err != nil {
 		return nil, err
+	}
+	if up != nil {
+		up.budget = adaptiveBudget(cfg.Budget)
 	}
 	keyOf, err := idempotencyKeyOf(cfg.IdempotencyKey, cfg.ItemKey)
 	if err != nil {

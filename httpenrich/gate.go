@@ -75,10 +75,11 @@ func (g *gate) pause(d time.Duration) {
 
 // done reports a request's answer: ok when it was not refused (not 429
 // nor 503, and not a pause). A probe that is ok opens the gate; one that is
-// not lets the next probe go once the gate's time has come.
-func (g *gate) done(probe, ok bool) {
+// not lets the next probe go once the gate's time has come. It reports
+// whether the answer opened the gate.
+func (g *gate) done(probe, ok bool) (opened bool) {
 	if !probe && !ok {
-		return
+		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -89,14 +90,16 @@ func (g *gate) done(probe, ok bool) {
 		g.probeOut = false
 	}
 	if !g.probing {
-		return
+		return false
 	}
 	// The gate's time has come when now is not before until (as in
 	// wait): at the very instant of until, too, where a coarse clock
 	// puts a quick probe's answer.
 	if ok && !time.Now().Before(g.until) {
 		g.probing = false
+		opened = true
 	}
 	close(g.changed)
 	g.changed = make(chan struct{})
+	return opened
 }

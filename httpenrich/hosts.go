@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +21,10 @@ import (
 type upstreams struct {
 	cfg     Adaptive
 	waitMax time.Duration // caps every pause, like a Retry-After between attempts
+
+	// budget, when Config.Budget adapts (AdaptiveBudget), is told its
+	// host's limit and the pauses and probes of its gate.
+	budget AdaptiveBudget
 
 	mu    sync.Mutex
 	hosts map[string]*upstream
@@ -52,6 +57,9 @@ func (u *upstreams) host(name string) *upstream {
 	if h == nil {
 		h = &upstream{name: name, lim: newAIMD(u.cfg), gate: newGate(), pacer: rate.NewLimiter(rate.Inf, 1)}
 		u.hosts[name] = h
+		if u.budget != nil && strings.EqualFold(name, u.budget.Upstream()) {
+			u.budget.LimitChanged(u.cfg.InitialConcurrency)
+		}
 	}
 	return h
 }
@@ -161,10 +169,19 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 // host-wide refusal's Retry-After, and reports a change of the limit.
 func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool, a answer, ok bool) {
 	c := h.lim.release(s, a)
+	fleet := u.budget != nil && strings.EqualFold(h.name, u.budget.Upstream())
+	if fleet && c.from != c.to {
+		u.budget.LimitChanged(c.to)
+	}
 	if c.hostWide && a.retryAfter >= 0 {
 		h.gate.pause(a.retryAfter)
+		if fleet {
+			u.budget.Pause(a.retryAfter)
+		}
 	}
-	h.gate.done(probe, ok)
+	if h.gate.done(probe, ok) && fleet {
+		u.budget.Resume()
+	}
 	if c.from != c.to {
 		batchenrich.ReportLimitChange(ctx, h.name, c.from, c.to, c.reason)
 	}

@@ -153,7 +153,9 @@ type Config[T, B, R any] struct {
 	// is not the URL's host. Attempts to another host (a redirect) are
 	// not budgeted. Several Enrichers of a process (the partitions of a
 	// batchenrich.NewPartitioned run, a riverenrich worker's jobs) may
-	// share one Budget: the process's share holds across them. Nil means
+	// share one Budget: the process's share holds across them. A Budget
+	// that is an AdaptiveBudget and Adapts needs Adaptive (New refuses it
+	// without) and is told the host's limit, pauses and probes. Nil means
 	// no shared budget.
 	Budget Budget
 

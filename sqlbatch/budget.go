@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,8 +50,18 @@ type BudgetConfig struct {
 	// processes together (each attempt counts). Zero means no bound.
 	Rate float64
 	// Table is the table of the budgets' leases, created by NewBudget
-	// when missing. Empty means DefaultBudgetTable.
+	// when missing. Empty means DefaultBudgetTable. An adaptive budget
+	// also keeps its pause in the table named Table with "_pause"
+	// appended, created likewise.
 	Table string
+	// Adaptive shares httpenrich's adaptive limit (httpenrich.Config.Adaptive,
+	// which New then requires) among the processes: each process's
+	// per-host limit adapts under its share, the sum of their limits is
+	// reported (BudgetShare.Limit), and when the upstream refuses
+	// everything (a host-wide refusal with Retry-After) the budget pauses
+	// for every process, one of them probing. See Budget's "Adaptive"
+	// section.
+	Adaptive bool
 	// LeaseTTL is how long a share outlives its process's last renewal:
 	// the share of a process that died returns to the others within
 	// LeaseTTL plus a fifth of it. Zero means DefaultBudgetLeaseTTL; at
@@ -69,6 +80,14 @@ type BudgetShare struct {
 	// Members is how many live processes shared the budget at the last
 	// renewal, this one included.
 	Members int
+	// Limit is, for an adaptive budget (BudgetConfig.Adaptive), the sum
+	// of the live processes' adaptive limits for the upstream as recorded
+	// at their last renewals, this one's included; 0 otherwise.
+	Limit int
+	// Paused reports that the adaptive budget was paused at the last
+	// renewal (the upstream refused everything): the shares are none but
+	// the prober's.
+	Paused bool
 	// Err is the last renewal's error, nil when it succeeded.
 	Err error
 }
@@ -105,6 +124,42 @@ type BudgetShare struct {
 // use theirs: a process that is idle still holds its part until it closes
 // its Budget.
 //
+// # Adaptive
+//
+// With BudgetConfig.Adaptive, the processes also share httpenrich's
+// adaptive limit (httpenrich.Config.Adaptive, required with it; Budget
+// implements httpenrich.AdaptiveBudget):
+//
+//   - Each process's per-host limit adapts to the upstream's answers per
+//     round trip, as without a Budget, under its share of the ceiling:
+//     the processes' AIMD limits settle together at what the upstream
+//     admits, as TCP flows share a link. Each process records its limit
+//     with its lease; BudgetShare.Limit is the sum over the live
+//     processes, the fleet's limit. The limit itself is not adapted
+//     through the database: a renewal a second is too slow a loop for
+//     answers that come every few milliseconds (one fleet limit adapted at
+//     the renewals was tried and swung far more, with more refusals:
+//     BENCHMARKS.md).
+//   - Outages are shared: a host-wide refusal with Retry-After (see
+//     httpenrich.Adaptive) pauses the budget for its Retry-After. The
+//     process that reported it renews at once, in the background, and
+//     becomes the prober: while the budget is paused its share is one
+//     request and every other process's none (each applies it at its
+//     next renewal, within a renewal interval), so that the fleet sends
+//     one probe per Retry-After, not one per process. The prober's probe
+//     that gets an answer ends the pause (the others resume at their next
+//     renewal); a failed probe extends it; without a probe it ends a
+//     renewal interval after its Retry-After. A prober that dies is
+//     replaced by the next process to renew once its lease expired.
+//
+// Limits: each process's limit adapts alone within its share, so the
+// fleet probes the upstream's capacity N times as often as one process
+// (the 429s stay a small share: BENCHMARKS.md); while paused, the
+// processes other than the prober wait up to a renewal interval after the
+// pause ended; pauses come from Retry-After only (a host-wide refusal
+// without one lowers each process's limit but pauses nothing), and the
+// rate-limit headers' pauses (httpenrich.Adaptive) stay per process.
+//
 // A Budget needs PostgreSQL. Its renewals run in a goroutine of its own,
 // from NewBudget until Close.
 type Budget struct {
@@ -120,11 +175,23 @@ type Budget struct {
 	qSelect  string
 	qUpsert  string
 	qRelease string
+	// An adaptive budget's (BudgetConfig.Adaptive) queries of the pause
+	// table.
+	qPauseRead, qPauseWrite string
 
 	mu         sync.Mutex
 	members    int
 	err        error
 	validUntil time.Time
+	// An adaptive budget's state: the evidence since the last renewal,
+	// this process's adaptive limit, and the fleet's limit and pause as of
+	// the last renewal.
+	ev        budgetEvidence
+	hostLimit int
+	limit     int
+	paused    bool
+
+	kick chan struct{} // asks the loop for a renewal now
 
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -168,6 +235,10 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 	if err != nil {
 		return nil, err
 	}
+	pauseTable, err := quoteTable(d, "Table", name+"_pause")
+	if err != nil {
+		return nil, err
+	}
 	ttl := cfg.LeaseTTL
 	if ttl == 0 {
 		ttl = DefaultBudgetLeaseTTL
@@ -178,26 +249,45 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 		db: db, cfg: cfg, ttl: ttl, member: newOwner(), lockKey: int64(h.Sum64()),
 		unlimC: cfg.MaxConcurrency == 0, unlimR: cfg.Rate == 0,
 		qDelete: `DELETE FROM ` + table + ` WHERE budget = $1 AND expires_at < now()`,
-		qSelect: `SELECT member, upstream, max_concurrency, rate, concurrency, granted_rate FROM ` + table +
+		qSelect: `SELECT member, upstream, max_concurrency, rate, adaptive, concurrency, granted_rate, host_limit FROM ` + table +
 			` WHERE budget = $1 ORDER BY member`,
-		qUpsert: `INSERT INTO ` + table + ` (budget, member, upstream, max_concurrency, rate, concurrency, granted_rate, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8 * interval '1 millisecond')
+		qUpsert: `INSERT INTO ` + table + ` (budget, member, upstream, max_concurrency, rate, adaptive, concurrency, granted_rate, host_limit, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + $10 * interval '1 millisecond')
 			ON CONFLICT (budget, member) DO UPDATE SET concurrency = excluded.concurrency,
-			granted_rate = excluded.granted_rate, expires_at = excluded.expires_at`,
+			granted_rate = excluded.granted_rate, host_limit = excluded.host_limit, expires_at = excluded.expires_at`,
 		qRelease: `DELETE FROM ` + table + ` WHERE budget = $1 AND member = $2`,
+		qPauseRead: `SELECT prober, (extract(epoch FROM pause_until - clock_timestamp()) * 1000)::double precision
+			FROM ` + pauseTable + ` WHERE budget = $1`,
+		qPauseWrite: `INSERT INTO ` + pauseTable + ` (budget, prober, pause_until)
+			VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+			ON CONFLICT (budget) DO UPDATE SET prober = excluded.prober, pause_until = excluded.pause_until`,
+		kick: make(chan struct{}, 1),
 	}
 	b.lim = sharelimit.New(b.none())
-	if err := ExecDDL(ctx, db, `CREATE TABLE IF NOT EXISTS `+table+` (
+	// The adaptive and host_limit columns joined the table after its
+	// first version: the ALTER adds them to a table created before.
+	ddl := []string{`CREATE TABLE IF NOT EXISTS ` + table + ` (
 		budget text NOT NULL,
 		member text NOT NULL,
 		upstream text NOT NULL,
 		max_concurrency bigint NOT NULL,
 		rate double precision NOT NULL,
+		adaptive boolean NOT NULL DEFAULT false,
 		concurrency bigint NOT NULL,
 		granted_rate double precision NOT NULL,
+		host_limit bigint NOT NULL DEFAULT 0,
 		expires_at timestamptz NOT NULL,
 		PRIMARY KEY (budget, member)
-	)`); err != nil {
+	)`, `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS adaptive boolean NOT NULL DEFAULT false,
+		ADD COLUMN IF NOT EXISTS host_limit bigint NOT NULL DEFAULT 0`}
+	if cfg.Adaptive {
+		ddl = append(ddl, `CREATE TABLE IF NOT EXISTS `+pauseTable+` (
+		budget text PRIMARY KEY,
+		prober text NOT NULL,
+		pause_until timestamptz
+	)`)
+	}
+	if err := ExecDDL(ctx, db, ddl...); err != nil {
 		return nil, fmt.Errorf("sqlbatch: create budget table %s: %w", name, err)
 	}
 	if err := b.renew(ctx); err != nil {
@@ -249,7 +339,7 @@ func (b *Budget) Share() BudgetShare {
 	s := b.lim.Share()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BudgetShare{Concurrency: s.Concurrency, Rate: s.Rate, Members: b.members, Err: b.err}
+	return BudgetShare{Concurrency: s.Concurrency, Rate: s.Rate, Members: b.members, Limit: b.limit, Paused: b.paused, Err: b.err}
 }
 
 // Close stops the renewals, makes Take return ErrBudgetClosed, and deletes
@@ -293,6 +383,7 @@ func (b *Budget) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-b.kick: // an adaptive budget's pause or its end
 		}
 		rctx, cancel := context.WithTimeout(ctx, b.ttl/2)
 		err := b.renew(rctx)
@@ -341,12 +432,14 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 		othersR               float64
 		mismatch              error
 		member, up            string
-		maxC, grantC          int64
+		maxC, grantC, hostL   int64
 		rate, grantR          float64
+		adaptive              bool
 		alreadyIn, scanFailed bool
+		fleetLimit            int
 	)
 	for rows.Next() {
-		if err := rows.Scan(&member, &up, &maxC, &rate, &grantC, &grantR); err != nil {
+		if err := rows.Scan(&member, &up, &maxC, &rate, &adaptive, &grantC, &grantR, &hostL); err != nil {
 			scanFailed = true
 			mismatch = err
 			break
@@ -354,10 +447,11 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 		if member == b.member {
 			alreadyIn = true
 		} else {
+			fleetLimit += int(hostL)
 			othersC += int(grantC)
 			othersR += grantR
 			if mismatch == nil {
-				mismatch = b.mismatch(up, int(maxC), rate)
+				mismatch = b.mismatch(up, int(maxC), rate, adaptive)
 			}
 		}
 		members = append(members, member)
@@ -373,8 +467,29 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 	}
 	if !alreadyIn {
 		members = append(members, b.member)
+		slices.Sort(members)
+	}
+	pauseShare, myLimit := -1, 0
+	if b.cfg.Adaptive {
+		var ev budgetEvidence
+		ev, myLimit = b.takeEvidence()
+		fleetLimit += myLimit
+		if pauseShare, err = b.pauseShare(ctx, tx, members, ev); err != nil {
+			b.giveBack(ev)
+			return fail("pause", err)
+		}
+		defer func() {
+			if err != nil {
+				b.giveBack(ev)
+			}
+		}()
 	}
 	next := b.fair(members, othersC, othersR)
+	if pauseShare >= 0 {
+		// Paused: none but the prober's one request (no bound becomes
+		// that bound too).
+		next.Concurrency = lower(next.Concurrency, pauseShare)
+	}
 	cur := b.lim.Share()
 	lowered := sharelimit.Share{Concurrency: lower(cur.Concurrency, next.Concurrency), Rate: min(cur.Rate, next.Rate)}
 	b.lim.Set(lowered)
@@ -384,7 +499,7 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 		grantR = 0
 	}
 	if _, err := tx.ExecContext(ctx, b.qUpsert, b.cfg.Name, b.member, b.cfg.Upstream, b.cfg.MaxConcurrency, b.cfg.Rate,
-		grantC, grantR, b.ttl.Milliseconds()); err != nil {
+		b.cfg.Adaptive, grantC, grantR, myLimit, b.ttl.Milliseconds()); err != nil {
 		return fail("renew the lease", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -396,6 +511,7 @@ func (b *Budget) renew(ctx context.Context) (err error) {
 	b.validUntil = start.Add(b.ttl)
 	b.lim.Set(next)
 	b.members = len(members)
+	b.limit, b.paused = fleetLimit, pauseShare >= 0
 	b.mu.Unlock()
 	return nil
 }
@@ -437,7 +553,7 @@ func (b *Budget) fair(members []string, othersC int, othersR float64) sharelimit
 }
 
 // mismatch returns the error for a live member configured otherwise.
-func (b *Budget) mismatch(upstream string, maxC int, rate float64) error {
+func (b *Budget) mismatch(upstream string, maxC int, rate float64, adaptive bool) error {
 	field, theirs, ours := "", "", ""
 	switch {
 	case upstream != b.cfg.Upstream:
@@ -446,6 +562,8 @@ func (b *Budget) mismatch(upstream string, maxC int, rate float64) error {
 		field, theirs, ours = "MaxConcurrency", fmt.Sprint(maxC), fmt.Sprint(b.cfg.MaxConcurrency)
 	case rate != b.cfg.Rate:
 		field, theirs, ours = "Rate", fmt.Sprint(rate), fmt.Sprint(b.cfg.Rate)
+	case adaptive != b.cfg.Adaptive:
+		field, theirs, ours = "Adaptive", fmt.Sprint(adaptive), fmt.Sprint(b.cfg.Adaptive)
 	default:
 		return nil
 	}

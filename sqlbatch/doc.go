@@ -153,7 +153,10 @@
 // database. Each leases its share in a row of the budget table
 // (DefaultBudgetTable, created when missing) and renews it in the
 // background; httpenrich.Config.Budget enforces it in memory, with no
-// round trip per request. See Budget.
+// round trip per request. With BudgetConfig.Adaptive the processes also
+// share httpenrich's adaptive limit: each adapts under its share, the
+// sum is reported, and an outage pauses them all but one prober. See
+// Budget.
 //
 // # Names and values
 //

@@ -53,8 +53,9 @@ type proc struct {
 }
 
 // newProc opens a process's connection pool, its Budget member and its
-// Enricher at url.
-func newProc(ctx context.Context, dsn, url string, cfg sqlbatch.BudgetConfig, conc int) (*proc, error) {
+// Enricher at url; with an adaptive budget (cfg.Adaptive) or local, the
+// Enricher has Config.Adaptive with a ceiling of conc.
+func newProc(ctx context.Context, dsn, url string, cfg sqlbatch.BudgetConfig, conc int, local bool) (*proc, error) {
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, err
@@ -64,14 +65,18 @@ func newProc(ctx context.Context, dsn, url string, cfg sqlbatch.BudgetConfig, co
 		db.Close()
 		return nil, err
 	}
-	e, err := httpenrich.New(httpenrich.Config[item, json.RawMessage, json.RawMessage]{
+	ecfg := httpenrich.Config[item, json.RawMessage, json.RawMessage]{
 		URL: url + "/items/{id}",
 		Request: func(i item) (httpenrich.Params, error) {
 			return httpenrich.Params{Path: map[string]string{"id": strconv.Itoa(int(i))}}, nil
 		},
 		Pool:   httpenrich.Pool{}.ForConcurrency(conc),
 		Budget: b,
-	})
+	}
+	if cfg.Adaptive || local {
+		ecfg.Adaptive = &httpenrich.Adaptive{MaxConcurrency: conc}
+	}
+	e, err := httpenrich.New(ecfg)
 	if err != nil {
 		b.Close()
 		db.Close()
@@ -95,8 +100,10 @@ func (p *proc) enrich(ctx context.Context, items []item, conc, batchSize int, fa
 		failed.Add(int64(b.Failed()))
 		return nil
 	})
+	lt := &limitTracer{reasons: map[string]int{}, trace: os.Getenv("ADAPTIVEBENCH_TRACE") != "", began: time.Now(),
+		prefix: fmt.Sprintf("p%d ", items[0]/item(len(items)))}
 	r, err := batchenrich.New(batchenrichtest.NewSliceSource(items), p.e, sink,
-		batchenrich.Options{BatchSize: batchSize, Concurrency: conc})
+		batchenrich.Options{BatchSize: batchSize, Concurrency: conc, Tracer: lt})
 	if err != nil {
 		return err
 	}
@@ -126,13 +133,19 @@ func dsnOf(dsn string) (string, error) {
 // the budget cfg, against h; each closes its Budget when its items are
 // done. during runs in the background with the processes.
 func runFleet(dsn string, h http.Handler, cfg sqlbatch.BudgetConfig, per, conc, batchSize int, during func(ctx context.Context, ps []*proc)) (time.Duration, int, []error) {
+	return runFleetN(3, dsn, h, cfg, per, conc, batchSize, false, during)
+}
+
+// runFleetN is runFleet with n processes; local gives each Enricher
+// Config.Adaptive even when the budget does not adapt.
+func runFleetN(n int, dsn string, h http.Handler, cfg sqlbatch.BudgetConfig, per, conc, batchSize int, local bool, during func(ctx context.Context, ps []*proc)) (time.Duration, int, []error) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	cfg.Upstream = strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
 	var ps []*proc
-	for range 3 {
-		p, err := newProc(ctx, dsn, srv.URL, cfg, conc)
+	for range n {
+		p, err := newProc(ctx, dsn, srv.URL, cfg, conc, local)
 		if err != nil {
 			for _, p := range ps {
 				p.close()
@@ -145,7 +158,7 @@ func runFleet(dsn string, h http.Handler, cfg sqlbatch.BudgetConfig, per, conc, 
 	dDone := make(chan struct{})
 	go func() { defer close(dDone); during(dctx, ps) }()
 	var failed atomic.Int64
-	errs := make([]error, 3)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, p := range ps {

@@ -28,7 +28,9 @@
 //	        30) and at the end (issue 23).
 //
 // fleet30, fleetrate and fleetkill measure the budget shared among
-// processes (issue 23; see fleet.go), on PostgreSQL (-dsn).
+// processes (issue 23; see fleet.go), fleetadaptive, fleetstep,
+// fleetoutage and fleetkilladaptive its adaptive limit
+// (see fleetadaptive.go), on PostgreSQL (-dsn).
 //
 //	go run ./cmd/adaptivebench -scenario k20 -rounds 5
 package main
@@ -58,6 +60,9 @@ import (
 
 type item int
 
+// enricher is the Enricher every scenario runs.
+type enricher = httpenrich.Enricher[item, json.RawMessage, json.RawMessage]
+
 func (i item) Key() string { return strconv.Itoa(int(i)) }
 
 // contender is one way to configure the job.
@@ -83,7 +88,7 @@ type result struct {
 }
 
 func main() {
-	scenario := flag.String("scenario", "k20", "k20, step, outage, retryafter, failing, fleet30, fleetrate or fleetkill")
+	scenario := flag.String("scenario", "k20", "k20, step, outage, retryafter, failing, fleet30, fleetrate, fleetkill, fleetadaptive, fleetstep, fleetoutage or fleetkilladaptive")
 	dsn := flag.String("dsn", "", "PostgreSQL URL for the fleet scenarios' shared budget (default $DATABASE_URL)")
 	rounds := flag.Int("rounds", 5, "rounds (each runs every contender once, order rotated)")
 	batchSize := flag.Int("batch-size", 1000, "Runner batch size")
@@ -112,6 +117,14 @@ func main() {
 		err = fleetRate(*rounds, *batchSize, *dsn)
 	case "fleetkill":
 		err = fleetKill(*rounds, *batchSize, *dsn)
+	case "fleetadaptive":
+		err = fleetAdaptive(*rounds, *batchSize, *dsn)
+	case "fleetstep":
+		err = fleetStep(*rounds, *batchSize, *dsn)
+	case "fleetoutage":
+		err = fleetOutage(*rounds, *batchSize, *dsn)
+	case "fleetkilladaptive":
+		err = fleetKillAdaptive(*rounds, *batchSize, *dsn)
 	default:
 		err = fmt.Errorf("unknown -scenario %q", *scenario)
 	}
@@ -481,8 +494,9 @@ func median(rs []result, f func(result) float64) float64 {
 // each with ADAPTIVEBENCH_TRACE set); its other Tracer methods do nothing.
 // TraceLimitChange is called from the enriching goroutines, hence the lock.
 type limitTracer struct {
-	trace bool
-	began time.Time
+	trace  bool
+	began  time.Time
+	prefix string // printed before each change
 
 	mu      sync.Mutex
 	reasons map[string]int
@@ -493,7 +507,7 @@ func (t *limitTracer) TraceLimitChange(_ context.Context, c batchenrich.Upstream
 	defer t.mu.Unlock()
 	t.reasons[c.Reason]++
 	if t.trace {
-		fmt.Printf("    %v %d → %d %s\n", time.Since(t.began).Round(time.Millisecond), c.From, c.To, c.Reason)
+		fmt.Printf("    %s%v %d → %d %s\n", t.prefix, time.Since(t.began).Round(time.Millisecond), c.From, c.To, c.Reason)
 	}
 }
 

@@ -26,7 +26,13 @@ import (
 // each allowed 15 calls in flight, share -budget-concurrency 6: the API
 // never sees more than 6 at once; a worker SIGKILLed mid-run leaves its
 // share to the others within 10 s; the run completes with exact rows.
-func TestFleetSharedBudget(t *testing.T) {
+func TestFleetSharedBudget(t *testing.T) { testFleetSharedBudget(t, false) }
+
+// TestFleetSharedAdaptiveBudget: TestFleetSharedBudget with
+// -budget-adaptive: each process's adaptive limit under its share.
+func TestFleetSharedAdaptiveBudget(t *testing.T) { testFleetSharedBudget(t, true) }
+
+func testFleetSharedBudget(t *testing.T, adaptive bool) {
 	if testing.Short() {
 		t.Skip("builds and runs worker processes")
 	}
@@ -50,6 +56,9 @@ func TestFleetSharedBudget(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	budgetArgs := []string{"-budget", "profiles", "-budget-concurrency", fmt.Sprint(ceiling), "-concurrency", "15"}
+	if adaptive {
+		budgetArgs = append(budgetArgs, "-budget-adaptive")
+	}
 	var workers []*exec.Cmd
 	for i := range 3 {
 		cmd := exec.Command(bin, append([]string{"-worker", "-dsn", dsn, "-profile-url", profile, "-max-partitions", "3",
@@ -149,7 +158,8 @@ func TestFleetBudgetFlagsRefused(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"-budget-concurrency", "5"}, "-budget-concurrency and -budget-rate need -budget"},
+		{[]string{"-budget-concurrency", "5"}, "-budget-concurrency, -budget-rate and -budget-adaptive need -budget"},
+		{[]string{"-budget-adaptive"}, "-budget-concurrency, -budget-rate and -budget-adaptive need -budget"},
 		{[]string{"-budget", "b"}, `-budget "b": set -budget-concurrency, -budget-rate or both`},
 		{[]string{"-budget", "b", "-budget-concurrency", "-1"}, "-budget-concurrency -1: must be between 0 and 100000"},
 		{[]string{"-budget", "b", "-budget-rate", "NaN"}, "-budget-rate NaN: must be between 0 and 1000000"},

@@ -154,6 +154,9 @@ func newClient(db *sqlx.DB, store *sqlbatch.CheckpointStore, cfg jobSettings, bu
 	}
 	if budget != nil {
 		hc.Budget = budget
+		if budget.Adapts() { // an adaptive budget shares the Enricher's adaptive limit
+			hc.Adaptive = &httpenrich.Adaptive{MaxConcurrency: cfg.concurrency}
+		}
 	}
 	enr, err := httpenrich.New(hc)
 	if err != nil {

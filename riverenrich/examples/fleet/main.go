@@ -50,7 +50,11 @@
 // flight and -budget-rate requests per second over all of them
 // (sqlbatch.Budget), each process's share renewed every second and
 // returned to the others when it stops, or within 6 s when it is killed;
-// every process must give the same values (another is refused, exit 2).
+// with -budget-adaptive, each process's calls in flight also adapt to what
+// the API admits (httpenrich.Adaptive, at most its share and
+// -concurrency), and when the API refuses everything one process probes
+// while the others wait (BudgetConfig.Adaptive); every process must give
+// the same values (another is refused, exit 2).
 // Whichever process starts first on a fresh database applies
 // River's migration (riverenrich.Migrate; several starting at once take
 // turns). A worker that dies is taken over (see riverenrich).
@@ -144,6 +148,7 @@ type config struct {
 	budget                string  // a shared budget's name, "" for none
 	budgetConcurrency     int     // its ceiling over every process
 	budgetRate            float64 // its requests per second over every process
+	budgetAdaptive        bool    // the adaptive limit shared too
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (config, error) {
@@ -169,6 +174,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 	fs.StringVar(&c.budget, "budget", "", "name of a budget for the profile API's host shared by every process giving it (on this database); needs -budget-concurrency, -budget-rate or both")
 	fs.IntVar(&c.budgetConcurrency, "budget-concurrency", 0, "the shared budget's HTTP calls in flight, over every process (0: none; 1..100000)")
 	fs.Float64Var(&c.budgetRate, "budget-rate", 0, "the shared budget's requests per second, over every process (0: none; at most 1000000)")
+	fs.BoolVar(&c.budgetAdaptive, "budget-adaptive", false, "adapt each process's HTTP calls in flight to what the API admits (httpenrich Adaptive, at most -concurrency) and share its outages: one process probes while the others wait; needs -budget")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, "Usage: go run ./examples/fleet [flags]")
@@ -196,8 +202,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		return c, fmt.Errorf("-budget-concurrency %d: must be between 0 and 100000", c.budgetConcurrency)
 	case !(c.budgetRate >= 0 && c.budgetRate <= 1_000_000): // NaN too
 		return c, fmt.Errorf("-budget-rate %v: must be between 0 and 1000000", c.budgetRate)
-	case c.budget == "" && (c.budgetConcurrency > 0 || c.budgetRate > 0):
-		return c, errors.New("-budget-concurrency and -budget-rate need -budget: the name the processes sharing the budget give")
+	case c.budget == "" && (c.budgetConcurrency > 0 || c.budgetRate > 0 || c.budgetAdaptive):
+		return c, errors.New("-budget-concurrency, -budget-rate and -budget-adaptive need -budget: the name the processes sharing the budget give")
 	case c.budget != "" && c.budgetConcurrency == 0 && c.budgetRate == 0:
 		return c, fmt.Errorf("-budget %q: set -budget-concurrency, -budget-rate or both", seedjob.Truncate(c.budget))
 	case c.budget != "" && !seedjob.SafeName(c.budget):
@@ -317,7 +323,7 @@ func run(ctx, hard context.Context, args []string, stdout, stderr io.Writer, get
 	if cfg.budget != "" {
 		u, _ := url.Parse(cfg.profileURL) // parsed by parseFlags
 		budget, err = sqlbatch.NewBudget(ctx, db, sqlbatch.BudgetConfig{Name: cfg.budget, Upstream: u.Host,
-			MaxConcurrency: cfg.budgetConcurrency, Rate: cfg.budgetRate})
+			MaxConcurrency: cfg.budgetConcurrency, Rate: cfg.budgetRate, Adaptive: cfg.budgetAdaptive})
 		if errors.Is(err, batchenrich.ErrInvalidConfig) {
 			return fail(exitUsage, "-budget %s: %v", cfg.budget, err)
 		}
