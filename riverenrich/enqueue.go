@@ -46,7 +46,11 @@ type Enqueued struct {
 // with other settings (batchenrich.CheckResume's error, the one the
 // worker would meet). The caller then rolls tx back (Enqueue does).
 //
-// First, outside tx, it checks the partition count recorded for run
+// An empty run, a run key New would refuse (see batchenrich.Durable.RunKey)
+// or a partition count outside 1 to 4,096 is refused first with a
+// *batchenrich.ConfigError naming it, nothing recorded or inserted.
+//
+// Then, outside tx, it checks the partition count recorded for run
 // (batchenrich.CheckResume claims it): a run recorded with another count
 // is refused with an error wrapping batchenrich.ErrPartitionsChanged, and
 // nothing is inserted. A run seen for the first time gets its count
@@ -56,9 +60,9 @@ func (c *Client[T, R]) EnqueueTx(ctx context.Context, tx *sql.Tx, run string, pa
 	e := Enqueued{Run: run, Partitions: partitions}
 	switch {
 	case run == "":
-		return e, fmt.Errorf("riverenrich: enqueue: empty run key")
+		return e, configErr("run", "required: the run key", nil)
 	case partitions < 1 || partitions > maxPartitions:
-		return e, fmt.Errorf("riverenrich: enqueue run %q: %d partitions: must be between 1 and %d", run, partitions, maxPartitions)
+		return e, configErr("partitions", fmt.Sprintf("%d: must be between 1 and %d", partitions, maxPartitions), nil)
 	}
 	var raw json.RawMessage
 	if params != nil {

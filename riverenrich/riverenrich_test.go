@@ -227,6 +227,33 @@ func TestChangedPartitionCountRefused(t *testing.T) {
 	}
 }
 
+// TestEnqueueArgumentsRefused: a bad run key or partition count is a
+// configuration mistake, refused as every other one is (a
+// *batchenrich.ConfigError naming the argument), before anything is
+// recorded or inserted.
+func TestEnqueueArgumentsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 1)
+	ins := f.enqueuer(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		run        string
+		partitions int
+		field      string
+	}{{"", 2, "run"}, {"run-4", 0, "partitions"}, {"run-4", 4097, "partitions"}, {"run#4", 2, "Durable.RunKey"}} {
+		_, err := ins.Enqueue(ctx, c.run, c.partitions, nil)
+		var ce *batchenrich.ConfigError
+		if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, batchenrich.ErrInvalidConfig) {
+			t.Errorf("Enqueue(%q, %d): err = %v, want a ConfigError naming %s", c.run, c.partitions, err, c.field)
+		}
+		t.Log(err)
+	}
+	var n int
+	if err := f.db.Get(&n, `SELECT (SELECT count(*) FROM river_job) + (SELECT count(*) FROM batchenrich_checkpoints)`); err != nil || n != 0 {
+		t.Fatalf("%d jobs and checkpoints recorded (%v), want none", n, err)
+	}
+}
+
 // TestTakeoverOfLostWorker plays a worker that died: its job is left
 // "running" by an attempt nobody works on (no partition lock held). A
 // working Client must put it back and finish the partition, where River
