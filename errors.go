@@ -35,7 +35,7 @@ var (
 	ErrCheckpointUnsupported = errors.New("sink cannot commit this checkpoint store atomically")
 
 	// ErrAllFailed is returned by Run, wrapped in a *BatchError (stage
-	// StageEnrich), when every item of a batch of at least 5 (allFailedMinItems)
+	// StageEnrich), when every item of a batch of at least 5
 	// items failed: a broken endpoint, a wrong URL or bad credentials, rather
 	// than bad data. That batch is not written, so a run does not store one
 	// invalid row per item and report success. The error names the most common
