@@ -26,7 +26,7 @@ type Partition struct {
 // Partitioned reports whether p splits a run (Count > 1).
 func (p Partition) Partitioned() bool { return p.Count > 1 }
 
-// String returns "3/8" (Index/Count), or "1/1" for an unpartitioned run.
+// String returns "3/8" (Index/Count), or "0/1" for an unpartitioned run (partition 0 of 1).
 func (p Partition) String() string {
 	if !p.Partitioned() {
 		return "0/1"
