@@ -125,6 +125,10 @@ type Options struct {
 	// replay's), which checkRunKey would refuse from a user.
 	derivedKey bool
 
+	// split is set in the options of a NewPartitioned Runner (Partition
+	// zero): its partitions, for CheckResume.
+	split *splitRun
+
 	// Logger receives the run's log records. Nil means silent. A record
 	// whose handler panics is lost; the panic never escapes the Runner.
 	Logger *slog.Logger
@@ -141,6 +145,7 @@ func (o Options) withDefaults() (Options, error) {
 	bad := func(field, reason string) (Options, error) {
 		return o, optionErr(field, reason)
 	}
+	o.split = nil // NewPartitioned sets it after
 	switch {
 	case o.BatchSize < 0:
 		return bad("BatchSize", "must not be negative")

@@ -56,6 +56,7 @@ func NewPartitioned[T, R any](partitions int, source func(p Partition) (Source[T
 	if err != nil {
 		return nil, err
 	}
+	o.split = &splitRun{definitions: make([]string, partitions)}
 	parent := &Runner[T, R]{opts: o, parts: make([]*Runner[T, R], partitions)}
 	// Each partition may take any of the slots; the limiter caps their
 	// sum.
@@ -81,8 +82,16 @@ func NewPartitioned[T, R any](partitions int, source func(p Partition) (Source[T
 		}
 		r.siblingStop, r.lim = &parent.partStop, lim
 		parent.parts[i] = r
+		o.split.definitions[i] = r.opts.definition
 	}
 	return parent, nil
+}
+
+// splitRun is what the options of a NewPartitioned Runner keep of its
+// partitions: each one's definition, by index (their count is the
+// partition count).
+type splitRun struct {
+	definitions []string
 }
 
 // runPartitions is Run for a Runner of NewPartitioned: it runs every

@@ -27,9 +27,20 @@ import "context"
 // without running it (a dry run) calls it to refuse what the run would
 // refuse, with the same error, and an enqueuer of partitions (riverenrich)
 // to refuse a changed count before enqueueing work.
+//
+// Given the Options() of a NewPartitioned Runner, it checks what that
+// Runner's Run would: it claims the partition count, then checks every
+// partition's checkpoint (and definition) in index order, returning the
+// first refusal, whose RunKey is the partition's key.
 func CheckResume(ctx context.Context, opts Options) error {
 	if opts.Durable == nil {
 		return nil
+	}
+	split := opts.split
+	opts.split = nil
+	if split != nil {
+		// A NewPartitioned Runner's options: its partitions'.
+		opts.Partition = Partition{Count: len(split.definitions)}
 	}
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -38,6 +49,23 @@ func CheckResume(ctx context.Context, opts Options) error {
 	if err := claimRun(ctx, o); err != nil {
 		return err
 	}
+	if split == nil || !o.Partition.Partitioned() {
+		return loadAndCheck(ctx, o)
+	}
+	for i, def := range split.definitions {
+		po := o
+		po.Partition.Index, po.definition = i, def
+		po.key = po.Partition.RunKey(o.Durable.RunKey)
+		if err := loadAndCheck(ctx, po); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadAndCheck loads the checkpoint of o's run key and returns the error
+// of a run with options o refusing it.
+func loadAndCheck(ctx context.Context, o Options) error {
 	var cp Checkpoint
 	if err := guarded(func() (e error) { cp, e = o.Durable.Store.Load(ctx, o.key); return }); err != nil {
 		return &BatchError{Batch: 1, Stage: StageCheckpoint, RunKey: o.key, Err: err}

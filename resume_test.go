@@ -83,3 +83,64 @@ func TestCheckResume(t *testing.T) {
 		t.Errorf("failing Load: %v, want it in a *BatchError of batch 1 at StageCheckpoint", err)
 	}
 }
+
+// CheckResume given a NewPartitioned Runner's Options() checks what that
+// Runner's Run would: the partition count it claims and every partition's
+// checkpoint, not an unpartitioned run under the same key (which the
+// recorded count refuses).
+func TestCheckResumeOfPartitionedRunner(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := batchenrichtest.NewCheckpoints()
+	source := func(p batchenrich.Partition) (batchenrich.Source[int], error) {
+		var mine []int
+		for i := 1; i <= 30; i++ {
+			if i%p.Count == p.Index {
+				mine = append(mine, i)
+			}
+		}
+		return batchenrichtest.NewSliceSource(mine), nil
+	}
+	id := batchenrich.EnricherFunc[int, int](func(ctx context.Context, i int) (int, error) { return i, nil })
+	sink := func(batchenrich.Partition) (batchenrich.Sink[int, int], error) {
+		return batchenrichtest.NewSink[int, int](), nil
+	}
+	runner := func(partitions, batchSize int) *batchenrich.Runner[int, int] {
+		r, err := batchenrich.NewPartitioned(partitions, source, id, sink,
+			batchenrich.Options{BatchSize: batchSize, MaxBatches: 1, Durable: &batchenrich.Durable{Store: store, RunKey: "split"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := runner(3, 2)
+	if err := batchenrich.CheckResume(ctx, r.Options()); err != nil {
+		t.Fatalf("before the first run: %v, want nil", err)
+	}
+	if _, err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := batchenrich.CheckResume(ctx, r.Options()); err != nil {
+		t.Errorf("the same Runner's options after a run: %v, want nil", err)
+	}
+	if err := batchenrich.CheckResume(ctx, runner(4, 2).Options()); !errors.Is(err, batchenrich.ErrPartitionsChanged) {
+		t.Errorf("4 partitions after 3: %v, want ErrPartitionsChanged", err)
+	}
+	var be *batchenrich.BatchError
+	err := batchenrich.CheckResume(ctx, runner(3, 5).Options())
+	if !errors.Is(err, batchenrich.ErrCheckpointMismatch) || !errors.As(err, &be) || be.RunKey != "split#p0" {
+		t.Errorf("another BatchSize: %v, want ErrCheckpointMismatch of partition 0", err)
+	}
+	// New given those options makes an unpartitioned Runner, checked as one.
+	plain, err := batchenrich.New(batchenrichtest.NewSliceSource([]int{1}), id, batchenrichtest.NewSink[int, int](), r.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batchenrich.CheckResume(ctx, plain.Options()); !errors.Is(err, batchenrich.ErrPartitionsChanged) {
+		t.Errorf("an unpartitioned Runner under the split run's key: %v, want ErrPartitionsChanged", err)
+	}
+	_, runErr := runner(3, 5).Run(ctx)
+	if !errors.Is(runErr, batchenrich.ErrCheckpointMismatch) {
+		t.Errorf("Run with another BatchSize: %v, want ErrCheckpointMismatch", runErr)
+	}
+}
