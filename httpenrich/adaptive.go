@@ -127,7 +127,9 @@ const (
 // (capped at Config.RetryWaitMax): no request to the host is sent, by any
 // worker, until it opens. It then lets one request through as a probe,
 // and the others follow only once a probe gets an answer other than 429,
-// 502, 503, 504 or a transport error. A request waiting at the gate has
+// 502, 503, 504 or a transport error; a probe refused with Retry-After
+// closes the gate again for it (one probe per Retry-After, whatever the
+// level of concurrency it came at). A request waiting at the gate has
 // not been sent, so it uses none of its item's attempts; items still fail
 // after Config.MaxAttempts attempts, as without Adaptive.
 //

@@ -640,3 +640,43 @@ func TestAIMDOverloadSetsNoCeiling(t *testing.T) {
 		t.Fatalf("a second after: limit %d, want it growing past the level the 503 came at", got)
 	}
 }
+
+// TestProbeRefusedPausesAgain: the gate's probe refused with Retry-After
+// closes the gate again for it, even when the refusal alone would not be
+// host-wide (sent at more requests in flight than the latest success:
+// the requests waiting at the gate hold their slots). Before, such a
+// probe let the next one go at once: bursts of 4 probes per Retry-After
+// in an outage.
+func TestProbeRefusedPausesAgain(t *testing.T) {
+	u, err := newUpstreams(&Adaptive{MaxConcurrency: 10, InitialConcurrency: 10}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://api.example/x", nil)
+	h := u.host("api.example")
+	answer := func(code int, retryAfter string) {
+		t.Helper()
+		done, err := u.admit(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &http.Response{StatusCode: code, Header: http.Header{}, Body: http.NoBody, Request: req}
+		if retryAfter != "" {
+			resp.Header.Set("Retry-After", retryAfter)
+		}
+		done(resp, nil)
+		resp.Body.Close()
+	}
+	answer(200, "") // a success at level 1
+	held := take(t, h.lim, 5)
+	h.gate.pause(0) // the gate's time has come: the next request probes
+	answer(503, "1")
+	if !h.gate.probing || time.Until(h.gate.until) <= 0 {
+		t.Fatalf("probe refused with Retry-After: 1: probing %v, paused for %v; want the gate closed again", h.gate.probing, time.Until(h.gate.until))
+	}
+	for _, s := range held {
+		h.lim.release(s, answer0())
+	}
+}
+
+func answer0() answer { return answer{o: neutral, retryAfter: -1} }

@@ -173,7 +173,10 @@ func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool,
 	if fleet && c.from != c.to {
 		u.budget.LimitChanged(c.to)
 	}
-	if c.hostWide && a.retryAfter >= 0 {
+	// A host-wide refusal closes the gate for its Retry-After, and so does
+	// a refused probe: the pause is not over, whatever the level it came
+	// at (the requests waiting at the gate hold their slots).
+	if (c.hostWide || probe) && a.retryAfter >= 0 {
 		h.gate.pause(a.retryAfter)
 		if fleet {
 			u.budget.Pause(a.retryAfter)
