@@ -8,9 +8,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/jmoiron/sqlx/reflectx"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/internal/sqldialect"
@@ -75,9 +75,10 @@ type Lookup[T, R any] struct {
 	itemKey  func(T) any
 	max      int
 	zero     bool
-	keyType  string // PostgreSQL: the Key column's type, for the array's cast
+	pgQuery  string // PostgreSQL: the SELECT, its keys one array cast to the Key column's type (Check)
 	checked  onceOK
 	keyTable bool // the key's type comes from the Table (else from Query)
+	selfScan bool // R is a sql.Scanner: rows are read through sqlx (see selectRows)
 }
 
 var _ batchenrich.BulkEnricher[int, struct{}] = (*Lookup[int, struct{}])(nil)
@@ -124,7 +125,8 @@ func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err
 	if room := src.d.MaxParams() - len(src.baseArg); src.d.Kind == sqldialect.SQLite && max > room {
 		return nil, configErr("MaxItems", fmt.Sprintf("%d: SQLite binds at most %d values in one statement (%d left beside Filter and Args)", max, src.d.MaxParams(), room), nil)
 	}
-	return &Lookup[T, R]{src: src, itemKey: cfg.ItemKey, max: max, zero: cfg.ZeroIfMissing, keyTable: cfg.Table != ""}, nil
+	return &Lookup[T, R]{src: src, itemKey: cfg.ItemKey, max: max, zero: cfg.ZeroIfMissing, keyTable: cfg.Table != "",
+		selfScan: reflect.PointerTo(reflectx.Deref(reflect.TypeFor[R]())).Implements(scannerType)}, nil
 }
 
 // Check checks the configuration against the database, as Source.Check
@@ -147,7 +149,7 @@ func (l *Lookup[T, R]) Check(ctx context.Context) error {
 		if err != nil {
 			return inConfig("LookupConfig", err)
 		}
-		l.keyType = t
+		l.pgQuery = l.src.d.Rebind(l.where() + " = ANY(CAST(? AS " + t + "[]))")
 		return nil
 	})
 }
@@ -206,6 +208,7 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 	keys := make([]any, 0, len(items))
 	index := newKeyIndex(len(items))
 	keyOf := make([]int, len(items)) // the number of each item's key
+	var first []int                  // the first item of each key
 	for i, it := range items {
 		k := l.itemKey(it)
 		if k == nil {
@@ -217,6 +220,7 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 			p = len(keys)
 			index.add(k, p)
 			keys = append(keys, k)
+			first = append(first, i)
 		}
 		keyOf[i] = p
 	}
@@ -227,27 +231,18 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 	if err != nil {
 		return failAll(batchenrich.Fatal(err))
 	}
-	rows, err := selectRows(ctx, l.src.db, l.src.fields, make([]R, 0, len(keys)), q, args...)
-	if err != nil {
-		err = fmt.Errorf("lookup of %d keys: %w", len(keys), err)
-		if ctx.Err() != nil {
-			return failAll(err)
-		}
-		return failAll(batchenrich.Transient(err))
-	}
-	const none, several = -1, -2
-	rowOf := make([]int, len(keys)) // the row of each key
-	for p := range rowOf {
-		rowOf[p] = none
-	}
-	for j := range rows {
-		v := reflect.ValueOf(&rows[j]).Elem()
+	// Each row goes to the first item of its key, and then to the others.
+	const none, one, several = 0, 1, 2
+	rowsOf := make([]uint8, len(keys)) // how many rows each key has
+	var zero R
+	match := func(row *R) {
+		v := reflect.ValueOf(row).Elem()
 		for v.Kind() == reflect.Pointer && !v.IsNil() {
 			v = v.Elem()
 		}
 		f, ok := fieldAt(v, l.src.keyPath[0])
 		if !ok || v.Kind() == reflect.Pointer {
-			continue
+			return
 		}
 		var p int
 		if f.Type() == int64Type { // the usual key: no boxing
@@ -257,24 +252,44 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 		}
 		switch {
 		case !ok:
-		case rowOf[p] == none:
-			rowOf[p] = j
+		case rowsOf[p] == none:
+			rowsOf[p], vals[first[p]] = one, *row
 		default:
-			rowOf[p] = several
+			rowsOf[p], vals[first[p]] = several, zero
 		}
+	}
+	if l.selfScan {
+		var rows []R
+		if rows, err = selectRows(ctx, l.src.db, l.src.fields, rows, q, args...); err == nil {
+			for j := range rows {
+				match(&rows[j])
+			}
+		}
+	} else {
+		var row R // scanned into, then matched
+		err = scanEach(ctx, l.src.db, l.src.fields, q, args, func() *R { row = zero; return &row }, func() error { match(&row); return nil })
+	}
+	if err != nil {
+		clear(vals)
+		err = fmt.Errorf("lookup of %d keys: %w", len(keys), err)
+		if ctx.Err() != nil {
+			return failAll(err)
+		}
+		return failAll(batchenrich.Transient(err))
 	}
 	for i := range items {
 		if errs[i] != nil {
 			continue
 		}
-		switch j := rowOf[keyOf[i]]; {
-		case j == none && l.zero:
-		case j == none:
-			errs[i] = batchenrich.Permanent(errNoRow)
-		case j == several:
+		switch p := keyOf[i]; rowsOf[p] {
+		case none:
+			if !l.zero {
+				errs[i] = batchenrich.Permanent(errNoRow)
+			}
+		case several:
 			errs[i] = batchenrich.Permanent(errors.New("lookup: several rows for the item's key"))
 		default:
-			vals[i] = rows[j]
+			vals[i] = vals[first[p]]
 		}
 	}
 	return vals, errs
@@ -283,37 +298,38 @@ func (l *Lookup[T, R]) EnrichBulk(ctx context.Context, items []T) ([]R, []error)
 // query returns the SELECT of the rows of keys, rebound.
 func (l *Lookup[T, R]) query(keys []any) (string, []any, error) {
 	s := l.src
-	args := append(make([]any, 0, len(s.baseArg)+len(keys)), s.baseArg...)
-	var b strings.Builder
-	b.WriteString(s.base)
-	if s.hasCond {
-		b.WriteString(" AND ")
-	} else {
-		b.WriteString(" WHERE ")
-	}
-	b.WriteString(s.key[0])
 	if s.d.Kind == sqldialect.PostgreSQL {
 		// One array parameter, sent as text and cast to the column's
 		// type: the same statement text whatever the number of keys,
-		// with either driver.
+		// with either driver (built once, by Check).
 		lit, err := pgArray(keys)
 		if err != nil {
 			return "", nil, err
 		}
-		b.WriteString(" = ANY(CAST(? AS " + l.keyType + "[]))")
-		args = append(args, lit)
-	} else {
-		b.WriteString(" IN (")
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("?")
-			args = append(args, k)
-		}
-		b.WriteString(")")
+		return l.pgQuery, append(append(make([]any, 0, len(s.baseArg)+1), s.baseArg...), lit), nil
 	}
+	args := append(make([]any, 0, len(s.baseArg)+len(keys)), s.baseArg...)
+	var b strings.Builder
+	b.WriteString(l.where())
+	b.WriteString(" IN (")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("?")
+		args = append(args, k)
+	}
+	b.WriteString(")")
 	return s.d.Rebind(b.String()), args, nil
+}
+
+// where returns the SELECT up to the Key column of its condition.
+func (l *Lookup[T, R]) where() string {
+	s := l.src
+	if s.hasCond {
+		return s.base + " AND " + s.key[0]
+	}
+	return s.base + " WHERE " + s.key[0]
 }
 
 // keyString is the text keys are matched by.
@@ -340,8 +356,10 @@ func keyString(v any) string {
 // pgArray returns keys as a PostgreSQL array literal of quoted elements:
 // {"1","2"}.
 func pgArray(keys []any) (string, error) {
-	b := make([]byte, 0, 2+len(keys)*12)
-	b = append(b, '{')
+	var b strings.Builder
+	b.Grow(2 + len(keys)*12)
+	b.WriteByte('{')
+	var num [20]byte
 	for i, k := range keys {
 		if v, ok := k.(driver.Valuer); ok {
 			var err error
@@ -350,12 +368,12 @@ func pgArray(keys []any) (string, error) {
 			}
 		}
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = append(b, '"')
+		b.WriteByte('"')
 		if n, ok := asInt(k); ok {
-			b = strconv.AppendInt(b, n, 10)
-			b = append(b, '"')
+			b.Write(strconv.AppendInt(num[:0], n, 10))
+			b.WriteByte('"')
 			continue
 		}
 		s := keyString(k)
@@ -364,12 +382,12 @@ func pgArray(keys []any) (string, error) {
 		}
 		for _, r := range s { // invalid UTF-8 becomes U+FFFD
 			if r == '"' || r == '\\' {
-				b = append(b, '\\')
+				b.WriteByte('\\')
 			}
-			b = utf8.AppendRune(b, r)
+			b.WriteRune(r)
 		}
-		b = append(b, '"')
+		b.WriteByte('"')
 	}
-	b = append(b, '}')
-	return string(b), nil
+	b.WriteByte('}')
+	return b.String(), nil
 }

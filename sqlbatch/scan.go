@@ -18,25 +18,40 @@ import (
 // next element of dst, and the scan destinations are reused. A T (or *T)
 // that scans itself (a sql.Scanner) goes through sqlx.
 //
-// Sources read windows and Lookups groups with it: sqlx's scanAll (a
-// reflect.New, a traversal and a reflect.Append per row) was 28 % of a
-// lookup's CPU (BenchmarkLookup; see BENCHMARKS.md, issue 25).
+// Sources read windows with it, and Lookups groups with scanEach: sqlx's
+// scanAll (a reflect.New, a traversal and a reflect.Append per row) was
+// 28 % of a lookup's CPU (BenchmarkLookup; see BENCHMARKS.md, issue 25).
 func selectRows[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMap, dst []T, q string, args ...any) ([]T, error) {
-	t := reflect.TypeFor[T]()
-	ptr := t.Kind() == reflect.Pointer
-	base := reflectx.Deref(t)
-	if reflect.PointerTo(base).Implements(scannerType) {
+	if reflect.PointerTo(reflectx.Deref(reflect.TypeFor[T]())).Implements(scannerType) {
 		err := db.SelectContext(ctx, &dst, q, args...)
 		return dst, err
 	}
+	err := scanEach(ctx, db, fields, q, args, func() *T {
+		var zero T
+		dst = append(dst, zero)
+		return &dst[len(dst)-1]
+	}, nil)
+	if err != nil {
+		return dst[:0], err
+	}
+	return dst, nil
+}
+
+// scanEach runs q and scans each row, as selectRows does, into the T
+// that into returns (a zero T), then calls got, if not nil. T must not
+// scan itself (see selectRows).
+func scanEach[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMap, q string, args []any, into func() *T, got func() error) error {
+	t := reflect.TypeFor[T]()
+	ptr := t.Kind() == reflect.Pointer
+	base := reflectx.Deref(t)
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return dst, err
+		return err
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return dst, err
+		return err
 	}
 	paths := make([][]int, len(cols))
 	for i, c := range cols {
@@ -45,20 +60,16 @@ func selectRows[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.Struct
 		case ok:
 			paths[i] = fi.Index
 		case !unsafeDB(db):
-			return dst, fmt.Errorf("missing destination name %s in *[]%v", c, t)
+			return fmt.Errorf("missing destination name %s in *[]%v", c, t)
 		}
 	}
 	vals := make([]any, len(cols))
 	for rows.Next() {
-		var v reflect.Value
+		v := reflect.ValueOf(into()).Elem()
 		if ptr {
 			p := reflect.New(base)
-			dst = append(dst, p.Interface().(T))
+			v.Set(p)
 			v = p.Elem()
-		} else {
-			var zero T
-			dst = append(dst, zero)
-			v = reflect.ValueOf(&dst[len(dst)-1]).Elem()
 		}
 		for i, path := range paths {
 			if path == nil {
@@ -68,10 +79,15 @@ func selectRows[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.Struct
 			vals[i] = reflectx.FieldByIndexes(v, path).Addr().Interface()
 		}
 		if err := rows.Scan(vals...); err != nil {
-			return dst[:len(dst)-1], err
+			return err
+		}
+		if got != nil {
+			if err := got(); err != nil {
+				return err
+			}
 		}
 	}
-	return dst, rows.Err()
+	return rows.Err()
 }
 
 var scannerType = reflect.TypeFor[sql.Scanner]()

@@ -122,3 +122,30 @@ func TestSourceColumnWithoutField(t *testing.T) {
 		}
 	})
 }
+
+// TestLookupScansPointersAndEmbedded looks rows up into pointers to
+// structs embedding a pointer to a struct: each key's row is a struct of
+// its own (items sharing a key share it, as before).
+func TestLookupScansPointersAndEmbedded(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		createProfiles(t, db, 6)
+		l, err := sqlbatch.NewLookup[Traveler, *Profile](db, sqlbatch.LookupConfig[Traveler]{
+			Table: "traveler_profiles", Key: "traveler_id", Filter: map[string]any{"region": "us"},
+			ItemKey: func(t Traveler) any { return t.TravelerID },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := []Traveler{{TravelerID: 2}, {TravelerID: 5}, {TravelerID: 2}, {TravelerID: 6}}
+		vals, errs := l.EnrichBulk(context.Background(), items)
+		for i, it := range items {
+			p := vals[i]
+			if errs[i] != nil || p == nil || p.ProfileKey == nil || p.TravelerID != it.TravelerID || p.Region != "us" || p.Nickname != fmt.Sprintf("us-%d", it.TravelerID) {
+				t.Fatalf("item %d: %+v, %v", i, p, errs[i])
+			}
+		}
+		if vals[0].ProfileKey == vals[1].ProfileKey || vals[1].ProfileKey == vals[3].ProfileKey {
+			t.Fatal("rows share their embedded key")
+		}
+	})
+}
