@@ -13,7 +13,8 @@ import "context"
 // Runner.Options(), another definition; Batch is the batch the run would
 // have gone on with), or the store's error as Run returns it (a
 // *BatchError of batch 1 at StageCheckpoint). With opts.Durable nil it
-// returns nil; invalid opts are a *ConfigError, as New's.
+// returns nil, checking nothing; otherwise invalid opts are a
+// *ConfigError, as New's.
 //
 // For a partition of a split run (Options.Partition.Count above 1) it
 // first claims the partition count, as Run does: it checks the count
