@@ -315,6 +315,8 @@ func TestNewPartitionedValidates(t *testing.T) {
 		{"Concurrency", 2, modSource(10), sink, batchenrich.Options{Concurrency: 1<<16 + 1}},
 		{"Partition", 2, modSource(10), sink, batchenrich.Options{Partition: batchenrich.Partition{Index: 1, Count: 2}}},
 		{"RunsAtOnce", 2, modSource(10), sink, batchenrich.Options{RunsAtOnce: 2}},
+		{"source", 2, func(batchenrich.Partition) (batchenrich.Source[item], error) { return nil, nil }, sink, batchenrich.Options{}},
+		{"sink", 2, modSource(10), func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return nil, nil }, batchenrich.Options{}},
 	} {
 		r, err := batchenrich.NewPartitioned(tc.parts, tc.source, enr, tc.sink, tc.opts)
 		var ce *batchenrich.ConfigError
@@ -322,8 +324,9 @@ func TestNewPartitionedValidates(t *testing.T) {
 			t.Errorf("%s: NewPartitioned = %v, %v; want a *ConfigError for %s", tc.field, r, err, tc.field)
 		}
 	}
-	if _, err := batchenrich.NewPartitioned(2, modSource(10), nil, sink, batchenrich.Options{}); err == nil {
-		t.Error("nil Enricher accepted")
+	var ce *batchenrich.ConfigError
+	if _, err := batchenrich.NewPartitioned(2, modSource(10), nil, sink, batchenrich.Options{}); !errors.As(err, &ce) || ce.Field != "enr" {
+		t.Errorf("nil Enricher: %v, want a *ConfigError for enr", err)
 	}
 }
 

@@ -67,9 +67,15 @@ func NewPartitioned[T, R any](partitions int, source func(p Partition) (Source[T
 		if err != nil {
 			return nil, fmt.Errorf("batchenrich: source of partition %s: %w", part, err)
 		}
+		if src == nil {
+			return nil, optionErr("source", "returned a nil Source for partition "+part.String())
+		}
 		snk, err := sink(part)
 		if err != nil {
 			return nil, fmt.Errorf("batchenrich: sink of partition %s: %w", part, err)
+		}
+		if snk == nil {
+			return nil, optionErr("sink", "returned a nil Sink for partition "+part.String())
 		}
 		po := opts
 		po.Partition = part
