@@ -147,7 +147,8 @@ type BudgetShare struct {
 //     request and every other process's none (each applies it at its
 //     next renewal, within a renewal interval), so that the fleet sends
 //     one probe per Retry-After, not one per process. The prober's probe
-//     that gets an answer ends the pause (the others resume at their next
+//     that gets an answer ends the pause (the others, renewing every
+//     twenty-fifth of LeaseTTL while held back, resume at their next
 //     renewal); a failed probe extends it; without a probe it ends a
 //     renewal interval after its Retry-After. A prober that dies is
 //     replaced by the next process to renew once its lease expired.
@@ -155,7 +156,8 @@ type BudgetShare struct {
 // Limits: each process's limit adapts alone within its share, so the
 // fleet probes the upstream's capacity N times as often as one process
 // (the 429s stay a small share: BENCHMARKS.md); while paused, the
-// processes other than the prober wait up to a renewal interval after the
+// processes other than the prober, renewing five times as often while
+// held back (every 200 ms by default), resume up to that long after the
 // pause ended; pauses come from Retry-After only (a host-wide refusal
 // without one lowers each process's limit but pauses nothing), and the
 // rate-limit headers' pauses (httpenrich.Adaptive) stay per process.
@@ -378,18 +380,27 @@ func (b *Budget) loop(ctx context.Context) {
 	defer close(b.done)
 	t := time.NewTicker(b.ttl / 5)
 	defer t.Stop()
+	var soon <-chan time.Time // while paused and not probing
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-b.kick: // an adaptive budget's pause or its end
+		case <-soon:
 		}
 		rctx, cancel := context.WithTimeout(ctx, b.ttl/2)
 		err := b.renew(rctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			b.lapse()
+		}
+		// A process held back by another's probe renews five times as
+		// often until the pause ends, to resume soon after the probe's
+		// answer.
+		soon = nil
+		if s := b.Share(); s.Paused && s.Concurrency == 0 {
+			soon = time.After(b.ttl / 25)
 		}
 	}
 }
