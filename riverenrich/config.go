@@ -118,7 +118,7 @@ type Config[T, R any] struct {
 
 	// Concurrency bounds the enrichments in flight in this process, over
 	// all the partitions it works on. Zero means no bound beyond each
-	// partition's Options.Concurrency.
+	// partition's Options.Concurrency; at most 65,536.
 	Concurrency int
 
 	// MaxPartitions is how many partition jobs this process works on at
