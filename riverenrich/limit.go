@@ -13,9 +13,9 @@ import (
 // works on), waiting for one first or for ctx to end. For a BulkEnricher
 // it is one too, each EnrichBulk call holding one slot for its whole
 // group. It is a batchenrich.Checker checking enr, when enr is one, so
-// that the Runner checks enr before any work as it would unwrapped; it
-// hides enr's other optional interfaces (described puts the Describer
-// back).
+// that the Runner checks enr before any work as it would unwrapped, and a
+// batchenrich.ConnUser giving enr's connections; it hides enr's other
+// optional interfaces (described puts the Describer back).
 func limited[T, R any](sem *semaphore.Weighted, enr batchenrich.Enricher[T, R]) batchenrich.Enricher[T, R] {
 	one := limitedOne[T, R]{sem: sem, enr: enr}
 	if b, ok := enr.(batchenrich.BulkEnricher[T, R]); ok {
@@ -40,6 +40,21 @@ func (e limitedOne[T, R]) Enrich(ctx context.Context, item T) (R, error) {
 
 // Check checks enr when it is a batchenrich.Checker.
 func (e limitedOne[T, R]) Check(ctx context.Context) error { return check(ctx, e.enr) }
+
+// ConnUse returns enr's when it is a batchenrich.ConnUser (one holding
+// database connections), so that the Runner counts its connections as it
+// would unwrapped; nil otherwise.
+func (e limitedOne[T, R]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
+	return connUse(e.enr, o)
+}
+
+// connUse returns c's ConnUse when c is a batchenrich.ConnUser.
+func connUse(c any, o batchenrich.Options) []batchenrich.ConnUse {
+	if cu, ok := c.(batchenrich.ConnUser); ok {
+		return cu.ConnUse(o)
+	}
+	return nil
+}
 
 // check calls c's Check when c is a batchenrich.Checker.
 func check(ctx context.Context, c any) error {

@@ -91,3 +91,13 @@ func (d describedEnricher[T, R]) Check(ctx context.Context) error { return check
 
 // Check checks the wrapped Enricher when it is a batchenrich.Checker.
 func (d describedBulk[T, R]) Check(ctx context.Context) error { return check(ctx, d.BulkEnricher) }
+
+// ConnUse returns the wrapped Enricher's connections.
+func (d describedEnricher[T, R]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
+	return connUse(d.Enricher, o)
+}
+
+// ConnUse returns the wrapped Enricher's connections.
+func (d describedBulk[T, R]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
+	return connUse(d.BulkEnricher, o)
+}
