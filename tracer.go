@@ -49,8 +49,8 @@ import (
 //     stops the run like one in TraceItemStart).
 //   - TraceStageStart and TraceStageEnd surround each Source read and each
 //     Sink write. A read (StageRead) runs in the Runner's reading
-//     goroutine, possibly while the previous batch is enriched
-//     (Options.NoPrefetch), so its context is the run's, not a batch's. A
+//     goroutine, possibly while the previous batch is enriched (not with
+//     Options.NoPrefetch), so its context is the run's, not a batch's. A
 //     write (StageWrite, the Sink write together with its checkpoint) runs
 //     in the goroutine that called Run (with Options.Overlap, in the one
 //     finishing the batch), in the batch's context.
@@ -60,6 +60,14 @@ import (
 // A resumed run is told by its first TraceBatchStart, whose Batch is one
 // more than the batches committed earlier (Report.BatchesSkipped in
 // TraceRunEnd); a partition's by TraceRun.Partition.
+//
+// The Run of a NewPartitioned Runner runs each partition as a run of its
+// own, in a goroutine of its own: "the goroutine that called Run" above is
+// then that goroutine, each partition gets its own TraceRunStart and
+// TraceRunEnd (TraceRun.Partition says which), and the partitions' calls
+// come concurrently. A NewPartitioned run refused before its partitions
+// start (a pool too small for them, a changed partition count) calls no
+// Tracer method.
 //
 // A slow Tracer slows the run and, in the item methods, holds a
 // concurrency slot; it cannot reorder batches, lift a bound, or keep Run
