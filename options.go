@@ -39,7 +39,8 @@ type Options struct {
 
 	// Concurrency is the number of enrichments in flight at most: within
 	// a batch, or with Overlap across the two batches that may be enriched
-	// at once. Zero means 25; at most 1 << 16 (65,536).
+	// at once; for a NewPartitioned Runner, over all its partitions. Zero
+	// means 25; at most 1 << 16 (65,536).
 	Concurrency int
 
 	// StopAfterFailures, when positive, stops the run at a batch's
