@@ -266,8 +266,6 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 		kick: make(chan struct{}, 1),
 	}
 	b.lim = sharelimit.New(b.none())
-	// The adaptive and host_limit columns joined the table after its
-	// first version: the ALTER adds them to a table created before.
 	ddl := []string{`CREATE TABLE IF NOT EXISTS ` + table + ` (
 		budget text NOT NULL,
 		member text NOT NULL,
@@ -280,8 +278,7 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 		host_limit bigint NOT NULL DEFAULT 0,
 		expires_at timestamptz NOT NULL,
 		PRIMARY KEY (budget, member)
-	)`, `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS adaptive boolean NOT NULL DEFAULT false,
-		ADD COLUMN IF NOT EXISTS host_limit bigint NOT NULL DEFAULT 0`}
+	)`}
 	if cfg.Adaptive {
 		ddl = append(ddl, `CREATE TABLE IF NOT EXISTS `+pauseTable+` (
 		budget text PRIMARY KEY,
@@ -291,6 +288,20 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 	}
 	if err := ExecDDL(ctx, db, ddl...); err != nil {
 		return nil, fmt.Errorf("sqlbatch: create budget table %s: %w", name, err)
+	}
+	// The adaptive and host_limit columns joined the table after its
+	// first version: added to a table created before, only then (an ALTER
+	// needs the table's owner).
+	var cols int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1)
+		AND attname IN ('adaptive', 'host_limit') AND NOT attisdropped`, table).Scan(&cols); err != nil {
+		return nil, fmt.Errorf("sqlbatch: read budget table %s: %w", name, err)
+	}
+	if cols < 2 {
+		if err := ExecDDL(ctx, db, `ALTER TABLE `+table+` ADD COLUMN IF NOT EXISTS adaptive boolean NOT NULL DEFAULT false,
+			ADD COLUMN IF NOT EXISTS host_limit bigint NOT NULL DEFAULT 0`); err != nil {
+			return nil, fmt.Errorf("sqlbatch: add the adaptive columns to budget table %s: %w", name, err)
+		}
 	}
 	if err := b.renew(ctx); err != nil {
 		return nil, err

@@ -306,3 +306,54 @@ func TestBudgetAdaptiveOutageOneProber(t *testing.T) {
 	}
 	t.Logf("503s by member: %v (member %s probed)", counts(), p)
 }
+
+// TestBudgetTableUpgrade: a budget table created before the adaptive
+// columns gets them from NewBudget, and an adaptive budget works on it.
+func TestBudgetTableUpgrade(t *testing.T) {
+	db := testdb.Postgres(t)
+	if _, err := db.Exec(`CREATE TABLE batchenrich_budgets (
+		budget text NOT NULL,
+		member text NOT NULL,
+		upstream text NOT NULL,
+		max_concurrency bigint NOT NULL,
+		rate double precision NOT NULL,
+		concurrency bigint NOT NULL,
+		granted_rate double precision NOT NULL,
+		expires_at timestamptz NOT NULL,
+		PRIMARY KEY (budget, member)
+	)`); err != nil {
+		t.Fatal(err)
+	}
+	b := newBudget(t, db, sqlbatch.BudgetConfig{Name: "upgrade", Upstream: "api.example.com", MaxConcurrency: 4, Adaptive: true, LeaseTTL: time.Second})
+	b.LimitChanged(3)
+	waitFor(t, "the limit recorded", func() bool { return b.Share().Limit == 3 })
+	if s := b.Share(); s.Concurrency != 4 || s.Err != nil {
+		t.Fatalf("share %+v, want 4", s)
+	}
+}
+
+// TestBudgetNoAlterWhenUpToDate: on a table that has the adaptive columns,
+// NewBudget alters nothing (an ALTER needs the table's owner and an
+// exclusive lock): it joins while another session holds the table in ROW
+// EXCLUSIVE mode, as renewals do.
+func TestBudgetNoAlterWhenUpToDate(t *testing.T) {
+	db := testdb.Postgres(t)
+	cfg := sqlbatch.BudgetConfig{Name: "no-alter", Upstream: "api.example.com", MaxConcurrency: 4, LeaseTTL: time.Second}
+	newBudget(t, db, cfg) // creates the table
+	tx, err := db.Beginx()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`LOCK TABLE batchenrich_budgets IN ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline only guards a hang: an ALTER would wait for the lock.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := sqlbatch.NewBudget(ctx, db, cfg)
+	if err != nil {
+		t.Fatalf("NewBudget beside a ROW EXCLUSIVE lock: %v", err)
+	}
+	b.Close()
+}
