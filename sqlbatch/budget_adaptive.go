@@ -25,8 +25,10 @@ func (b *Budget) Adapts() bool { return b.cfg.Adaptive }
 
 // LimitChanged records this process's adaptive limit for the upstream
 // (httpenrich's per-host limit), recorded with the lease at the next
-// renewal: BudgetShare.Limit is the sum over the live processes. It does
-// no I/O. It does nothing unless the budget is adaptive.
+// renewal: BudgetShare.Limit is the sum over the live processes. Several
+// Enrichers of a process sharing the Budget each report theirs: the last
+// one reported is recorded. It does no I/O. It does nothing unless the
+// budget is adaptive.
 func (b *Budget) LimitChanged(n int) {
 	if !b.cfg.Adaptive {
 		return
