@@ -76,7 +76,7 @@ func scanEach[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMa
 				vals[i] = new(any) // Unsafe: a column with no field
 				continue
 			}
-			vals[i] = reflectx.FieldByIndexes(v, path).Addr().Interface()
+			vals[i] = dest(reflectx.FieldByIndexes(v, path).Addr())
 		}
 		if err := rows.Scan(vals...); err != nil {
 			return err
@@ -91,6 +91,44 @@ func scanEach[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMa
 }
 
 var scannerType = reflect.TypeFor[sql.Scanner]()
+
+// dest returns the scan destination of a field, given its address: the
+// address itself, or for an int64 or int field a sql.Scanner storing an
+// int64 value as it is. database/sql converts an int64 into such a field
+// through reflection (an int by formatting and parsing it again); any
+// other value still goes through its conversion (sql.Null's Scan), with
+// the same results and errors.
+func dest(addr reflect.Value) any {
+	switch p := addr.Interface().(type) {
+	case *int64:
+		return intDest[int64]{p}
+	case *int:
+		return intDest[int]{p}
+	default:
+		return p
+	}
+}
+
+// intDest scans into an int64 or int field (see dest).
+type intDest[T int64 | int] struct{ p *T }
+
+func (d intDest[T]) Scan(src any) error {
+	if n, ok := src.(int64); ok {
+		if t := T(n); int64(t) == n { // else an int of 32 bits: the conversion's error
+			*d.p = t
+			return nil
+		}
+	}
+	var v sql.Null[T]
+	if err := v.Scan(src); err != nil {
+		return err
+	}
+	if !v.Valid {
+		return fmt.Errorf("converting NULL to %s is unsupported", reflect.TypeFor[T]().Kind())
+	}
+	*d.p = v.V
+	return nil
+}
 
 // unsafeDB reports whether db is sqlx's Unsafe, which ignores columns that
 // have no field.

@@ -149,3 +149,38 @@ func TestLookupScansPointersAndEmbedded(t *testing.T) {
 		}
 	})
 }
+
+// Counts reads integer columns into int64 and int fields.
+type Counts struct {
+	ID    int64 `db:"id"`
+	Big   int64 `db:"big"`
+	Small int   `db:"small"`
+}
+
+// TestScanIntegersAsDatabaseSQL reads integers, NULL, text and floats
+// into int64 and int fields: the same values and errors as sqlx's
+// SelectContext (database/sql's conversions).
+func TestScanIntegersAsDatabaseSQL(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, k testdb.Kind, db *sqlx.DB) {
+		for i, sel := range []string{
+			"1 AS id, 9007199254740993 AS big, -7 AS small",
+			"2 AS id, NULL AS big, 1 AS small",
+			"3 AS id, 1 AS big, NULL AS small",
+			"4 AS id, '12' AS big, '-3' AS small",
+			"5 AS id, 'x' AS big, 1 AS small",
+			"6 AS id, 2.5 AS big, 1 AS small",
+			"7 AS id, 1 AS big, 99999999999999999 AS small",
+		} {
+			src, err := sqlbatch.NewSource[Counts](db, sqlbatch.SourceConfig{Query: "SELECT " + sel, Key: []string{"id"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, gerr := src.Read(context.Background(), "", 10)
+			var want []Counts
+			werr := db.Select(&want, "SELECT * FROM (SELECT "+sel+") AS q ORDER BY id")
+			if (gerr == nil) != (werr == nil) || (gerr != nil && !strings.HasSuffix(gerr.Error(), werr.Error())) || fmt.Sprint(got) != fmt.Sprint(want) && werr == nil {
+				t.Errorf("%d: %s: got %v, %v; sqlx %v, %v", i, sel, got, gerr, want, werr)
+			}
+		}
+	})
+}
