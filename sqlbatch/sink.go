@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -469,6 +470,9 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 	if len(rows) < 2 {
 		return rows, nil
 	}
+	if distinct, err := distinctKeys(rows, keyIdx); distinct || err != nil {
+		return rows, err
+	}
 	last := make(map[string]int, len(rows))
 	var key []byte
 	for i, r := range rows {
@@ -496,6 +500,35 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// keySeed seeds distinctKeys' hashes.
+var keySeed = maphash.MakeSeed()
+
+// distinctKeys reports whether the keys of rows are certainly all
+// different, because their hashes are, without keeping the keys: the
+// usual batch, checked without an allocation per row. When two hashes are
+// equal (a repeated key, or rarely two keys with one hash) dedupe
+// compares the keys themselves.
+func distinctKeys(rows [][]any, keyIdx []int) (bool, error) {
+	seen := make(map[uint64]struct{}, len(rows))
+	var key []byte
+	for _, r := range rows {
+		key = key[:0]
+		for _, k := range keyIdx {
+			v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
+			if err != nil {
+				return false, fmt.Errorf("key column value %T: %w", r[k], err)
+			}
+			key = appendKey(key, v)
+		}
+		h := maphash.Bytes(keySeed, key)
+		if _, dup := seen[h]; dup {
+			return false, nil
+		}
+		seen[h] = struct{}{}
+	}
+	return true, nil
 }
 
 // appendKey appends v, a driver.Value, to a row's key: a tag for its type,
