@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -121,11 +120,10 @@ func (r *Runner[T, R]) runPartitions(ctx context.Context) (Report, error) {
 		}
 	}
 	r.partStop.Store(false)
+	for _, pr := range r.parts {
+		pr.stopAsked.Store(false)
+	}
 	errs := make([]error, len(r.parts))
-	var (
-		mu        sync.Mutex
-		firstStop error // the first partition to stop at an operator's request
-	)
 	g, gctx := errgroup.WithContext(ctx)
 	for i, pr := range r.parts {
 		g.Go(func() error {
@@ -139,11 +137,6 @@ func (r *Runner[T, R]) runPartitions(ctx context.Context) (Report, error) {
 				// Not a failure: the others stop at their next batch
 				// boundary, their batches committed, not cancelled.
 				r.partStop.Store(true)
-				mu.Lock()
-				if firstStop == nil {
-					firstStop = errs[i]
-				}
-				mu.Unlock()
 				return nil
 			}
 			return errs[i]
@@ -151,7 +144,7 @@ func (r *Runner[T, R]) runPartitions(ctx context.Context) (Report, error) {
 	}
 	first := g.Wait()
 	if first == nil {
-		return end(firstStop)
+		return end(stopError(r.parts, errs))
 	}
 	var keep []error
 	for _, err := range errs {
@@ -167,6 +160,25 @@ func (r *Runner[T, R]) runPartitions(ctx context.Context) (Report, error) {
 		return end(keep[0])
 	}
 	return end(errors.Join(keep...))
+}
+
+// stopError returns the error of the partition an operator asked to stop
+// (the first by index, when several were), else the first of those that
+// stopped with it (each errs[i] is parts[i]'s error); nil when none stopped.
+func stopError[T, R any](parts []*Runner[T, R], errs []error) error {
+	var sibling error
+	for i, err := range errs {
+		if err == nil || !errors.Is(err, ErrStopRequested) {
+			continue
+		}
+		if parts[i].stopAsked.Load() {
+			return err
+		}
+		if sibling == nil {
+			sibling = err
+		}
+	}
+	return sibling
 }
 
 // partitionError is the failure of one partition of a NewPartitioned

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/batchenrich/batchenrich"
 	"github.com/batchenrich/batchenrich/batchenrichtest"
@@ -14,26 +15,45 @@ import (
 // stopOne is an in-memory store on which an operator asked partition 1 of
 // run "r" alone to stop, once it had committed its batch 2 (as when the
 // others had recorded nothing yet when the stop was requested). ended is
-// closed when partition 1 recorded its end.
+// closed when partition 1 recorded its end; partition 1's end is then held
+// (its Run does not return) until the two others recorded theirs, so that
+// they must stop without waiting for partition 1's Run to return.
 type stopOne struct {
 	*batchenrichtest.Checkpoints
-	mu      sync.Mutex
-	p1Batch int
-	once    sync.Once
-	ended   chan struct{}
+	mu          sync.Mutex
+	p1Batch     int
+	once        sync.Once
+	ended       chan struct{}
+	othersEnded chan struct{} // one send per other partition's end, buffered
+}
+
+func newStopOne() *stopOne {
+	return &stopOne{Checkpoints: batchenrichtest.NewCheckpoints(), ended: make(chan struct{}), othersEnded: make(chan struct{}, 2)}
 }
 
 func (s *stopOne) Save(ctx context.Context, cp batchenrich.Checkpoint) error {
-	err := s.Checkpoints.Save(ctx, cp)
-	if err == nil && cp.RunKey == "r#p1" {
+	if err := s.Checkpoints.Save(ctx, cp); err != nil {
+		return err
+	}
+	switch {
+	case cp.RunKey == "r#p1":
 		s.mu.Lock()
 		s.p1Batch = cp.Batch
 		s.mu.Unlock()
 		if cp.State == batchenrich.StateStopped {
 			s.once.Do(func() { close(s.ended) })
+			for range 2 {
+				select {
+				case <-s.othersEnded:
+				case <-time.After(time.Minute): // a guard against a hang, not a bound
+					return errors.New("the other partitions did not end while partition 1's Run was held")
+				}
+			}
 		}
+	case (cp.RunKey == "r#p0" || cp.RunKey == "r#p2") && cp.State != batchenrich.StateRunning:
+		s.othersEnded <- struct{}{}
 	}
-	return err
+	return nil
 }
 
 func (s *stopOne) StopRequested(key string) bool {
@@ -49,7 +69,7 @@ func (s *stopOne) StopRequested(key string) bool {
 // the stopped partition's ErrStopRequested.
 func TestPartitionedStopRequestStopsTheOthersAtABatchBoundary(t *testing.T) {
 	t.Parallel()
-	store := &stopOne{Checkpoints: batchenrichtest.NewCheckpoints(), ended: make(chan struct{})}
+	store := newStopOne()
 	var (
 		mu      sync.Mutex
 		written = map[int]int{} // partition → items written

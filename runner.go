@@ -31,9 +31,13 @@ type Runner[T, R any] struct {
 	// run them again.
 	checked bool
 	// siblingStop, in the partitions' Runners of a NewPartitioned run, is
-	// set once one partition stopped at an operator's request: the others
+	// set once one partition learnt of an operator's stop request: the others
 	// then stop at their next batch boundary too, as if asked themselves.
 	siblingStop *atomic.Bool
+	// stopAsked, in the partitions' Runners of a NewPartitioned run, is
+	// set when the store itself asked this partition to stop (not a
+	// sibling), so that Run returns that partition's ErrStopRequested.
+	stopAsked atomic.Bool
 	// lim, in the partitions' Runners of a NewPartitioned run, bounds
 	// their enrichments in flight together; nil otherwise.
 	lim *limiter
@@ -234,7 +238,8 @@ func (st *run[T, R]) record(br BatchReport, written bool) {
 // failed. A partition stopping at an operator's request
 // (ErrStopRequested) is no failure: it cancels nothing, the others stop
 // at their next batch boundary too, each committing the batch it is on,
-// and Run returns the first stopped partition's error. The Report holds
+// and Run returns the error of the partition that was asked to stop (the
+// first by index when several were). The Report holds
 // each partition's in Report.Partitions, and their totals.
 func (r *Runner[T, R]) Run(ctx context.Context) (rep Report, err error) {
 	if r.parts != nil {
@@ -340,6 +345,12 @@ func (st *run[T, R]) noteStop() {
 		var stop bool
 		if guarded(func() error { stop = sr.StopRequested(st.opts.key); return nil }) == nil && stop {
 			st.stopped.Store(true)
+			st.stopAsked.Store(true)
+			if st.siblingStop != nil {
+				// At once, not when this partition's Run returns: the
+				// others may reach their next batch boundary first.
+				st.siblingStop.Store(true)
+			}
 		}
 	}
 }
