@@ -290,47 +290,61 @@ func fleetKill(rounds, batchSize int, dsn string) error {
 	for r := range rounds {
 		api := admitapi.New(k, latency)
 		cfg := sqlbatch.BudgetConfig{Name: fmt.Sprintf("bench-kill-%d-%d", time.Now().UnixNano(), r), MaxConcurrency: k}
-		var grew time.Duration = -1
-		var before []int
+		var kill killWatch
 		wall, _, errs := runFleet(dsn, api, cfg, per, 30, batchSize, func(ctx context.Context, ps []*proc) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(at):
-			}
-			for _, p := range ps {
-				before = append(before, p.budget.Share().Concurrency)
-			}
-			// The "killed" process's pool closes: its renewals fail, its
-			// lease is left to expire. (Its own share drops to 0 once its
-			// lease would have expired; its items stay undone.)
-			ps[2].kill()
-			ps[2].db.Close()
-			killed := time.Now()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if ps[0].budget.Share().Concurrency+ps[1].budget.Share().Concurrency == k {
-					grew = time.Since(killed)
-					return
-				}
-			}
+			kill.run(ctx, ps, at, k)
 		})
 		if err := errors.Join(errs[:2]...); err != nil { // the killed one's run was cancelled
 			return err
 		}
-		took = append(took, grew.Seconds())
+		took = append(took, kill.grew.Seconds())
 		fmt.Printf("round %d shares before %v; the two others' shares added up to %d again %v after the kill (wall %v)\n",
-			r+1, before, k, grew.Round(10*time.Millisecond), wall.Round(time.Millisecond))
+			r+1, kill.before, k, kill.grew.Round(10*time.Millisecond), wall.Round(time.Millisecond))
 	}
 	fmt.Printf("\none of 3 processes killed at %v (budget of %d, default LeaseTTL 5s), %d rounds: others' shares whole again after median %.2fs, worst %.2fs\n",
 		at, k, rounds, med(took), slices.Max(took))
 	return nil
+}
+
+// killWatch is one kill of a fleet round: at `at`, the shares of the
+// three processes are noted, the third is "killed" (its pool closes: its
+// renewals fail and its lease is left to expire; its items stay undone),
+// and grew is how long until the two others' shares add up to total
+// again (-1 if never); limit is then the first one's fleet limit.
+type killWatch struct {
+	before []int
+	grew   time.Duration
+	limit  int
+}
+
+// run does it; it returns when the shares are whole again or ctx ended.
+func (w *killWatch) run(ctx context.Context, ps []*proc, at time.Duration, total int) {
+	w.grew = -1
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(at):
+	}
+	for _, p := range ps {
+		w.before = append(w.before, p.budget.Share().Concurrency)
+	}
+	ps[2].kill()
+	ps[2].db.Close()
+	killed := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a, b := ps[0].budget.Share(), ps[1].budget.Share()
+		if a.Concurrency+b.Concurrency == total {
+			w.grew, w.limit = time.Since(killed), a.Limit
+			return
+		}
+	}
 }
 
 func med(v []float64) float64 {

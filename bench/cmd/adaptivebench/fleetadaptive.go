@@ -283,42 +283,16 @@ func fleetKillAdaptive(rounds, batchSize int, dsn string) error {
 	for r := range rounds {
 		api := admitapi.New(k, latency)
 		cfg := sqlbatch.BudgetConfig{Name: budgetName("killadaptive", r), MaxConcurrency: ceiling, Adaptive: true}
-		var grew time.Duration = -1
-		var before []int
-		var limit int
+		var kill killWatch
 		wall, _, errs := runFleetN(3, dsn, api, cfg, per, 100, batchSize, false, func(ctx context.Context, ps []*proc) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(at):
-			}
-			for _, p := range ps {
-				before = append(before, p.budget.Share().Concurrency)
-			}
-			ps[2].kill()
-			ps[2].db.Close()
-			killed := time.Now()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				a, b := ps[0].budget.Share(), ps[1].budget.Share()
-				if a.Concurrency+b.Concurrency == ceiling {
-					grew, limit = time.Since(killed), a.Limit
-					return
-				}
-			}
+			kill.run(ctx, ps, at, ceiling)
 		})
 		if err := errors.Join(errs[:2]...); err != nil {
 			return err
 		}
-		took = append(took, grew.Seconds())
+		took = append(took, kill.grew.Seconds())
 		fmt.Printf("round %d shares before %v; the two others' shares added up to %d again %v after the kill, fleet limit then %d (wall %v)\n",
-			r+1, before, ceiling, grew.Round(10*time.Millisecond), limit, wall.Round(time.Millisecond))
+			r+1, kill.before, ceiling, kill.grew.Round(10*time.Millisecond), kill.limit, wall.Round(time.Millisecond))
 	}
 	fmt.Printf("\none of 3 processes killed at %v (adaptive budget, ceiling %d, K=%d, default LeaseTTL 5s), %d rounds: others' shares whole again after median %.2fs, worst %.2fs\n",
 		at, ceiling, k, rounds, med(took), slices.Max(took))
