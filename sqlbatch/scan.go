@@ -56,12 +56,13 @@ func scanEach[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMa
 	paths := make([][]int, len(cols))
 	for i, c := range cols {
 		fi, ok := fields.Names[c]
-		switch {
-		case ok:
-			paths[i] = fi.Index
-		case !unsafeDB(db):
-			return fmt.Errorf("missing destination name %s in *[]%v", c, t)
+		if !ok {
+			// A column with no field: sqlx decides, as before (an error
+			// naming the column, or with db.Unsafe() the column ignored).
+			rows.Close()
+			return selectEach(ctx, db, q, args, into, got)
 		}
+		paths[i] = fi.Index
 	}
 	vals := make([]any, len(cols))
 	for rows.Next() {
@@ -72,10 +73,6 @@ func scanEach[T any](ctx context.Context, db *sqlx.DB, fields *reflectx.StructMa
 			v = p.Elem()
 		}
 		for i, path := range paths {
-			if path == nil {
-				vals[i] = new(any) // Unsafe: a column with no field
-				continue
-			}
 			vals[i] = dest(reflectx.FieldByIndexes(v, path).Addr())
 		}
 		if err := rows.Scan(vals...); err != nil {
@@ -130,9 +127,20 @@ func (d intDest[T]) Scan(src any) error {
 	return nil
 }
 
-// unsafeDB reports whether db is sqlx's Unsafe, which ignores columns that
-// have no field.
-func unsafeDB(db *sqlx.DB) bool {
-	f := reflect.ValueOf(db).Elem().FieldByName("unsafe")
-	return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
+// selectEach is scanEach through sqlx's SelectContext, for a query with a
+// column that no field takes: its rows are read at once, then handed out.
+func selectEach[T any](ctx context.Context, db *sqlx.DB, q string, args []any, into func() *T, got func() error) error {
+	var all []T
+	if err := db.SelectContext(ctx, &all, q, args...); err != nil {
+		return err
+	}
+	for _, r := range all {
+		*into() = r
+		if got != nil {
+			if err := got(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
