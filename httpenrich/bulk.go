@@ -266,8 +266,10 @@ func groupKey(ctx context.Context, keys []string) (string, error) {
 //	httpenrich.JSONEntries("profiles", "id", "error")
 //
 // An object without the key field makes the whole answer malformed.
-// Member names are matched as encoding/json matches struct fields: an
-// exact match first, else one differing in case.
+// The key and error members' names are matched as encoding/json matches
+// struct fields: an exact match first, else one differing in case; names
+// a struct tag cannot carry ("", "-", or one with a '"', ',', '\' or
+// '`') and arrayField are matched exactly.
 func JSONEntries(arrayField, keyField, errorField string) func(raw []byte) ([]Entry, error) {
 	general := generalEntries(arrayField, keyField, errorField)
 	fast := newEntriesScan(arrayField, keyField, errorField)
@@ -352,7 +354,9 @@ func entryMembers(keyField, errorField string) func(el []byte) (k, e json.RawMes
 		}
 		return nil
 	}
-	if strings.ContainsAny(keyField+errorField, "\",\\`") || keyField == "-" || errorField == "-" {
+	// A name a struct tag cannot carry (a tag "" or "-" names no member)
+	// is looked up in a map, exactly.
+	if strings.ContainsAny(keyField+errorField, "\",\\`") || keyField == "" || keyField == "-" || errorField == "-" {
 		return func(el []byte) (k, e json.RawMessage, err error) {
 			if err := object(el); err != nil {
 				return nil, nil, err

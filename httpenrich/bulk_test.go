@@ -349,6 +349,29 @@ func TestJSONEntries(t *testing.T) {
 	}
 }
 
+// TestJSONEntriesNames: an empty keyField names the member "" (was any
+// member named "K" or "k": the general path's struct field name), and
+// arrayField is matched exactly, as documented.
+func TestJSONEntriesNames(t *testing.T) {
+	t.Parallel()
+	if got, err := httpenrich.JSONEntries("", "", "")([]byte(`[{"K":5}]`)); err == nil {
+		t.Errorf("keyField \"\" read a \"K\" member: %+v", got)
+	}
+	if got, err := httpenrich.JSONEntries("", "", "")([]byte(`[{"":5}]`)); err != nil || len(got) != 1 || got[0].Key != "5" {
+		t.Errorf("keyField \"\" on its member: %+v, %v", got, err)
+	}
+	if got, err := httpenrich.JSONEntries("", "", "")([]byte(`[{"":5,"K":6}]`)); err != nil || len(got) != 1 || got[0].Key != "5" {
+		t.Errorf("keyField \"\" beside a \"K\": %+v, %v", got, err)
+	}
+	if got, err := httpenrich.JSONEntries("Profiles", "id", "")([]byte(`{"profiles":[{"id":5}]}`)); err == nil {
+		t.Errorf("arrayField matched in another case: %+v", got)
+	}
+	if got, err := httpenrich.JSONEntries("profiles", "ID", "Error")([]byte(`{"profiles":[{"id":5,"error":"gone"}]}`)); err != nil ||
+		len(got) != 1 || got[0].Key != "5" || got[0].Err == nil {
+		t.Errorf("key and error members in another case: %+v, %v", got, err)
+	}
+}
+
 // BenchmarkJSONEntries splits a bulk answer of 100 entries shaped like
 // bench's profile API's (/bulk):
 //
