@@ -32,8 +32,9 @@ const (
 var ErrBudgetClosed = sharelimit.ErrClosed
 
 // BudgetConfig configures a Budget. Every process sharing a budget must
-// configure it alike (Name, Upstream, MaxConcurrency, Rate): NewBudget
-// refuses a configuration that differs from the live processes'.
+// configure it alike (Upstream, MaxConcurrency, Rate, Adaptive, under the
+// same Name and Table): NewBudget refuses a configuration that differs
+// from the live processes'. LeaseTTL is each process's own.
 type BudgetConfig struct {
 	// Name names the budget, required: the processes giving the same name
 	// share it.
@@ -72,7 +73,8 @@ type BudgetConfig struct {
 // BudgetShare is a process's current part of a Budget.
 type BudgetShare struct {
 	// Concurrency is the requests this process may have in flight; -1
-	// when the budget has no MaxConcurrency.
+	// when the budget has no MaxConcurrency, except while an adaptive
+	// budget is paused (Paused): 1 for the prober, else 0.
 	Concurrency int
 	// Rate is the requests per second this process may send; +Inf when
 	// the budget has no Rate.
