@@ -53,7 +53,8 @@ type BudgetConfig struct {
 	// Table is the table of the budgets' leases, created by NewBudget
 	// when missing. Empty means DefaultBudgetTable. An adaptive budget
 	// also keeps its pause in the table named Table with "_pause"
-	// appended, created likewise.
+	// appended, created likewise (so its Table has at most 57 bytes, or
+	// 57 after the schema's dot).
 	Table string
 	// Adaptive shares httpenrich's adaptive limit (httpenrich.Config.Adaptive,
 	// which New then requires) among the processes: each process's
@@ -239,9 +240,11 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 	if err != nil {
 		return nil, err
 	}
-	pauseTable, err := quoteTable(d, "Table", name+"_pause")
-	if err != nil {
-		return nil, err
+	pauseTable := "" // an adaptive budget's only
+	if cfg.Adaptive {
+		if pauseTable, err = d.QuoteTable(name + "_pause"); err != nil {
+			return nil, configErr("Table", `an adaptive budget keeps its pause in Table with "_pause" appended, a bad table name`, err)
+		}
 	}
 	ttl := cfg.LeaseTTL
 	if ttl == 0 {

@@ -370,3 +370,23 @@ func TestBudgetSharedByPartitions(t *testing.T) {
 	}
 	t.Logf("%d requests, at most %d in flight (share 3 of 6; 4 partitions, 40 in flight)", requests.Load(), worst.Load())
 }
+
+// TestBudgetLongTableName: a Table name of the longest PostgreSQL keeps
+// (63 bytes) serves a budget that is not adaptive, which has no pause
+// table; an adaptive one, whose pause table's name (Table with "_pause")
+// would be longer, is refused with a ConfigError on Table saying so.
+func TestBudgetLongTableName(t *testing.T) {
+	db := testdb.Postgres(t)
+	long := "budgets_" + strings.Repeat("x", 55)
+	cfg := sqlbatch.BudgetConfig{Name: "long-table", Upstream: "api.example.com", MaxConcurrency: 10, Table: long, LeaseTTL: time.Second}
+	newBudget(t, db, cfg)
+	cfg.Adaptive, cfg.Name = true, "long-table-adaptive"
+	b, err := sqlbatch.NewBudget(context.Background(), db, cfg)
+	var ce *batchenrich.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "BudgetConfig.Table" || !strings.Contains(err.Error(), `"_pause"`) {
+		if b != nil {
+			b.Close()
+		}
+		t.Fatalf("NewBudget adaptive with a %d-byte Table = %v, want a ConfigError on Table naming its pause table", len(long), err)
+	}
+}
