@@ -152,7 +152,10 @@ const (
 // The limit is per process. With an adaptive shared budget
 // (Config.Budget, an AdaptiveBudget such as sqlbatch.Budget with
 // BudgetConfig.Adaptive), each process's limit for the budget's host
-// adapts under its share of the budget, the budget is told the limit, and
+// adapts under its share of the budget (a share below what the host
+// admits holds the requests back; the limit, counting the requests
+// waiting for it, then grows on to MaxConcurrency), the budget is told
+// the limit, and
 // a host-wide refusal's pause is the fleet's: the budget holds back every
 // other process's requests while one probes. See sqlbatch.Budget.
 //

@@ -85,7 +85,8 @@ type BudgetShare struct {
 	Members int
 	// Limit is, for an adaptive budget (BudgetConfig.Adaptive), the sum
 	// of the live processes' adaptive limits for the upstream as recorded
-	// at their last renewals, this one's included; 0 otherwise.
+	// at their last renewals, this one's included (above MaxConcurrency
+	// when the shares hold the processes back: see Budget); 0 otherwise.
 	Limit int
 	// Paused reports that the adaptive budget was paused at the last
 	// renewal (the upstream refused everything): the shares are none but
@@ -138,7 +139,11 @@ type BudgetShare struct {
 //     the processes' AIMD limits settle together at what the upstream
 //     admits, as TCP flows share a link. Each process records its limit
 //     with its lease; BudgetShare.Limit is the sum over the live
-//     processes, the fleet's limit. The limit itself is not adapted
+//     processes, the fleet's limit. When a share is below what the
+//     upstream admits, the requests wait for the share and that process's
+//     limit, which counts them, grows on to httpenrich's
+//     Adaptive.MaxConcurrency (the sum then exceeds MaxConcurrency; the
+//     requests in flight never do). The limit itself is not adapted
 //     through the database: a renewal a second is too slow a loop for
 //     answers that come every few milliseconds (one fleet limit adapted at
 //     the renewals was tried and swung far more, with more refusals:
