@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -130,16 +129,7 @@ func BulkLoop(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 
 // bulkCall fetches the profiles of ts in one request into rows.
 func bulkCall(ctx context.Context, client *http.Client, base string, ts []job.Traveler, rows []job.Row, batch int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+joinIDs(ts, func(t job.Traveler) int64 { return t.ID }), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	status, body, err := get(ctx, client, base+joinIDs(ts, func(t job.Traveler) int64 { return t.ID }))
 	if err != nil {
 		return err
 	}
@@ -164,13 +154,13 @@ func bulkCall(ctx context.Context, client *http.Client, base string, ts []job.Tr
 	for i, t := range ts {
 		k, ok := byID[strconv.FormatInt(t.ID, 10)]
 		if !ok {
-			r := job.FromEcho(t, batch, resp.StatusCode, nil, nil)
+			r := job.FromEcho(t, batch, status, nil, nil)
 			r.IsValid, r.ValidationError = false, "missing from the answer"
 			r.ProfilePayload = []byte(`{"error":"missing"}`)
 			rows[i] = r
 			continue
 		}
-		rows[i] = job.FromEcho(t, batch, resp.StatusCode, answer.Profiles[k], &echoes[k])
+		rows[i] = job.FromEcho(t, batch, status, answer.Profiles[k], &echoes[k])
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/batchenrich/batchenrich/bench/internal/harness"
@@ -38,20 +37,11 @@ func Naive(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 		g.SetLimit(cfg.Concurrency)
 		for i, t := range travelers {
 			g.Go(func() error {
-				req, err := http.NewRequestWithContext(gctx, http.MethodGet, job.ProfileURL(cfg.TargetURL, t), nil)
+				status, body, err := get(gctx, http.DefaultClient, job.ProfileURL(cfg.TargetURL, t))
 				if err != nil {
 					return err
 				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				if err != nil {
-					return err
-				}
-				rows[i] = job.Transform(t, b+1, resp.StatusCode, body)
+				rows[i] = job.Transform(t, b+1, status, body)
 				return nil
 			})
 		}

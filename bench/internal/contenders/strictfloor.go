@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -124,20 +123,11 @@ func floorWave(ctx context.Context, client *http.Client, cfg harness.Config, bat
 	g.SetLimit(cfg.Concurrency)
 	for i, t := range ts {
 		g.Go(func() error {
-			req, err := http.NewRequestWithContext(gctx, http.MethodGet, job.ProfileURL(cfg.TargetURL, t), nil)
+			status, body, err := get(gctx, client, job.ProfileURL(cfg.TargetURL, t))
 			if err != nil {
 				return err
 			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				return err
-			}
-			rows[i] = job.Transform(t, batch, resp.StatusCode, body)
+			rows[i] = job.Transform(t, batch, status, body)
 			return nil
 		})
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -67,20 +65,11 @@ func Strong(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 	travelers = rill.Buffer(travelers, cfg.BatchSize)
 
 	rows := rill.Map(travelers, cfg.Concurrency, func(it item) (job.Row, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, job.ProfileURL(cfg.TargetURL, it.t), nil)
+		status, body, err := get(ctx, client, job.ProfileURL(cfg.TargetURL, it.t))
 		if err != nil {
 			return job.Row{}, err
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return job.Row{}, err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return job.Row{}, err
-		}
-		return job.Transform(it.t, it.batch, resp.StatusCode, body), nil
+		return job.Transform(it.t, it.batch, status, body), nil
 	})
 
 	var written, batches atomic.Int64

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -43,16 +42,7 @@ func HTTPWaves(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 		for id := int64(start + 1); id <= int64(end); id++ {
 			g.Go(func() error {
 				t := job.Traveler{ID: id, Name: "Traveler " + strconv.FormatInt(id, 10)}
-				req, err := http.NewRequestWithContext(gctx, http.MethodGet, job.ProfileURL(cfg.TargetURL, t), nil)
-				if err != nil {
-					return err
-				}
-				resp, err := client.Do(req)
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
+				status, body, err := get(gctx, client, job.ProfileURL(cfg.TargetURL, t))
 				if err != nil {
 					return err
 				}
@@ -60,8 +50,8 @@ func HTTPWaves(ctx context.Context, cfg harness.Config) (harness.Stats, error) {
 				if err := json.Unmarshal(body, &e); err != nil {
 					return fmt.Errorf("traveler %d: %w", id, err)
 				}
-				if r := job.FromEcho(t, batch, resp.StatusCode, body, &e); !r.IsValid || resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("traveler %d: status %d: %s", id, resp.StatusCode, r.ValidationError)
+				if r := job.FromEcho(t, batch, status, body, &e); !r.IsValid || status != http.StatusOK {
+					return fmt.Errorf("traveler %d: status %d: %s", id, status, r.ValidationError)
 				}
 				verified.Add(1)
 				return nil
