@@ -59,26 +59,10 @@ func testFleetSharedBudget(t *testing.T, adaptive bool) {
 	if adaptive {
 		budgetArgs = append(budgetArgs, "-budget-adaptive")
 	}
-	var workers []*exec.Cmd
-	for i := range 3 {
-		cmd := exec.Command(bin, append([]string{"-worker", "-dsn", dsn, "-profile-url", profile, "-max-partitions", "3",
-			"-takeover-interval", "1s"}, budgetArgs...)...)
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers = append(workers, cmd)
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				_ = cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("worker %d stderr:\n%s", i, errb.String())
-			}
-		})
-	}
+	workers := startWorkers(t, bin, 3, func(int) []string {
+		return append([]string{"-worker", "-dsn", dsn, "-profile-url", profile, "-max-partitions", "3",
+			"-takeover-interval", "1s"}, budgetArgs...)
+	})
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)

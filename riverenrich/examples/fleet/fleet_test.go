@@ -59,6 +59,33 @@ func summaryOf(t *testing.T, stdout string) Summary {
 	return s
 }
 
+// startWorkers starts n worker processes of the fleet binary bin, worker i
+// with the arguments args(i). Each still running when the test ends gets
+// a SIGTERM and is waited for; a failed test logs each one's stderr.
+func startWorkers(t *testing.T, bin string, n int, args func(i int) []string) []*exec.Cmd {
+	t.Helper()
+	var workers []*exec.Cmd
+	for i := range n {
+		cmd := exec.Command(bin, args(i)...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		workers = append(workers, cmd)
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+			}
+			if t.Failed() {
+				t.Logf("worker %d stderr:\n%s", i, errb.String())
+			}
+		})
+	}
+	return workers
+}
+
 func TestFleetInOneProcess(t *testing.T) {
 	_, dsn := testdb.PostgresWithURL(t)
 	profile, requests := api(t, 0)
@@ -144,26 +171,10 @@ func TestFleetSurvivesAKilledWorker(t *testing.T) {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	var workers []*exec.Cmd
-	for i := range 3 {
-		cmd := exec.Command(bin, "-worker", "-dsn", withApp(fmt.Sprintf("fleet-w%d", i)), "-profile-url", profile,
-			"-concurrency", workerConc, "-max-partitions", "3", "-takeover-interval", takeover)
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		workers = append(workers, cmd)
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				_ = cmd.Wait()
-			}
-			if t.Failed() {
-				t.Logf("worker %d stderr:\n%s", i, errb.String())
-			}
-		})
-	}
+	workers := startWorkers(t, bin, 3, func(i int) []string {
+		return []string{"-worker", "-dsn", withApp(fmt.Sprintf("fleet-w%d", i)), "-profile-url", profile,
+			"-concurrency", workerConc, "-max-partitions", "3", "-takeover-interval", takeover}
+	})
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		t.Fatal(err)
