@@ -35,22 +35,12 @@ func (s *slice[T]) Read(ctx context.Context, after batchenrich.Cursor, limit int
 
 // Check checks the partition's Source when it is a batchenrich.Checker,
 // so that the Runner checks it before any read, as it would unwrapped.
-func (s *slice[T]) Check(ctx context.Context) error {
-	if ch, ok := s.src.(batchenrich.Checker); ok {
-		return ch.Check(ctx)
-	}
-	return nil
-}
+func (s *slice[T]) Check(ctx context.Context) error { return check(ctx, s.src) }
 
 // ConnUse reports the connections the partition's Source holds when it
 // is a batchenrich.ConnUser, so that the Runner checks its pool as it
 // would unwrapped.
-func (s *slice[T]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
-	if u, ok := s.src.(batchenrich.ConnUser); ok {
-		return u.ConnUse(o)
-	}
-	return nil
-}
+func (s *slice[T]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse { return connUse(s.src, o) }
 
 // Describe describes the partition's Source when it is a
 // batchenrich.Describer, so that the run's definition recorded with its
