@@ -476,13 +476,9 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 	last := make(map[string]int, len(rows))
 	var key []byte
 	for i, r := range rows {
-		key = key[:0]
-		for _, k := range keyIdx {
-			v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
-			if err != nil {
-				return nil, fmt.Errorf("key column value %T: %w", r[k], err)
-			}
-			key = appendKey(key, v)
+		var err error
+		if key, err = rowKey(key[:0], r, keyIdx); err != nil {
+			return nil, err
 		}
 		last[string(key)] = i
 	}
@@ -502,6 +498,19 @@ func dedupe(rows [][]any, keyIdx []int) ([][]any, error) {
 	return out, nil
 }
 
+// rowKey appends to dst the key of row r, its columns keyIdx converted
+// as the driver would convert them.
+func rowKey(dst []byte, r []any, keyIdx []int) ([]byte, error) {
+	for _, k := range keyIdx {
+		v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
+		if err != nil {
+			return dst, fmt.Errorf("key column value %T: %w", r[k], err)
+		}
+		dst = appendKey(dst, v)
+	}
+	return dst, nil
+}
+
 // keySeed seeds distinctKeys' hashes.
 var keySeed = maphash.MakeSeed()
 
@@ -514,13 +523,9 @@ func distinctKeys(rows [][]any, keyIdx []int) (bool, error) {
 	seen := make(map[uint64]struct{}, len(rows))
 	var key []byte
 	for _, r := range rows {
-		key = key[:0]
-		for _, k := range keyIdx {
-			v, err := driver.DefaultParameterConverter.ConvertValue(r[k])
-			if err != nil {
-				return false, fmt.Errorf("key column value %T: %w", r[k], err)
-			}
-			key = appendKey(key, v)
+		var err error
+		if key, err = rowKey(key[:0], r, keyIdx); err != nil {
+			return false, err
 		}
 		h := maphash.Bytes(keySeed, key)
 		if _, dup := seen[h]; dup {
