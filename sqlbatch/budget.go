@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -36,8 +37,8 @@ var ErrBudgetClosed = sharelimit.ErrClosed
 // same Name and Table): NewBudget refuses a configuration that differs
 // from the live processes'. LeaseTTL is each process's own.
 type BudgetConfig struct {
-	// Name names the budget, required: the processes giving the same name
-	// share it.
+	// Name names the budget, required, UTF-8 text without NUL bytes: the
+	// processes giving the same name share it.
 	Name string
 	// Upstream is the host the budget covers, required, as it appears in
 	// the URL: "api.example.com", or "api.example.com:8443" with a port.
@@ -224,6 +225,8 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 	switch {
 	case strings.TrimSpace(cfg.Name) == "":
 		return nil, configErr("Name", "required: the processes giving the same name share the budget", nil)
+	case !utf8.ValidString(cfg.Name) || strings.ContainsRune(cfg.Name, 0):
+		return nil, configErr("Name", "must be UTF-8 text without NUL bytes, as PostgreSQL stores it", nil)
 	case strings.TrimSpace(cfg.Upstream) == "" || strings.ContainsAny(cfg.Upstream, "/ ?#@"):
 		return nil, configErr("Upstream", "required: the host the budget covers, as in the URL (\"api.example.com\" or \"api.example.com:8443\")", nil)
 	case cfg.MaxConcurrency < 0:

@@ -67,6 +67,8 @@ func TestBudgetConfigErrors(t *testing.T) {
 		{"nil db", nil, func(*sqlbatch.BudgetConfig) {}, "db"},
 		{"sqlite", testdb.SQLiteDB(t), func(*sqlbatch.BudgetConfig) {}, "db"},
 		{"no name", pg, func(c *sqlbatch.BudgetConfig) { c.Name = " " }, "Name"},
+		{"name with NUL", pg, func(c *sqlbatch.BudgetConfig) { c.Name = "a\x00b" }, "Name"},
+		{"name not UTF-8", pg, func(c *sqlbatch.BudgetConfig) { c.Name = "a\xffb" }, "Name"},
 		{"no upstream", pg, func(c *sqlbatch.BudgetConfig) { c.Upstream = "" }, "Upstream"},
 		{"upstream is a URL", pg, func(c *sqlbatch.BudgetConfig) { c.Upstream = "https://api.example.com/x" }, "Upstream"},
 		{"negative ceiling", pg, func(c *sqlbatch.BudgetConfig) { c.MaxConcurrency = -1 }, "MaxConcurrency"},
