@@ -180,8 +180,6 @@ type Budget struct {
 	member   string
 	lockKey  int64
 	lim      *sharelimit.Limiter
-	unlimC   bool // no MaxConcurrency
-	unlimR   bool // no Rate
 	qDelete  string
 	qSelect  string
 	qUpsert  string
@@ -262,7 +260,6 @@ func NewBudget(ctx context.Context, db *sqlx.DB, cfg BudgetConfig) (_ *Budget, e
 	h.Write([]byte("batchenrich:budget:" + name + "\x00" + cfg.Name))
 	b := &Budget{
 		db: db, cfg: cfg, ttl: ttl, member: newOwner(), lockKey: int64(h.Sum64()),
-		unlimC: cfg.MaxConcurrency == 0, unlimR: cfg.Rate == 0,
 		qDelete: `DELETE FROM ` + table + ` WHERE budget = $1 AND expires_at < now()`,
 		qSelect: `SELECT member, upstream, max_concurrency, rate, adaptive, concurrency, granted_rate, host_limit FROM ` + table +
 			` WHERE budget = $1 ORDER BY member`,
@@ -389,10 +386,10 @@ func (b *Budget) Close() error {
 // none is the share of a process holding no lease.
 func (b *Budget) none() sharelimit.Share {
 	s := sharelimit.Share{Concurrency: 0, Rate: 0}
-	if b.unlimC {
+	if b.cfg.MaxConcurrency == 0 {
 		s.Concurrency = -1
 	}
-	if b.unlimR {
+	if b.cfg.Rate == 0 {
 		s.Rate = math.Inf(1)
 	}
 	return s
@@ -573,7 +570,7 @@ func (b *Budget) fair(members []string, othersC int, othersR float64) sharelimit
 			i = j
 		}
 	}
-	if !b.unlimC {
+	if b.cfg.MaxConcurrency != 0 {
 		c := b.cfg.MaxConcurrency
 		part := c / n
 		if i < c%n {
@@ -581,7 +578,7 @@ func (b *Budget) fair(members []string, othersC int, othersR float64) sharelimit
 		}
 		s.Concurrency = max(0, min(part, c-othersC))
 	}
-	if !b.unlimR {
+	if b.cfg.Rate != 0 {
 		s.Rate = max(0, min(b.cfg.Rate/float64(n), b.cfg.Rate-othersR))
 	}
 	return s
