@@ -222,7 +222,8 @@ func itemKey(item any) (key string, err error) {
 }
 
 // PanicError is the cause of an *ItemError or *BatchError when user code
-// (an Enricher, Source or Sink) panicked.
+// (an Enricher, Source or Sink) panicked, and NewPartitioned's error when
+// its function returning a partition's Source or Sink did.
 type PanicError struct {
 	Value any    // the value passed to panic
 	Stack []byte // the goroutine's stack at the panic

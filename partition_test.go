@@ -330,6 +330,45 @@ func TestNewPartitionedValidates(t *testing.T) {
 	}
 }
 
+// TestNewPartitionedSourceOrSinkPanics: a panic in the function returning a
+// partition's Source or Sink is NewPartitioned's error, a *PanicError
+// wrapped with the partition, not a panic of the caller.
+func TestNewPartitionedSourceOrSinkPanics(t *testing.T) {
+	t.Parallel()
+	enr := batchenrichtest.NewEnricher(func(ctx context.Context, i item) (int, error) { return 0, nil })
+	sink := func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { return newPartSink(), nil }
+	boomSource := func(batchenrich.Partition) (batchenrich.Source[item], error) { panic("source boom") }
+	boomSink := func(batchenrich.Partition) (batchenrich.Sink[item, int], error) { panic("sink boom") }
+	for _, tc := range []struct {
+		name   string
+		source func(batchenrich.Partition) (batchenrich.Source[item], error)
+		sink   func(batchenrich.Partition) (batchenrich.Sink[item, int], error)
+		want   string
+	}{
+		{"source", boomSource, sink, "batchenrich: source of partition 0/2: panic: source boom"},
+		{"sink", modSource(10), boomSink, "batchenrich: sink of partition 0/2: panic: sink boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				r   *batchenrich.Runner[item, int]
+				err error
+			)
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						t.Fatalf("NewPartitioned panicked: %v", v)
+					}
+				}()
+				r, err = batchenrich.NewPartitioned(2, tc.source, enr, tc.sink, batchenrich.Options{})
+			}()
+			var pe *batchenrich.PanicError
+			if r != nil || !errors.As(err, &pe) || err.Error() != tc.want {
+				t.Fatalf("NewPartitioned = %v, %v; want %q, a *PanicError", r, err, tc.want)
+			}
+		})
+	}
+}
+
 // NewPartitioned with one partition is an unpartitioned run: one Runner,
 // its Report with no Partitions, its checkpoint under the run key itself.
 func TestNewPartitionedOneIsUnpartitioned(t *testing.T) {

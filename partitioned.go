@@ -36,7 +36,7 @@ import (
 //
 // It returns a *ConfigError naming the first bad argument or field
 // (Options fields are named as in Options), or the error of source or
-// sink, wrapped.
+// sink, wrapped (a panic in them is a *PanicError, wrapped likewise).
 func NewPartitioned[T, R any](partitions int, source func(p Partition) (Source[T], error), enr Enricher[T, R],
 	sink func(p Partition) (Sink[T, R], error), opts Options) (*Runner[T, R], error) {
 	switch {
@@ -62,14 +62,16 @@ func NewPartitioned[T, R any](partitions int, source func(p Partition) (Source[T
 	lim := newLimiter(o.Concurrency)
 	for i := range partitions {
 		part := Partition{Index: i, Count: partitions}
-		src, err := source(part)
+		var src Source[T]
+		err := guarded(func() (err error) { src, err = source(part); return err })
 		if err != nil {
 			return nil, fmt.Errorf("batchenrich: source of partition %s: %w", part, err)
 		}
 		if src == nil {
 			return nil, optionErr("source", "returned a nil Source for partition "+part.String())
 		}
-		snk, err := sink(part)
+		var snk Sink[T, R]
+		err = guarded(func() (err error) { snk, err = sink(part); return err })
 		if err != nil {
 			return nil, fmt.Errorf("batchenrich: sink of partition %s: %w", part, err)
 		}
