@@ -31,7 +31,8 @@ const Mask = "xxxxx"
 //     postgresql the user name too (an API's user name is often a token);
 //     the value of every query parameter whose name looks like a
 //     credential (see Sensitive) is masked, and so is any fragment. A
-//     URL that does not parse is shown as its scheme only.
+//     URL that does not parse is shown as its scheme only; one with
+//     nothing to mask is returned as it is (not re-encoded).
 //   - a libpq keyword connection string (host=h user=u password=p): the
 //     values of credential keywords are masked. One that does not parse
 //     (an unterminated quote) is not shown.
@@ -89,21 +90,29 @@ func redactURL(s, scheme, rest string) string {
 		}
 		return scheme + ":[rest of the URL not shown: it does not parse]"
 	}
+	masked := false
 	if u.User != nil {
 		lower := strings.ToLower(u.Scheme)
 		if lower == "postgres" || lower == "postgresql" {
 			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), Mask)
+				u.User, masked = url.UserPassword(u.User.Username(), Mask), true
 			}
 		} else {
-			u.User = url.User(Mask)
+			u.User, masked = url.User(Mask), true
 		}
 	}
 	if u.RawQuery != "" {
-		u.RawQuery = redactQuery(u.RawQuery)
+		if q := redactQuery(u.RawQuery); q != u.RawQuery {
+			u.RawQuery, masked = q, true
+		}
 	}
 	if u.Fragment != "" || u.RawFragment != "" {
-		u.Fragment, u.RawFragment = Mask, ""
+		u.Fragment, u.RawFragment, masked = Mask, "", true
+	}
+	if !masked {
+		// Nothing to hide: the URL as given, not as url.URL.String
+		// re-encodes it ("postgres://…" would read "postgres://%E2%80%A6").
+		return s
 	}
 	return u.String()
 }

@@ -68,6 +68,9 @@ func TestText(t *testing.T) {
 		`Get "http://h/x?api_key=s3cr3t&q=1": dial tcp: refused`: `Get "http://h/x?api_key=xxxxx&q=1": dial tcp: refused`,
 		"GET https://u:s3cr3t@h/x?token=s3cr3t (status: 500)":    "GET https://xxxxx@h/x?token=xxxxx (status: 500)",
 		"no URL here, password=s3cr3t is not one":                "no URL here, password=s3cr3t is not one",
+		// A URL without secrets stays as written, not re-encoded.
+		"use postgres://…, a keyword string":     "use postgres://…, a keyword string",
+		"GET http://h/a%2Fb?q=x y (status: 500)": "GET http://h/a%2Fb?q=x y (status: 500)",
 	} {
 		if got := Text(in); got != want {
 			t.Errorf("Text(%q) = %q, want %q", in, got, want)
