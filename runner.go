@@ -137,7 +137,7 @@ type window[T any] struct {
 //     with Overlap, flight.
 type run[T, R any] struct {
 	*Runner[T, R]
-	tracing // Options.Tracer, nil when unset
+	tracer Tracer // Options.Tracer, set by traceRunStart; nil when unset
 
 	mu  sync.Mutex
 	rep Report // guarded by mu

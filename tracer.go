@@ -189,11 +189,6 @@ const (
 	outPanicked                    // a panic in the Enricher or a hook; the run stops
 )
 
-// tracing is the run's Tracer, nil when unset.
-type tracing struct {
-	tracer Tracer
-}
-
 // hookPanic turns the *PanicError of a Tracer method into an error naming
 // the method.
 func hookPanic(method string, err error) error {
@@ -202,7 +197,7 @@ func hookPanic(method string, err error) error {
 
 // traceRunStart calls TraceRunStart. The Runner calls it only with a Tracer.
 func (st *run[T, R]) traceRunStart(ctx context.Context) (context.Context, error) {
-	st.tracing = tracing{tracer: st.opts.Tracer}
+	st.tracer = st.opts.Tracer
 	data := st.traceRun()
 	tctx := ctx
 	if err := guarded(func() error { tctx = st.tracer.TraceRunStart(ctx, data); return nil }); err != nil {
