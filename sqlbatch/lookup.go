@@ -77,7 +77,6 @@ type Lookup[T, R any] struct {
 	zero     bool
 	pgQuery  string // PostgreSQL: the SELECT, its keys one array cast to the Key column's type (Check)
 	checked  onceOK
-	keyTable bool // the key's type comes from the Table (else from Query)
 	selfScan bool // R is a sql.Scanner: rows are read through sqlx (see selectRows)
 }
 
@@ -125,7 +124,7 @@ func NewLookup[T, R any](db *sqlx.DB, cfg LookupConfig[T]) (_ *Lookup[T, R], err
 	if room := src.d.MaxParams() - len(src.baseArg); src.d.Kind == sqldialect.SQLite && max > room {
 		return nil, configErr("MaxItems", fmt.Sprintf("%d: SQLite binds at most %d values in one statement (%d left beside Filter and Args)", max, src.d.MaxParams(), room), nil)
 	}
-	return &Lookup[T, R]{src: src, itemKey: cfg.ItemKey, max: max, zero: cfg.ZeroIfMissing, keyTable: cfg.Table != "",
+	return &Lookup[T, R]{src: src, itemKey: cfg.ItemKey, max: max, zero: cfg.ZeroIfMissing,
 		selfScan: reflect.PointerTo(reflectx.Deref(reflect.TypeFor[R]())).Implements(scannerType)}, nil
 }
 
@@ -158,7 +157,7 @@ func (l *Lookup[T, R]) Check(ctx context.Context) error {
 func (l *Lookup[T, R]) keyColumnType(ctx context.Context) (string, error) {
 	s := l.src
 	key := s.keys[0]
-	if l.keyTable {
+	if s.table != "" { // the key's type comes from the Table, else from Query
 		info, err := s.d.Describe(ctx, s.db, s.table)
 		if err != nil {
 			return "", configErr("Table", "", err)
