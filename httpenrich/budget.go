@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batchenrich/batchenrich"
 )
 
 // Budget is a budget for one upstream shared with other processes (see
@@ -58,10 +61,18 @@ func adaptiveBudget(b Budget) AdaptiveBudget {
 
 // checkBudget refuses a Budget covering another host than rawURL's, and
 // an adaptive one without Config.Adaptive (adaptive: whether it is set).
-func checkBudget(b Budget, rawURL string, adaptive bool) error {
+// A panic in the Budget's Upstream or Adapts (a nil *T, say) is a
+// *batchenrich.ConfigError on Budget wrapping its *batchenrich.PanicError.
+func checkBudget(b Budget, rawURL string, adaptive bool) (err error) {
 	if b == nil {
 		return nil
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = &batchenrich.ConfigError{Package: "httpenrich", Field: "Budget", Reason: "its Upstream or Adapts panicked",
+				Err: &batchenrich.PanicError{Value: v, Stack: debug.Stack()}}
+		}
+	}()
 	if adaptiveBudget(b) != nil && !adaptive {
 		return optErr("Budget", "is adaptive (sqlbatch.BudgetConfig.Adaptive) but Config.Adaptive is nil: "+
 			"set Config.Adaptive, the limit the budget shares")

@@ -64,6 +64,32 @@ func TestBudgetWrongHostRefused(t *testing.T) {
 	}
 }
 
+// TestBudgetPanicRefused: a Budget whose Upstream panics (here a nil
+// *countingBudget) is New's *ConfigError on Budget wrapping the
+// *batchenrich.PanicError, not a panic of New's caller.
+func TestBudgetPanicRefused(t *testing.T) {
+	var nilBudget *countingBudget
+	var (
+		err error
+		pe  *batchenrich.PanicError
+		oe  *batchenrich.ConfigError
+	)
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("New panicked: %v", v)
+			}
+		}()
+		_, err = httpenrich.New(httpenrich.Config[int, json.RawMessage, json.RawMessage]{
+			URL:    "http://api.example.com/items",
+			Budget: nilBudget,
+		})
+	}()
+	if !errors.As(err, &oe) || oe.Field != "Budget" || !errors.As(err, &pe) {
+		t.Fatalf("New = %v, want a ConfigError on Budget wrapping a PanicError", err)
+	}
+}
+
 // TestBudgetEveryAttempt: every attempt to the host, retries included,
 // takes a place and gives it back, with and without Adaptive, and never
 // more at once than the budget has.

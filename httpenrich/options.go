@@ -150,7 +150,8 @@ type Config[T, B, R any] struct {
 	// share of its concurrency ceiling and rate, after Adaptive's limit
 	// and gate and Config.RateLimit. The share is renewed in the
 	// background, never per request. New refuses a Budget whose Upstream
-	// is not the URL's host. Attempts to another host (a redirect) are
+	// is not the URL's host, and one whose Upstream or Adapts panics (a
+	// ConfigError wrapping the *batchenrich.PanicError). Attempts to another host (a redirect) are
 	// not budgeted. Several Enrichers of a process (the partitions of a
 	// batchenrich.NewPartitioned run, a riverenrich worker's jobs) may
 	// share one Budget: the process's share holds across them. A Budget
