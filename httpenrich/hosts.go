@@ -36,6 +36,9 @@ type upstream struct {
 	lim   *aimd
 	gate  *gate
 	pacer *rate.Limiter // rate.Inf unless the host's budget runs low
+	// fleet is set when the host is the adaptive budget's (upstreams.budget):
+	// its limit, pauses and probes are told to the budget.
+	fleet bool
 }
 
 func newUpstreams(a *Adaptive, waitMax time.Duration) (*upstreams, error) {
@@ -57,7 +60,7 @@ func (u *upstreams) host(name string) *upstream {
 	if h == nil {
 		h = &upstream{name: name, lim: newAIMD(u.cfg), gate: newGate(), pacer: rate.NewLimiter(rate.Inf, 1)}
 		u.hosts[name] = h
-		if u.budget != nil && strings.EqualFold(name, u.budget.Upstream()) {
+		if h.fleet = u.budget != nil && strings.EqualFold(name, u.budget.Upstream()); h.fleet {
 			u.budget.LimitChanged(u.cfg.InitialConcurrency)
 		}
 	}
@@ -169,8 +172,7 @@ func (u *upstreams) admit(req *http.Request) (func(*http.Response, error), error
 // host-wide refusal's Retry-After, and reports a change of the limit.
 func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool, a answer, ok bool) {
 	c := h.lim.release(s, a)
-	fleet := u.budget != nil && strings.EqualFold(h.name, u.budget.Upstream())
-	if fleet && c.from != c.to {
+	if h.fleet && c.from != c.to {
 		u.budget.LimitChanged(c.to)
 	}
 	// A host-wide refusal closes the gate for its Retry-After, and so does
@@ -178,11 +180,11 @@ func (u *upstreams) finish(ctx context.Context, h *upstream, s slot, probe bool,
 	// at (the requests waiting at the gate hold their slots).
 	if (c.hostWide || probe) && a.retryAfter >= 0 {
 		h.gate.pause(a.retryAfter)
-		if fleet {
+		if h.fleet {
 			u.budget.Pause(a.retryAfter)
 		}
 	}
-	if h.gate.done(probe, ok) && fleet {
+	if h.gate.done(probe, ok) && h.fleet {
 		u.budget.Resume()
 	}
 	if c.from != c.to {
