@@ -42,7 +42,7 @@ func New[T, R any](cfg Config[T, R]) (*Client[T, R], error) {
 	}
 	c := &Client[T, R]{cfg: cfg, locker: cfg.Store.(batchenrich.Locker), enr: cfg.Enricher, drain: make(chan struct{})}
 	if cfg.Concurrency > 0 && c.enr != nil {
-		c.enr = described(cfg.Enricher, limited(semaphore.NewWeighted(int64(cfg.Concurrency)), c.enr))
+		c.enr = limited(semaphore.NewWeighted(int64(cfg.Concurrency)), c.enr)
 	}
 	rc := &river.Config{
 		Logger:            cfg.Logger,

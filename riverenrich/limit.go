@@ -13,9 +13,11 @@ import (
 // works on), waiting for one first or for ctx to end. For a BulkEnricher
 // it is one too, each EnrichBulk call holding one slot for its whole
 // group. It is a batchenrich.Checker checking enr, when enr is one, so
-// that the Runner checks enr before any work as it would unwrapped, and a
-// batchenrich.ConnUser giving enr's connections; it hides enr's other
-// optional interfaces (described puts the Describer back).
+// that the Runner checks enr before any work as it would unwrapped, a
+// batchenrich.ConnUser giving enr's connections, and a
+// batchenrich.Describer describing itself as enr does (the run's
+// definition is the same as unwrapped); it hides enr's other optional
+// interfaces.
 func limited[T, R any](sem *semaphore.Weighted, enr batchenrich.Enricher[T, R]) batchenrich.Enricher[T, R] {
 	one := limitedOne[T, R]{sem: sem, enr: enr}
 	if b, ok := enr.(batchenrich.BulkEnricher[T, R]); ok {
@@ -46,6 +48,16 @@ func (e limitedOne[T, R]) Check(ctx context.Context) error { return check(ctx, e
 // would unwrapped; nil otherwise.
 func (e limitedOne[T, R]) ConnUse(o batchenrich.Options) []batchenrich.ConnUse {
 	return connUse(e.enr, o)
+}
+
+// Describe returns enr's description when it is a batchenrich.Describer,
+// else "" (which a run's definition leaves out, as an Enricher that is no
+// Describer).
+func (e limitedOne[T, R]) Describe() string {
+	if d, ok := e.enr.(batchenrich.Describer); ok {
+		return d.Describe()
+	}
+	return ""
 }
 
 // connUse returns c's ConnUse when c is a batchenrich.ConnUser.

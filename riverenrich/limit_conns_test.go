@@ -35,7 +35,7 @@ func TestLimitedKeepsConnUse(t *testing.T) {
 			batchenrich.ConnUser
 		}{one, connDouble{}},
 	} {
-		wrapped := described(enr, limited(sem, enr))
+		wrapped := limited(sem, enr)
 		cu, ok := wrapped.(batchenrich.ConnUser)
 		if !ok {
 			t.Errorf("%s: the wrapped Enricher is no ConnUser", name)

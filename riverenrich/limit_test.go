@@ -76,7 +76,7 @@ func TestLimitedKeepsTheCheck(t *testing.T) {
 	for name, enr := range map[string]batchenrich.Enricher[int, int]{
 		"plain": &checkedDouble{}, "described": &describedChecked{},
 	} {
-		w := described(enr, limited(semaphore.NewWeighted(1), enr))
+		w := limited(semaphore.NewWeighted(1), enr)
 		ch, ok := w.(batchenrich.Checker)
 		if !ok {
 			t.Fatalf("%s: the limited Enricher %T is no Checker", name, w)
